@@ -1,0 +1,177 @@
+"""Cutover DAG: wiring only. Every decision lives in plugins/cutover_kit (see its module docs)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Param, TaskGroup, chain, task
+from airflow.sdk import TriggerRule
+
+from cutover_kit.outcome import choose_after_gate, final_outcome
+from cutover_kit.plan import OVERRIDABLE_FIELDS, list_plans, load_plan
+from cutover_kit.sensors.slo_gate import GATE_RESULT_KEY, SLOGateSensor
+from cutover_kit.stages import health, readiness, rollback, traffic
+
+DOC = """
+### Blue (Rails) -> green (TypeScript) cutover
+
+Trigger with a plan name (a file in `include/plans/`) and optional overrides. Stages, in order:
+
+1. **Deployment readiness**: the plan validates, every Connection resolves, every endpoint answers.
+5. **Health checks**: liveness and readiness of both colors, PostgreSQL and Redis round trips.
+8. **Rollback drill**: a little traffic on green, rolled back and verified; the time is recorded.
+9. **Blue-green setup**: both servers healthy in the router, green at 0 %.
+12. **Blue monitoring**: blue's baseline before traffic moves; every gate also checks that blue
+    does not regress; blue is verified warm after the standby watch.
+10. **Gradual traffic migration**: per step, set weights (read back) -> **11 smoke checks** ->
+    SLO gate (green vs live blue, deferrable) -> branch: next step or rollback.
+13. **Full cutover**: 100 % then a standby watch with the same gate; blue stays warm.
+
+A halted gate already put traffic back on blue (its reflex); the `rollback` group re-asserts and
+verifies it, and `cutover_verdict` fails the run with the reason when anything was rolled back.
+Stages 2, 3, 4, 6, 7, 14, 15 arrive in later releases.
+"""
+
+# The DAG's shape (one task group per traffic step) is fixed at parse time by the default plan;
+# stage 1 refuses a chosen plan whose steps differ, before anything moves.
+DAG_STEPS = load_plan("default").steps
+
+DEFAULT_ARGS = {
+    "owner": "platform",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=2),
+}
+
+
+def _params() -> dict[str, Param]:
+    params = {
+        "plan": Param("default", type="string", enum=list_plans(), description="Plan file in include/plans/"),
+    }
+    for field, schema in OVERRIDABLE_FIELDS.items():
+        if field == "steps":  # the step list is the DAG's shape, not a run-time knob
+            continue
+        params[field] = Param(None, **schema)  # each fragment carries its own description
+    return params
+
+
+@task.branch(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+def decide(gate_task_id: str, proceed_task_id: str, halt_task_id: str, ti=None) -> str:
+    import logging
+
+    gate_result = ti.xcom_pull(task_ids=gate_task_id, key=GATE_RESULT_KEY)
+    chosen, line = choose_after_gate(gate_result, proceed_task_id, halt_task_id)
+    logging.getLogger(__name__).info(line)
+    return chosen
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+def cutover_verdict(promote_task_id: str, halt_task_ids: list[str], rollback_task_id: str, ti=None) -> dict:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed") and t != ti.task_id)
+    halts = [h for h in (ti.xcom_pull(task_ids=t) for t in halt_task_ids) if h]
+    outcome = final_outcome(ti.xcom_pull(task_ids=promote_task_id), halts[0] if halts else None, ti.xcom_pull(task_ids=rollback_task_id), failed)
+    if not outcome.succeeded:
+        raise AirflowFailException(f"Outcome {outcome.outcome}: {outcome.reason}")
+    return {"outcome": outcome.outcome, "reason": outcome.reason}
+
+
+with DAG(
+    dag_id="cutover",
+    description="Blue (Rails) -> green (TypeScript) cutover, SLO-gated, with automatic rollback",
+    doc_md=DOC,
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params=_params(),
+    tags=["cutover", "blue-green"],
+) as dag:
+    with TaskGroup("stage_01_deployment_readiness") as stage_01:
+        plan = task(readiness.validate_plan, task_id="validate_plan", retries=0)(dag_steps=list(DAG_STEPS))
+        connections = task(readiness.resolve_connections, task_id="resolve_connections", retries=0)()
+        endpoints = task(readiness.check_endpoints_reachable, task_id="check_endpoints_reachable")()
+        chain(plan, connections, endpoints)
+
+    with TaskGroup("stage_05_health_checks") as stage_05:
+        health_checks = [
+            task(health.check_color_health, task_id="blue_health")("blue"),
+            task(health.check_color_health, task_id="green_health")("green"),
+            task(health.check_postgres, task_id="postgres")(),
+            task(health.check_redis, task_id="redis")(),
+        ]
+
+    with TaskGroup("stage_08_rollback_procedures") as stage_08:
+        drill = task(traffic.rollback_drill, task_id="rollback_drill", retries=0)(plan)
+
+    with TaskGroup("stage_09_blue_green_setup") as stage_09:
+        setup = task(traffic.blue_green_setup, task_id="blue_green_ready")()
+
+    with TaskGroup("stage_12_blue_monitoring") as stage_12:
+        baseline = task(traffic.capture_blue_baseline, task_id="capture_blue_baseline", retries=5)(plan)
+        blue_warm = task(traffic.verify_blue_warm, task_id="verify_blue_kept_warm")()
+
+    with TaskGroup("rollback") as rollback_group:
+        route_back = task(rollback.route_all_to_blue, task_id="route_all_to_blue", trigger_rule=TriggerRule.ONE_SUCCESS, retries=3, retry_delay=timedelta(seconds=1))()
+        verify_back = task(rollback.verify_blue_serving, task_id="verify_blue_serving", retry_delay=timedelta(seconds=1))()
+        route_back >> verify_back
+
+    def traffic_step(percent: int, next_task_id: str):
+        """set weights -> smoke checks (stage 11) -> SLO gate -> decide: next step or halt."""
+        label = f"{percent} %"
+        with TaskGroup(f"step_{percent}") as step:
+            weights = task(traffic.set_traffic, task_id="set_weights")(percent)
+            smoke = task(traffic.smoke_checks, task_id="stage_11_smoke_checks", retries=0)(label)
+            gate = SLOGateSensor(
+                task_id="slo_gate", step_label=label, plan=plan, weights_set_at=weights, blue_baseline=baseline, retries=0
+            )
+            branch = decide.override(task_id="decide")(gate.task_id, next_task_id, f"rollback.halt_at_{percent}")
+            chain(weights, smoke, gate, branch)
+        halt = task(rollback.record_halt, task_id=f"halt_at_{percent}", task_group=rollback_group, retries=0)(
+            label, gate.task_id, smoke.operator.task_id, weights.operator.task_id
+        )
+        branch >> halt >> route_back
+        return weights, branch, halt
+
+    migration_steps = [p for p in DAG_STEPS if p < 100]
+    step_ids = [f"stage_10_traffic_migration.step_{p}.set_weights" for p in migration_steps]
+    step_ids.append("stage_13_full_cutover.step_100.set_weights")
+    halts, heads, tails = [], [], []
+    with TaskGroup("stage_10_traffic_migration") as stage_10:
+        for index, percent in enumerate(migration_steps):
+            head, tail, halt = traffic_step(percent, step_ids[index + 1])
+            heads.append(head), tails.append(tail), halts.append(halt)
+
+    with TaskGroup("stage_13_full_cutover") as stage_13:
+        head, tail, halt = traffic_step(100, "stage_13_full_cutover.standby_watch")
+        heads.append(head), tails.append(tail), halts.append(halt)
+        standby = SLOGateSensor(
+            task_id="standby_watch",
+            step_label="100 % standby",
+            plan=plan,
+            weights_set_at=head,
+            blue_baseline=baseline,
+            bake_seconds_field="standby_seconds",
+            retries=0,
+        )
+        standby_branch = decide.override(task_id="decide_standby")(
+            standby.task_id, blue_warm.operator.task_id, "rollback.halt_at_standby"
+        )
+        promote = task(traffic.record_promotion, task_id="promote")(plan)
+    standby_halt = task(rollback.record_halt, task_id="halt_at_standby", task_group=rollback_group, retries=0)(
+        "100 % standby", standby.task_id, None, head.operator.task_id
+    )
+    halts.append(standby_halt)
+    standby_branch >> standby_halt >> route_back
+
+    for tail, next_head in zip(tails, heads[1:]):
+        tail >> next_head
+    tails[-1] >> standby >> standby_branch >> blue_warm >> promote
+
+    verdict = cutover_verdict(
+        promote.operator.task_id, [h.operator.task_id for h in halts], verify_back.operator.task_id
+    )
+    chain(stage_01, stage_05, stage_08, stage_09, baseline, heads[0])
+    [promote, verify_back] >> verdict

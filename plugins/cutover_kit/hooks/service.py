@@ -1,0 +1,68 @@
+"""ServiceHook: plain HTTP probes of one service endpoint (a color directly, or the router).
+
+Connections ``app_blue``, ``app_green`` and ``app_router`` (conn_type http: host, port, optional
+schema "https"). Probes never raise on HTTP errors: a probe is a measurement, judged elsewhere.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import requests
+from airflow.sdk import BaseHook
+
+
+@dataclass(frozen=True)
+class Probe:
+    method: str
+    url: str
+    status: int | None
+    elapsed_ms: float
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+class ServiceHook(BaseHook):
+    conn_name_attr = "service_conn_id"
+    default_conn_name = "app_router"
+    conn_type = "http"
+    hook_name = "Service endpoint"
+
+    def __init__(self, service_conn_id: str = default_conn_name, timeout_seconds: float = 3.0) -> None:
+        super().__init__()
+        self.service_conn_id = service_conn_id
+        self.timeout_seconds = timeout_seconds
+
+    @cached_property
+    def base_url(self) -> str:
+        conn = self.get_connection(self.service_conn_id)
+        if not conn.host:
+            raise ValueError(f"Connection {self.service_conn_id!r} has no host")
+        scheme = conn.schema if conn.schema in ("http", "https") else "http"
+        host = conn.host if "://" in conn.host else f"{scheme}://{conn.host}"
+        return f"{host}:{conn.port}" if conn.port else host
+
+    def get_conn(self) -> requests.Session:
+        return requests.Session()
+
+    @cached_property
+    def session(self) -> requests.Session:
+        return self.get_conn()
+
+    def probe(self, method: str, path: str, json_body: Any = None) -> Probe:
+        url = f"{self.base_url}{path}"
+        started = time.perf_counter()
+        try:
+            response = self.session.request(method, url, json=json_body, timeout=self.timeout_seconds)
+        except requests.RequestException as error:
+            return Probe(method, url, None, (time.perf_counter() - started) * 1000, error=f"{type(error).__name__}: {error}")
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text[:200]
+        return Probe(method, url, response.status_code, elapsed_ms, body, dict(response.headers))

@@ -1,0 +1,55 @@
+"""Pure decisions after a gate, and the cutover's final outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+def choose_after_gate(gate_result: dict[str, Any] | None, proceed_task_id: str, halt_task_id: str) -> tuple[str, str]:
+    """Proceed only on an explicit successful gate result; anything else (failed, inconclusive,
+    missing because the gate or an upstream task broke) halts. Returns (task_id, log line)."""
+    if gate_result and gate_result.get("status") == "success":
+        return proceed_task_id, f"Proceed: {gate_result.get('line', 'gate passed')}"
+    if gate_result:
+        return halt_task_id, f"Roll back: {gate_result.get('line') or gate_result.get('reason')}"
+    return halt_task_id, "Roll back: the gate did not report (it or a task before it failed)"
+
+
+def halt_reason(step_label: str, gate_result: dict[str, Any] | None, smoke_result: dict[str, Any] | None, failed_tasks: list[str]) -> str:
+    if gate_result and gate_result.get("status") != "success":
+        return gate_result.get("line") or f"Halt at {step_label}: {gate_result.get('reason')}"
+    if smoke_result and smoke_result.get("verdict") == "FAIL":
+        return f"Halt at {step_label}: {smoke_result['reason']}"
+    if failed_tasks:
+        return f"Halt at {step_label}: task(s) failed: {', '.join(failed_tasks)}"
+    if gate_result is None:
+        return f"Halt at {step_label}: the gate did not run (an earlier stage failed)"
+    return f"Halt at {step_label}: no healthy gate result"
+
+
+@dataclass(frozen=True)
+class CutoverOutcome:
+    outcome: str  # "promoted" | "rolled_back" | "failed"
+    reason: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == "promoted"
+
+
+def final_outcome(
+    promotion: dict[str, Any] | None,
+    halt: dict[str, Any] | None,
+    rollback: dict[str, Any] | None,
+    failed_tasks: list[str],
+) -> CutoverOutcome:
+    if halt:
+        if rollback and rollback.get("verified"):
+            return CutoverOutcome("rolled_back", f"Rolled back: {halt['reason']}")
+        return CutoverOutcome("failed", f"Rollback NOT verified after: {halt['reason']}")
+    if promotion and not failed_tasks:
+        return CutoverOutcome("promoted", promotion["reason"])
+    if failed_tasks:
+        return CutoverOutcome("failed", f"Cutover stopped: failed task(s) {', '.join(sorted(failed_tasks))}")
+    return CutoverOutcome("failed", "Cutover ended without promotion or rollback")

@@ -1,0 +1,279 @@
+"""The SLO judge: measurements of one judging window in, a verdict with a one-line reason out.
+
+Pure functions only (no Airflow, no I/O) so every rule is unit-tested in milliseconds.
+
+Rules, in the order a human would check them:
+1. Critical checks: a color whose metrics target is down fails at once.
+2. Not enough data (no series, or fewer than ``min_requests`` green requests in the window) is
+   INCONCLUSIVE: it must neither promote nor roll back by itself.
+3. Error ratio: green fails only when the *lower* bound of its Wilson score interval is above the
+   limit, i.e. when we are confident the breach is real. One error in 20 requests is 5 % but not
+   evidence of a 1 % breach; 40 errors in 200 is. A point estimate above the limit whose lower
+   bound is not is INCONCLUSIVE (hold and gather more data) rather than PASS.
+4. Green vs live blue, measured in the same window. When blue has too little traffic of its own
+   (e.g. at 100 % green) the pre-cutover blue baseline stands in, and the reason says so.
+5. Latency: green p95/p99 may be at most ``max_latency_ratio_vs_blue`` x blue's, ignoring
+   differences below ``latency_floor_seconds`` (sub-floor noise is not a degradation).
+6. Blue's own SLOs (stage 12): blue must not regress against its pre-cutover baseline while
+   traffic moves; a regression is a FAIL (a shared dependency is hurting both sides).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from cutover_kit.plan import SLOPolicy
+
+
+class Verdict(str, Enum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+
+
+@dataclass(frozen=True)
+class ColorWindow:
+    """What one color did in one judging window. ``None`` means "no data", never zero."""
+
+    color: str
+    requests: float | None
+    errors: float | None
+    latency_seconds: dict[float, float | None] = field(default_factory=dict)
+    up: bool | None = None
+
+    @property
+    def error_ratio(self) -> float | None:
+        if not self.requests or self.errors is None:
+            return None
+        return self.errors / self.requests
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["latency_seconds"] = {str(q): v for q, v in self.latency_seconds.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ColorWindow:
+        latency = {float(q): v for q, v in (data.get("latency_seconds") or {}).items()}
+        return cls(
+            color=data["color"],
+            requests=data.get("requests"),
+            errors=data.get("errors"),
+            latency_seconds=latency,
+            up=data.get("up"),
+        )
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    reason: str
+    breaches: tuple[str, ...] = ()
+    doubts: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "breaches": list(self.breaches),
+            "doubts": list(self.doubts),
+        }
+
+
+def wilson_interval(errors: float, requests: float, z: float) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion; well-behaved at 0 errors and small n."""
+    if requests <= 0:
+        return 0.0, 1.0
+    p = min(max(errors / requests, 0.0), 1.0)
+    denominator = 1 + z * z / requests
+    centre = (p + z * z / (2 * requests)) / denominator
+    half_width = z * math.sqrt(p * (1 - p) / requests + z * z / (4 * requests * requests)) / denominator
+    # min/max with p: float rounding must never put the estimate outside its own interval.
+    return max(0.0, min(centre - half_width, p)), min(1.0, max(centre + half_width, p))
+
+
+def format_percent(ratio: float) -> str:
+    return f"{ratio * 100:.1f} %"
+
+
+def format_ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def quantile_label(quantile: float) -> str:
+    return f"p{quantile * 100:g}"
+
+
+def _blue_reference(
+    blue: ColorWindow, baseline: ColorWindow | None, min_requests: int
+) -> tuple[ColorWindow | None, str]:
+    """Live blue when it had enough traffic in this window, else the pre-cutover baseline."""
+    if blue.requests is not None and blue.requests >= min_requests:
+        return blue, "blue"
+    if baseline is not None and baseline.requests:
+        return baseline, "blue baseline"
+    return None, "blue"
+
+
+def _check_critical(green: ColorWindow, blue: ColorWindow) -> list[str]:
+    return [f"{window.color} is down (metrics target not answering)" for window in (green, blue) if window.up is False]
+
+
+def _check_green_errors(
+    green: ColorWindow,
+    reference: ColorWindow | None,
+    reference_name: str,
+    policy: SLOPolicy,
+    window_label: str,
+) -> tuple[list[str], list[str]]:
+    breaches: list[str] = []
+    doubts: list[str] = []
+    ratio = green.error_ratio or 0.0
+    lower, _ = wilson_interval(green.errors or 0.0, green.requests or 0.0, policy.confidence_z)
+    traffic = f"over {window_label}, {green.requests:.0f} requests"
+    if lower > policy.max_error_ratio:
+        breaches.append(f"green 5xx {format_percent(ratio)} > {format_percent(policy.max_error_ratio)} {traffic}")
+    elif ratio > policy.max_error_ratio:
+        doubts.append(
+            f"green 5xx {format_percent(ratio)} above {format_percent(policy.max_error_ratio)} "
+            f"but not yet significant {traffic}"
+        )
+    if reference is not None and reference.error_ratio is not None:
+        delta = lower - reference.error_ratio
+        if delta > policy.max_error_ratio_delta_vs_blue:
+            breaches.append(
+                f"green 5xx {format_percent(ratio)} vs {reference_name} {format_percent(reference.error_ratio)} "
+                f"(> +{policy.max_error_ratio_delta_vs_blue * 100:.1f} pp) {traffic}"
+            )
+    return breaches, doubts
+
+
+def _check_latency(
+    subject: ColorWindow,
+    reference: ColorWindow | None,
+    reference_name: str,
+    policy: SLOPolicy,
+    verb: str,
+) -> tuple[list[str], list[str]]:
+    breaches: list[str] = []
+    doubts: list[str] = []
+    for quantile in policy.quantiles:
+        label = quantile_label(quantile)
+        observed = subject.latency_seconds.get(quantile)
+        if observed is None:
+            doubts.append(f"no {subject.color} {label} latency data")
+            continue
+        if reference is None or reference.latency_seconds.get(quantile) is None:
+            doubts.append(f"no {reference_name} {label} to compare {subject.color} with")
+            continue
+        expected = reference.latency_seconds[quantile]
+        limit = max(policy.max_latency_ratio_vs_blue * expected, policy.latency_floor_seconds)
+        if observed > limit:
+            ratio = observed / expected if expected > 0 else math.inf
+            breaches.append(
+                f"{subject.color} {label} {format_ms(observed)} {verb} {reference_name} {format_ms(expected)} "
+                f"(x{ratio:.1f} > x{policy.max_latency_ratio_vs_blue:g})"
+            )
+    return breaches, doubts
+
+
+def judge_window(
+    green: ColorWindow,
+    blue: ColorWindow,
+    policy: SLOPolicy,
+    *,
+    min_requests: int,
+    window_seconds: float,
+    blue_baseline: ColorWindow | None = None,
+) -> Judgement:
+    """Judge one window: green against live blue (or blue's baseline), and blue against its baseline."""
+    window_label = f"{window_seconds:.0f} s"
+    breaches = _check_critical(green, blue)
+    doubts: list[str] = []
+
+    if not breaches:
+        if green.requests is None:
+            doubts.append("no green request data in Prometheus")
+        elif green.requests < min_requests:
+            doubts.append(f"only {green.requests:.0f} green requests in {window_label} (< {min_requests})")
+        else:
+            reference, reference_name = _blue_reference(blue, blue_baseline, min_requests)
+            error_breaches, error_doubts = _check_green_errors(green, reference, reference_name, policy, window_label)
+            latency_breaches, latency_doubts = _check_latency(green, reference, reference_name, policy, "vs")
+            breaches += error_breaches + latency_breaches
+            doubts += error_doubts + latency_doubts
+
+        blue_breaches = _check_blue_regression(blue, blue_baseline, policy, min_requests, window_label)
+        breaches += blue_breaches
+
+    if breaches:
+        return Judgement(Verdict.FAIL, "; ".join(breaches), tuple(breaches), tuple(doubts))
+    if doubts:
+        return Judgement(Verdict.INCONCLUSIVE, "; ".join(doubts), (), tuple(doubts))
+    return Judgement(Verdict.PASS, _healthy_summary(green, blue, blue_baseline, policy, min_requests, window_label))
+
+
+def _check_blue_regression(
+    blue: ColorWindow,
+    baseline: ColorWindow | None,
+    policy: SLOPolicy,
+    min_requests: int,
+    window_label: str,
+) -> list[str]:
+    """Stage 12: blue keeps its own SLOs while traffic moves. Too little blue traffic: nothing to judge."""
+    if blue.requests is None or blue.requests < min_requests:
+        return []
+    breaches: list[str] = []
+    lower, _ = wilson_interval(blue.errors or 0.0, blue.requests, policy.confidence_z)
+    if lower > policy.max_error_ratio:
+        breaches.append(
+            f"blue 5xx {format_percent(blue.error_ratio or 0.0)} > {format_percent(policy.max_error_ratio)} "
+            f"over {window_label}, {blue.requests:.0f} requests"
+        )
+    if baseline is not None:
+        latency_breaches, _ = _check_latency(blue, baseline, "its baseline", policy, "regressed vs")
+        breaches += latency_breaches
+    return breaches
+
+
+def _healthy_summary(
+    green: ColorWindow,
+    blue: ColorWindow,
+    baseline: ColorWindow | None,
+    policy: SLOPolicy,
+    min_requests: int,
+    window_label: str,
+) -> str:
+    reference, reference_name = _blue_reference(blue, baseline, min_requests)
+    first = policy.quantiles[0]
+    green_latency = green.latency_seconds.get(first)
+    parts = [f"green 5xx {format_percent(green.error_ratio or 0.0)} <= {format_percent(policy.max_error_ratio)}"]
+    if green_latency is not None and reference is not None and reference.latency_seconds.get(first) is not None:
+        parts.append(
+            f"{quantile_label(first)} {format_ms(green_latency)} vs {reference_name} "
+            f"{format_ms(reference.latency_seconds[first])}"
+        )
+    return f"{', '.join(parts)} over {window_label}, {green.requests:.0f} requests"
+
+
+def summarize_baseline(blue: ColorWindow, *, min_requests: int, window_seconds: float) -> Judgement:
+    """Is a captured blue baseline usable? Too little traffic or missing latency is INCONCLUSIVE."""
+    if blue.up is False:
+        return Judgement(Verdict.FAIL, "blue is down (metrics target not answering)")
+    if blue.requests is None or blue.requests < min_requests:
+        seen = "no" if blue.requests is None else f"{blue.requests:.0f}"
+        return Judgement(
+            Verdict.INCONCLUSIVE, f"blue baseline has {seen} requests in {window_seconds:.0f} s (< {min_requests})"
+        )
+    missing = [quantile_label(q) for q, v in blue.latency_seconds.items() if v is None]
+    if missing:
+        return Judgement(Verdict.INCONCLUSIVE, f"blue baseline lacks {', '.join(missing)} latency")
+    latency = ", ".join(f"{quantile_label(q)} {format_ms(v)}" for q, v in blue.latency_seconds.items() if v is not None)
+    return Judgement(
+        Verdict.PASS,
+        f"blue baseline: 5xx {format_percent(blue.error_ratio or 0.0)}, {latency} over "
+        f"{window_seconds:.0f} s, {blue.requests:.0f} requests",
+    )

@@ -1,0 +1,123 @@
+"""Smoke checks: a fixed request list (include/smoke/checks.yaml) and the pure judging of answers."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CHECKS_FILE = REPO_ROOT / "include" / "smoke" / "checks.yaml"
+ALLOWED_METHODS = {"GET", "POST", "PUT", "DELETE"}
+
+
+class SmokeCheckError(ValueError):
+    """The smoke check file is malformed."""
+
+
+@dataclass(frozen=True)
+class SmokeCheck:
+    name: str
+    method: str
+    path: str
+    expect_status: int
+    body: Any = None
+    expect_keys: tuple[str, ...] = ()
+    expect_values: dict[str, Any] = field(default_factory=dict)
+    remember: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    check: str
+    target: str
+    ok: bool
+    line: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "target": self.target, "ok": self.ok, "line": self.line}
+
+
+def load_checks(path: Path = DEFAULT_CHECKS_FILE) -> list[SmokeCheck]:
+    try:
+        document = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise SmokeCheckError(f"smoke checks {path}: {error}") from error
+    if not isinstance(document, dict) or not isinstance(document.get("checks"), list) or not document["checks"]:
+        raise SmokeCheckError(f"smoke checks {path}: 'checks' must be a non-empty list")
+    allowed = set(SmokeCheck.__dataclass_fields__)
+    checks = []
+    for index, raw in enumerate(document["checks"]):
+        where = f"smoke checks {path}: checks[{index}]"
+        if not isinstance(raw, dict):
+            raise SmokeCheckError(f"{where} must be a mapping")
+        unknown = set(raw) - allowed
+        if unknown:
+            raise SmokeCheckError(f"{where} has unknown fields {sorted(unknown)}")
+        for required in ("name", "method", "path", "expect_status"):
+            if required not in raw:
+                raise SmokeCheckError(f"{where}.{required} is required")
+        if raw["method"] not in ALLOWED_METHODS:
+            raise SmokeCheckError(f"{where}.method {raw['method']!r} is not one of {sorted(ALLOWED_METHODS)}")
+        if not isinstance(raw["expect_status"], int):
+            raise SmokeCheckError(f"{where}.expect_status must be an integer")
+        checks.append(
+            SmokeCheck(
+                name=str(raw["name"]),
+                method=raw["method"],
+                path=str(raw["path"]),
+                expect_status=raw["expect_status"],
+                body=raw.get("body"),
+                expect_keys=tuple(raw.get("expect_keys") or ()),
+                expect_values=dict(raw.get("expect_values") or {}),
+                remember=dict(raw.get("remember") or {}),
+            )
+        )
+    return checks
+
+
+def render_path(template: str, memory: dict[str, Any]) -> str | None:
+    """Fill ``{order_id}``-style fields from earlier checks; None when a field is unknown."""
+    fields = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    if not fields <= memory.keys():
+        return None
+    return template.format(**memory)
+
+
+def judge_answer(check: SmokeCheck, target: str, status: int | None, body: Any, error: str | None, elapsed_ms: float) -> SmokeResult:
+    where = f"{target} {check.method} {check.path}"
+    if status is None:
+        return SmokeResult(check.name, target, False, f"FAIL {check.name} on {where}: {error}")
+    if status != check.expect_status:
+        return SmokeResult(check.name, target, False, f"FAIL {check.name} on {where}: HTTP {status}, expected {check.expect_status}")
+    if check.expect_keys or check.expect_values:
+        if not isinstance(body, dict):
+            return SmokeResult(check.name, target, False, f"FAIL {check.name} on {where}: body is not a JSON object")
+        missing = [key for key in check.expect_keys if key not in body]
+        if missing:
+            return SmokeResult(check.name, target, False, f"FAIL {check.name} on {where}: missing keys {missing}")
+        wrong = {k: body.get(k) for k, v in check.expect_values.items() if body.get(k) != v}
+        if wrong:
+            return SmokeResult(check.name, target, False, f"FAIL {check.name} on {where}: got {wrong}, expected {check.expect_values}")
+    return SmokeResult(check.name, target, True, f"ok {check.name} on {where}: HTTP {status} in {elapsed_ms:.0f} ms")
+
+
+def run_checks(checks: list[SmokeCheck], target: str, send: Callable[[str, str, Any], Any]) -> list[SmokeResult]:
+    """Run checks in order against one target. ``send(method, path, body)`` returns a Probe-like
+    object (status, body, error, elapsed_ms). A check whose path needs an unknown value fails."""
+    memory: dict[str, Any] = {}
+    results = []
+    for check in checks:
+        path = render_path(check.path, memory)
+        if path is None:
+            results.append(SmokeResult(check.name, target, False, f"FAIL {check.name} on {target}: an earlier check did not provide {check.path}"))
+            continue
+        probe = send(check.method, path, check.body)
+        result = judge_answer(check, target, probe.status, probe.body, probe.error, probe.elapsed_ms)
+        results.append(result)
+        if result.ok and isinstance(probe.body, dict):
+            memory.update({name: probe.body.get(key) for name, key in check.remember.items()})
+    return results

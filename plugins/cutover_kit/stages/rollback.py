@@ -1,0 +1,70 @@
+"""The rollback path: record why, put 100 % of traffic on blue (verified), prove blue serves.
+
+``route_all_to_blue`` re-asserts the absolute state even when the gate's reflex already did it:
+setting weights is idempotent, and the read-back is the proof we record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from cutover_kit.outcome import halt_reason
+
+log = logging.getLogger(__name__)
+
+
+def record_halt(step_label: str, gate_task_id: str, smoke_task_id: str | None, set_weights_task_id: str) -> dict[str, Any]:
+    from airflow.sdk import get_current_context
+
+    context = get_current_context()
+    ti = context["ti"]
+    gate_result = ti.xcom_pull(task_ids=gate_task_id, key="gate_result")
+    smoke_result = ti.xcom_pull(task_ids=smoke_task_id, key="smoke_result") if smoke_task_id else None
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    failed = sorted(task for task, state in states.items() if state == "failed")
+    reason = halt_reason(step_label, gate_result, smoke_result, failed)
+    decided_at = (gate_result or {}).get("decided_at") or (smoke_result or {}).get("decided_at") or time.time()
+    log.info(reason)
+    return {
+        "verdict": "FAIL",
+        "step": step_label,
+        "reason": reason,
+        "decided_at": decided_at,
+        "traffic_restored_at": (gate_result or {}).get("traffic_restored_at"),
+    }
+
+
+def route_all_to_blue() -> dict[str, Any]:
+    from cutover_kit.hooks.haproxy import HAProxyHook
+
+    weights = HAProxyHook().set_green_percent(0)
+    verified_at = time.time()
+    reason = f"All traffic on blue: weights {weights.to_dict()}, verified by read-back"
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason, "weights": weights.to_dict(), "verified_at": verified_at}
+
+
+def verify_blue_serving(probes: int = 10) -> dict[str, Any]:
+    """Through the router, every answer must come from blue and succeed."""
+    from cutover_kit.hooks.service import ServiceHook
+
+    router = ServiceHook("app_router")
+    served_by, failures = [], []
+    for _ in range(probes):
+        probe = router.probe("GET", "/api/users/1")
+        served_by.append(probe.headers.get("X-Backend-Server") or probe.headers.get("X-Served-By"))
+        if probe.status != 200:
+            failures.append(str(probe.status or probe.error))
+    not_blue = [color for color in served_by if color != "blue"]
+    if failures or not_blue:
+        raise AirflowFailException(
+            f"Blue not serving alone after rollback: {len(failures)} failed probes {failures[:3]}, "
+            f"{len(not_blue)} answered by {set(not_blue)}"
+        )
+    reason = f"Rollback verified: {probes}/{probes} probes through the router served by blue with HTTP 200"
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason, "verified": True}

@@ -1,0 +1,145 @@
+"""Stages 8, 9, 10, 11 and 12: rollback drill, blue-green setup, traffic steps, smoke checks,
+blue baseline. Each task sets absolute state (a weight, never "+20 %") so a cleared and re-run
+task converges to the same place."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from cutover_kit.plan import CutoverPlan
+
+log = logging.getLogger(__name__)
+
+# The brief's budget for putting traffic back on blue; the drill fails if a real rollback would miss it.
+TRAFFIC_ROLLBACK_BUDGET_SECONDS = 60.0
+
+
+def rollback_drill(plan: dict[str, Any]) -> dict[str, Any]:
+    """Put a little traffic on green, roll it back, verify by read-back, and time the rollback."""
+    from cutover_kit.hooks.haproxy import HAProxyHook
+
+    drill_percent = CutoverPlan.from_dict(plan).rollback_drill_percent
+    router = HAProxyHook()
+    before = router.read_weights()
+    if before.green != 0:
+        raise AirflowFailException(
+            f"Rollback drill refused: green already has {before.green_percent:.0f} % of traffic "
+            f"(weights {before.to_dict()}); the drill runs before any traffic moves"
+        )
+    try:
+        router.set_green_percent(drill_percent)
+    finally:
+        started = time.perf_counter()
+        after = router.set_green_percent(0)
+        rollback_seconds = time.perf_counter() - started
+    if rollback_seconds > TRAFFIC_ROLLBACK_BUDGET_SECONDS:
+        raise AirflowFailException(
+            f"Rollback drill too slow: {rollback_seconds:.1f} s > {TRAFFIC_ROLLBACK_BUDGET_SECONDS:.0f} s budget"
+        )
+    reason = (
+        f"Rollback drill: {drill_percent} % -> 0 % green in {rollback_seconds * 1000:.1f} ms, "
+        f"weights {after.to_dict()} verified by read-back"
+    )
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason, "rollback_seconds": rollback_seconds}
+
+
+def blue_green_setup() -> dict[str, Any]:
+    """Both servers present and passing health checks in the router, green at 0 %."""
+    from cutover_kit.hooks.haproxy import HAProxyHook
+
+    router = HAProxyHook()
+    states = router.server_states()
+    not_up = {color: state for color, state in states.items() if not state.startswith("UP")}
+    if not_up:
+        raise AirflowException(f"Blue-green setup: router health checks not UP: {not_up}")
+    weights = router.set_green_percent(0)
+    reason = f"Blue-green ready: blue {states['blue']}, green {states['green']}, weights {weights.to_dict()}"
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason, "weights": weights.to_dict()}
+
+
+def set_traffic(percent: int) -> dict[str, Any]:
+    from cutover_kit.hooks.haproxy import HAProxyHook
+
+    weights = HAProxyHook().set_green_percent(percent)
+    reason = f"Green at {percent} %: weights blue {weights.blue} / green {weights.green}, verified by read-back"
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason, "percent": percent, "weights": weights.to_dict(), "set_at": time.time()}
+
+
+def smoke_checks(step_label: str, targets: tuple[str, ...] = ("app_router", "app_green", "app_blue")) -> dict[str, Any]:
+    """Stage 11: the fixed smoke request list on the router and on each color directly."""
+    from airflow.sdk import get_current_context
+
+    from cutover_kit.hooks.service import ServiceHook
+    from cutover_kit.smoke import load_checks, run_checks
+
+    checks = load_checks()
+    results = []
+    for conn_id in targets:
+        hook = ServiceHook(conn_id)
+        results += run_checks(checks, conn_id, lambda method, path, body: hook.probe(method, path, body))
+    for result in results:
+        log.info(result.line)
+    failures = [result.line for result in results if not result.ok]
+    summary = {
+        "verdict": "FAIL" if failures else "PASS",
+        "reason": f"Smoke at {step_label}: " + ("; ".join(failures) if failures else f"{len(results)} checks ok on {', '.join(targets)}"),
+        "results": [result.to_dict() for result in results],
+        "decided_at": time.time(),
+    }
+    if failures:
+        get_current_context()["ti"].xcom_push(key="smoke_result", value=summary)
+        raise AirflowFailException(summary["reason"])
+    log.info(summary["reason"])
+    return summary
+
+
+def capture_blue_baseline(plan: dict[str, Any]) -> dict[str, Any]:
+    """Stage 12: blue's own numbers before traffic moves, the yardstick for blue's regression and
+    the stand-in for live blue once blue no longer gets traffic."""
+    from cutover_kit.hooks.prometheus import PrometheusHook
+    from cutover_kit.measure import measure_color
+    from cutover_kit.slo import Verdict, summarize_baseline
+
+    parsed = CutoverPlan.from_dict(plan)
+    blue = measure_color(PrometheusHook(), "blue", parsed.baseline_seconds, tuple(parsed.slo.quantiles))
+    judgement = summarize_baseline(blue, min_requests=parsed.min_requests, window_seconds=parsed.baseline_seconds)
+    log.info("%s: %s", judgement.verdict.value, judgement.reason)
+    if judgement.verdict is Verdict.FAIL:
+        raise AirflowFailException(judgement.reason)
+    if judgement.verdict is Verdict.INCONCLUSIVE:
+        raise AirflowException(f"{judgement.reason}; retrying")  # more traffic may arrive
+    return {"verdict": "PASS", "reason": judgement.reason, "window": blue.to_dict()}
+
+
+def verify_blue_warm() -> dict[str, Any]:
+    """Stage 12 after cutover: blue is kept warm (healthy, ready) so a rollback stays instant."""
+    from cutover_kit.hooks.haproxy import HAProxyHook
+    from cutover_kit.hooks.service import ServiceHook
+
+    state = HAProxyHook().server_states()["blue"]
+    ready = ServiceHook("app_blue").probe("GET", "/readyz")
+    if not state.startswith("UP") or ready.status != 200:
+        raise AirflowFailException(f"Blue is not warm: router says {state}, /readyz {ready.status or ready.error}")
+    reason = f"Blue kept warm: router {state}, /readyz HTTP 200 in {ready.elapsed_ms:.0f} ms"
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason}
+
+
+def record_promotion(plan: dict[str, Any]) -> dict[str, Any]:
+    """Stage 13's end: green holds 100 % after the standby watch, read back from the router."""
+    from cutover_kit.hooks.haproxy import HAProxyHook
+
+    weights = HAProxyHook().read_weights()
+    if weights.green_percent != 100:
+        raise AirflowFailException(f"Refusing to promote: router weights are {weights.to_dict()}, not 100 % green")
+    standby = CutoverPlan.from_dict(plan).standby_seconds
+    reason = f"Promoted: 100 % green after a {standby} s standby watch, blue kept warm for rollback"
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason, "weights": weights.to_dict()}

@@ -1,0 +1,519 @@
+"""Demo service, one process per color: ``python -m sandbox.app --color blue --port 18081``.
+
+Blue stands for the legacy Rails app, green for its rewrite; both serve the same JSON API on the
+same database (DSN from env ``SANDBOX_APP_DSN``), so only the color label tells them apart. Every
+response carries ``X-Served-By: <color>``.
+
+Fault control (``/__fault``) lets rehearsals inject 5xx errors, latency or a crash. It is only
+accepted from loopback clients that did not come through HAProxy (HAProxy also denies it and adds
+X-Forwarded-For, which this app refuses as a second line of defence).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+import psycopg2.pool
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import ProcessCollector
+
+LATENCY_BUCKETS = (.001, .0025, .005, .0075, .01, .015, .02, .03, .05, .075, .1, .15, .2, .3, .5, .75, 1, 2, 5)
+MAX_BODY_BYTES = 64 * 1024
+MAX_ADDED_LATENCY_MS = 30_000  # stays below HAProxy's `timeout server` so latency is not turned into 504s
+CRASH_EXIT_CODE = 70  # EX_SOFTWARE: distinguishable from a SIGTERM/SIGKILL stop in logs and tests
+POOL_SIZE = 20
+POOL_WAIT_SECONDS = 5.0
+LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+UNMATCHED_ROUTE = "unmatched"  # one label value for every unknown path keeps metric cardinality bounded
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class DatabaseUnavailable(HttpError):
+    def __init__(self, message: str) -> None:
+        super().__init__(503, f"database unavailable: {message}")
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics
+
+
+class Metrics:
+    def __init__(self, color: str) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.color = color
+        self.requests = Counter(
+            "http_requests", "HTTP requests handled, by route template and status code",
+            ["color", "route", "method", "code"], registry=self.registry,
+        )
+        self.duration = Histogram(
+            "http_request_duration_seconds", "Time from request parsed to response ready, injected latency included",
+            ["color", "route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        info = Gauge("app_info", "Always 1; identifies the color of this process", ["color"], registry=self.registry)
+        info.labels(color=color).set(1)
+
+    def precreate(self, routes: tuple[Route, ...]) -> None:
+        """Expose 0-valued series for each API route's success and 500 codes from the start.
+
+        rate() cannot see the 0 -> 1 step of a series that appears at 1, so without this the
+        first error of each route would be invisible to the error-ratio rules.
+        """
+        for route in routes:
+            for code in (route.success_code, 500):
+                self.requests.labels(color=self.color, route=route.template, method=route.method, code=str(code))
+            self.duration.labels(color=self.color, route=route.template)
+
+    def observe(self, route: str, method: str, code: int, seconds: float) -> None:
+        self.requests.labels(color=self.color, route=route, method=method, code=str(code)).inc()
+        self.duration.labels(color=self.color, route=route).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+# --------------------------------------------------------------------------------------------
+# Fault state
+
+
+@dataclass
+class FaultSettings:
+    error_fraction: float = 0.0
+    added_latency_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"error_fraction": self.error_fraction, "added_latency_ms": self.added_latency_ms}
+
+
+class FaultState:
+    """Current faults, shared by all request threads (reads and writes under one lock)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._settings = FaultSettings()
+
+    def snapshot(self) -> FaultSettings:
+        with self._lock:
+            return FaultSettings(**self._settings.as_dict())
+
+    def update(self, error_fraction: float | None, added_latency_ms: float | None) -> FaultSettings:
+        with self._lock:
+            if error_fraction is not None:
+                self._settings.error_fraction = error_fraction
+            if added_latency_ms is not None:
+                self._settings.added_latency_ms = added_latency_ms
+            return FaultSettings(**self._settings.as_dict())
+
+    def clear(self) -> FaultSettings:
+        with self._lock:
+            self._settings = FaultSettings()
+            return FaultSettings()
+
+
+def parse_fault_request(body: Any) -> tuple[float | None, float | None, bool]:
+    """Validate a /__fault JSON body; raise HttpError(400) naming the bad field."""
+    if not isinstance(body, dict):
+        raise HttpError(400, "fault body must be a JSON object with error_fraction, added_latency_ms and/or crash")
+    unknown = sorted(set(body) - {"error_fraction", "added_latency_ms", "crash"})
+    if unknown:
+        raise HttpError(400, f"unknown fault field(s): {', '.join(unknown)}")
+    fraction = _number_field(body, "error_fraction", 0.0, 1.0)
+    latency = _number_field(body, "added_latency_ms", 0.0, float(MAX_ADDED_LATENCY_MS))
+    crash = body.get("crash", False)
+    if not isinstance(crash, bool):
+        raise HttpError(400, f"crash must be true or false, got {crash!r}")
+    if fraction is None and latency is None and not crash:
+        raise HttpError(400, "fault body sets nothing: give error_fraction, added_latency_ms or crash")
+    return fraction, latency, crash
+
+
+def _number_field(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
+    if name not in body:
+        return None
+    value = body[name]
+    # bool is an int subclass in Python; `true` is not a fraction.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise HttpError(400, f"{name} must be a number, got {value!r}")
+    if not low <= value <= high:
+        raise HttpError(400, f"{name} must be between {low:g} and {high:g}, got {value}")
+    return float(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Database
+
+
+class Database:
+    """A thread-safe pool with a bounded wait: callers get 503 rather than hanging forever."""
+
+    def __init__(self, dsn: str, color: str) -> None:
+        self._dsn = psycopg2.extensions.make_dsn(
+            dsn, connect_timeout=2, application_name=f"sandbox-app-{color}",
+            options="-c statement_timeout=5000",
+        )
+        # minconn=0: the app must start (and answer /healthz) even while PostgreSQL is down.
+        self._pool = psycopg2.pool.ThreadedConnectionPool(0, POOL_SIZE, self._dsn)
+        self._slots = threading.BoundedSemaphore(POOL_SIZE)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg2.extensions.connection]:
+        if not self._slots.acquire(timeout=POOL_WAIT_SECONDS):
+            raise DatabaseUnavailable(f"all {POOL_SIZE} pool connections busy for {POOL_WAIT_SECONDS:g}s")
+        try:
+            conn = self._checkout()
+            try:
+                yield conn
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+                # A broken connection must not go back to the pool, or the next request fails too.
+                self._pool.putconn(conn, close=True)
+                raise DatabaseUnavailable(str(error).strip()) from error
+            except BaseException:
+                self._pool.putconn(conn, close=conn.closed != 0)
+                raise
+            else:
+                self._pool.putconn(conn)
+        finally:
+            self._slots.release()
+
+    def _checkout(self) -> psycopg2.extensions.connection:
+        try:
+            conn = self._pool.getconn()
+        except psycopg2.OperationalError as error:
+            raise DatabaseUnavailable(str(error).strip()) from error
+        # Autocommit: each statement is its own transaction, so a write is committed before the
+        # 201 that acknowledges it, and no connection sits idle in a transaction.
+        if not conn.autocommit:
+            conn.autocommit = True
+        return conn
+
+    def fetch_one(self, sql: str, params: tuple = ()) -> dict[str, Any] | None:
+        with self.connection() as conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            row = cur.fetchone()
+            return None if row is None else dict(zip([c.name for c in cur.description], row))
+
+    def fetch_all(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+        with self.connection() as conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            names = [c.name for c in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def close(self) -> None:
+        self._pool.closeall()
+
+
+# --------------------------------------------------------------------------------------------
+# API handlers: (database, path params, JSON body) -> (status, payload)
+
+Result = tuple[int, Any]
+
+
+def get_user(db: Database, params: dict[str, int], _body: Any) -> Result:
+    row = db.fetch_one("SELECT id, email, name, created_at, updated_at FROM users WHERE id = %s", (params["id"],))
+    return (200, row) if row else (404, {"error": f"user {params['id']} not found"})
+
+
+def create_user(db: Database, _params: dict[str, int], body: Any) -> Result:
+    email = _require_str(body, "email")
+    name = body.get("name")
+    if name is not None and not isinstance(name, str):
+        raise HttpError(400, "name must be a string")
+    try:
+        row = db.fetch_one(
+            "INSERT INTO users (email, name, created_at, updated_at) VALUES (%s, %s, now(), now()) RETURNING id",
+            (email, name),
+        )
+    except psycopg2.errors.UniqueViolation:
+        raise HttpError(409, f"email {email!r} already taken") from None
+    return 201, row
+
+
+def get_order(db: Database, params: dict[str, int], _body: Any) -> Result:
+    row = db.fetch_one(
+        "SELECT id, user_id, amount_cents, status, created_at, updated_at FROM orders WHERE id = %s", (params["id"],)
+    )
+    return (200, row) if row else (404, {"error": f"order {params['id']} not found"})
+
+
+def list_user_orders(db: Database, params: dict[str, int], _body: Any) -> Result:
+    rows = db.fetch_all(
+        "SELECT id, user_id, amount_cents, status, created_at, updated_at FROM orders"
+        " WHERE user_id = %s ORDER BY id DESC LIMIT 20",
+        (params["id"],),
+    )
+    return 200, {"user_id": params["id"], "orders": rows}
+
+
+def create_order(db: Database, _params: dict[str, int], body: Any) -> Result:
+    user_id = _require_int(body, "user_id", minimum=1)
+    amount = _require_int(body, "amount_cents", minimum=1, maximum=2**31 - 1)
+    try:
+        row = db.fetch_one(
+            "INSERT INTO orders (user_id, amount_cents, status, created_at, updated_at)"
+            " VALUES (%s, %s, 'pending', now(), now()) RETURNING id",
+            (user_id, amount),
+        )
+    except psycopg2.errors.ForeignKeyViolation:
+        raise HttpError(422, f"user {user_id} does not exist") from None
+    return 201, row
+
+
+def _require_str(body: Any, name: str) -> str:
+    value = body.get(name) if isinstance(body, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        raise HttpError(400, f"{name} is required and must be a non-empty string")
+    return value
+
+
+def _require_int(body: Any, name: str, minimum: int, maximum: int = 2**63 - 1) -> int:
+    value = body.get(name) if isinstance(body, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise HttpError(400, f"{name} is required and must be an integer in [{minimum}, {maximum}]")
+    return value
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    template: str
+    handler: Callable[[Database, dict[str, int], Any], Result]
+    success_code: int = 200
+
+
+API_ROUTES = (
+    Route("GET", re.compile(r"/api/users/(?P<id>\d{1,18})"), "/api/users/{id}", get_user),
+    Route("POST", re.compile(r"/api/users"), "/api/users", create_user, 201),
+    Route("GET", re.compile(r"/api/orders/(?P<id>\d{1,18})"), "/api/orders/{id}", get_order),
+    Route("GET", re.compile(r"/api/users/(?P<id>\d{1,18})/orders"), "/api/users/{id}/orders", list_user_orders),
+    Route("POST", re.compile(r"/api/orders"), "/api/orders", create_order, 201),
+)
+OPS_PATHS = {"/healthz", "/readyz", "/metrics", "/__fault"}
+
+
+def match_api_route(method: str, path: str) -> tuple[Route | None, dict[str, int], bool]:
+    """Return (route, params, path_known). path_known without a route means 405."""
+    path_known = False
+    for route in API_ROUTES:
+        found = route.pattern.fullmatch(path)
+        if found:
+            if route.method == method:
+                return route, {k: int(v) for k, v in found.groupdict().items()}, True
+            path_known = True
+    return None, {}, path_known
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP plumbing
+
+
+class AppServer(ThreadingHTTPServer):
+    daemon_threads = True  # a stuck client must never block shutdown
+    allow_reuse_address = True
+    request_queue_size = 128  # the default backlog of 5 drops connections under bursts
+
+    def __init__(self, address: tuple[str, int], color: str, db: Database) -> None:
+        super().__init__(address, Handler)
+        self.color = color
+        self.db = db
+        self.metrics = Metrics(color)
+        self.metrics.precreate(API_ROUTES)
+        self.faults = FaultState()
+        self.random = random.Random()
+        self.random_lock = threading.Lock()
+
+    def draw(self) -> float:
+        with self.random_lock:
+            return self.random.random()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: HAProxy reuses connections (http-reuse safe)
+    disable_nagle_algorithm = True  # without it keep-alive responses wait ~40 ms for delayed ACKs
+    timeout = 120  # idle keep-alive connections are dropped eventually; HAProxy purges its own sooner
+    server: AppServer
+    server_version = "sandbox-app"
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Access logs at 100 rps would only burn CPU; errors still go through log_message."""
+
+    def _dispatch(self, method: str) -> None:
+        started = time.perf_counter()
+        path = urlsplit(self.path).path
+        headers: dict[str, str] = {}
+        api_route, params, path_known = match_api_route(method, path)
+        label = path if path in OPS_PATHS else (api_route.template if api_route else UNMATCHED_ROUTE)
+        try:
+            body = self._read_json_body()
+            if path in OPS_PATHS:
+                status, payload = self._ops(method, path, body, headers)
+            elif api_route is None:
+                status = 405 if path_known else 404
+                payload = {"error": f"no route for {method} {path}"}
+            else:
+                status, payload = self._api(api_route, params, body, headers)
+        except HttpError as error:
+            status, payload = error.status, {"error": error.message}
+        if label != "/metrics":  # scrapes would otherwise dominate the request counts
+            self.server.metrics.observe(label, method, status, time.perf_counter() - started)
+        self._send(status, payload, headers)
+
+    def _api(self, route: Route, params: dict[str, int], body: Any, headers: dict[str, str]) -> Result:
+        faults = self.server.faults.snapshot()
+        if faults.added_latency_ms > 0:
+            time.sleep(faults.added_latency_ms / 1000)
+        # Injected errors short-circuit before the handler: an injected failure never writes.
+        if faults.error_fraction > 0 and self.server.draw() < faults.error_fraction:
+            headers["X-Fault-Injected"] = "1"
+            return 500, {"error": "injected fault"}
+        try:
+            return route.handler(self.server.db, params, body)
+        except HttpError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a bug must become a 500, not a dropped connection
+            self.log_error("unhandled error on %s %s: %r", route.method, route.template, error)
+            return 500, {"error": "internal error"}
+
+    def _ops(self, method: str, path: str, body: Any, headers: dict[str, str]) -> Result:
+        if path == "/__fault":
+            return self._fault(method, body, headers)
+        if method != "GET":
+            raise HttpError(405, f"{path} only supports GET")
+        if path == "/healthz":
+            return 200, {"status": "alive", "color": self.server.color}
+        if path == "/readyz":
+            self.server.db.fetch_one("SELECT 1 AS ok")  # raises DatabaseUnavailable -> 503
+            return 200, {"status": "ready", "color": self.server.color}
+        return 200, self.server.metrics.exposition()
+
+    def _fault(self, method: str, body: Any, headers: dict[str, str]) -> Result:
+        if self.client_address[0] not in LOOPBACK or "X-Forwarded-For" in self.headers:
+            raise HttpError(403, "fault control is only reachable directly from loopback")
+        faults = self.server.faults
+        if method == "GET":
+            return 200, faults.snapshot().as_dict()
+        if method == "DELETE":
+            return 200, faults.clear().as_dict()
+        if method != "POST":
+            raise HttpError(405, "/__fault supports GET, POST and DELETE")
+        fraction, latency, crash = parse_fault_request(body)
+        settings = faults.update(fraction, latency)
+        if crash:
+            headers["Connection"] = "close"
+            # Exit after the 202 has left: the caller learns the crash was accepted, then the
+            # process dies without cleanup, exactly like a segfault or OOM kill would.
+            threading.Timer(0.05, os._exit, args=(CRASH_EXIT_CODE,)).start()
+            return 202, {"crashing": True, "exit_code": CRASH_EXIT_CODE}
+        return 200, settings.as_dict()
+
+    def _read_json_body(self) -> Any:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            raise HttpError(411, "chunked bodies are not supported; send Content-Length")
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            raise HttpError(400, "invalid Content-Length") from None
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True  # the unread body would corrupt the next keep-alive request
+            raise HttpError(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return {}
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise HttpError(400, f"body is not valid JSON: {error}") from None
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
+        if isinstance(payload, bytes):
+            data, content_type = payload, CONTENT_TYPE_LATEST
+        else:
+            data, content_type = json.dumps(payload, default=str).encode(), "application/json"
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Served-By", self.server.color)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if headers.get("Connection") == "close":
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(data)
+
+
+# --------------------------------------------------------------------------------------------
+# Process entry point
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Sandbox demo service (blue = legacy, green = rewrite)")
+    parser.add_argument("--color", required=True, choices=("blue", "green"))
+    parser.add_argument("--port", required=True, type=int)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--pidfile", type=Path, help="written at start, removed at clean exit")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    dsn = os.environ.get("SANDBOX_APP_DSN")
+    if not dsn:
+        print("sandbox.app: SANDBOX_APP_DSN is not set (libpq DSN of the cutover database)", file=sys.stderr)
+        return 2
+    db = Database(dsn, args.color)
+    server = AppServer((args.host, args.port), args.color, db)
+    if args.pidfile:
+        args.pidfile.write_text(f"{os.getpid()}\n")
+    # SIGTERM -> orderly stop: serve_forever returns, then the pool closes its connections.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    print(f"sandbox.app {args.color} listening on {args.host}:{args.port} pid {os.getpid()}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        db.close()
+        if args.pidfile:
+            args.pidfile.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

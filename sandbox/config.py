@@ -1,0 +1,144 @@
+"""Where the sandbox lives and which loopback ports it uses, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+COLORS = ("blue", "green")
+
+# Component -> (environment variable, default port). Defaults sit above 15000 so they do not
+# collide with system services (5432, 6379, 8080, 9090) that may run on a developer's machine.
+PORT_SETTINGS: dict[str, tuple[str, int]] = {
+    "postgres_port": ("SANDBOX_POSTGRES_PORT", 15432),
+    "redis_port": ("SANDBOX_REDIS_PORT", 16379),
+    "router_port": ("SANDBOX_ROUTER_PORT", 18080),
+    "haproxy_exporter_port": ("SANDBOX_HAPROXY_EXPORTER_PORT", 18404),
+    "prometheus_port": ("SANDBOX_PROMETHEUS_PORT", 19090),
+    "blue_port": ("SANDBOX_BLUE_PORT", 18081),
+    "green_port": ("SANDBOX_GREEN_PORT", 18082),
+}
+
+# Linux limits sun_path to 108 bytes; a longer socket path fails deep inside HAProxy/PostgreSQL
+# with an obscure message, so it is checked up front.
+_MAX_UNIX_SOCKET_PATH = 107
+
+
+class ConfigError(ValueError):
+    """The environment asks for a sandbox layout that cannot work."""
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    state_dir: Path
+    postgres_port: int = 15432
+    redis_port: int = 16379
+    router_port: int = 18080
+    haproxy_exporter_port: int = 18404
+    prometheus_port: int = 19090
+    blue_port: int = 18081
+    green_port: int = 18082
+    repo_root: Path = REPO_ROOT
+    host: str = HOST
+    ready_timeout_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SandboxConfig:
+        env = os.environ if env is None else env
+        state_dir = Path(env.get("SANDBOX_DIR") or REPO_ROOT / ".sandbox").expanduser().resolve()
+        ports = {field: _port_from_env(env, name, default) for field, (name, default) in PORT_SETTINGS.items()}
+        timeout = _float_from_env(env, "SANDBOX_READY_TIMEOUT", 30.0)
+        config = cls(state_dir=state_dir, ready_timeout_seconds=timeout, **ports)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        ports = self.ports()
+        clashes = {port for port in ports.values() if list(ports.values()).count(port) > 1}
+        if clashes:
+            names = sorted(name for name, port in ports.items() if port in clashes)
+            raise ConfigError(f"sandbox ports must differ; {', '.join(names)} share {sorted(clashes)}")
+        for path in (self.haproxy_socket, self.postgres_socket_dir / f".s.PGSQL.{self.postgres_port}"):
+            if len(str(path)) > _MAX_UNIX_SOCKET_PATH:
+                raise ConfigError(f"unix socket path too long ({len(str(path))} > 107 bytes): {path}; set a shorter SANDBOX_DIR")
+
+    def ports(self) -> dict[str, int]:
+        return {field: getattr(self, field) for field in PORT_SETTINGS}
+
+    def app_port(self, color: str) -> int:
+        if color not in COLORS:
+            raise ValueError(f"unknown color {color!r}; expected one of {COLORS}")
+        return self.blue_port if color == "blue" else self.green_port
+
+    def app_url(self, color: str) -> str:
+        return f"http://{self.host}:{self.app_port(color)}"
+
+    @property
+    def router_url(self) -> str:
+        return f"http://{self.host}:{self.router_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.host}:{self.prometheus_port}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    @property
+    def haproxy_socket(self) -> Path:
+        return self.run_dir / "haproxy.sock"
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.state_dir / "pg"
+
+    @property
+    def postgres_data_dir(self) -> Path:
+        return self.postgres_dir / "data"
+
+    @property
+    def postgres_socket_dir(self) -> Path:
+        return self.postgres_dir / "run"
+
+    @property
+    def postgres_log_dir(self) -> Path:
+        return self.postgres_dir / "log"
+
+
+def _port_from_env(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a port number") from None
+    if not 1024 <= port <= 65535:
+        raise ConfigError(f"{name}={port} is outside 1024-65535 (unprivileged ports only)")
+    return port
+
+
+def _float_from_env(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be > 0, got {value}")
+    return value

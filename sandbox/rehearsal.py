@@ -1,0 +1,175 @@
+"""A cutover rehearsal: sandbox up -> traffic + scheduled faults -> one `cutover` DAG run -> report.
+
+    python -m sandbox.rehearsal [--scenario happy|path.yaml] [--result rehearsal-result.json]
+
+The scenario is validated before anything starts. The sandbox always comes down, even when the
+run fails or is interrupted. Exit status 0 only when the run behaved as the scenario expects
+(outcome, reason, zero non-injected failed requests, zero lost writes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sandbox import airflow_env
+
+DAG_ID = "cutover"
+log = logging.getLogger("rehearsal")
+
+
+def _scenario_conf(scenario: Any) -> dict[str, Any]:
+    """DAG run conf: the plan name or path, plus the scenario's overrides."""
+    from cutover_kit.scenario import ScenarioError
+
+    if scenario.plan.name not in _plan_names():
+        # The DAG's `plan` param only accepts files in include/plans/ (an enum checked at trigger time).
+        raise ScenarioError(f"scenario {scenario.name}: plan {scenario.plan.name!r} is not a file in include/plans/")
+    return {"plan": scenario.plan.name, **{k: v for k, v in scenario.overrides.items() if v is not None}}
+
+
+def _plan_names() -> list[str]:
+    from cutover_kit.plan import list_plans
+
+    return list_plans()
+
+
+def _prepare_airflow() -> None:
+    """A fresh metadata DB per rehearsal: no leftover runs, ~1.5 s (vs ~7 s for `db migrate`)."""
+    from airflow.utils import db
+
+    db.resetdb()
+
+
+def _task_records(dag_run: Any) -> list[Any]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from sandbox.result import TaskRecord
+
+    with create_session() as session:
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == dag_run.run_id)
+        ).all()
+        xcoms = session.scalars(
+            select(XComModel).where(XComModel.dag_id == DAG_ID, XComModel.run_id == dag_run.run_id)
+        ).all()
+        values = {(x.task_id, x.key): XComModel.deserialize_value(x) for x in xcoms}
+        return [
+            TaskRecord(
+                task_id=ti.task_id,
+                state=str(ti.state.value if hasattr(ti.state, "value") else ti.state) if ti.state else None,
+                started_at=ti.start_date,
+                ended_at=ti.end_date,
+                return_value=values.get((ti.task_id, "return_value")),
+                gate_result=values.get((ti.task_id, "gate_result")),
+                smoke_result=values.get((ti.task_id, "smoke_result")),
+            )
+            for ti in tis
+        ]
+
+
+def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
+    from cutover_kit.scenario import load_scenario
+
+    scenario = load_scenario(scenario_ref)  # refused here, before anything starts
+    conf = _scenario_conf(scenario)
+    airflow_env.apply("rehearsal")
+
+    from cutover_kit.routing.haproxy_runtime import HAProxyRuntimeRouter
+    from sandbox.config import SandboxConfig
+    from sandbox.faults import FaultController, FaultSchedule
+    from sandbox.launcher import Sandbox
+    from sandbox.result import build_result, render_table
+    from sandbox.traffic import TrafficGenerator, report
+
+    config = SandboxConfig.from_env()
+    sandbox = Sandbox(config)
+    started = time.time()
+    traffic = schedule = None
+    try:
+        sandbox.up()
+        connections = sandbox.connections()
+        for conn_id, connection in connections.items():
+            import os
+
+            os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(connection)
+        router = HAProxyRuntimeRouter(backend="app", socket_path=connections["haproxy_default"]["extra"]["socket_path"])
+        router.set_green_percent(0)  # a rehearsal always starts from "all on blue"
+
+        _prepare_airflow()
+        from airflow.dag_processing.dagbag import DagBag
+
+        dag = DagBag(str(airflow_env.REPO_ROOT / "dags"), include_examples=False).get_dag(DAG_ID)
+
+        traffic = TrafficGenerator(
+            config.router_url, rps=scenario.traffic_rps, max_seconds=scenario.traffic_max_seconds, seed=7
+        )
+        traffic.start()
+        schedule = FaultSchedule(
+            FaultController(config),
+            [fault.to_dict() for fault in scenario.faults],
+            observe_green_percent=lambda: router.read_weights().green_percent,
+            started_at=time.time(),
+        )
+        schedule.start()
+
+        dag_run = dag.test(run_conf=conf)
+
+        schedule.stop()
+        traffic.stop()
+        fault_windows = schedule.fault_windows()
+        for color in {fault.color for fault in scenario.faults}:
+            FaultController(config).clear(color)
+        traffic_report = report(traffic.ledger, config.app_dsn(), fault_windows)
+        result = build_result(
+            scenario={
+                "name": scenario.name,
+                "plan": scenario.plan.to_dict(),
+                "expect_outcome": scenario.expect_outcome,
+                "expect_reason_contains": scenario.expect_reason_contains,
+            },
+            records=_task_records(dag_run),
+            final_weights=router.read_weights().to_dict(),
+            fault_onsets=fault_windows,
+            traffic_report=traffic_report,
+            wall_seconds=time.time() - started,
+        )
+    finally:
+        if schedule is not None:
+            schedule.stop()
+        if traffic is not None:
+            traffic.stop()
+        sandbox.down()
+    result_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(render_table(result))
+    print(f"result written to {result_path}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", default="happy", help="scenario name (include/scenarios/) or YAML path")
+    parser.add_argument("--result", default="rehearsal-result.json", type=Path, help="where to write the result")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    sys.path[:0] = [str(airflow_env.REPO_ROOT), str(airflow_env.REPO_ROOT / "plugins")]
+    from cutover_kit.scenario import ScenarioError
+
+    try:
+        result = run_rehearsal(args.scenario, args.result)
+    except ScenarioError as error:
+        print(f"Scenario refused: {error}", file=sys.stderr)
+        return 2
+    return 0 if result["behaved_as_expected"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

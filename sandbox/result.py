@@ -1,0 +1,137 @@
+"""rehearsal-result.json: built from what the run recorded, by pure functions (no Airflow, no I/O).
+
+Public fields (stable; add, don't rename): scenario, outcome, final_weights, stages,
+detection_seconds, rollback_seconds, requests, writes. Extra fields: expected, behaved_as_expected,
+reason, drill_rollback_seconds, fault_onsets, wall_seconds, plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cutover_kit.outcome import final_outcome
+
+STATE_VERDICTS = {
+    "success": "PASS",
+    "failed": "FAIL",
+    "upstream_failed": "NOT_RUN",
+    "skipped": "SKIPPED",
+    "removed": "SKIPPED",
+}
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    task_id: str
+    state: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    return_value: Any = None
+    gate_result: dict[str, Any] | None = None
+    smoke_result: dict[str, Any] | None = None
+
+
+def stage_row(record: TaskRecord) -> dict[str, Any]:
+    value = record.return_value if isinstance(record.return_value, dict) else {}
+    detail = record.gate_result or record.smoke_result or value
+    verdict = value.get("verdict") if record.state == "success" and value.get("verdict") else STATE_VERDICTS.get(record.state or "", record.state or "NOT_RUN")
+    if record.gate_result and record.gate_result.get("status") != "success":
+        verdict = "FAIL" if record.gate_result.get("status") == "failed" else "INCONCLUSIVE"
+    return {
+        "name": record.task_id,
+        "started_at": record.started_at.isoformat() if record.started_at else None,
+        "ended_at": record.ended_at.isoformat() if record.ended_at else None,
+        "verdict": verdict,
+        "reason": detail.get("line") or detail.get("reason") or "",
+    }
+
+
+def _find(records: list[TaskRecord], suffix: str) -> TaskRecord | None:
+    return next((record for record in records if record.task_id.endswith(suffix)), None)
+
+
+def build_result(
+    *,
+    scenario: dict[str, Any],
+    records: list[TaskRecord],
+    final_weights: dict[str, int],
+    fault_onsets: list[dict[str, Any]],
+    traffic_report: dict[str, Any],
+    wall_seconds: float,
+) -> dict[str, Any]:
+    ran = sorted((r for r in records if r.started_at), key=lambda r: (r.started_at, r.task_id))
+    halt = next(
+        (r.return_value for r in records if ".halt_at_" in r.task_id and isinstance(r.return_value, dict)), None
+    )
+    promote = _find(records, ".promote")
+    route_back = _find(records, "rollback.route_all_to_blue")
+    verify_back = _find(records, "rollback.verify_blue_serving")
+    drill = _find(records, ".rollback_drill")
+    failed = sorted(r.task_id for r in records if r.state == "failed" and r.task_id != "cutover_verdict")
+    outcome = final_outcome(
+        promote.return_value if promote else None,
+        halt,
+        verify_back.return_value if verify_back else None,
+        failed,
+    )
+
+    decided_at = halt.get("decided_at") if halt else None
+    first_onset = min((onset["start"] for onset in fault_onsets), default=None)
+    detection = None
+    if decided_at is not None and first_onset is not None and decided_at >= first_onset:
+        detection = round(decided_at - first_onset, 3)
+    restored_at = halt.get("traffic_restored_at") if halt else None
+    if restored_at is None and route_back and isinstance(route_back.return_value, dict):
+        restored_at = route_back.return_value.get("verified_at")
+    rollback = round(restored_at - decided_at, 3) if decided_at is not None and restored_at is not None else None
+
+    expected = scenario.get("expect_outcome")
+    reason_needle = scenario.get("expect_reason_contains")
+    behaved = outcome.outcome == expected and (not reason_needle or reason_needle in outcome.reason)
+    behaved = behaved and traffic_report.get("failed_not_injected", 0) == 0 and traffic_report.get("writes_lost", 0) == 0
+
+    return {
+        "scenario": scenario["name"],
+        "outcome": outcome.outcome,
+        "reason": outcome.reason,
+        "expected": {"outcome": expected, "reason_contains": reason_needle},
+        "behaved_as_expected": behaved,
+        "final_weights": final_weights,
+        "stages": [stage_row(record) for record in ran],
+        "detection_seconds": detection,
+        "rollback_seconds": rollback,
+        "drill_rollback_seconds": (drill.return_value or {}).get("rollback_seconds") if drill else None,
+        "requests": {
+            "total": traffic_report.get("total", 0),
+            "failed": traffic_report.get("failed", 0),
+            "failed_injected": traffic_report.get("failed_injected", 0),
+            "failed_not_injected": traffic_report.get("failed_not_injected", 0),
+        },
+        "writes": {
+            "acknowledged": traffic_report.get("writes_acknowledged", 0),
+            "lost": traffic_report.get("writes_lost", 0),
+        },
+        "fault_onsets": fault_onsets,
+        "wall_seconds": round(wall_seconds, 1),
+        "plan": scenario.get("plan"),
+    }
+
+
+def render_table(result: dict[str, Any]) -> str:
+    lines = [f"{'stage / task':58} {'verdict':12} reason"]
+    for stage in result["stages"]:
+        reason = stage["reason"] if len(stage["reason"]) <= 110 else stage["reason"][:107] + "..."
+        lines.append(f"{stage['name']:58} {stage['verdict']:12} {reason}")
+    requests, writes = result["requests"], result["writes"]
+    lines += [
+        "",
+        f"scenario {result['scenario']}: {result['outcome']} (expected {result['expected']['outcome']}) - {result['reason']}",
+        f"final weights {result['final_weights']}; detection {result['detection_seconds']} s; "
+        f"rollback {result['rollback_seconds']} s; drill rollback {result['drill_rollback_seconds']} s",
+        f"requests {requests['total']} total, {requests['failed']} failed "
+        f"({requests['failed_not_injected']} not injected); writes {writes['acknowledged']} acknowledged, {writes['lost']} lost",
+        "BEHAVED AS EXPECTED" if result["behaved_as_expected"] else "DID NOT BEHAVE AS EXPECTED",
+    ]
+    return "\n".join(lines)

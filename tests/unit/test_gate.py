@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from cutover_kit.gate import GateDecision, GateProgress, advance_gate, decision_line, judging_window_seconds
+from cutover_kit.slo import Judgement, Verdict
+
+PASS = Judgement(Verdict.PASS, "ok")
+FAIL = Judgement(Verdict.FAIL, "green 5xx 3.2 % > 1.0 % over 10 s, 412 requests")
+DOUBT = Judgement(Verdict.INCONCLUSIVE, "only 3 green requests")
+TIMING = {"bake_seconds": 10, "step_timeout_seconds": 30, "consecutive_breach_limit": 2}
+
+
+def run(verdicts, elapsed):
+    progress, decision = GateProgress(), GateDecision.CONTINUE
+    for judgement, seconds in zip(verdicts, elapsed):
+        progress, decision = advance_gate(progress, judgement, seconds, **TIMING)
+        if decision is not GateDecision.CONTINUE:
+            break
+    return progress, decision
+
+
+def test_halts_after_consecutive_breaches_only():
+    assert run([FAIL, PASS, FAIL, PASS], [1, 2, 3, 4])[1] is GateDecision.CONTINUE
+    progress, decision = run([PASS, FAIL, FAIL], [1, 2, 3])
+    assert decision is GateDecision.HALT and progress.consecutive_breaches == 2
+
+
+def test_promotes_only_after_bake_on_a_pass():
+    assert run([PASS] * 9, range(1, 10))[1] is GateDecision.CONTINUE
+    assert run([PASS] * 10, range(1, 11))[1] is GateDecision.PROMOTE
+
+
+def test_inconclusive_holds_then_times_out_never_promotes():
+    progress, decision = run([DOUBT] * 40, range(1, 41))
+    assert decision is GateDecision.TIMEOUT and progress.passes == 0
+
+
+def test_inconclusive_after_bake_keeps_holding_until_a_pass():
+    assert run([DOUBT] * 12 + [PASS], range(1, 14))[1] is GateDecision.PROMOTE
+
+
+def test_window_never_reaches_before_the_step_started():
+    assert judging_window_seconds(0.3, 10) == 2
+    assert judging_window_seconds(4.2, 10) == 5
+    assert judging_window_seconds(60, 10) == 10
+
+
+def test_decision_line_reads_like_a_sentence():
+    line = decision_line(GateDecision.HALT, "25 %", FAIL, GateProgress(polls=3, consecutive_breaches=2))
+    assert line == "Halt at 25 %: green 5xx 3.2 % > 1.0 % over 10 s, 412 requests (2 breaches in a row)"

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from cutover_kit.outcome import choose_after_gate, final_outcome, halt_reason
+from cutover_kit.smoke import SmokeCheckError, load_checks, run_checks
+
+
+def test_branch_proceeds_only_on_explicit_success():
+    assert choose_after_gate({"status": "success", "line": "ok"}, "next", "halt")[0] == "next"
+    assert choose_after_gate({"status": "failed", "line": "Halt at 25 %: x"}, "next", "halt") == ("halt", "Roll back: Halt at 25 %: x")
+    assert choose_after_gate({"status": "inconclusive", "line": "Give up"}, "next", "halt")[0] == "halt"
+    assert choose_after_gate(None, "next", "halt")[0] == "halt"
+
+
+def test_halt_reason_prefers_the_gate_then_smoke_then_failures():
+    assert halt_reason("25 %", {"status": "failed", "line": "Halt at 25 %: boom"}, None, []) == "Halt at 25 %: boom"
+    assert "Smoke at 5 %" in halt_reason("5 %", None, {"verdict": "FAIL", "reason": "Smoke at 5 %: FAIL"}, [])
+    assert "baseline" in halt_reason("5 %", None, None, ["stage_12.capture_blue_baseline"])
+    assert "did not run" in halt_reason("5 %", None, None, [])
+
+
+def test_final_outcome():
+    halt = {"reason": "Halt at 25 %: x"}
+    assert final_outcome({"reason": "Promoted"}, None, None, []).outcome == "promoted"
+    assert final_outcome(None, halt, {"verified": True}, ["gate"]).outcome == "rolled_back"
+    assert final_outcome(None, halt, None, ["gate"]).outcome == "failed"
+    assert final_outcome(None, None, None, ["stage_05.redis"]).outcome == "failed"
+    assert final_outcome({"reason": "Promoted"}, None, None, ["x"]).outcome == "failed"
+
+
+def probe(status, body=None, error=None):
+    return SimpleNamespace(status=status, body=body, error=error, elapsed_ms=1.0)
+
+
+def test_smoke_round_trip_reads_back_what_it_wrote():
+    answers = {
+        ("GET", "/healthz"): probe(200, {"status": "ok"}),
+        ("GET", "/readyz"): probe(200, {"status": "ready"}),
+        ("GET", "/api/users/1"): probe(200, {"id": 1, "email": "a@b"}),
+        ("POST", "/api/orders"): probe(201, {"id": 77}),
+        ("GET", "/api/orders/77"): probe(200, {"id": 77, "amount_cents": 1234}),
+    }
+    results = run_checks(load_checks(), "app_green", lambda m, p, b: answers[(m, p)])
+    assert all(r.ok for r in results), [r.line for r in results]
+
+
+def test_smoke_names_the_failing_check_and_field():
+    answers = {
+        ("GET", "/healthz"): probe(200),
+        ("GET", "/readyz"): probe(None, error="ConnectionError: refused"),
+        ("GET", "/api/users/1"): probe(200, {"id": 1}),
+        ("POST", "/api/orders"): probe(500, {"error": "x"}),
+    }
+    results = run_checks(load_checks(), "app_green", lambda m, p, b: answers[(m, p)])
+    lines = [r.line for r in results if not r.ok]
+    assert any("readiness" in line and "refused" in line for line in lines)
+    assert any("missing keys ['email']" in line for line in lines)
+    assert any("write order" in line and "HTTP 500" in line for line in lines)
+    assert any("read back order" in line and "did not provide" in line for line in lines)
+
+
+def test_malformed_smoke_file_is_refused(tmp_path):
+    bad = tmp_path / "checks.yaml"
+    bad.write_text("checks:\n  - name: x\n    method: FETCH\n    path: /\n    expect_status: 200\n")
+    with pytest.raises(SmokeCheckError, match=r"checks\[0\].method"):
+        load_checks(bad)

@@ -1,0 +1,299 @@
+"""Unit tests for cutover_kit.scenario: shipped scenarios, bad scenario files, Fault, Scenario."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from cutover_kit.plan import DEFAULT_PLANS_DIR, load_plan
+from cutover_kit.scenario import (
+    SCENARIO_SCHEMA,
+    Fault,
+    Scenario,
+    ScenarioError,
+    list_scenarios,
+    load_scenario,
+)
+
+BASE = {
+    "name": "custom",
+    "description": "Green fails 20 % of requests at 25 %.",
+    "plan": "rehearsal",
+    "overrides": {},
+    "traffic": {"rps": 40, "max_seconds": 900},
+    "expect": {"outcome": "rolled_back", "reason_contains": "5xx"},
+    "faults": [
+        {"color": "green", "fault": "errors", "error_fraction": 0.2, "at_stage": "traffic_25"}
+    ],
+}
+
+
+def write_scenario(tmp_path: Path, document: object, name: str = "custom") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def changed(top: dict | None = None, fault: dict | None = None) -> dict:
+    """BASE with top-level and faults[0] fields replaced; a value of None removes the field."""
+    document = copy.deepcopy(BASE)
+    for target, changes in ((document, top or {}), (document["faults"][0], fault or {})):
+        for key, value in changes.items():
+            if value is None:
+                target.pop(key, None)
+            else:
+                target[key] = value
+    return document
+
+
+# --------------------------------------------------------------------------- shipped scenarios
+
+
+def test_shipped_scenarios_are_listed() -> None:
+    assert list_scenarios() == ["green-crash", "green-errors", "green-latency", "happy"]
+
+
+@pytest.mark.parametrize("name", list_scenarios())
+def test_every_shipped_scenario_loads(name: str) -> None:
+    scenario = load_scenario(name)
+    assert scenario.name == name
+    assert scenario.traffic_rps == 40
+    assert scenario.description
+
+
+@pytest.mark.parametrize(
+    ("name", "outcome", "reason", "faults"),
+    [
+        ("happy", "promoted", None, []),
+        ("green-errors", "rolled_back", "5xx",
+         [Fault(color="green", fault="errors", at_stage="traffic_25", error_fraction=0.2)]),
+        ("green-latency", "rolled_back", "p95",
+         [Fault(color="green", fault="latency", at_stage="traffic_50", added_latency_ms=150)]),
+        ("green-crash", "rolled_back", "green",
+         [Fault(color="green", fault="crash", at_stage="traffic_5")]),
+    ],
+)
+def test_shipped_scenarios_say_what_they_test(
+    name: str, outcome: str, reason: str | None, faults: list[Fault]
+) -> None:
+    scenario = load_scenario(name)
+    assert scenario.plan == load_plan("rehearsal")
+    assert scenario.expect_outcome == outcome
+    assert scenario.expect_reason_contains == reason
+    assert list(scenario.faults) == faults
+
+
+def test_schema_is_valid_draft_2020_12() -> None:
+    jsonschema.Draft202012Validator.check_schema(SCENARIO_SCHEMA)
+
+
+def test_to_dict_is_json_with_the_full_plan() -> None:
+    record = json.loads(json.dumps(load_scenario("green-errors").to_dict()))
+    assert record["plan"]["name"] == "rehearsal"
+    assert record["faults"] == [BASE["faults"][0]]
+    assert record["expect"] == {"outcome": "rolled_back", "reason_contains": "5xx"}
+
+
+# --------------------------------------------------------------------------- good variations
+
+
+def test_overrides_reach_the_plan_and_its_stages(tmp_path: Path) -> None:
+    document = changed(
+        top={"overrides": {"steps": [25, 100], "bake_seconds": 12, "min_requests": None}}
+    )
+    scenario = load_scenario(str(write_scenario(tmp_path, document)))
+    assert scenario.plan.steps == (25, 100)
+    assert scenario.plan.bake_seconds == 12
+    assert scenario.plan.min_requests == 15
+    assert scenario.overrides == {"steps": [25, 100], "bake_seconds": 12, "min_requests": None}
+
+
+def test_after_seconds_trigger(tmp_path: Path) -> None:
+    document = changed(fault={"at_stage": None, "after_seconds": 30})
+    fault = load_scenario(str(write_scenario(tmp_path, document))).faults[0]
+    assert fault.after_seconds == 30
+    assert fault.at_green_percent is None
+
+
+def test_optional_sections_default_to_empty(tmp_path: Path) -> None:
+    document = changed(top={"overrides": None, "faults": None})
+    document["expect"] = {"outcome": "promoted"}
+    scenario = load_scenario(str(write_scenario(tmp_path, document)))
+    assert scenario.faults == ()
+    assert scenario.overrides == {}
+    assert scenario.expect_reason_contains is None
+
+
+def test_plan_given_as_a_path_is_relative_to_the_scenario_file(tmp_path: Path) -> None:
+    (tmp_path / "plans").mkdir()
+    shutil.copy(DEFAULT_PLANS_DIR / "rehearsal.yaml", tmp_path / "plans" / "local.yaml")
+    path = write_scenario(tmp_path, changed(top={"plan": "plans/local.yaml"}))
+    assert load_scenario(str(path)).plan.name == "local"
+
+
+def test_scenarios_dir_and_plans_dir_are_honoured(tmp_path: Path) -> None:
+    (tmp_path / "plans").mkdir()
+    shutil.copy(DEFAULT_PLANS_DIR / "rehearsal.yaml", tmp_path / "plans" / "quick.yaml")
+    write_scenario(tmp_path, changed(top={"plan": "quick"}))
+    scenario = load_scenario("custom", scenarios_dir=tmp_path, plans_dir=tmp_path / "plans")
+    assert scenario.plan.name == "quick"
+    assert list_scenarios(tmp_path) == ["custom"]
+
+
+# --------------------------------------------------------------------------- bad scenario files
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        (changed(fault={"at_stage": "traffic_30"}),
+         "scenario custom: faults[0].at_stage 'traffic_30' is not a stage of plan 'rehearsal' "
+         "(stages: traffic_5, traffic_25, traffic_50, traffic_100, standby)"),
+        (changed(top={"overrides": {"steps": [50, 100]}}),
+         "faults[0].at_stage 'traffic_25' is not a stage of plan 'rehearsal' "
+         "(stages: traffic_50, traffic_100, standby)"),
+        (changed(fault={"color": "purple"}), "faults[0].color: 'purple' is not one of"),
+        (changed(fault={"fault": "melt"}), "faults[0].fault: 'melt' is not one of"),
+        (changed(fault={"color": None}), "faults[0]: 'color' is a required property"),
+        (changed(fault={"after_seconds": 5}),
+         "faults[0]: give exactly one of at_stage or after_seconds; got both"),
+        (changed(fault={"at_stage": None}),
+         "faults[0]: give exactly one of at_stage or after_seconds; got neither"),
+        (changed(fault={"at_stage": None, "after_seconds": 0}),
+         "faults[0].after_seconds: 0 is less than or equal to"),
+        (changed(fault={"at_stage": None, "after_seconds": 900}),
+         "faults[0].after_seconds 900 is not before traffic.max_seconds 900"),
+        (changed(fault={"error_fraction": None}),
+         "faults[0].error_fraction is required for fault 'errors'"),
+        (changed(fault={"added_latency_ms": 100}),
+         "faults[0].added_latency_ms is not allowed for fault 'errors' (it takes error_fraction)"),
+        (changed(fault={"fault": "latency"}),
+         "faults[0].added_latency_ms is required for fault 'latency'"),
+        (changed(fault={"fault": "crash"}),
+         "faults[0].error_fraction is not allowed for fault 'crash' (it takes no parameters)"),
+        (changed(fault={"error_fraction": 0}), "faults[0].error_fraction: 0 is less than or equal"),
+        (changed(fault={"error_fraction": 1.5}), "faults[0].error_fraction: 1.5 is greater than"),
+        (changed(fault={"error_fraction": None, "fault": "latency", "added_latency_ms": 0}),
+         "faults[0].added_latency_ms: 0 is less than the minimum of 1"),
+        (changed(fault={"error_fraction": None, "fault": "latency", "added_latency_ms": 60001}),
+         "faults[0].added_latency_ms: 60001 is greater than"),
+        (changed(fault={"at_stage": 25}), "faults[0].at_stage: 25 is not of type 'string'"),
+        (changed(fault={"severity": "high"}), "faults[0]: Additional properties are not allowed"),
+        (changed(top={"expect": {"outcome": "success"}}), "expect.outcome: 'success' is not"),
+        (changed(top={"expect": {"reason_contains": "5xx"}}),
+         "expect: 'outcome' is a required property"),
+        (changed(top={"expect": None}), "'expect' is a required property"),
+        (changed(top={"traffic": {"rps": 0, "max_seconds": 900}}), "traffic.rps: 0 is less than"),
+        (changed(top={"traffic": {"rps": 40}}), "traffic: 'max_seconds' is a required property"),
+        (changed(top={"traffic": {"rps": 40, "max_seconds": 60}}),
+         "traffic.max_seconds 60 is shorter than plan 'rehearsal' can take to promote (68 s"),
+        (changed(top={"description": ""}), "description: '' should be non-empty"),
+        (changed(top={"name": "other"}), "name 'other' must match the file name 'custom'"),
+        (changed(top={"owner": "me"}), "('owner' was unexpected)"),
+        (changed(top={"overrides": {"bake": 5}}), "overrides: Additional properties are not"),
+        (changed(top={"overrides": {"bake_seconds": "5"}}), "overrides.bake_seconds: '5' is"),
+        (changed(top={"overrides": {"bake_seconds": 100}}),
+         "plan 'rehearsal' with overrides (bake_seconds): "
+         "step_timeout_seconds must be >= bake_seconds (100)"),
+        (changed(top={"plan": "nope"}), "plan 'nope': no file"),
+        (changed(top={"faults": "none"}), "faults: 'none' is not of type 'array'"),
+    ],
+)
+def test_bad_scenario_is_refused_naming_the_field(
+    tmp_path: Path, document: dict, expected: str
+) -> None:
+    path = write_scenario(tmp_path, document)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(str(path))
+    assert str(caught.value).startswith("scenario custom: ")
+    assert expected in str(caught.value)
+
+
+def test_problems_of_several_faults_are_reported_together(tmp_path: Path) -> None:
+    document = copy.deepcopy(BASE)
+    document["faults"].append({"color": "blue", "fault": "crash", "at_stage": "traffic_7"})
+    document["faults"][0]["at_stage"] = "traffic_30"
+    message = str(pytest.raises(ScenarioError, load_scenario,
+                                str(write_scenario(tmp_path, document))).value)
+    assert "faults[0].at_stage 'traffic_30'" in message
+    assert "faults[1].at_stage 'traffic_7'" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: custom\nfaults: [\n", "is not valid YAML"),
+        ("name: custom\nname: other\n", "duplicate key 'name'"),
+        ("", "got an empty file"),
+        ("- happy\n", "got a list"),
+    ],
+)
+def test_malformed_yaml_is_refused(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "custom.yaml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(str(path))
+    assert str(caught.value).startswith("scenario custom: ")
+    assert expected in str(caught.value)
+
+
+def test_unknown_scenario_name_lists_the_scenarios() -> None:
+    with pytest.raises(ScenarioError, match=r"scenario nope: no such file .*happy"):
+        load_scenario("nope")
+
+
+@pytest.mark.parametrize("name_or_path", ["", None])
+def test_blank_scenario_reference_is_refused(name_or_path: object) -> None:
+    with pytest.raises(ScenarioError, match="expected a scenario name or a path"):
+        load_scenario(name_or_path)  # type: ignore[arg-type]
+
+
+def test_list_scenarios_of_a_missing_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="no directory"):
+        list_scenarios(tmp_path / "absent")
+
+
+# --------------------------------------------------------------------------- Fault and Scenario
+
+
+@pytest.mark.parametrize(
+    ("stage", "percent"), [("traffic_5", 5), ("traffic_25", 25), ("standby", 100)]
+)
+def test_fault_at_green_percent(stage: str, percent: int) -> None:
+    assert Fault(color="green", fault="crash", at_stage=stage).at_green_percent == percent
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"color": "red", "fault": "crash", "at_stage": "standby"}, "fault: color: 'red'"),
+        ({"color": "green", "fault": "errors", "at_stage": "standby"},
+         "fault: error_fraction is required for fault 'errors'"),
+        ({"color": "green", "fault": "crash", "at_stage": "standby", "after_seconds": 3},
+         "fault: give exactly one of at_stage or after_seconds; got both"),
+        ({"color": "green", "fault": "crash", "at_stage": "bake"},
+         "fault: at_stage: stage 'bake' is not traffic_<1..100> or standby"),
+    ],
+)
+def test_constructing_an_invalid_fault_is_refused(fields: dict, expected: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        Fault(**fields)
+    assert expected in str(caught.value)
+
+
+def test_constructing_an_invalid_scenario_is_refused() -> None:
+    good = load_scenario("green-errors")
+    fields = {name: getattr(good, name) for name in good.__dataclass_fields__}
+    fields["faults"] = (Fault(color="green", fault="crash", at_stage="traffic_30"),)
+    with pytest.raises(ScenarioError, match=r"scenario green-errors: faults\[0\]\.at_stage"):
+        Scenario(**fields)
+    fields["faults"] = ()
+    fields["expect_outcome"] = "maybe"
+    with pytest.raises(ScenarioError, match="expect.outcome: 'maybe' is not one of"):
+        Scenario(**fields)

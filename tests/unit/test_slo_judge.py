@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import pytest
+
+from cutover_kit.plan import SLOPolicy
+from cutover_kit.slo import ColorWindow, Verdict, judge_window, summarize_baseline, wilson_interval
+
+POLICY = SLOPolicy()
+FAST = {0.95: 0.012, 0.99: 0.020}
+
+
+def window(color: str, requests: float | None, errors: float | None = 0, latency=FAST, up: bool | None = True) -> ColorWindow:
+    return ColorWindow(color=color, requests=requests, errors=errors, latency_seconds=dict(latency), up=up)
+
+
+def judge(green: ColorWindow, blue: ColorWindow, baseline: ColorWindow | None = None, min_requests: int = 20):
+    return judge_window(green, blue, POLICY, min_requests=min_requests, window_seconds=10, blue_baseline=baseline)
+
+
+def test_healthy_green_passes_with_a_readable_reason():
+    result = judge(window("green", 412), window("blue", 900))
+    assert result.verdict is Verdict.PASS
+    assert result.reason == "green 5xx 0.0 % <= 1.0 %, p95 12 ms vs blue 12 ms over 10 s, 412 requests"
+
+
+def test_clear_error_breach_fails_naming_the_rate():
+    result = judge(window("green", 412, errors=13), window("blue", 900))
+    assert result.verdict is Verdict.FAIL
+    assert "green 5xx 3.2 % > 1.0 % over 10 s, 412 requests" in result.reason
+
+
+def test_too_few_requests_is_inconclusive_never_pass_or_fail():
+    result = judge(window("green", 12, errors=6), window("blue", 900))
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "only 12 green requests" in result.reason
+
+
+def test_no_green_data_is_inconclusive():
+    assert judge(window("green", None, None, {0.95: None, 0.99: None}), window("blue", 900)).verdict is Verdict.INCONCLUSIVE
+
+
+def test_one_error_in_low_traffic_is_not_significant_against_a_zero_error_baseline():
+    # 1/40 = 2.5 % > 1 %, but a Wilson lower bound of ~0.4 % is no evidence of a breach.
+    result = judge(window("green", 40, errors=1), window("blue", 800, errors=0))
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "not yet significant" in result.reason
+
+
+def test_relative_error_breach_against_live_blue():
+    policy = SLOPolicy(max_error_ratio=0.5, max_error_ratio_delta_vs_blue=0.005)
+    result = judge_window(window("green", 1000, errors=60), window("blue", 1000, errors=10), policy, min_requests=20, window_seconds=10)
+    assert result.verdict is Verdict.FAIL
+    assert "vs blue 1.0 %" in result.reason
+
+
+def test_latency_degradation_over_fifty_percent_fails():
+    result = judge(window("green", 400, latency={0.95: 0.160, 0.99: 0.200}), window("blue", 900, latency={0.95: 0.015, 0.99: 0.030}))
+    assert result.verdict is Verdict.FAIL
+    assert "green p95 160 ms vs blue 15 ms" in result.reason
+
+
+def test_latency_noise_below_the_floor_passes():
+    result = judge(window("green", 400, latency={0.95: 0.030, 0.99: 0.045}), window("blue", 900, latency={0.95: 0.010, 0.99: 0.015}))
+    assert result.verdict is Verdict.PASS
+
+
+def test_green_down_fails_at_once_even_without_traffic():
+    result = judge(window("green", None, None, up=False), window("blue", 900))
+    assert result.verdict is Verdict.FAIL
+    assert "green is down" in result.reason
+
+
+def test_baseline_stands_in_when_blue_has_no_traffic():
+    baseline = window("blue", 500, latency={0.95: 0.010, 0.99: 0.020})
+    result = judge(window("green", 400, latency={0.95: 0.100, 0.99: 0.120}), window("blue", 0), baseline)
+    assert result.verdict is Verdict.FAIL
+    assert "blue baseline 10 ms" in result.reason
+
+
+def test_blue_regression_against_its_baseline_fails():
+    baseline = window("blue", 500, latency={0.95: 0.010, 0.99: 0.020})
+    result = judge(window("green", 400), window("blue", 900, latency={0.95: 0.200, 0.99: 0.300}), baseline)
+    assert result.verdict is Verdict.FAIL
+    assert "blue p95 200 ms regressed vs its baseline" in result.reason
+
+
+@pytest.mark.parametrize("errors,requests", [(0, 10), (0, 1000), (5, 100), (100, 100)])
+def test_wilson_interval_brackets_the_point_estimate(errors, requests):
+    low, high = wilson_interval(errors, requests, 1.96)
+    assert 0 <= low <= errors / requests <= high <= 1
+
+
+def test_baseline_summary_needs_enough_requests():
+    assert summarize_baseline(window("blue", 5), min_requests=20, window_seconds=8).verdict is Verdict.INCONCLUSIVE
+    assert summarize_baseline(window("blue", 300), min_requests=20, window_seconds=8).verdict is Verdict.PASS
+    assert summarize_baseline(window("blue", 300, up=False), min_requests=20, window_seconds=8).verdict is Verdict.FAIL
+
+
+def test_color_window_round_trips_through_xcom_json():
+    original = window("blue", 10, 1)
+    assert ColorWindow.from_dict(original.to_dict()) == original
