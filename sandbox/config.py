@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -76,6 +77,21 @@ class SandboxConfig:
 
     def app_url(self, color: str) -> str:
         return f"http://{self.host}:{self.app_port(color)}"
+
+    def app_dsn(self) -> str:
+        """libpq DSN of the running sandbox's `cutover` database.
+
+        The password is generated at every `up` and lives only in state.json, so this reads it
+        there; raises if the sandbox is not up.
+        """
+        try:
+            postgres = json.loads(self.state_file.read_text())["postgres"]
+        except FileNotFoundError:
+            raise ConfigError(f"sandbox is not up (no {self.state_file}); run `python -m sandbox.launcher up`") from None
+        from psycopg2.extensions import make_dsn  # lazy: keep this module importable without psycopg2
+
+        return make_dsn(host=postgres["host"], port=postgres["port"], dbname=postgres["dbname"],
+                        user=postgres["user"], password=postgres["password"])
 
     @property
     def router_url(self) -> str:

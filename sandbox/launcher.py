@@ -33,7 +33,7 @@ import psycopg2.extensions
 import redis
 import requests
 
-from sandbox.config import COLORS, PORT_SETTINGS, SandboxConfig
+from sandbox.config import COLORS, PORT_SETTINGS, ConfigError, SandboxConfig
 
 log = logging.getLogger("sandbox")
 
@@ -168,21 +168,29 @@ class Sandbox:
         self._prepare_state_dir()
         self._state = self._new_state()
         self._save_state()
+        steps: list[tuple[str, Callable[[], Any]]] = [
+            # Prometheus first and waited for last: its service discovery hands targets to the
+            # scrape manager only after ~5 s, which then overlaps with everything else.
+            ("prometheus_spawn", self._spawn_prometheus),
+            ("postgres", self._start_postgres), ("database", self._bootstrap_database), ("redis", self._start_redis),
+            *((color, lambda color=color: self._start_app(color)) for color in COLORS),
+            ("haproxy", self._start_haproxy), ("prometheus", self._wait_prometheus),
+        ]
+        timings = {}
         try:
-            self._start_postgres()
-            self._bootstrap_database()
-            self._start_redis()
-            for color in COLORS:
-                self._start_app(color)
-            self._start_haproxy()
-            self._start_prometheus()
+            for name, step in steps:
+                step_started = time.monotonic()
+                step()
+                timings[name] = round(time.monotonic() - step_started, 2)
         except BaseException as error:
             log.error("sandbox up failed (%s); stopping what was started", error)
             self.down()
             raise
         self._state["up_seconds"] = round(time.monotonic() - started, 2)
+        self._state["startup_seconds"] = timings
         self._save_state()
-        log.info("sandbox up in %.1fs (state %s)", self._state["up_seconds"], self.config.state_dir)
+        log.info("sandbox up in %.1fs (state %s); connections: eval \"$(python -m sandbox.launcher env)\"",
+                 self._state["up_seconds"], self.config.state_dir)
         return self._state
 
     def down(self) -> list[str]:
@@ -240,10 +248,7 @@ class Sandbox:
 
     def dsn(self) -> str:
         """libpq DSN of the `cutover` database (TCP, password auth)."""
-        pg = self._require_state()["postgres"]
-        return psycopg2.extensions.make_dsn(
-            host=pg["host"], port=pg["port"], dbname=pg["dbname"], user=pg["user"], password=pg["password"]
-        )
+        return self._dsn_from(self._require_state())
 
     def app_pid(self, color: str) -> int | None:
         """PID of the running app of that color, None if it is not running."""
@@ -504,7 +509,7 @@ class Sandbox:
     def _haproxy_sees_up(self, color: str) -> Callable[[], bool]:
         return lambda: haproxy_server_states(self.config.haproxy_socket).get(color) == "UP"
 
-    def _start_prometheus(self) -> None:
+    def _spawn_prometheus(self) -> None:
         cfg = self.config
         rules_glob = cfg.repo_root / "include" / "prometheus" / "rules" / "*.yml"
         rendered = self._render("prometheus", cfg.repo_root / "include" / "prometheus" / "prometheus.yml.tmpl",
@@ -514,13 +519,16 @@ class Sandbox:
                                 })
         self._check_config("prometheus", ["promtool", "check", "config", str(rendered)])
         tsdb = cfg.state_dir / "prometheus" / "data"
-        pid = self._spawn("prometheus", [
+        self._spawn("prometheus", [
             "prometheus", f"--config.file={rendered}", f"--storage.tsdb.path={tsdb}",
             f"--web.listen-address={cfg.host}:{cfg.prometheus_port}",
             "--storage.tsdb.retention.time=1d",
         ])
+
+    def _wait_prometheus(self) -> None:
+        pid = int(self._state["components"]["prometheus"]["pid"])
         logfile = self._log_path("prometheus")
-        self._wait_ready("prometheus", lambda: _http_ok(f"{cfg.prometheus_url}/-/ready"), logfile, pid)
+        self._wait_ready("prometheus", lambda: _http_ok(f"{self.config.prometheus_url}/-/ready"), logfile, pid)
         # Gates query right after up: wait for a first successful scrape of every target.
         self._wait_ready("prometheus targets", self._prometheus_targets_up, logfile, pid)
 
@@ -596,9 +604,15 @@ class Sandbox:
         fields = _proc_stat_fields(pid)
         return fields is not None and fields[0] not in ("Z", "X")
 
+    @property
+    def _needle(self) -> str:
+        # Every process we start names a file inside the state dir in its argv. The trailing
+        # slash keeps /tmp/sbx1 from matching the processes of a sandbox in /tmp/sbx10.
+        return f"{self.config.state_dir}{os.sep}"
+
     def _owned(self, pid: int) -> bool:
         """Alive and started by this sandbox (guards against a recycled PID)."""
-        return self._alive(pid) and str(self.config.state_dir) in " ".join(_cmdline(pid))
+        return self._alive(pid) and self._needle in " ".join(_cmdline(pid))
 
     def _component_alive(self, state: dict[str, Any], name: str) -> bool:
         info = state.get("components", {}).get(name)
@@ -661,7 +675,7 @@ class Sandbox:
 
     def _find_leftovers(self) -> list[int]:
         """Processes of ours still running: one of our executables with our state dir in argv."""
-        needle = str(self.config.state_dir)
+        needle = self._needle
         found = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -752,8 +766,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("up", "down", "status", "env"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    sandbox = Sandbox()
     try:
+        sandbox = Sandbox()
         if args.command == "up":
             state = sandbox.up()
             print(json.dumps({"state_dir": state["state_dir"], "up_seconds": state.get("up_seconds"),
@@ -766,7 +780,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if all(status.values()) else 1
         else:
             print("\n".join(env_lines(sandbox.connections())))
-    except SandboxError as error:
+    except (SandboxError, ConfigError) as error:
         print(f"sandbox: error: {error}", file=sys.stderr)
         return 1
     return 0

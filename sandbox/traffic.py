@@ -1,0 +1,313 @@
+"""Bounded, paced HTTP traffic against the router, with a ledger of every request.
+
+The ledger is the ground truth of a rehearsal: which requests failed, which color served them,
+whether the failure was injected on purpose, and which writes the service acknowledged (so
+:func:`report` can prove none of them was lost).
+
+Pacing is open-loop (request *i* is due at ``start + i / rps``) so a slow color does not
+quietly lower the offered load; a request more than ``max_lag_seconds`` late is skipped and
+counted instead of being fired in a burst.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import requests
+
+ROUTE_USER = "/api/users/{id}"
+ROUTE_USER_ORDERS = "/api/users/{id}/orders"
+ROUTE_ORDER = "/api/orders/{id}"
+ROUTE_CREATE_ORDER = "/api/orders"
+CONNECT_TIMEOUT = 1.0
+MAX_REQUESTS_HARD_CAP = 1_000_000
+
+
+class TrafficError(RuntimeError):
+    """The generator cannot run (e.g. no valid user ids could be learned)."""
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    method: str
+    route: str
+    path: str
+    body: dict[str, int] | None = None
+
+
+class TrafficGenerator:
+    """Paced worker threads, each with its own keep-alive ``requests.Session``.
+
+    Bounded twice: stops after ``max_seconds`` or ``max_requests`` sent, whichever comes first.
+    ``read_write_mix`` is the share of reads (0.7 = 70 % reads, 30 % order writes).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        rps: float = 40,
+        max_seconds: float = 600,
+        max_requests: int | None = None,
+        read_write_mix: float = 0.7,
+        seed: int | None = None,
+        user_ids: Sequence[int] | None = None,
+        workers: int | None = None,
+        timeout_seconds: float = 5.0,
+        max_lag_seconds: float = 1.0,
+    ) -> None:
+        if rps <= 0 or max_seconds <= 0:
+            raise ValueError(f"rps and max_seconds must be > 0, got rps={rps}, max_seconds={max_seconds}")
+        if not 0 <= read_write_mix <= 1:
+            raise ValueError(f"read_write_mix is the share of reads, 0..1; got {read_write_mix}")
+        self.base_url = base_url.rstrip("/")
+        self.rps = float(rps)
+        self.max_seconds = float(max_seconds)
+        self.max_requests = min(max_requests or math.ceil(rps * max_seconds), MAX_REQUESTS_HARD_CAP)
+        self.read_write_mix = read_write_mix
+        self.timeout_seconds = timeout_seconds
+        self.max_lag_seconds = max_lag_seconds
+        # Enough threads that ~200 ms responses still keep up with the rate, but "a few".
+        self.workers = workers or max(2, min(16, math.ceil(self.rps / 8)))
+        self._random = random.Random(seed)
+        self._user_ids = list(user_ids) if user_ids else []
+        self._order_ids: list[int] = []
+        self._ledger: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._issued = 0
+        self.skipped = 0
+        self.started_at: float | None = None
+        self._t0 = 0.0
+
+    # ------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> TrafficGenerator:
+        if self._threads:
+            raise TrafficError("generator already started; create a new one for another run")
+        if not self._user_ids:
+            self._user_ids = self.learn_user_ids()
+        self.started_at = time.time()
+        self._t0 = time.monotonic()
+        self._threads = [threading.Thread(target=self._worker, name=f"traffic-{i}", daemon=True)
+                         for i in range(self.workers)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Stop issuing requests, wait for in-flight ones, return the ledger."""
+        self._stop.set()
+        return self.join(timeout)
+
+    def join(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Wait until the run ends by itself (time or count bound); return the ledger."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return self.ledger
+
+    def run(self) -> list[dict[str, Any]]:
+        return self.start().join()
+
+    @property
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    @property
+    def ledger(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return sorted(self._ledger, key=lambda entry: entry["t"])
+
+    def dump_jsonl(self, path: str | Path) -> Path:
+        """Write the ledger so far, one JSON object per request."""
+        return dump_jsonl(self.ledger, path)
+
+    # ------------------------------------------------------------------------- setup
+
+    def learn_user_ids(self, wanted: int = 20, probe_up_to: int = 200) -> list[int]:
+        """Find existing users by GETting ids 1, 2, ... until `wanted` answered 200."""
+        found: list[int] = []
+        statuses: dict[int | str, int] = {}
+        with requests.Session() as session:
+            for user_id in range(1, probe_up_to + 1):
+                try:
+                    status = session.get(f"{self.base_url}/api/users/{user_id}", timeout=self.timeout_seconds).status_code
+                except requests.RequestException as error:
+                    status = type(error).__name__
+                statuses[status] = statuses.get(status, 0) + 1
+                if status == 200:
+                    found.append(user_id)
+                    if len(found) >= wanted:
+                        break
+        if not found:
+            raise TrafficError(f"no user found at {self.base_url}/api/users/1..{probe_up_to} "
+                               f"(answers: {statuses}); is the sandbox up and seeded?")
+        return found
+
+    # ------------------------------------------------------------------------- workers
+
+    def _next_slot(self) -> tuple[float, PlannedRequest] | None:
+        """Reserve the next request slot (due time + what to send), or None when done."""
+        with self._lock:
+            if self._stop.is_set() or self._issued >= self.max_requests:
+                return None
+            due = self._t0 + self._issued / self.rps
+            if due - self._t0 >= self.max_seconds:
+                return None
+            self._issued += 1
+            return due, self._plan()
+
+    def _plan(self) -> PlannedRequest:
+        # Called under the lock: one RNG drawn in slot order keeps a seeded run's plan repeatable.
+        rng = self._random
+        user_id = rng.choice(self._user_ids)
+        if rng.random() >= self.read_write_mix:
+            body = {"user_id": user_id, "amount_cents": rng.randint(100, 50_000)}
+            return PlannedRequest("POST", ROUTE_CREATE_ORDER, "/api/orders", body)
+        kind = rng.random()
+        if kind < 0.3 and self._order_ids:
+            order_id = rng.choice(self._order_ids)
+            return PlannedRequest("GET", ROUTE_ORDER, f"/api/orders/{order_id}")
+        if kind < 0.6:
+            return PlannedRequest("GET", ROUTE_USER_ORDERS, f"/api/users/{user_id}/orders")
+        return PlannedRequest("GET", ROUTE_USER, f"/api/users/{user_id}")
+
+    def _worker(self) -> None:
+        with requests.Session() as session:
+            while (slot := self._next_slot()) is not None:
+                due, planned = slot
+                delay = due - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    return
+                if -delay > self.max_lag_seconds:
+                    with self._lock:
+                        self.skipped += 1
+                    continue
+                entry = self._send(session, planned)
+                with self._lock:
+                    self._ledger.append(entry)
+                    if entry["write_id"] is not None:
+                        self._order_ids.append(entry["write_id"])
+
+    def _send(self, session: requests.Session, planned: PlannedRequest) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "t": time.time(), "method": planned.method, "route": planned.route, "status": None,
+            "color": None, "served_by": None, "injected": False, "error": None, "write_id": None,
+            "duration_s": None,
+        }
+        started = time.monotonic()
+        try:
+            response = session.request(planned.method, self.base_url + planned.path, json=planned.body,
+                                       timeout=(CONNECT_TIMEOUT, self.timeout_seconds))
+        except requests.RequestException as error:
+            entry["error"] = f"{type(error).__name__}: {error}"
+        else:
+            self._fill_from_response(entry, planned, response)
+        entry["duration_s"] = round(time.monotonic() - started, 6)
+        return entry
+
+    @staticmethod
+    def _fill_from_response(entry: dict[str, Any], planned: PlannedRequest, response: requests.Response) -> None:
+        entry["status"] = response.status_code
+        entry["served_by"] = response.headers.get("X-Served-By")
+        # X-Backend-Server is set by HAProxy even on its own 502/503, so it names the color that
+        # failed; X-Served-By only exists when the app itself answered.
+        entry["color"] = response.headers.get("X-Backend-Server") or entry["served_by"]
+        entry["injected"] = response.headers.get("X-Fault-Injected") == "1"
+        if response.status_code >= 400:
+            entry["error"] = response.text[:200]
+        elif planned.method == "POST" and response.status_code == 201:
+            try:
+                entry["write_id"] = int(response.json()["id"])
+            except (ValueError, KeyError, TypeError):
+                entry["error"] = f"201 without an id: {response.text[:200]}"
+
+
+# ----------------------------------------------------------------------------- ledger files
+
+
+def dump_jsonl(ledger: Iterable[dict[str, Any]], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as out:
+        for entry in ledger:
+            out.write(json.dumps(entry, separators=(",", ":")) + "\n")
+    return path
+
+
+def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    with open(path) as source:
+        return [json.loads(line) for line in source if line.strip()]
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def is_failed(entry: dict[str, Any]) -> bool:
+    return entry["status"] is None or entry["status"] >= 500
+
+
+def is_injected_failure(entry: dict[str, Any], fault_windows: Sequence[dict[str, Any]]) -> bool:
+    """A failure we caused on purpose: the app said so, or it died while its crash window was open."""
+    if entry.get("injected"):
+        return True
+    if entry.get("served_by"):  # the app answered 5xx itself without the fault header: a real error
+        return False
+    started = entry["t"]
+    finished = started + (entry.get("duration_s") or 0.0)
+    for window in fault_windows:
+        if window.get("kind") != "crash":
+            continue
+        if entry.get("color") not in (None, window["color"]):
+            continue
+        end = window.get("end")
+        if finished >= window["start"] and (end is None or started <= end):
+            return True
+    return False
+
+
+def report(ledger: Sequence[dict[str, Any]], dsn: str, fault_windows: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Summarise a ledger: failures split into injected vs not, and acknowledged writes lost."""
+    windows = list(fault_windows or [])
+    failed = [entry for entry in ledger if is_failed(entry)]
+    injected = [entry for entry in failed if is_injected_failure(entry, windows)]
+    acknowledged = sorted({entry["write_id"] for entry in ledger if entry.get("write_id") is not None})
+    lost = missing_order_ids(dsn, acknowledged)
+    by_color: dict[str, int] = {}
+    for entry in ledger:
+        key = entry.get("color") or "unknown"
+        by_color[key] = by_color.get(key, 0) + 1
+    return {
+        "total": len(ledger),
+        "failed": len(failed),
+        "failed_injected": len(injected),
+        "failed_not_injected": len(failed) - len(injected),
+        "writes_acknowledged": len(acknowledged),
+        "writes_lost": len(lost),
+        "lost_write_ids": lost,
+        "by_color": by_color,
+    }
+
+
+def missing_order_ids(dsn: str, order_ids: Sequence[int]) -> list[int]:
+    """Acknowledged order ids that are not in the orders table (one query, however many ids)."""
+    if not order_ids:
+        return []
+    conn = psycopg2.connect(dsn, connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT id FROM orders WHERE id = ANY(%s)", (list(order_ids),))
+            present = {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()
+    return sorted(set(order_ids) - present)

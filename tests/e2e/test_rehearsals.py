@@ -1,0 +1,50 @@
+"""Whole rehearsals: sandbox, traffic, faults and one real `cutover` DAG run each (~2-3 min each)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sandbox.rehearsal import run_rehearsal
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def rehearse(scenario: str, tmp_path) -> dict:
+    path = tmp_path / f"{scenario}.json"
+    result = run_rehearsal(scenario, path)
+    assert json.loads(path.read_text()) == json.loads(json.dumps(result, default=str))
+    for field in ("scenario", "outcome", "final_weights", "stages", "detection_seconds", "rollback_seconds", "requests", "writes"):
+        assert field in result
+    assert result["requests"]["total"] > 500
+    assert result["requests"]["failed_not_injected"] == 0, result["requests"]
+    assert result["writes"]["acknowledged"] > 100 and result["writes"]["lost"] == 0, result["writes"]
+    return result
+
+
+def test_happy_promotes_to_all_green(tmp_path):
+    result = rehearse("happy", tmp_path)
+    assert result["outcome"] == "promoted", result["reason"]
+    assert result["final_weights"] == {"blue": 0, "green": 100}
+    assert result["detection_seconds"] is None and result["rollback_seconds"] is None
+    assert result["requests"]["failed"] == 0
+    assert result["behaved_as_expected"]
+
+
+def test_green_errors_roll_back_naming_the_error_rate(tmp_path):
+    result = rehearse("green-errors", tmp_path)
+    assert result["outcome"] == "rolled_back"
+    assert result["final_weights"] == {"blue": 100, "green": 0}
+    assert "Halt at 25 %" in result["reason"] and "green 5xx" in result["reason"]
+    assert 0 < result["detection_seconds"] < 15
+    assert 0 <= result["rollback_seconds"] < 1
+    assert result["behaved_as_expected"]
+
+
+def test_green_crash_rolls_back(tmp_path):
+    result = rehearse("green-crash", tmp_path)
+    assert result["outcome"] == "rolled_back"
+    assert result["final_weights"] == {"blue": 100, "green": 0}
+    assert "green is down" in result["reason"]
+    assert result["behaved_as_expected"]

@@ -1,0 +1,90 @@
+"""Real sandbox for the integration tests: up once per module, down after, nothing left behind.
+
+The test sandbox lives in a fresh temporary directory and on the default ports + 1000
+(SANDBOX_TEST_PORT_OFFSET), so a developer's own sandbox on the default ports keeps running.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.config import PORT_SETTINGS, SandboxConfig
+from sandbox.launcher import Sandbox
+
+
+def make_test_config() -> SandboxConfig:
+    offset = int(os.environ.get("SANDBOX_TEST_PORT_OFFSET", "1000"))
+    # /tmp, not pytest's tmp_path: that one is mode 0700, and PostgreSQL runs as another user.
+    state_dir = Path(tempfile.mkdtemp(prefix="cutover-sbx-test-"))
+    state_dir.chmod(0o755)
+    env = {"SANDBOX_DIR": str(state_dir), "SANDBOX_READY_TIMEOUT": "30"}
+    env.update({name: str(default + offset) for name, default in PORT_SETTINGS.values()})
+    return SandboxConfig.from_env(env)
+
+
+def config_env(config: SandboxConfig) -> dict[str, str]:
+    """Environment that makes `python -m sandbox.launcher` address this config's sandbox."""
+    env = dict(os.environ, SANDBOX_DIR=str(config.state_dir), PYTHONPATH=str(config.repo_root))
+    env.update({PORT_SETTINGS[field][0]: str(port) for field, port in config.ports().items()})
+    return env
+
+
+def processes_mentioning(path: Path) -> list[str]:
+    """Every live process whose command line contains `path` (except this one)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if f"{path}{os.sep}" in argv and state not in ("Z", "X"):
+            found.append(f"{entry.name}: {argv[:160]}")
+    return found
+
+
+def listening(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def assert_nothing_left(config: SandboxConfig) -> None:
+    leftovers = processes_mentioning(config.state_dir)
+    assert leftovers == [], f"processes left after down(): {leftovers}"
+    open_ports = {name: port for name, port in config.ports().items() if listening(config.host, port)}
+    assert open_ports == {}, f"ports still listening after down(): {open_ports}"
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    config = make_test_config()
+    box = Sandbox(config)
+    try:
+        box.up()
+        yield box
+    finally:
+        box.down()
+        assert_nothing_left(config)
+        shutil.rmtree(config.state_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def no_leftovers() -> Callable[[SandboxConfig], None]:
+    """The leftover check as a fixture (test modules here are not a package, so no imports)."""
+    return assert_nothing_left
+
+
+@pytest.fixture
+def sandbox_env(sandbox: Sandbox) -> dict[str, str]:
+    """Environment for `python -m sandbox.launcher ...` subprocesses aimed at the test sandbox."""
+    return config_env(sandbox.config)

@@ -1,0 +1,352 @@
+"""Integration tests of the rehearsal sandbox against real PostgreSQL, HAProxy, Prometheus, Redis.
+
+One sandbox serves the whole module (see conftest.py); tests that move traffic put it back on
+blue afterwards. The up/down test must stay LAST: it takes the shared sandbox down.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from sandbox.config import REPO_ROOT
+from sandbox.faults import FaultController, FaultSchedule
+from sandbox.launcher import Sandbox, SandboxError, haproxy_server_states
+from sandbox.traffic import TrafficGenerator, dump_jsonl, load_jsonl, report
+
+# A hung component must fail the module, not stall CI (pytest-timeout is in requirements.txt).
+pytestmark = pytest.mark.timeout(120)
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def runtime_api(sandbox: Sandbox, line: str) -> str:
+    """Tiny HAProxy runtime API client: the router proper lives in plugins/cutover_kit/routing."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        sock.connect(str(sandbox.config.haproxy_socket))
+        sock.sendall(line.encode() + b"\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def set_green_percent(sandbox: Sandbox, percent: int) -> None:
+    for server, weight in (("green", percent), ("blue", 100 - percent)):
+        answer = runtime_api(sandbox, f"set server app/{server} weight {weight}")
+        assert answer.strip() == "", f"HAProxy refused weight {weight} for {server}: {answer!r}"
+
+
+def green_percent(sandbox: Sandbox) -> float:
+    weights = {server: int(runtime_api(sandbox, f"get weight app/{server}").split()[0]) for server in ("blue", "green")}
+    total = weights["blue"] + weights["green"]
+    return 100.0 * weights["green"] / total if total else 0.0
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Metric samples of one /metrics page keyed by (name, sorted labels)."""
+    text = requests.get(url, timeout=2).text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def sample(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def prometheus_query(sandbox: Sandbox, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+    params = {"query": expr} if at is None else {"query": expr, "time": at}
+    answer = requests.get(f"{sandbox.config.prometheus_url}/api/v1/query", params=params, timeout=3).json()
+    assert answer["status"] == "success", answer
+    return answer["data"]["result"]
+
+
+@pytest.fixture
+def all_blue_after(sandbox: Sandbox) -> Iterator[None]:
+    """Whatever a test does to weights and faults, the next one starts on blue, fault-free."""
+    yield
+    set_green_percent(sandbox, 0)
+    for color in ("blue", "green"):
+        if sandbox.app_pid(color) is None:
+            sandbox.restart_app(color)
+        FaultController(sandbox.config).clear(color)
+
+
+# ------------------------------------------------------------------------------- tests
+
+
+def test_database_is_seeded_with_the_legacy_schema(sandbox: Sandbox) -> None:
+    with psycopg2.connect(sandbox.dsn()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM users")
+        assert cur.fetchone()[0] == 1000
+        cur.execute("SELECT count(*), count(DISTINCT status) FROM orders")
+        assert cur.fetchone() == (5000, 5)
+        cur.execute("SELECT version FROM schema_migrations")
+        assert cur.fetchall() == [("20240101000000",)]
+        # The cutover role owns its tables: green can run migrations without a superuser.
+        cur.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'orders'")
+        assert cur.fetchone()[0] == "cutover"
+    conn.close()
+    state = json.loads(sandbox.config.state_file.read_text())
+    assert len(state["postgres"]["password"]) >= 24
+    assert sandbox.config.state_file.stat().st_mode & 0o077 == 0, "state.json holds a password: must be 0600"
+
+
+def test_router_serves_reads_and_writes_from_both_colors(sandbox: Sandbox, all_blue_after: None) -> None:
+    router = sandbox.config.router_url
+    with requests.Session() as http:
+        user = http.get(f"{router}/api/users/1", timeout=2)
+        assert user.status_code == 200 and user.json()["email"] == "user1@example.test"
+        assert user.headers["X-Served-By"] == user.headers["X-Backend-Server"] == "blue"
+
+        created = http.post(f"{router}/api/orders", json={"user_id": 1, "amount_cents": 1234}, timeout=2)
+        assert created.status_code == 201, created.text
+        order_id = created.json()["id"]
+        order = http.get(f"{router}/api/orders/{order_id}", timeout=2).json()
+        assert (order["user_id"], order["amount_cents"], order["status"]) == (1, 1234, "pending")
+        listed = http.get(f"{router}/api/users/1/orders", timeout=2).json()["orders"]
+        assert listed[0]["id"] == order_id and len(listed) <= 20
+
+        email = f"new-{time.time_ns()}@example.test"
+        assert http.post(f"{router}/api/users", json={"email": email, "name": "N"}, timeout=2).status_code == 201
+        assert http.post(f"{router}/api/users", json={"email": email}, timeout=2).status_code == 409
+        assert http.post(f"{router}/api/orders", json={"user_id": 10**9, "amount_cents": 1}, timeout=2).status_code == 422
+        bad = http.post(f"{router}/api/orders", json={"user_id": "1", "amount_cents": 1}, timeout=2)
+        assert bad.status_code == 400 and "user_id" in bad.json()["error"]
+        assert http.get(f"{router}/api/orders/99999999", timeout=2).status_code == 404
+
+        set_green_percent(sandbox, 50)
+        served = [http.get(f"{router}/api/users/2", timeout=2) for _ in range(40)]
+    assert {r.headers["X-Served-By"] for r in served} == {"blue", "green"}
+    assert all(r.headers["X-Served-By"] == r.headers["X-Backend-Server"] for r in served)
+    green_share = sum(r.headers["X-Served-By"] == "green" for r in served) / len(served)
+    assert 0.4 <= green_share <= 0.6, f"50/50 weights gave {green_share:.0%} green"
+
+
+def test_metrics_carry_color_labels_in_apps_and_prometheus(sandbox: Sandbox) -> None:
+    for color in ("blue", "green"):
+        requests.get(f"{sandbox.config.app_url(color)}/api/users/3", timeout=2)
+        samples = scrape(f"{sandbox.config.app_url(color)}/metrics")
+        assert sample(samples, "app_info", color=color) == 1
+        assert sample(samples, "http_requests_total", color=color, route="/api/users/{id}", method="GET", code="200") >= 1
+        assert sample(samples, "http_request_duration_seconds_bucket", color=color, route="/api/users/{id}", le="5.0") >= 1
+        assert not any(dict(labels).get("color") not in (None, color) for _, labels in samples)
+
+    def colors_in_prometheus() -> set[str]:
+        return {r["metric"]["color"] for r in prometheus_query(sandbox, 'sum by (color) (http_requests_total{job="apps"})')}
+
+    wait_for(lambda: colors_in_prometheus() == {"blue", "green"}, timeout=5, what="Prometheus to scrape both colors")
+    # Recording rules are loaded and evaluated (blue has traffic; ratio falls back to 0, not empty).
+    ratio = wait_for(lambda: prometheus_query(sandbox, 'color:http_errors:ratio10s{color="blue"}'),
+                     timeout=5, what="blue error ratio")
+    assert float(ratio[0]["value"][1]) == 0.0
+    haproxy = prometheus_query(sandbox, 'haproxy_server_http_responses_total{proxy="app", code="2xx"}')
+    assert {r["metric"]["server"] for r in haproxy} == {"blue", "green"}
+
+
+def test_fault_control_is_denied_through_the_router_but_works_directly(sandbox: Sandbox) -> None:
+    router = sandbox.config.router_url
+    denied = [requests.get(router + path, timeout=2) for path in ("/__fault", "//__fault", "/%5F_fault", "/__FAULT")]
+    denied.append(requests.post(f"{router}/__fault", json={"crash": True}, timeout=2))
+    assert [answer.status_code for answer in denied] == [403] * 5
+    # Denied by HAProxy itself, not by the app's own X-Forwarded-For check behind it.
+    assert not any("X-Served-By" in answer.headers for answer in denied)
+
+    direct = f"{sandbox.config.app_url('blue')}/__fault"
+    assert requests.get(direct, timeout=2).json() == {"error_fraction": 0.0, "added_latency_ms": 0.0}
+    assert requests.post(direct, json={"error_fraction": 0.1}, headers={"X-Forwarded-For": "10.0.0.1"},
+                         timeout=2).status_code == 403
+    for body, message in (({"error_fraction": 1.5}, "between 0 and 1"), ({"added_latency_ms": -1}, "added_latency_ms"),
+                          ({"crash": "yes"}, "crash must be"), ({"colour": "red"}, "unknown fault field"),
+                          ([], "JSON object"), ({}, "sets nothing")):
+        answer = requests.post(direct, json=body, timeout=2)
+        assert answer.status_code == 400 and message in answer.json()["error"], (body, answer.text)
+    assert requests.get(direct, timeout=2).json()["error_fraction"] == 0.0  # rejected bodies changed nothing
+
+
+def test_error_fault_fails_about_that_fraction_with_the_header(sandbox: Sandbox, all_blue_after: None) -> None:
+    app = sandbox.config.app_url("blue")
+    before = scrape(f"{app}/metrics")
+    FaultController(sandbox.config).inject("blue", "errors", error_fraction=0.3)
+    with requests.Session() as http:
+        answers = [http.get(f"{app}/api/users/4", timeout=2) for _ in range(300)]
+    failed = [a for a in answers if a.status_code == 500]
+    assert all(a.headers.get("X-Fault-Injected") == "1" and a.headers["X-Served-By"] == "blue" for a in failed)
+    assert all(a.status_code == 200 and "X-Fault-Injected" not in a.headers for a in answers if a not in failed)
+    assert 0.2 <= len(failed) / len(answers) <= 0.4, f"{len(failed)}/300 failed for error_fraction 0.3"
+    after = scrape(f"{app}/metrics")
+    labels = {"color": "blue", "route": "/api/users/{id}", "method": "GET"}
+    assert sample(after, "http_requests_total", code="500", **labels) - sample(before, "http_requests_total", code="500", **labels) == len(failed)
+
+    FaultController(sandbox.config).clear("blue")
+    with requests.Session() as http:
+        assert all(http.get(f"{app}/api/users/4", timeout=2).status_code == 200 for _ in range(30))
+
+
+def test_latency_fault_shows_in_the_histogram(sandbox: Sandbox, all_blue_after: None) -> None:
+    app = sandbox.config.app_url("green")
+    labels = {"color": "green", "route": "/api/orders/{id}"}
+    before = scrape(f"{app}/metrics")
+    FaultController(sandbox.config).inject("green", "latency", added_latency_ms=150)
+    with requests.Session() as http:
+        durations = []
+        for _ in range(8):
+            started = time.monotonic()
+            assert http.get(f"{app}/api/orders/1", timeout=2).status_code == 200
+            durations.append(time.monotonic() - started)
+    assert min(durations) >= 0.15
+    after = scrape(f"{app}/metrics")
+
+    def delta(le: str) -> float:
+        name = "http_request_duration_seconds_bucket"
+        return sample(after, name, le=le, **labels) - sample(before, name, le=le, **labels)
+
+    assert delta("0.1") == 0 and delta("0.15") == 0, "delayed requests must not land in fast buckets"
+    assert delta("0.3") == 8 and delta("+Inf") == 8
+
+
+def test_crash_kills_the_app_haproxy_marks_it_down_and_restart_brings_it_back(sandbox: Sandbox, all_blue_after: None) -> None:
+    old_pid = sandbox.app_pid("green")
+    assert old_pid is not None
+    answer = requests.post(f"{sandbox.config.app_url('green')}/__fault", json={"crash": True}, timeout=2)
+    assert answer.status_code == 202 and answer.json()["exit_code"] == 70
+
+    wait_for(lambda: sandbox.app_pid("green") is None, timeout=3, what="green process to exit")
+    wait_for(lambda: haproxy_server_states(sandbox.config.haproxy_socket)["green"].startswith("DOWN"),
+             timeout=3, what="HAProxy to mark green DOWN")
+    with pytest.raises(SandboxError, match="green"):
+        sandbox.up()  # partly running: refuses instead of silently wiping the database
+
+    new_pid = sandbox.restart_app("green")
+    assert new_pid != old_pid and sandbox.app_pid("green") == new_pid
+    assert haproxy_server_states(sandbox.config.haproxy_socket)["green"] == "UP"
+    assert requests.get(f"{sandbox.config.app_url('green')}/readyz", timeout=2).status_code == 200
+
+
+def test_traffic_ledger_report_and_lost_write_detection(sandbox: Sandbox, all_blue_after: None, tmp_path: Path) -> None:
+    set_green_percent(sandbox, 50)
+    generator = TrafficGenerator(sandbox.config.router_url, rps=60, max_seconds=3, max_requests=150, seed=3)
+    started = time.monotonic()
+    ledger = generator.run()
+    assert time.monotonic() - started < 6, "bounded in time"
+    assert len(ledger) + generator.skipped == 150, "bounded by count: 60 rps x 3 s would be 180"
+    assert generator.skipped == 0, "the sandbox should keep up with 60 rps"
+
+    result = report(ledger, sandbox.dsn(), [])
+    assert result["total"] == len(ledger) and result["failed"] == 0 and result["writes_lost"] == 0
+    assert result["writes_acknowledged"] > 10
+    assert set(result["by_color"]) == {"blue", "green"}
+    assert {entry["route"] for entry in ledger} >= {"/api/orders", "/api/users/{id}", "/api/users/{id}/orders"}
+    assert load_jsonl(dump_jsonl(ledger, tmp_path / "ledger.jsonl")) == ledger
+
+    victim = next(entry["write_id"] for entry in ledger if entry["write_id"])
+    with psycopg2.connect(sandbox.dsn()) as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM orders WHERE id = %s", (victim,))
+    conn.close()
+    lost = report(ledger, sandbox.dsn(), [])
+    assert lost["writes_lost"] == 1 and lost["lost_write_ids"] == [victim]
+
+
+def test_fault_schedule_under_traffic_separates_injected_from_real_failures(sandbox: Sandbox, all_blue_after: None) -> None:
+    set_green_percent(sandbox, 50)
+    faults = [
+        {"color": "green", "fault": "errors", "error_fraction": 0.3, "after_seconds": 0.5},
+        {"color": "blue", "fault": "latency", "added_latency_ms": 40, "at_green_percent": 75},
+        {"color": "green", "fault": "crash", "after_seconds": 3.0},
+    ]
+    generator = TrafficGenerator(sandbox.config.router_url, rps=60, max_seconds=4.5, seed=5).start()
+    schedule = FaultSchedule(FaultController(sandbox.config), faults, lambda: green_percent(sandbox),
+                             started_at=generator.started_at).start()
+    time.sleep(1.5)
+    shifted_at = time.time()
+    set_green_percent(sandbox, 75)
+    ledger = generator.join(timeout=15)
+    windows = schedule.stop()
+
+    assert [w["kind"] for w in sorted(windows, key=lambda w: w["start"])] == ["errors", "latency", "crash"]
+    assert all(w["error"] is None for w in windows)
+    latency = next(w for w in windows if w["kind"] == "latency")
+    assert shifted_at <= latency["start"] <= shifted_at + 0.5, "at_green_percent fires within a poll or two"
+    crash = next(w for w in windows if w["kind"] == "crash")
+    assert crash["end"] is None and sandbox.app_pid("green") is None
+
+    result = report(ledger, sandbox.dsn(), windows)
+    assert result["failed_injected"] > 0
+    assert result["failed_not_injected"] == 0, [e for e in ledger if e["status"] is None or e["status"] >= 500]
+    assert result["writes_lost"] == 0
+    assert not any(e["injected"] and e["color"] != "green" for e in ledger)
+
+    # The live recording rule saw green's injected errors before the crash (1 s scrapes).
+    before_crash = crash["start"] - 0.1
+    ratio = prometheus_query(sandbox, 'color:http_errors:ratio10s{color="green"}', at=before_crash)
+    assert ratio and float(ratio[0]["value"][1]) > 0.01, ratio
+
+
+def test_promtool_checks_and_tests_the_rules() -> None:
+    prometheus = REPO_ROOT / "include" / "prometheus"
+    for argv in (["promtool", "check", "rules", *map(str, sorted((prometheus / "rules").glob("*.yml")))],
+                 ["promtool", "test", "rules", str(prometheus / "tests" / "cutover_test.yml")]):
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"{' '.join(argv)}:\n{done.stdout}{done.stderr}"
+
+
+def test_cli_status_and_env_describe_the_running_sandbox(sandbox: Sandbox, sandbox_env: dict[str, str]) -> None:
+    def cli(command: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "sandbox.launcher", command], capture_output=True, text=True,
+                              env=sandbox_env, cwd=REPO_ROOT, timeout=30)
+
+    status = cli("status")
+    assert status.returncode == 0 and all(json.loads(status.stdout).values()), status.stdout + status.stderr
+    lines = cli("env").stdout.splitlines()
+    exported = {}
+    for line in lines:
+        name, _, value = line.removeprefix("export ").partition("=")
+        exported[name] = json.loads(value.strip("'"))
+    assert exported["AIRFLOW_CONN_POSTGRES_DEFAULT"] == sandbox.connections()["postgres_default"]
+    assert exported["AIRFLOW_CONN_HAPROXY_DEFAULT"]["extra"]["socket_path"] == str(sandbox.config.haproxy_socket)
+    assert set(exported) == {f"AIRFLOW_CONN_{name.upper()}" for name in
+                             ("prometheus_default", "haproxy_default", "postgres_default", "redis_default",
+                              "app_blue", "app_green", "app_router")}
+
+
+# Must stay last: it takes the module's sandbox down (the fixture's own down() is then a no-op).
+def test_up_and_down_are_idempotent_and_leave_no_process(sandbox: Sandbox, no_leftovers: Callable) -> None:
+    state = json.loads(sandbox.config.state_file.read_text())
+    pids = {name: info["pid"] for name, info in state["components"].items()}
+    started = time.monotonic()
+    again = sandbox.up()
+    assert time.monotonic() - started < 3, "up() on a running sandbox only verifies"
+    assert {name: info["pid"] for name, info in again["components"].items()} == pids
+    assert all(sandbox.status().values())
+
+    stopped = sandbox.down()
+    assert set(stopped) == {"postgres", "redis", "blue", "green", "haproxy", "prometheus"}
+    no_leftovers(sandbox.config)
+    assert not any(sandbox.status().values())
+    assert sandbox.down() == []
+    with pytest.raises(SandboxError, match="not up"):
+        sandbox.connections()

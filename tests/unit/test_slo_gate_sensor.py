@@ -1,0 +1,82 @@
+"""The deferrable SLO gate: trigger serialization is exact, the sensor defers at once, and
+execute_complete refuses anything but an explicit success."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cutover_kit.plan import load_plan
+from cutover_kit.sensors.slo_gate import SLOGateSensor
+from cutover_kit.triggers.slo_gate import SLOGateTrigger
+
+PLAN = load_plan("rehearsal").to_dict()
+
+
+def make_sensor(**overrides):
+    arguments = dict(task_id="slo_gate", step_label="25 %", plan=PLAN, weights_set_at={"set_at": 1000.0}, blue_baseline={"window": {"color": "blue", "requests": 10, "errors": 0, "latency_seconds": {"0.95": 0.01}, "up": True}})
+    arguments.update(overrides)
+    return SLOGateSensor(**arguments)
+
+
+def test_trigger_serialize_is_exact_and_round_trips():
+    trigger = SLOGateTrigger(step_label="25 %", plan=PLAN, bake_seconds=10, step_timeout_seconds=40, gate_started_at=1.0, weights_set_at=0.5, blue_baseline=None, haproxy_conn_id="haproxy_default")
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "cutover_kit.triggers.slo_gate.SLOGateTrigger"
+    assert kwargs == {
+        "step_label": "25 %",
+        "plan": PLAN,
+        "bake_seconds": 10,
+        "step_timeout_seconds": 40,
+        "gate_started_at": 1.0,
+        "weights_set_at": 0.5,
+        "blue_baseline": None,
+        "prometheus_conn_id": "prometheus_default",
+        "haproxy_conn_id": "haproxy_default",
+    }
+    assert SLOGateTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def test_sensor_defers_immediately_with_the_plan_timings():
+    from airflow.sdk.exceptions import TaskDeferred
+
+    sensor = make_sensor()
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context={})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, SLOGateTrigger)
+    assert (trigger.bake_seconds, trigger.step_timeout_seconds) == (PLAN["bake_seconds"], PLAN["step_timeout_seconds"])
+    assert trigger.weights_set_at == 1000.0 and trigger.blue_baseline["color"] == "blue"
+    assert abs(trigger.gate_started_at - time.time()) < 5
+
+
+def test_standby_gate_bakes_for_the_standby_time():
+    trigger = make_sensor(bake_seconds_field="standby_seconds").build_trigger()
+    assert trigger.bake_seconds == PLAN["standby_seconds"]
+    assert trigger.step_timeout_seconds == PLAN["standby_seconds"] + PLAN["step_timeout_seconds"] - PLAN["bake_seconds"]
+
+
+class FakeTI:
+    def __init__(self):
+        self.pushed = {}
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+
+@pytest.mark.parametrize("status", ["failed", "inconclusive"])
+def test_execute_complete_fails_without_retry_and_keeps_the_result(status):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    ti = FakeTI()
+    event = {"status": status, "line": f"Halt at 25 %: {status}"}
+    with pytest.raises(AirflowFailException, match="Halt at 25 %"):
+        make_sensor().execute_complete({"ti": ti}, event)
+    assert ti.pushed["gate_result"] == event
+
+
+def test_execute_complete_returns_the_event_on_success():
+    ti = FakeTI()
+    event = {"status": "success", "line": "Promote past 25 %: ok"}
+    assert make_sensor().execute_complete({"ti": ti}, event) == event
