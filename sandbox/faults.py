@@ -183,11 +183,16 @@ class FaultSchedule:
     def _due(self, fault: dict[str, Any], percent: float | None) -> bool:
         if fault.get("after_seconds") is not None:
             return time.time() - self.started_at >= fault["after_seconds"]
-        return percent is not None and abs(percent - fault["at_green_percent"]) <= PERCENT_TOLERANCE
+        if percent is None or abs(percent - fault["at_green_percent"]) > PERCENT_TOLERANCE:
+            return False
+        # delay_seconds: fire that long after the percentage was first seen (e.g. into a watch).
+        first_seen = fault.setdefault("_first_seen", time.time())
+        return time.time() - first_seen >= float(fault.get("delay_seconds") or 0)
 
     def _fire(self, fault: dict[str, Any]) -> None:
+        public = {key: value for key, value in fault.items() if not key.startswith("_")}
         window = {"color": fault["color"], "kind": fault["fault"], "start": time.time(), "end": None,
-                  "error": None, "fault": dict(fault)}
+                  "error": None, "fault": public}
         try:
             self.controller.inject(fault["color"], fault["fault"], fault.get("error_fraction"),
                                    fault.get("added_latency_ms"))

@@ -20,6 +20,7 @@ from typing import Any
 from sandbox import airflow_env
 
 DAG_ID = "cutover"
+STANDBY_HANDOVER_SECONDS = 8  # ~3 tasks at ~2 s each between the 100 % gate and the standby watch
 log = logging.getLogger("rehearsal")
 
 
@@ -31,6 +32,26 @@ def _scenario_conf(scenario: Any) -> dict[str, Any]:
         # The DAG's `plan` param only accepts files in include/plans/ (an enum checked at trigger time).
         raise ScenarioError(f"scenario {scenario.name}: plan {scenario.plan.name!r} is not a file in include/plans/")
     return {"plan": scenario.plan.name, **{k: v for k, v in scenario.overrides.items() if v is not None}}
+
+
+def schedule_entry(fault: Any, plan: Any) -> dict[str, Any]:
+    """A scenario fault as the fault schedule wants it: stages become observed router percentages.
+
+    `standby` fires once green has held 100 % for the step's bake time plus a margin for the
+    gate's hand-over, i.e. inside the standby watch."""
+    entry = {
+        "color": fault.color,
+        "fault": fault.fault,
+        "error_fraction": fault.error_fraction,
+        "added_latency_ms": fault.added_latency_ms,
+    }
+    if fault.after_seconds is not None:
+        entry["after_seconds"] = fault.after_seconds
+    else:
+        entry["at_green_percent"] = fault.at_green_percent
+        if fault.at_stage == "standby":
+            entry["delay_seconds"] = plan.bake_seconds + STANDBY_HANDOVER_SECONDS
+    return entry
 
 
 def _plan_names() -> list[str]:
@@ -115,7 +136,7 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
         traffic.start()
         schedule = FaultSchedule(
             FaultController(config),
-            [fault.to_dict() for fault in scenario.faults],
+            [schedule_entry(fault, scenario.plan) for fault in scenario.faults],
             observe_green_percent=lambda: router.read_weights().green_percent,
             started_at=time.time(),
         )

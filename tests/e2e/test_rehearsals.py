@@ -11,6 +11,21 @@ from sandbox.rehearsal import run_rehearsal
 pytestmark = pytest.mark.timeout(600)
 
 
+@pytest.fixture(autouse=True)
+def private_sandbox(monkeypatch):
+    """Each rehearsal on its own state dir and ports (+2000), beside any developer sandbox."""
+    import tempfile
+    from pathlib import Path
+
+    from sandbox.config import PORT_SETTINGS
+
+    state_dir = Path(tempfile.mkdtemp(prefix="cutover-e2e-"))
+    state_dir.chmod(0o755)  # PostgreSQL runs as another user
+    monkeypatch.setenv("SANDBOX_DIR", str(state_dir))
+    for name, default in PORT_SETTINGS.values():
+        monkeypatch.setenv(name, str(default + 2000))
+
+
 def rehearse(scenario: str, tmp_path) -> dict:
     path = tmp_path / f"{scenario}.json"
     result = run_rehearsal(scenario, path)

@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowException
 log = logging.getLogger(__name__)
 
 
-def check_color_health(color: str) -> dict[str, str]:
+def check_color_health(color: str) -> dict[str, object]:
     from cutover_kit.hooks.service import ServiceHook
 
     hook = ServiceHook(f"app_{color}")
@@ -24,11 +24,12 @@ def check_color_health(color: str) -> dict[str, str]:
     if failures:
         # Retryable: an app still starting answers 503 on /readyz for a moment.
         raise AirflowException("Health check failed: " + "; ".join(failures))
-    log.info("%s healthy: %s", color, "; ".join(lines.values()))
-    return lines
+    reason = "; ".join(lines.values())
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason}
 
 
-def check_postgres() -> dict[str, str]:
+def check_postgres() -> dict[str, object]:
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     hook = PostgresHook(postgres_conn_id="postgres_default")
@@ -36,10 +37,10 @@ def check_postgres() -> dict[str, str]:
     migrations = hook.get_first("SELECT count(*), max(version) FROM schema_migrations")
     line = f"PostgreSQL {version} answers; schema_migrations has {migrations[0]} versions, latest {migrations[1]}"
     log.info(line)
-    return {"postgres": line}
+    return {"verdict": "PASS", "reason": line}
 
 
-def check_redis() -> dict[str, str]:
+def check_redis() -> dict[str, object]:
     from cutover_kit.hooks.redis_store import RedisHook
 
     client = RedisHook().get_conn()
@@ -51,4 +52,4 @@ def check_redis() -> dict[str, str]:
         raise AirflowException(f"Redis round trip returned {value!r}, expected b'ok'")
     line = f"Redis {client.info('server')['redis_version']} answers; SET/GET/DEL round trip ok"
     log.info(line)
-    return {"redis": line}
+    return {"verdict": "PASS", "reason": line}

@@ -48,7 +48,7 @@ def validate_plan(dag_steps: list[int]) -> dict[str, Any]:
     return plan.to_dict()
 
 
-def resolve_connections(conn_ids: tuple[str, ...] = REQUIRED_CONNECTIONS) -> dict[str, str]:
+def resolve_connections(conn_ids: tuple[str, ...] = REQUIRED_CONNECTIONS) -> dict[str, Any]:
     from airflow.sdk import BaseHook
 
     resolved, missing = {}, []
@@ -61,11 +61,12 @@ def resolve_connections(conn_ids: tuple[str, ...] = REQUIRED_CONNECTIONS) -> dic
         resolved[conn_id] = f"{conn.conn_type}://{conn.host or ''}{':' + str(conn.port) if conn.port else ''}"
     if missing:
         raise AirflowFailException(f"Connections missing or unreadable: {', '.join(missing)}")
-    log.info("All %d connections resolve: %s", len(resolved), ", ".join(resolved))
-    return resolved
+    reason = f"All {len(resolved)} connections resolve: {', '.join(resolved)}"
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason, "connections": resolved}
 
 
-def check_endpoints_reachable() -> dict[str, str]:
+def check_endpoints_reachable() -> dict[str, Any]:
     from cutover_kit.hooks.haproxy import HAProxyHook
     from cutover_kit.hooks.prometheus import PrometheusHook
     from cutover_kit.hooks.service import ServiceHook
@@ -99,5 +100,6 @@ def check_endpoints_reachable() -> dict[str, str]:
 
     if problems:
         raise AirflowFailException("Endpoints not ready: " + "; ".join(problems))
-    log.info("Every endpoint answers: %s", "; ".join(f"{k}: {v}" for k, v in findings.items()))
-    return findings
+    reason = "Every endpoint answers: " + "; ".join(f"{k}: {v}" for k, v in findings.items())
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason, "endpoints": findings}

@@ -1,0 +1,134 @@
+"""The router hook against real HAProxy, PrometheusHook against real Prometheus, and the SLO gate
+trigger judging real traffic, all through Airflow Connections given as AIRFLOW_CONN_* variables."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from cutover_kit.hooks.haproxy import HAProxyHook
+from cutover_kit.hooks.prometheus import PrometheusHook, PrometheusNoData, PrometheusUnavailable
+from cutover_kit.plan import load_plan
+from cutover_kit.routing import RouterError
+from cutover_kit.triggers.slo_gate import SLOGateTrigger
+from sandbox.faults import FaultController
+from sandbox.traffic import TrafficGenerator, report
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(autouse=True)
+def connections(sandbox, monkeypatch):
+    for conn_id, connection in sandbox.connections().items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
+    yield
+    HAProxyHook().set_green_percent(0)
+    FaultController(sandbox.config).clear("green")
+
+
+@pytest.fixture
+def traffic(sandbox):
+    generator = TrafficGenerator(sandbox.config.router_url, rps=60, max_seconds=90, seed=3)
+    generator.start()
+    yield generator
+    generator.stop()
+
+
+def test_weights_are_applied_read_back_and_idempotent():
+    router = HAProxyHook()
+    for percent in (5, 25, 25, 50, 100, 0):
+        weights = router.set_green_percent(percent)
+        assert weights.green_percent == percent
+        assert router.read_weights() == weights
+    assert router.server_states() == {"blue": "UP", "green": "UP"}
+
+
+def test_unknown_backend_is_a_clear_error(monkeypatch, sandbox):
+    broken = dict(sandbox.connections()["haproxy_default"])
+    broken["extra"] = {**broken["extra"], "backend": "nope"}
+    monkeypatch.setenv("AIRFLOW_CONN_HAPROXY_BROKEN", json.dumps(broken))
+    with pytest.raises(RouterError, match="nope"):
+        HAProxyHook("haproxy_broken").read_weights()
+
+
+def test_weight_changes_under_load_fail_no_request_and_split_traffic(sandbox, traffic):
+    router = HAProxyHook()
+    time.sleep(2)  # let the generator reach its pace before measuring
+    for _ in range(3):
+        for percent in (5, 25, 50, 100, 50, 25, 5, 0):
+            router.set_green_percent(percent)
+            time.sleep(0.4)
+    router.set_green_percent(25)
+    split_started = time.time()
+    time.sleep(6)
+    traffic.stop()
+    ledger = list(traffic.ledger)
+    outcome = report(ledger, sandbox.config.app_dsn(), [])
+    assert outcome["failed"] == 0, outcome
+    assert outcome["writes_lost"] == 0
+    during_split = [entry for entry in ledger if entry["t"] > split_started + 0.5 and entry["status"]]
+    green_share = sum(entry["color"] == "green" for entry in during_split) / len(during_split)
+    assert 0.15 < green_share < 0.35, f"green served {green_share:.0%} at a 25 % weight"
+
+
+def test_prometheus_hook_answers_and_distinguishes_no_data():
+    hook = PrometheusHook()
+    assert hook.is_online()
+    assert hook.query_value('max(up{job="apps",color="blue"})') == 1.0
+    with pytest.raises(PrometheusNoData):
+        hook.query_value('up{job="does-not-exist"}')
+    assert hook.query_optional('up{job="does-not-exist"}') is None
+    with pytest.raises(PrometheusUnavailable, match="refused query"):
+        hook.query_value("sum(rate(")
+
+
+def test_prometheus_down_is_unavailable_not_zero(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_PROMETHEUS_DOWN", json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": 9}))
+    hook = PrometheusHook("prometheus_down", timeout_seconds=0.5)
+    assert not hook.is_online()
+    with pytest.raises(PrometheusUnavailable, match="did not answer"):
+        hook.query_value("up")
+
+
+def run_gate(percent: int, **plan_overrides) -> dict:
+    plan = load_plan("rehearsal", {"bake_seconds": 4, "window_seconds": 4, "min_requests": 5, **plan_overrides}).to_dict()
+    weights = HAProxyHook().set_green_percent(percent)
+    assert weights.green_percent == percent
+    trigger = SLOGateTrigger(
+        step_label=f"{percent} %", plan=plan, bake_seconds=plan["bake_seconds"], step_timeout_seconds=plan["step_timeout_seconds"],
+        gate_started_at=time.time(), weights_set_at=time.time(), haproxy_conn_id="haproxy_default",
+    )
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    return asyncio.run(asyncio.wait_for(first_event(), timeout=60))
+
+
+def test_gate_promotes_healthy_green(traffic):
+    event = run_gate(50)
+    assert event["status"] == "success", event["line"]
+    assert event["line"].startswith("Promote past 50 %: green 5xx 0.0 %")
+    assert HAProxyHook().read_weights().green_percent == 50  # a pass moves nothing
+
+
+def test_gate_halts_on_green_errors_and_puts_traffic_back_on_blue(sandbox, traffic):
+    FaultController(sandbox.config).inject("green", "errors", error_fraction=0.3)
+    event = run_gate(50)
+    assert event["status"] == "failed"
+    assert event["line"].startswith("Halt at 50 %: green 5xx") and "> 1.0 %" in event["line"]
+    assert event["weights_after_rollback"] == {"blue": 100, "green": 0}
+    assert 0 <= event["traffic_restored_at"] - event["decided_at"] < 1.0
+    assert HAProxyHook().read_weights().green_percent == 0
+
+
+def test_gate_with_prometheus_silent_never_promotes(monkeypatch, traffic):
+    monkeypatch.setenv("AIRFLOW_CONN_PROMETHEUS_DEFAULT", json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": 9}))
+    event = run_gate(5, step_timeout_seconds=6)
+    assert event["status"] == "inconclusive"
+    assert "Prometheus unavailable" in event["reason"]
+    assert HAProxyHook().read_weights().green_percent == 0
