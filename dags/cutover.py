@@ -7,10 +7,9 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param, TaskGroup, chain, task
 from airflow.sdk import TriggerRule
 
-from cutover_kit.outcome import choose_after_gate, final_outcome
 from cutover_kit.plan import OVERRIDABLE_FIELDS, list_plans, load_plan
-from cutover_kit.sensors.slo_gate import GATE_RESULT_KEY, SLOGateSensor
-from cutover_kit.stages import health, readiness, rollback, traffic
+from cutover_kit.sensors.slo_gate import SLOGateSensor
+from cutover_kit.stages import decisions, health, readiness, rollback, traffic
 
 DOC = """
 ### Blue (Rails) -> green (TypeScript) cutover
@@ -54,27 +53,11 @@ def _params() -> dict[str, Param]:
     return params
 
 
-@task.branch(trigger_rule=TriggerRule.ALL_DONE, retries=0)
-def decide(gate_task_id: str, proceed_task_id: str, halt_task_id: str, ti=None) -> str:
-    import logging
-
-    gate_result = ti.xcom_pull(task_ids=gate_task_id, key=GATE_RESULT_KEY)
-    chosen, line = choose_after_gate(gate_result, proceed_task_id, halt_task_id)
-    logging.getLogger(__name__).info(line)
-    return chosen
-
-
-@task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
-def cutover_verdict(promote_task_id: str, halt_task_ids: list[str], rollback_task_id: str, ti=None) -> dict:
-    from airflow.sdk.exceptions import AirflowFailException
-
-    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
-    failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed") and t != ti.task_id)
-    halts = [h for h in (ti.xcom_pull(task_ids=t) for t in halt_task_ids) if h]
-    outcome = final_outcome(ti.xcom_pull(task_ids=promote_task_id), halts[0] if halts else None, ti.xcom_pull(task_ids=rollback_task_id), failed)
-    if not outcome.succeeded:
-        raise AirflowFailException(f"Outcome {outcome.outcome}: {outcome.reason}")
-    return {"outcome": outcome.outcome, "reason": outcome.reason}
+# NONE_SKIPPED: decide after a gate that passed, failed or never ran because a task before it
+# failed (-> halt); but not for steps the run never reached (their gate was skipped).
+decide = task.branch(decisions.decide_after_gate, trigger_rule=TriggerRule.NONE_SKIPPED, retries=0)
+# ALL_DONE: the verdict runs whatever happened, and fails the run unless it was promoted.
+verdict_task = task(decisions.cutover_verdict, task_id="cutover_verdict", trigger_rule=TriggerRule.ALL_DONE, retries=0)
 
 
 with DAG(
@@ -170,7 +153,7 @@ with DAG(
         tail >> next_head
     tails[-1] >> standby >> standby_branch >> blue_warm >> promote
 
-    verdict = cutover_verdict(
+    verdict = verdict_task(
         promote.operator.task_id, [h.operator.task_id for h in halts], verify_back.operator.task_id
     )
     chain(stage_01, stage_05, stage_08, stage_09, baseline, heads[0])

@@ -39,6 +39,8 @@ def stage_row(record: TaskRecord) -> dict[str, Any]:
     verdict = value.get("verdict") if record.state == "success" and value.get("verdict") else STATE_VERDICTS.get(record.state or "", record.state or "NOT_RUN")
     if record.gate_result and record.gate_result.get("status") != "success":
         verdict = "FAIL" if record.gate_result.get("status") == "failed" else "INCONCLUSIVE"
+    if isinstance(record.return_value, str):  # a branch: say where it went
+        detail = {"reason": f"-> {record.return_value}"}
     return {
         "name": record.task_id,
         "started_at": record.started_at.isoformat() if record.started_at else None,

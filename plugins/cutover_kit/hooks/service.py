@@ -65,4 +65,6 @@ class ServiceHook(BaseHook):
             body: Any = response.json()
         except ValueError:
             body = response.text[:200]
-        return Probe(method, url, response.status_code, elapsed_ms, body, dict(response.headers))
+        # Header names lower-cased: HAProxy sends them lower-case, the apps capitalised.
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        return Probe(method, url, response.status_code, elapsed_ms, body, headers)

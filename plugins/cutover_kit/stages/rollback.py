@@ -56,7 +56,7 @@ def verify_blue_serving(probes: int = 10) -> dict[str, Any]:
     served_by, failures = [], []
     for _ in range(probes):
         probe = router.probe("GET", "/api/users/1")
-        served_by.append(probe.headers.get("X-Backend-Server") or probe.headers.get("X-Served-By"))
+        served_by.append(probe.headers.get("x-backend-server") or probe.headers.get("x-served-by"))
         if probe.status != 200:
             failures.append(str(probe.status or probe.error))
     not_blue = [color for color in served_by if color != "blue"]

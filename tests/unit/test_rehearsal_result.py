@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sandbox.result import TaskRecord, build_result, render_table
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+SCENARIO = {"name": "green-errors", "plan": {}, "expect_outcome": "rolled_back", "expect_reason_contains": "5xx"}
+TRAFFIC = {"total": 900, "failed": 12, "failed_injected": 12, "failed_not_injected": 0, "writes_acknowledged": 250, "writes_lost": 0}
+
+
+def record(task_id, state, offset, value=None, **extra):
+    return TaskRecord(task_id, state, T0 + timedelta(seconds=offset), T0 + timedelta(seconds=offset + 1), value, **extra)
+
+
+def rolled_back_records(decided_at=1000.0):
+    gate = {"status": "failed", "line": "Halt at 25 %: green 5xx 14.1 % > 1.0 %", "decided_at": decided_at, "traffic_restored_at": decided_at + 0.004}
+    return [
+        record("stage_08_rollback_procedures.rollback_drill", "success", 1, {"verdict": "PASS", "reason": "drill", "rollback_seconds": 0.004}),
+        record("stage_10_traffic_migration.step_25.slo_gate", "failed", 2, gate_result=gate),
+        record("stage_10_traffic_migration.step_25.decide", "success", 3, "rollback.halt_at_25"),
+        record("rollback.halt_at_25", "success", 4, {"verdict": "FAIL", "reason": gate["line"], "decided_at": decided_at, "traffic_restored_at": gate["traffic_restored_at"]}),
+        record("rollback.route_all_to_blue", "success", 5, {"verdict": "PASS", "reason": "All on blue", "verified_at": decided_at + 3}),
+        record("rollback.verify_blue_serving", "success", 6, {"verdict": "PASS", "reason": "ok", "verified": True}),
+        record("cutover_verdict", "failed", 7),
+        TaskRecord("stage_10_traffic_migration.step_50.set_weights", "skipped", None, None),
+    ]
+
+
+def test_rolled_back_result_has_the_public_fields_and_timings():
+    result = build_result(scenario=SCENARIO, records=rolled_back_records(), final_weights={"blue": 100, "green": 0},
+                          fault_onsets=[{"color": "green", "kind": "errors", "start": 996.5, "end": None}], traffic_report=TRAFFIC, wall_seconds=150)
+    assert result["outcome"] == "rolled_back" and result["behaved_as_expected"]
+    assert result["detection_seconds"] == 3.5
+    assert result["rollback_seconds"] == 0.004  # the gate's reflex, not the later task
+    assert result["requests"] == {"total": 900, "failed": 12, "failed_injected": 12, "failed_not_injected": 0}
+    assert result["writes"] == {"acknowledged": 250, "lost": 0}
+    names = [stage["name"] for stage in result["stages"]]
+    assert "stage_10_traffic_migration.step_50.set_weights" not in names  # never ran
+    gate_row = next(s for s in result["stages"] if s["name"].endswith("slo_gate"))
+    assert gate_row["verdict"] == "FAIL" and gate_row["reason"].startswith("Halt at 25 %")
+    assert next(s for s in result["stages"] if s["name"].endswith("decide"))["reason"] == "-> rollback.halt_at_25"
+    assert "BEHAVED AS EXPECTED" in render_table(result)
+
+
+def test_a_non_injected_failure_or_lost_write_means_misbehaved():
+    for bad in ({"failed_not_injected": 1}, {"writes_lost": 1}):
+        result = build_result(scenario=SCENARIO, records=rolled_back_records(), final_weights={"blue": 100, "green": 0},
+                              fault_onsets=[], traffic_report={**TRAFFIC, **bad}, wall_seconds=1)
+        assert not result["behaved_as_expected"]
+        assert result["detection_seconds"] is None  # no fault onset recorded
+
+
+def test_unverified_rollback_is_failed_not_rolled_back():
+    records = [r for r in rolled_back_records() if r.task_id != "rollback.verify_blue_serving"]
+    result = build_result(scenario=SCENARIO, records=records, final_weights={"blue": 100, "green": 0}, fault_onsets=[], traffic_report=TRAFFIC, wall_seconds=1)
+    assert result["outcome"] == "failed" and "NOT verified" in result["reason"]
