@@ -311,3 +311,36 @@ def missing_order_ids(dsn: str, order_ids: Sequence[int]) -> list[int]:
     finally:
         conn.close()
     return sorted(set(order_ids) - present)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m sandbox.traffic`: bounded traffic through the sandbox router until done or
+    interrupted, then the ledger (JSONL) and the report. Used by `make airflow`."""
+    import argparse
+    import json
+    import signal
+
+    from sandbox.config import SandboxConfig
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--rps", type=float, default=40.0)
+    parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--ledger", type=Path, default=None, help="JSONL ledger path (default: <state>/traffic.jsonl)")
+    args = parser.parse_args(argv)
+    config = SandboxConfig.from_env()
+    generator = TrafficGenerator(config.router_url, rps=args.rps, max_seconds=args.max_seconds)
+    signal.signal(signal.SIGTERM, lambda *_: generator._stop.set())  # main thread then leaves join()
+    generator.start()
+    try:
+        generator.join()
+    except KeyboardInterrupt:
+        generator.stop()
+    ledger_path = dump_jsonl(generator.ledger, args.ledger or config.state_dir / "traffic.jsonl")
+    outcome = report(generator.ledger, config.app_dsn())
+    outcome.pop("lost_write_ids", None)
+    print(json.dumps({"ledger": str(ledger_path), **outcome}, indent=2))
+    return 0 if outcome["failed"] == 0 and outcome["writes_lost"] == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -92,7 +92,8 @@ def judge_answer(check: SmokeCheck, target: str, status: int | None, body: Any, 
     if status is None:
         return SmokeResult(check.name, target, False, f"FAIL {check.name} on {where}: {error}")
     if status != check.expect_status:
-        return SmokeResult(check.name, target, False, f"FAIL {check.name} on {where}: HTTP {status}, expected {check.expect_status}")
+        kind = f" ({status // 100}xx)" if status >= 400 else ""
+        return SmokeResult(check.name, target, False, f"FAIL {check.name} on {where}: HTTP {status}{kind}, expected {check.expect_status}")
     if check.expect_keys or check.expect_values:
         if not isinstance(body, dict):
             return SmokeResult(check.name, target, False, f"FAIL {check.name} on {where}: body is not a JSON object")

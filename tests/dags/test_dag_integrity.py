@@ -79,3 +79,16 @@ print(",".join(sorted(m.split(".")[0] for m in set(sys.modules) - before)))
     seconds, modules = float(seconds_line), set(modules_line.split(","))
     assert seconds < 0.5, f"{dag_file.name} parsed in {seconds:.2f} s"
     assert not modules & set(HEAVY_MODULES), f"{dag_file.name} imports {modules & set(HEAVY_MODULES)} at parse time"
+
+
+def test_invalid_params_are_refused_naming_the_field(dagbag):
+    from airflow.sdk.definitions.param import ParamsDict
+
+    dag = dagbag.dags["cutover"]
+    good = ParamsDict(dag.params)
+    good.validate()  # defaults are valid
+    for field, bad in (("bake_seconds", -5), ("plan", "no-such-plan"), ("slo_max_error_ratio", "high")):
+        params = ParamsDict(dag.params)
+        with pytest.raises(Exception, match=field):
+            params[field] = bad
+            params.validate()

@@ -34,7 +34,7 @@ def record_halt(step_label: str, gate_task_id: str, smoke_task_id: str | None, s
         "step": step_label,
         "reason": reason,
         "decided_at": decided_at,
-        "traffic_restored_at": (gate_result or {}).get("traffic_restored_at"),
+        "traffic_restored_at": (gate_result or {}).get("traffic_restored_at") or (smoke_result or {}).get("traffic_restored_at"),
     }
 
 

@@ -94,10 +94,25 @@ def smoke_checks(step_label: str, targets: tuple[str, ...] = ("app_router", "app
         "decided_at": time.time(),
     }
     if failures:
+        # A failed critical check rolls back at once, like a halted gate: traffic first, then report.
+        summary.update(restore_blue_now())
+        log.info("Traffic back on blue %.3f s after the failed smoke check", summary["traffic_restored_at"] - summary["decided_at"])
         get_current_context()["ti"].xcom_push(key="smoke_result", value=summary)
         raise AirflowFailException(summary["reason"])
     log.info(summary["reason"])
     return summary
+
+
+def restore_blue_now(haproxy_conn_id: str = "haproxy_default") -> dict[str, Any]:
+    """The reflex rollback shared by the gate trigger and the smoke checks: 100 % blue, read back."""
+    from cutover_kit.hooks.haproxy import HAProxyHook
+
+    try:
+        weights = HAProxyHook(haproxy_conn_id).set_green_percent(0)
+    except Exception as error:  # the rollback tasks retry; the failure itself must still be reported
+        log.error("Reflex rollback failed, leaving it to the rollback tasks: %s", error)
+        return {"traffic_restore_error": f"{type(error).__name__}: {error}"}
+    return {"traffic_restored_at": time.time(), "weights_after_rollback": weights.to_dict()}
 
 
 def capture_blue_baseline(plan: dict[str, Any]) -> dict[str, Any]:

@@ -84,11 +84,6 @@ class SLOGateTrigger(BaseTrigger):
         )
         return judgement, {"window_seconds": window, "green": green.to_dict(), "blue": blue.to_dict()}
 
-    def _restore_blue(self) -> dict[str, Any]:
-        from cutover_kit.hooks.haproxy import HAProxyHook
-
-        weights = HAProxyHook(self.haproxy_conn_id).set_green_percent(0)
-        return {"traffic_restored_at": time.time(), "weights_after_rollback": weights.to_dict()}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from cutover_kit.hooks.prometheus import PrometheusHook
@@ -126,14 +121,13 @@ class SLOGateTrigger(BaseTrigger):
             "measurements": measurements,
         }
         if decision is not GateDecision.PROMOTE and self.haproxy_conn_id:
-            try:
-                event.update(await sync_to_async(self._restore_blue)())
+            from cutover_kit.stages.traffic import restore_blue_now
+
+            event.update(await sync_to_async(restore_blue_now)(self.haproxy_conn_id))
+            if "traffic_restored_at" in event:
                 self.log.info(
                     "Traffic back on blue %.3f s after the decision (weights %s, verified by read-back)",
                     event["traffic_restored_at"] - event["decided_at"],
                     event["weights_after_rollback"],
                 )
-            except Exception as error:  # the rollback tasks retry; the event must still be delivered
-                event["traffic_restore_error"] = f"{type(error).__name__}: {error}"
-                self.log.error("Reflex rollback failed, leaving it to the rollback tasks: %s", error)
         yield TriggerEvent(event)
