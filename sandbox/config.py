@@ -11,6 +11,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 COLORS = ("blue", "green")
+SCHEMAS = ("expanded", "legacy")
+# Green (the rewrite) reads and writes the expanded shape: below this version it is not ready.
+GREEN_REQUIRED_SCHEMA = "20261126000001"
 
 # Component -> (environment variable, default port). Defaults sit above 15000 so they do not
 # collide with system services (5432, 6379, 8080, 9090) that may run on a developer's machine.
@@ -46,6 +49,12 @@ class SandboxConfig:
     repo_root: Path = REPO_ROOT
     host: str = HOST
     ready_timeout_seconds: float = 30.0
+    # Size of the generated data set (SANDBOX_ORDERS; users = orders // 5, line items ~3 per order).
+    seed_orders: int = 5000
+    # Schema the database is left at after `up` (SANDBOX_SCHEMA): "expanded" applies the stage-2
+    # expand migration and its backfill, so green (which needs that schema) is ready at once;
+    # "legacy" leaves the Rails schema, for runs whose stage 2 performs the migration itself.
+    schema: str = "expanded"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SandboxConfig:
@@ -53,11 +62,17 @@ class SandboxConfig:
         state_dir = Path(env.get("SANDBOX_DIR") or REPO_ROOT / ".sandbox").expanduser().resolve()
         ports = {field: _port_from_env(env, name, default) for field, (name, default) in PORT_SETTINGS.items()}
         timeout = _float_from_env(env, "SANDBOX_READY_TIMEOUT", 30.0)
-        config = cls(state_dir=state_dir, ready_timeout_seconds=timeout, **ports)
+        orders = _int_from_env(env, "SANDBOX_ORDERS", 5000)
+        schema = env.get("SANDBOX_SCHEMA") or "expanded"
+        config = cls(state_dir=state_dir, ready_timeout_seconds=timeout, seed_orders=orders, schema=schema, **ports)
         config.validate()
         return config
 
     def validate(self) -> None:
+        if self.schema not in SCHEMAS:
+            raise ConfigError(f"SANDBOX_SCHEMA={self.schema!r}; expected one of {', '.join(SCHEMAS)}")
+        if not 0 <= self.seed_orders <= 50_000_000:
+            raise ConfigError(f"SANDBOX_ORDERS must be in [0, 50000000], got {self.seed_orders}")
         ports = self.ports()
         clashes = {port for port in ports.values() if list(ports.values()).count(port) > 1}
         if clashes:
@@ -158,3 +173,13 @@ def _float_from_env(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"{name} must be > 0, got {value}")
     return value
+
+
+def _int_from_env(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw.replace("_", ""))
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None

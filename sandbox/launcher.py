@@ -33,7 +33,8 @@ import psycopg2.extensions
 import redis
 import requests
 
-from sandbox.config import COLORS, PORT_SETTINGS, ConfigError, SandboxConfig
+from sandbox import datagen
+from sandbox.config import COLORS, GREEN_REQUIRED_SCHEMA, PORT_SETTINGS, ConfigError, SandboxConfig
 
 log = logging.getLogger("sandbox")
 
@@ -138,6 +139,16 @@ def haproxy_server_states(socket_path: Path | str, backend: str = "app") -> dict
         if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND"):
             states[row["svname"]] = row["status"]
     return states
+
+
+def _migrations_module() -> Any:
+    """cutover_kit.db.migrations, with plugins/ put on sys.path if the caller did not."""
+    plugins = str(Path(__file__).resolve().parent.parent / "plugins")
+    if plugins not in sys.path:
+        sys.path.append(plugins)
+    from cutover_kit.db import migrations
+
+    return migrations
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,7 +277,7 @@ class Sandbox:
         if info and self._owned(int(info["pid"])):
             self._terminate(int(info["pid"]))
         pid = self._start_app(color)
-        if wait_for_router and self._component_alive(self._state, "haproxy"):
+        if wait_for_router and self._component_alive(self._state, "haproxy") and self._app_can_be_ready(color):
             self._wait_ready(f"haproxy sees {color} UP", self._haproxy_sees_up(color), self._log_path("haproxy"), None)
         return pid
 
@@ -419,6 +430,11 @@ class Sandbox:
             # Two apps x 20 pooled connections, plus checks and the lead's tasks.
             "max_connections": "80",
             "shared_buffers": "64MB",  # small machine: keep memory modest
+            # No replicas here: with minimal WAL, the data generator's load into freshly truncated
+            # tables writes no WAL (fsync stays on; commits are as durable as in production).
+            "wal_level": "minimal",
+            "max_wal_senders": "0",
+            "max_wal_size": "2GB",  # bulk loads and backfills of ~1M rows without forced checkpoints
             "logging_collector": "off",  # pg_ctl -l already captures the log
             "log_min_messages": "warning",
         }
@@ -436,20 +452,48 @@ class Sandbox:
                             "-p", str(self.config.postgres_port), "-d", "postgres", stdin=sql)
 
     def _bootstrap_database(self) -> None:
-        """Create the `cutover` role and database, then load the legacy schema and seed as that role."""
+        """Create the `cutover` role and database, load the legacy schema and generated data as that
+        role, then (SANDBOX_SCHEMA=expanded, the default) apply the expand migration and backfill."""
         pg = self._state["postgres"]
         password = pg["password"].replace("'", "''")
-        # Through stdin, not argv: the password must not show up in `ps`.
-        self._psql_superuser(f"CREATE ROLE {DB_USER} LOGIN PASSWORD '{password}';\n"
+        # Through stdin, not argv: the password must not show up in `ps`. CREATEDB: backup
+        # verification restores into a scratch database, and the last-resort restore swaps databases.
+        self._psql_superuser(f"CREATE ROLE {DB_USER} LOGIN CREATEDB PASSWORD '{password}';\n"
                              f"CREATE DATABASE {DB_NAME} OWNER {DB_USER};\n")
-        sql_dir = self.config.repo_root / "include" / "sql" / "bootstrap"
+        schema_sql = self.config.repo_root / "include" / "sql" / "bootstrap" / "legacy_schema.sql"
         with psycopg2.connect(self.dsn(), connect_timeout=5) as conn, conn.cursor() as cur:
-            for name in ("legacy_schema.sql", "seed.sql"):
-                cur.execute((sql_dir / name).read_text())
-            cur.execute("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM orders)")
-            users, orders = cur.fetchone()
+            cur.execute(schema_sql.read_text())
         conn.close()
-        log.info("postgres ready: database %s seeded with %d users, %d orders", DB_NAME, users, orders)
+        report = datagen.generate(self.dsn(), orders=self.config.seed_orders, users=max(1, self.config.seed_orders // 5))
+        log.info("postgres ready: database %s seeded with %d users, %d orders, %d line items in %.1fs",
+                 DB_NAME, report.users, report.orders, report.line_items, report.seconds)
+        if self.config.schema == "expanded":
+            migrations = _migrations_module()
+            done = migrations.migrate_up(self.dsn(), migrations.EXPAND_VERSION, expected_current=migrations.BASE_VERSION)
+            filled = migrations.backfill(self.dsn())
+            log.info("schema expanded to %s in %.2fs; backfilled %d rows in %.2fs", done.to_version, done.seconds,
+                     filled.rows, filled.seconds)
+
+    def up_database(self) -> dict[str, Any]:
+        """Start PostgreSQL alone (schema, data, SANDBOX_SCHEMA) in a fresh state dir; return the state.
+
+        For database tests and benchmarks that need no router or apps; ``down()`` stops it.
+        """
+        if self._load_state() is not None:
+            self.down()
+        self._pg_bindir()  # raises with a clear message
+        if _port_in_use(self.config.host, self.config.postgres_port):
+            raise SandboxError(f"port {self.config.postgres_port} already in use on {self.config.host}")
+        self._prepare_state_dir()
+        self._state = self._new_state()
+        self._save_state()
+        try:
+            self._start_postgres()
+            self._bootstrap_database()
+        except BaseException:
+            self.down()
+            raise
+        return self._state
 
     # ----------------------------------------------------------------------------- other components
 
@@ -485,8 +529,20 @@ class Sandbox:
         argv = [sys.executable, "-m", "sandbox.app", "--color", color, "--host", cfg.host,
                 "--port", str(cfg.app_port(color)), "--pidfile", str(pidfile)]
         pid = self._spawn(color, argv, env=env)
-        self._wait_ready(f"{color} app", lambda: _http_ok(f"{cfg.app_url(color)}/readyz"), self._log_path(color), pid)
+        # Green needs the expanded schema: on a legacy schema it is alive but (rightly) not ready.
+        probe = "/readyz" if self._app_can_be_ready(color) else "/healthz"
+        self._wait_ready(f"{color} app", lambda: _http_ok(f"{cfg.app_url(color)}{probe}"), self._log_path(color), pid)
         return pid
+
+    def _app_can_be_ready(self, color: str) -> bool:
+        """False for green while the database is below the schema version green requires."""
+        if color != "green":
+            return True
+        with psycopg2.connect(self.dsn(), connect_timeout=5) as conn, conn.cursor() as cur:
+            cur.execute("SELECT max(version) FROM schema_migrations")
+            version = cur.fetchone()[0] or ""
+        conn.close()
+        return version >= GREEN_REQUIRED_SCHEMA
 
     def _start_haproxy(self) -> None:
         cfg = self.config
@@ -502,8 +558,9 @@ class Sandbox:
         logfile = self._log_path("haproxy")
         self._wait_ready("haproxy exporter", lambda: _http_ok(f"http://{cfg.host}:{cfg.haproxy_exporter_port}/metrics"),
                          logfile, pid)
-        # Until health checks pass HAProxy answers 503 "no server available": wait for both UP.
-        for color in COLORS:
+        # Until health checks pass HAProxy answers 503 "no server available": wait for both UP
+        # (green only once its schema is there; HAProxy checks /readyz).
+        for color in filter(self._app_can_be_ready, COLORS):
             self._wait_ready(f"haproxy sees {color} UP", self._haproxy_sees_up(color), logfile, pid)
 
     def _haproxy_sees_up(self, color: str) -> Callable[[], bool]:

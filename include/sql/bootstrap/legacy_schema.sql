@@ -37,6 +37,19 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE INDEX IF NOT EXISTS index_orders_on_user_id ON orders (user_id);
 
+-- Rails `has_many :line_items` on Order: integer cents like the parent, one row per SKU.
+CREATE TABLE IF NOT EXISTS line_items (
+    id bigserial PRIMARY KEY,
+    order_id bigint NOT NULL,
+    sku varchar NOT NULL,
+    quantity integer NOT NULL,
+    unit_price_cents integer NOT NULL,
+    created_at timestamp(6) NOT NULL,
+    updated_at timestamp(6) NOT NULL,
+    CONSTRAINT fk_rails_line_items_order_id FOREIGN KEY (order_id) REFERENCES orders (id)
+);
+CREATE INDEX IF NOT EXISTS index_line_items_on_order_id ON line_items (order_id);
+
 INSERT INTO schema_migrations (version) VALUES ('20240101000000') ON CONFLICT DO NOTHING;
 INSERT INTO ar_internal_metadata (key, value, created_at, updated_at)
 VALUES ('environment', 'sandbox', now(), now())
