@@ -1,8 +1,15 @@
 """Demo service, one process per color: ``python -m sandbox.app --color blue --port 18081``.
 
 Blue stands for the legacy Rails app, green for its rewrite; both serve the same JSON API on the
-same database (DSN from env ``SANDBOX_APP_DSN``), so only the color label tells them apart. Every
-response carries ``X-Served-By: <color>``.
+same database (DSN from env ``SANDBOX_APP_DSN``). Every response carries ``X-Served-By: <color>``.
+
+Blue only knows the legacy (Rails) columns. Green uses the shape of the expand migration
+20261126000001: it writes ``amount`` (decimal), ``currency`` and ``status_v2`` (and lets the
+database's triggers fill ``amount_cents``/``status``), and reads amount, currency and status from
+the new columns. Green therefore needs that schema: below it, ``/readyz`` and the API answer 503
+"schema version X < required 20261126000001". The version is read at most once a second. Both
+colors return the same JSON fields (green adds ``amount`` and ``currency``), so clients see no
+difference.
 
 Fault control (``/__fault``) lets rehearsals inject 5xx errors, latency or a crash. It is only
 accepted from loopback clients that did not come through HAProxy (HAProxy also denies it and adds
@@ -12,6 +19,7 @@ X-Forwarded-For, which this app refuses as a second line of defence).
 from __future__ import annotations
 
 import argparse
+import decimal
 import json
 import os
 import random
@@ -35,6 +43,8 @@ import psycopg2.pool
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import ProcessCollector
 
+from sandbox.config import GREEN_REQUIRED_SCHEMA
+
 LATENCY_BUCKETS = (.001, .0025, .005, .0075, .01, .015, .02, .03, .05, .075, .1, .15, .2, .3, .5, .75, 1, 2, 5)
 MAX_BODY_BYTES = 64 * 1024
 MAX_ADDED_LATENCY_MS = 30_000  # stays below HAProxy's `timeout server` so latency is not turned into 504s
@@ -43,6 +53,8 @@ POOL_SIZE = 20
 POOL_WAIT_SECONDS = 5.0
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 UNMATCHED_ROUTE = "unmatched"  # one label value for every unknown path keeps metric cardinality bounded
+SCHEMA_CHECK_SECONDS = 1.0  # green re-reads schema_migrations at most this often
+MAX_AMOUNT = decimal.Decimal("21474836.47")  # amount_cents is a 32-bit integer in the legacy shape
 
 
 class HttpError(Exception):
@@ -226,6 +238,44 @@ class Database:
         self._pool.closeall()
 
 
+class SchemaGate:
+    """The database's schema version (max of schema_migrations), cached for `ttl` seconds.
+
+    Green asks it before every request; the database sees at most one query per second.
+    """
+
+    def __init__(self, db: Database, required: str = GREEN_REQUIRED_SCHEMA, ttl: float = SCHEMA_CHECK_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._db = db
+        self.required = required
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._version: str | None = None
+        self._checked_at = 0.0
+        self.queries = 0  # how often the database was actually asked (tests check the cache)
+
+    def version(self) -> str:
+        with self._lock:
+            if self._version is not None and self._clock() - self._checked_at < self._ttl:
+                return self._version
+            row = self._db.fetch_one("SELECT coalesce(max(version), '') AS version FROM schema_migrations")
+            self.queries += 1
+            self._version, self._checked_at = row["version"], self._clock()
+            return self._version
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._version = None
+
+    def problem(self) -> str | None:
+        """None when the schema is recent enough, else the reason green cannot serve."""
+        version = self.version()
+        if version < self.required:
+            return f"schema version {version or '(none)'} < required {self.required}"
+        return None
+
+
 # --------------------------------------------------------------------------------------------
 # API handlers: (database, path params, JSON body) -> (status, payload)
 
@@ -282,6 +332,90 @@ def create_order(db: Database, _params: dict[str, int], body: Any) -> Result:
     return 201, row
 
 
+# Green (the rewrite): the expanded shape. Rows the backfill has not reached yet still have NULL
+# new columns, so reads fall back to the legacy ones (the values are equal by construction).
+GREEN_ORDER_COLUMNS = (
+    "id, user_id, coalesce(amount, round(amount_cents / 100.0, 2)) AS amount, coalesce(currency, 'USD') AS currency,"
+    " coalesce(status_v2::text, status) AS status, created_at, updated_at"
+)
+
+
+def _green_order(row: dict[str, Any]) -> dict[str, Any]:
+    """Same fields as blue's answer (amount_cents included), plus amount and currency."""
+    amount = row["amount"]
+    return {"id": row["id"], "user_id": row["user_id"], "amount_cents": int(amount * 100), "status": row["status"],
+            "created_at": row["created_at"], "updated_at": row["updated_at"],
+            "amount": str(amount), "currency": row["currency"].strip()}
+
+
+def green_get_order(db: Database, params: dict[str, int], _body: Any) -> Result:
+    row = db.fetch_one(f"SELECT {GREEN_ORDER_COLUMNS} FROM orders WHERE id = %s", (params["id"],))
+    return (200, _green_order(row)) if row else (404, {"error": f"order {params['id']} not found"})
+
+
+def green_list_user_orders(db: Database, params: dict[str, int], _body: Any) -> Result:
+    rows = db.fetch_all(f"SELECT {GREEN_ORDER_COLUMNS} FROM orders WHERE user_id = %s ORDER BY id DESC LIMIT 20",
+                        (params["id"],))
+    return 200, {"user_id": params["id"], "orders": [_green_order(row) for row in rows]}
+
+
+def green_create_order(db: Database, _params: dict[str, int], body: Any) -> Result:
+    user_id = _require_int(body, "user_id", minimum=1)
+    amount = parse_amount(body)
+    currency = body.get("currency", "USD")
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+        raise HttpError(400, f"currency must be a 3-letter ISO code like USD, got {currency!r}")
+    try:
+        # amount_cents and status are left to the expand's trigger, exactly like the real rewrite.
+        row = db.fetch_one(
+            "INSERT INTO orders (user_id, amount, currency, status_v2, created_at, updated_at)"
+            " VALUES (%s, %s, %s, 'pending', now(), now()) RETURNING id",
+            (user_id, amount, currency),
+        )
+    except psycopg2.errors.ForeignKeyViolation:
+        raise HttpError(422, f"user {user_id} does not exist") from None
+    return 201, row
+
+
+def green_create_user(db: Database, _params: dict[str, int], body: Any) -> Result:
+    email = _require_str(body, "email")
+    name = body.get("name")
+    if name is not None and not isinstance(name, str):
+        raise HttpError(400, "name must be a string")
+    try:
+        row = db.fetch_one(
+            "INSERT INTO users (email, email_normalized, name, created_at, updated_at)"
+            " VALUES (%s, lower(btrim(%s)), %s, now(), now()) RETURNING id",
+            (email, email, name),
+        )
+    except psycopg2.errors.UniqueViolation:
+        raise HttpError(409, f"email {email!r} already taken") from None
+    return 201, row
+
+
+def parse_amount(body: Any) -> decimal.Decimal:
+    """Order amount from `amount` (decimal number or string, 2 places) or `amount_cents` (integer)."""
+    if not isinstance(body, dict) or ("amount" not in body and "amount_cents" not in body):
+        raise HttpError(400, "amount (decimal) or amount_cents (integer) is required")
+    from_cents = None
+    if "amount_cents" in body:
+        from_cents = decimal.Decimal(_require_int(body, "amount_cents", minimum=1, maximum=2**31 - 1)) / 100
+    if "amount" not in body:
+        return from_cents
+    raw = body["amount"]
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise HttpError(400, f"amount must be a decimal number or string, got {raw!r}")
+    try:
+        amount = decimal.Decimal(str(raw).strip())
+    except decimal.InvalidOperation:
+        raise HttpError(400, f"amount must be a decimal number, got {raw!r}") from None
+    if not amount.is_finite() or amount.as_tuple().exponent < -2 or not decimal.Decimal("0.01") <= amount <= MAX_AMOUNT:
+        raise HttpError(400, f"amount must have at most 2 decimal places and lie in [0.01, {MAX_AMOUNT}], got {raw!r}")
+    if from_cents is not None and from_cents != amount:
+        raise HttpError(400, f"amount {amount} and amount_cents {body['amount_cents']} disagree")
+    return amount.quantize(decimal.Decimal("0.01"))
+
+
 def _require_str(body: Any, name: str) -> str:
     value = body.get(name) if isinstance(body, dict) else None
     if not isinstance(value, str) or not value.strip():
@@ -296,21 +430,29 @@ def _require_int(body: Any, name: str, minimum: int, maximum: int = 2**63 - 1) -
     return value
 
 
+ApiHandler = Callable[[Database, dict[str, int], Any], Result]
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
     pattern: re.Pattern[str]
     template: str
-    handler: Callable[[Database, dict[str, int], Any], Result]
+    handler: ApiHandler  # blue, the legacy shape
     success_code: int = 200
+    green_handler: ApiHandler | None = None  # green, the expanded shape; None = same SQL as blue
+
+    def handler_for(self, color: str) -> ApiHandler:
+        return (self.green_handler or self.handler) if color == "green" else self.handler
 
 
 API_ROUTES = (
     Route("GET", re.compile(r"/api/users/(?P<id>\d{1,18})"), "/api/users/{id}", get_user),
-    Route("POST", re.compile(r"/api/users"), "/api/users", create_user, 201),
-    Route("GET", re.compile(r"/api/orders/(?P<id>\d{1,18})"), "/api/orders/{id}", get_order),
-    Route("GET", re.compile(r"/api/users/(?P<id>\d{1,18})/orders"), "/api/users/{id}/orders", list_user_orders),
-    Route("POST", re.compile(r"/api/orders"), "/api/orders", create_order, 201),
+    Route("POST", re.compile(r"/api/users"), "/api/users", create_user, 201, green_create_user),
+    Route("GET", re.compile(r"/api/orders/(?P<id>\d{1,18})"), "/api/orders/{id}", get_order, 200, green_get_order),
+    Route("GET", re.compile(r"/api/users/(?P<id>\d{1,18})/orders"), "/api/users/{id}/orders", list_user_orders, 200,
+          green_list_user_orders),
+    Route("POST", re.compile(r"/api/orders"), "/api/orders", create_order, 201, green_create_order),
 )
 OPS_PATHS = {"/healthz", "/readyz", "/metrics", "/__fault"}
 
@@ -340,6 +482,8 @@ class AppServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.color = color
         self.db = db
+        # Blue (Rails) runs on any schema from the base version on; green needs the expand.
+        self.schema = SchemaGate(db) if color == "green" else None
         self.metrics = Metrics(color)
         self.metrics.precreate(API_ROUTES)
         self.faults = FaultState()
@@ -403,9 +547,17 @@ class Handler(BaseHTTPRequestHandler):
             headers["X-Fault-Injected"] = "1"
             return 500, {"error": "injected fault"}
         try:
-            return route.handler(self.server.db, params, body)
+            schema = self.server.schema
+            if schema is not None and (problem := schema.problem()):
+                raise HttpError(503, problem)
+            return route.handler_for(self.server.color)(self.server.db, params, body)
         except HttpError:
             raise
+        except (psycopg2.errors.UndefinedColumn, psycopg2.errors.UndefinedObject) as error:
+            # The schema went back (down migration) within the cache window: answer 503, re-read it.
+            if self.server.schema is not None:
+                self.server.schema.invalidate()
+            raise HttpError(503, f"schema changed under the app: {str(error).strip()}") from None
         except Exception as error:  # noqa: BLE001 - a bug must become a 500, not a dropped connection
             self.log_error("unhandled error on %s %s: %r", route.method, route.template, error)
             return 500, {"error": "internal error"}
@@ -419,6 +571,8 @@ class Handler(BaseHTTPRequestHandler):
             return 200, {"status": "alive", "color": self.server.color}
         if path == "/readyz":
             self.server.db.fetch_one("SELECT 1 AS ok")  # raises DatabaseUnavailable -> 503
+            if self.server.schema is not None and (problem := self.server.schema.problem()):
+                return 503, {"status": "not ready", "color": self.server.color, "error": problem}
             return 200, {"status": "ready", "color": self.server.color}
         return 200, self.server.metrics.exposition()
 

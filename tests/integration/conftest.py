@@ -6,6 +6,7 @@ The test sandbox lives in a fresh temporary directory and on the default ports +
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import socket
@@ -71,6 +72,24 @@ def sandbox() -> Iterator[Sandbox]:
     box = Sandbox(config)
     try:
         box.up()
+        yield box
+    finally:
+        box.down()
+        assert_nothing_left(config)
+        shutil.rmtree(config.state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_only() -> Iterator[Sandbox]:
+    """PostgreSQL alone (no router, apps or Prometheus): legacy schema and 2,000 generated orders.
+
+    The `cutover` database is the pristine template; tests clone it (CREATE DATABASE ... TEMPLATE)
+    so each starts from the same state in a fraction of a second.
+    """
+    config = dataclasses.replace(make_test_config(), schema="legacy", seed_orders=2000)
+    box = Sandbox(config)
+    try:
+        box.up_database()
         yield box
     finally:
         box.down()
