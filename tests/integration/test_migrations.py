@@ -433,7 +433,8 @@ def test_green_needs_the_expanded_schema_and_checks_it_at_most_once_a_second(db:
         answer = requests.get(f"{green.url}/readyz", timeout=2)
         assert answer.status_code == 503
         assert answer.json()["error"] == "schema version 20240101000000 < required 20261126000001"
-        assert requests.post(f"{green.url}/api/orders", json={"user_id": 1, "amount_cents": 100}, timeout=2).status_code == 503
+        refused = requests.post(f"{green.url}/api/orders", json={"user_id": 1, "amount_cents": 100}, timeout=2)
+        assert (refused.status_code, refused.json()["error"]) == (503, answer.json()["error"])
         assert requests.get(f"{blue.url}/readyz", timeout=2).status_code == 200
         started = time.monotonic()
         for _ in range(20):
