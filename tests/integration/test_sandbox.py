@@ -105,8 +105,13 @@ def test_database_is_seeded_with_the_legacy_schema(sandbox: Sandbox) -> None:
         assert cur.fetchone()[0] == 1000
         cur.execute("SELECT count(*), count(DISTINCT status) FROM orders")
         assert cur.fetchone() == (5000, 5)
-        cur.execute("SELECT version FROM schema_migrations")
-        assert cur.fetchall() == [("20240101000000",)]
+        cur.execute("SELECT count(*) BETWEEN 10000 AND 20000 FROM line_items")
+        assert cur.fetchone() == (True,)
+        # SANDBOX_SCHEMA defaults to "expanded": the Rails base plus the stage-2 expand, backfilled.
+        cur.execute("SELECT version FROM schema_migrations ORDER BY version")
+        assert cur.fetchall() == [("20240101000000",), ("20261126000001",)]
+        cur.execute("SELECT count(*) FROM orders WHERE amount IS NULL OR status_v2 IS NULL")
+        assert cur.fetchone() == (0,)
         # The cutover role owns its tables: green can run migrations without a superuser.
         cur.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'orders'")
         assert cur.fetchone()[0] == "cutover"
@@ -120,7 +125,7 @@ def test_router_serves_reads_and_writes_from_both_colors(sandbox: Sandbox, all_b
     router = sandbox.config.router_url
     with requests.Session() as http:
         user = http.get(f"{router}/api/users/1", timeout=2)
-        assert user.status_code == 200 and user.json()["email"] == "user1@example.test"
+        assert user.status_code == 200 and user.json()["email"] == "chloe.costa1@shop.test"  # sandbox.datagen, seed 42
         assert user.headers["X-Served-By"] == user.headers["X-Backend-Server"] == "blue"
 
         created = http.post(f"{router}/api/orders", json={"user_id": 1, "amount_cents": 1234}, timeout=2)
