@@ -6,7 +6,7 @@ SCENARIO ?= happy
 RESULT ?= rehearsal-result.json
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap rehearsal test test-unit test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark clean
+.PHONY: bootstrap rehearsal test test-unit test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -38,6 +38,9 @@ sandbox-status:
 
 benchmark: bootstrap  ## figures for BENCHMARKS.md (takes several minutes)
 	$(PY) -m benchmarks.run
+
+benchmark-db: bootstrap  ## stage-2 database timings at 1M orders (datagen, backfill, backup + verify, restore)
+	$(PY) -m benchmarks.db_prep
 
 lock:  ## regenerate requirements.lock from requirements.txt in a throwaway venv
 	rm -rf /tmp/cutover-lock-venv && python3 -m venv /tmp/cutover-lock-venv

@@ -95,10 +95,10 @@ class BackfillReport:
 # Discovery and version
 
 
-def list_migrations(directory: Path | str = MIGRATIONS_DIR) -> list[Migration]:
-    """Migrations in `directory`, oldest first. Raises MigrationError on a half-present pair,
+def list_migrations(dir: Path | str = MIGRATIONS_DIR) -> list[Migration]:  # noqa: A002 - public contract name
+    """Migrations in `dir`, oldest first. Raises MigrationError on a half-present pair,
     a misnamed .sql file or a duplicated version."""
-    directory = Path(directory)
+    directory = Path(dir)
     if not directory.is_dir():
         raise MigrationError(f"migrations directory {directory} does not exist")
     found: dict[str, dict[str, Any]] = {}

@@ -1,0 +1,152 @@
+"""Stage-2 database preparation timings: datagen, backfill (with and without app writes), pg_dump +
+verified restore, last-resort restore. Median of N runs on a private PostgreSQL (no other services).
+
+    python -m benchmarks.db_prep [--orders 1000000] [--runs 3] [--port-offset 4100] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "plugins")]
+
+from cutover_kit.db import backup, migrations  # noqa: E402
+from sandbox import app, datagen  # noqa: E402
+from sandbox.config import PORT_SETTINGS, SandboxConfig  # noqa: E402
+from sandbox.launcher import Sandbox  # noqa: E402
+
+
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 2)
+
+
+class Writer:
+    """A small app-like writer: blue and green alternately insert an order and update another."""
+
+    def __init__(self, dsn: str, max_order_id: int, pause: float = 0.01) -> None:
+        self.dsn, self.max_order_id, self.pause = dsn, max_order_id, pause
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join(30)
+        ordered = sorted(self.latencies) or [0.0]
+        return {"writes": len(self.latencies), "errors": len(self.errors),
+                "p99_ms": round(1000 * ordered[int(0.99 * (len(ordered) - 1))], 1),
+                "max_ms": round(1000 * ordered[-1], 1)}
+
+    def _run(self) -> None:
+        blue, green = app.Database(self.dsn, "blue"), app.Database(self.dsn, "green")
+        n = 0
+        try:
+            while not self._stop.is_set():
+                n += 1
+                target = 1 + (n * 7919) % self.max_order_id
+                started = time.perf_counter()
+                try:
+                    if n % 2:
+                        app.create_order(blue, {}, {"user_id": 1 + n % 1000, "amount_cents": 100 + n})
+                        blue.fetch_one("UPDATE orders SET amount_cents = amount_cents + 1 WHERE id = %s RETURNING id", (target,))
+                    else:
+                        app.green_create_order(green, {}, {"user_id": 1 + n % 1000, "amount": f"{n % 1000}.50"})
+                        green.fetch_one("UPDATE orders SET status_v2 = 'shipped' WHERE id = %s RETURNING id", (target,))
+                except Exception as error:  # noqa: BLE001 - counted
+                    self.errors.append(repr(error))
+                self.latencies.append(time.perf_counter() - started)
+                time.sleep(self.pause)
+        finally:
+            blue.close()
+            green.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--port-offset", type=int, default=4100)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+
+    state_dir = Path(tempfile.mkdtemp(prefix="cutover-dbprep-"))
+    state_dir.chmod(0o755)
+    env = {"SANDBOX_DIR": str(state_dir), "SANDBOX_SCHEMA": "legacy", "SANDBOX_ORDERS": "0"}
+    env.update({name: str(default + args.port_offset) for name, default in PORT_SETTINGS.values()})
+    box = Sandbox(SandboxConfig.from_env(env))
+    results: dict[str, Any] = {"orders": args.orders, "runs": args.runs}
+    try:
+        box.up_database()
+        dsn = box.dsn()
+
+        def fresh_legacy() -> datagen.DatagenReport:
+            migrations.migrate_down(dsn, migrations.EXPAND_VERSION, expected_current=migrations.EXPAND_VERSION)
+            return datagen.generate(dsn, args.orders, replace=True)
+
+        runs = [fresh_legacy() for _ in range(args.runs)]
+        results["datagen"] = {"seconds_median": median([r.seconds for r in runs]), "seconds": [r.seconds for r in runs],
+                              "rows": dataclasses.asdict(runs[-1])}
+        print("datagen", results["datagen"], flush=True)
+
+        for label, with_writer in (("backfill", False), ("backfill_with_writes", True)):
+            reports, writes = [], []
+            for _ in range(args.runs):
+                fresh_legacy()
+                migrations.migrate_up(dsn, migrations.EXPAND_VERSION, expected_current=migrations.BASE_VERSION)
+                writer = Writer(dsn, args.orders).start() if with_writer else None
+                reports.append(migrations.backfill(dsn))
+                if writer:
+                    writes.append(writer.stop())
+                assert reports[-1].complete, reports[-1]
+            results[label] = {
+                "seconds_median": median([r.seconds for r in reports]),
+                "orders_seconds_median": median([r.tables["orders"]["seconds"] for r in reports]),
+                "max_batch_seconds": max(r.max_batch_seconds for r in reports),
+                "rows": reports[-1].rows, "tables": reports[-1].tables, "writer": writes,
+            }
+            print(label, results[label], flush=True)
+
+        backup_dir = state_dir / "backups"
+        dumps, verifies, records = [], [], []
+        for _ in range(args.runs):
+            record = backup.backup_database(dsn, backup_dir)
+            verification = backup.verify_backup(dsn, record)
+            assert verification.verified, verification.mismatches
+            dumps.append(record.seconds)
+            verifies.append(verification.seconds)
+            records.append(record)
+        results["backup"] = {"pg_dump_seconds_median": median(dumps), "verify_seconds_median": median(verifies),
+                             "total_seconds_median": median([d + v for d, v in zip(dumps, verifies)]),
+                             "bytes": records[-1].bytes}
+        print("backup", results["backup"], flush=True)
+
+        restores = [backup.restore_database(dsn, records[-1]) for _ in range(args.runs)]
+        results["restore_database"] = {"seconds_median": median([r.seconds for r in restores]),
+                                       "downtime_seconds_max": max(r.downtime_seconds for r in restores)}
+        print("restore_database", results["restore_database"], flush=True)
+    finally:
+        box.down()
+        shutil.rmtree(state_dir, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
