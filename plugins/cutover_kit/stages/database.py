@@ -1,0 +1,235 @@
+"""Stage 2, database preparation: Great Expectations validation of the expanded schema.
+
+Task callables for the DAG (the DAG file wires them; see :func:`build_validation_task`):
+
+* :func:`snapshot_row_counts` -> ``{table: count}`` before the migration (one snapshot, counted in
+  PostgreSQL). :func:`snapshot_from_backup` derives the same dict from a backup record's dump-time
+  fingerprints, which were taken in the dump's own snapshot.
+* :func:`restore_backup_for_validation` restores the verified backup into a scratch database that
+  stays in place for the checksum comparison; :func:`drop_backup_scratch` removes it afterwards.
+* :func:`validate_migration` runs the suites of ``include/gx/suites.py`` (users, orders,
+  line_items), logs one line per expectation, writes the results to the artifact directory and
+  fails the task (AirflowFailException, no retry) naming every failed expectation.
+
+Why one ``@task`` and not one ``GXValidateBatchOperator`` per table
+-------------------------------------------------------------------
+* The operator's ``configure_expectations(context)`` receives only the GX context. The row counts
+  come from a task of the same run, so a per-table operator would need a subclass with an extra
+  templated field to get them into its expectations.
+* Three operators mean three task processes, each importing great_expectations (6-9 s, ~230 MB
+  each, measured here). One task imports it once and validates all three tables in ~the time the
+  SQL takes.
+* The operator raises GXValidationFailed, an AirflowException, so Airflow would retry a data
+  defect; here a defect is an AirflowFailException (no retry), a lost connection still retries.
+* The operator logs nothing per expectation and lists only failed expectation *types*.
+
+The task still runs the provider's code path: ``load_data_context`` and
+``run_validation_definition`` from ``great_expectations_provider.common.gx_context_actions`` are
+exactly what ``GXValidateBatchOperator.execute`` calls (see ``cutover_kit.validation``).
+
+Connections: the live database is ``conn_id`` (default ``postgres_default``). The backup copy is
+``backup_conn_id`` when given, else the live Connection with its database (schema) replaced by
+``backup_database``. URLs are built with SQLAlchemy's escaping, not the provider's f-string (which
+turns an empty password into the text "None").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+ARTIFACT_ENV = "CUTOVER_GX_ARTIFACT_DIR"  # base directory; the run id is appended
+DEFAULT_ARTIFACT_ROOT = REPO_ROOT / ".artifacts" / "gx"
+DEFAULT_SCRATCH_DB = "cutover_gx_backup"
+TABLES = ("users", "orders", "line_items")
+
+
+# --------------------------------------------------------------------------------------------
+# Connections
+
+
+def connection_url(conn_id: str, database: str | None = None) -> str:
+    """SQLAlchemy URL of an Airflow Connection (``database`` overrides its schema field)."""
+    from airflow.sdk import BaseHook
+
+    from cutover_kit.validation import postgres_url
+
+    conn = BaseHook.get_connection(conn_id)
+    name = database or conn.schema
+    if not name:
+        raise AirflowFailException(f"Connection {conn_id} names no database: set its schema field")
+    return postgres_url(host=conn.host, port=conn.port, login=conn.login, password=conn.password, database=name)
+
+
+def connection_dsn(conn_id: str, database: str | None = None) -> str:
+    """libpq DSN of an Airflow Connection (for psycopg2 and the backup helpers)."""
+    import psycopg2.extensions
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    params = {"host": conn.host, "port": conn.port, "user": conn.login, "password": conn.password,
+              "dbname": database or conn.schema}
+    return psycopg2.extensions.make_dsn(**{key: value for key, value in params.items() if value})
+
+
+# --------------------------------------------------------------------------------------------
+# Snapshot and backup copy
+
+
+def snapshot_row_counts(conn_id: str = "postgres_default", tables: Sequence[str] = TABLES) -> dict[str, int]:
+    """{table: row count} of the live database, all tables counted in one snapshot."""
+    return row_counts(connection_dsn(conn_id), tables)
+
+
+def row_counts(dsn: str, tables: Sequence[str] = TABLES) -> dict[str, int]:
+    import psycopg2
+    from psycopg2 import sql
+
+    conn = psycopg2.connect(dsn, connect_timeout=10, application_name="cutover-snapshot")
+    try:
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        counts = {}
+        with conn.cursor() as cur:
+            for table in tables:
+                cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+                counts[table] = int(cur.fetchone()[0])
+        conn.rollback()
+    finally:
+        conn.close()
+    log.info("Row counts before the migration: %s", ", ".join(f"{t} {n}" for t, n in counts.items()))
+    return counts
+
+
+def snapshot_from_backup(record: Mapping[str, Any], tables: Sequence[str] = TABLES) -> dict[str, int]:
+    """{table: count} from a BackupRecord (dict) taken before the migration: its fingerprints were
+    computed in the dump's own snapshot, so they are the pre-migration counts of that moment."""
+    fingerprints = record.get("fingerprints") or {}
+    missing = [table for table in tables if table not in fingerprints]
+    if missing:
+        raise AirflowFailException(f"the backup record has no fingerprint for {', '.join(missing)}")
+    return {table: int(fingerprints[table]["count"]) for table in tables}
+
+
+def restore_backup_for_validation(record: Mapping[str, Any], conn_id: str = "postgres_default",
+                                  scratch_db: str = DEFAULT_SCRATCH_DB) -> str:
+    """Restore the backup file of `record` into `scratch_db` (re-created) on the live server and
+    keep it for the checksum comparison. Returns the scratch database's name."""
+    from cutover_kit.db import backup
+
+    live = connection_dsn(conn_id)
+    params = backup._dsn_params(live)  # noqa: SLF001 - the backup module's own DSN handling
+    backup._check_scratch_name(scratch_db, params["dbname"])  # noqa: SLF001
+    rec = backup.BackupRecord.from_dict(record)
+    problems = backup._file_problems(rec)  # noqa: SLF001
+    if problems:
+        raise AirflowFailException("backup not usable for validation: " + "; ".join(problems))
+    with backup._connect(live) as conn:  # noqa: SLF001
+        conn.autocommit = True
+        backup._create_database_like(conn, scratch_db, params["dbname"])  # noqa: SLF001
+        try:
+            backup._pg_restore(backup._client_tool(conn, "pg_restore"), rec, {**params, "dbname": scratch_db})  # noqa: SLF001
+        except BaseException:
+            backup._drop_database(conn, scratch_db)  # noqa: SLF001
+            raise
+    log.info("Backup %s restored into %s for the checksum comparison", rec.path, scratch_db)
+    return scratch_db
+
+
+def drop_backup_scratch(conn_id: str = "postgres_default", scratch_db: str = DEFAULT_SCRATCH_DB) -> None:
+    from cutover_kit.db import backup
+
+    live = connection_dsn(conn_id)
+    backup._check_scratch_name(scratch_db, backup._dsn_params(live)["dbname"])  # noqa: SLF001
+    with backup._connect(live) as conn:  # noqa: SLF001
+        conn.autocommit = True
+        backup._drop_database(conn, scratch_db)  # noqa: SLF001
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+def artifact_dir_for(run_id: str | None, base: str | Path | None = None) -> Path:
+    """<base>/<run id>; base = argument, else $CUTOVER_GX_ARTIFACT_DIR, else <repo>/.artifacts/gx."""
+    root = Path(base or os.environ.get(ARTIFACT_ENV) or DEFAULT_ARTIFACT_ROOT)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id or "manual").strip("._") or "manual"
+    return root / safe
+
+
+def validate_migration(snapshot: Mapping[str, int] | None = None, *, conn_id: str = "postgres_default",
+                       backup_conn_id: str | None = None, backup_database: str | None = None,
+                       tables: Sequence[str] | None = None, artifact_dir: str | None = None,
+                       run_id: str | None = None) -> dict[str, Any]:
+    """Validate the expanded database; fail the task naming every failed expectation.
+
+    `snapshot`: {table: count} before the migration (row-count checks; None skips them).
+    Backup comparison: `backup_conn_id`, or `backup_database` on the live Connection's server;
+    neither skips the checksum checks. Returns the summary (small, for XCom).
+    """
+    live_url = connection_url(conn_id)
+    backup_url = None
+    if backup_conn_id:
+        backup_url = connection_url(backup_conn_id)
+    elif backup_database:
+        backup_url = connection_url(conn_id, database=backup_database)
+    if run_id is None:
+        run_id = _current_run_id()
+    return validate_and_report(live_url, backup_url=backup_url, snapshot=snapshot, tables=tables,
+                               out_dir=artifact_dir_for(run_id, artifact_dir))
+
+
+def validate_and_report(live_url: str, *, backup_url: str | None, snapshot: Mapping[str, int] | None,
+                        tables: Sequence[str] | None, out_dir: Path) -> dict[str, Any]:
+    """The Airflow-free core of :func:`validate_migration` (tests call it with URLs directly)."""
+    from cutover_kit import validation
+
+    try:
+        results, summary = validation.timed_validation(live_url, backup_url=backup_url, snapshot=snapshot,
+                                                       tables=tables)
+    except Exception as error:
+        # Could not validate at all (database unreachable, ...): retryable, unlike a data defect.
+        raise AirflowException(f"GX validation could not run: {error}") from error
+    for line in summary.lines:
+        (log.info if line.startswith("PASS") else log.error)(line)
+    paths = validation.save_artifacts(results, out_dir, summary)
+    log.info("GX validation: %d expectations, %d failed, %.2f s; results in %s", summary.expectations,
+             summary.failed, summary.seconds, paths[0])
+    report = {**summary.as_dict(), "artifacts": [str(path) for path in paths]}
+    if summary.failed:
+        raise AirflowFailException(
+            f"GX validation failed: {summary.failed} of {summary.expectations} expectations: "
+            + "; ".join(line.split(" ", 1)[1] for line in summary.lines if not line.startswith("PASS")))
+    return report
+
+
+def _current_run_id() -> str | None:
+    try:
+        from airflow.sdk import get_current_context
+
+        return get_current_context()["run_id"]
+    except Exception:  # noqa: BLE001 - outside a task (tests, CLI): a fixed name
+        return None
+
+
+def build_validation_task(*, snapshot: Any, conn_id: str = "postgres_default", backup_conn_id: str | None = None,
+                          backup_database: str | None = None, tables: Sequence[str] | None = None,
+                          artifact_dir: str | None = None, task_id: str = "validate_migration_gx") -> Any:
+    """Add the validation task to the DAG / TaskGroup being defined; returns its XComArg.
+
+    `snapshot` is usually the XComArg of a :func:`snapshot_row_counts` task (or of a task returning
+    :func:`snapshot_from_backup`). Must be called inside a DAG (and, optionally, TaskGroup) context.
+    """
+    from airflow.sdk import task
+
+    return task(validate_migration, task_id=task_id)(
+        snapshot, conn_id=conn_id, backup_conn_id=backup_conn_id, backup_database=backup_database,
+        tables=list(tables) if tables else None, artifact_dir=artifact_dir)

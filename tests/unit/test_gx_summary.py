@@ -1,0 +1,126 @@
+"""Stage 2 GX glue without a database: lazy imports, SQL shapes, one line per expectation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cutover_kit.validation import ValidationSummary, save_artifacts, summarize_validation
+from include.gx import suites
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_modules_do_not_import_great_expectations_at_import_time() -> None:
+    code = ("import sys; import include.gx.suites, cutover_kit.validation, cutover_kit.stages.database; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'great_expectations'))")  # not the provider's metadata
+    env = {"PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'plugins'}", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO_ROOT,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_row_check_sql_returns_at_most_one_aggregated_row() -> None:
+    amount = next(c for c in suites.row_checks("orders") if c.name == "amount <> amount_cents/100")
+    assert amount.sql == ("SELECT count(*) AS unexpected_rows, (array_agg(id ORDER BY id))[1:10] AS sample_ids "
+                          "FROM {batch} WHERE amount IS DISTINCT FROM amount_cents / 100.0 HAVING count(*) > 0")
+    orphan = next(c for c in suites.row_checks("line_items") if c.name.startswith("orphan"))
+    assert "FROM {batch} AS t LEFT JOIN orders AS p ON p.id = t.order_id" in orphan.sql
+    key = suites.row_checks("users")[0]
+    assert key.kind == "unique_key" and "GROUP BY id HAVING count(*) > 1" in key.sql
+
+
+def test_checksum_sql_reads_the_same_columns_on_both_sides() -> None:
+    live, backup = suites.checksum_sql("orders"), suites.checksum_sql("orders", "orders")
+    assert live.endswith("FROM {batch}") and backup.endswith("FROM orders")
+    assert live.removesuffix("{batch}") == backup.removesuffix("orders")
+    for column in ("id", "user_id", "amount_cents", "status", "created_at", "updated_at"):
+        assert f"({column}, " in live
+    assert "amount" not in live.replace("amount_cents", "")  # legacy columns only
+
+
+def test_unknown_table_is_refused() -> None:
+    with pytest.raises(ValueError, match="no suite for table 'payments'"):
+        suites.row_checks("payments")
+
+
+def _evr(kind: str, check: str, success: bool, result: dict, table: str = "orders", **meta) -> dict:
+    return {"success": success, "result": result, "exception_info": {"raised_exception": False},
+            "expectation_config": {"type": "x", "kwargs": {}, "description": check,
+                                   "meta": {"table": table, "check": check, "kind": kind, **meta}}}
+
+
+RESULTS = [{"success": False, "meta": {"table": "orders"}, "results": [
+    _evr("not_null", "user_id not null", True, {}),
+    _evr("not_null", "amount_cents not null", False,
+         {"unexpected_count": 2, "partial_unexpected_index_list": [{"id": 4, "amount_cents": None},
+                                                                    {"id": 8, "amount_cents": None}]}),
+    _evr("row_count", "row count = pre-migration snapshot", True, {}, expected=1000),
+    _evr("row_check", "amount <> amount_cents/100", False, {"observed_value": 3, "details": {"sample_ids": [17, 42, 99]}}),
+    _evr("unique_key", "id unique (primary key)", True, {"observed_value": 0, "details": {"sample_ids": []}}),
+    _evr("checksum", "legacy-column checksums = backup", False, {"unexpected_count": 1, "details": {
+        "unexpected_rows": [{"row_count": 999, "id_sum": "5", "row_hash_sum": "1"}],
+        "missing_rows": [{"row_count": 1000, "id_sum": "5", "row_hash_sum": "2"}]}}),
+    {"success": False, "result": {}, "expectation_config": {"type": "y", "kwargs": {}, "meta": {
+        "table": "orders", "check": "status_v2 <> status", "kind": "row_check"}},
+     "exception_info": {"MetricConfigurationID(...)": {"raised_exception": True,
+                                                       "exception_message": 'column "status_v2" does not exist'}}},
+]}]
+
+
+def test_one_line_per_expectation_with_observed_values() -> None:
+    summary = summarize_validation(RESULTS, seconds=1.23456)
+    assert summary.lines == [
+        "PASS orders: user_id not null — 0 NULLs",
+        "FAIL orders: amount_cents not null — 2 NULLs (ids 4, 8)",
+        "PASS orders: row count = pre-migration snapshot — 1000 rows = snapshot",
+        "FAIL orders: unexpected rows: amount <> amount_cents/100 — 3 rows (ids 17, 42, 99)",
+        "PASS orders: id unique (primary key) — no duplicates",
+        "FAIL orders: legacy-column checksums = backup — live vs backup: row_count 999 vs 1000, row hashes differ",
+        'ERROR orders: unexpected rows: status_v2 <> status — error: column "status_v2" does not exist',
+    ]
+    assert summary.failed_names == ["orders: amount_cents not null", "orders: amount <> amount_cents/100",
+                                    "orders: legacy-column checksums = backup", "orders: status_v2 <> status"]
+    assert (summary.expectations, summary.failed, summary.seconds, summary.success) == (7, 4, 1.235, False)
+
+
+def test_save_artifacts_writes_json_and_lines(tmp_path: Path) -> None:
+    summary = summarize_validation(RESULTS)
+    paths = save_artifacts(RESULTS, tmp_path / "out", summary)
+    assert [p.name for p in paths] == ["validation.json", "summary.txt"]  # no HTML for plain dicts
+    payload = json.loads(paths[0].read_text())
+    assert payload["summary"]["failed"] == 4 and payload["results"][0]["meta"] == {"table": "orders"}
+    assert paths[1].read_text().splitlines() == summary.lines
+    assert not list((tmp_path / "out").glob("*.partial"))
+
+
+def test_empty_summary_is_a_success() -> None:
+    assert summarize_validation([]) == ValidationSummary(expectations=0, failed=0, seconds=0.0)
+
+
+def test_artifact_dir_is_per_run_and_filesystem_safe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from cutover_kit.stages import database
+
+    monkeypatch.delenv(database.ARTIFACT_ENV, raising=False)
+    assert database.artifact_dir_for("manual__2026-11-26T10:00:00+00:00") == (
+        REPO_ROOT / ".artifacts" / "gx" / "manual__2026-11-26T10_00_00_00_00")
+    monkeypatch.setenv(database.ARTIFACT_ENV, str(tmp_path))
+    assert database.artifact_dir_for("../../etc") == tmp_path / "etc"
+    assert database.artifact_dir_for(None, base="/x") == Path("/x/manual")
+
+
+def test_snapshot_from_backup_record() -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from cutover_kit.stages import database
+
+    record = {"fingerprints": {"users": {"count": 4, "checksum": "a"}, "orders": {"count": 20, "checksum": "b"},
+                               "line_items": {"count": 61, "checksum": "c"}}}
+    assert database.snapshot_from_backup(record) == {"users": 4, "orders": 20, "line_items": 61}
+    with pytest.raises(AirflowFailException, match="no fingerprint for line_items"):
+        database.snapshot_from_backup({"fingerprints": {"users": {"count": 1}, "orders": {"count": 1}}})
