@@ -15,7 +15,8 @@ Rules, in the order a human would check them:
 5. Latency: green p95/p99 may be at most ``max_latency_ratio_vs_blue`` x blue's, ignoring
    differences below ``latency_floor_seconds`` (sub-floor noise is not a degradation).
 6. Blue's own SLOs (stage 12): blue must not regress against its pre-cutover baseline while
-   traffic moves; a regression is a FAIL (a shared dependency is hurting both sides).
+   traffic moves (5xx over the limit, or p95 over ``max_blue_regression_ratio`` x baseline); a
+   regression is a FAIL (a shared dependency is hurting both sides).
 """
 
 from __future__ import annotations
@@ -157,10 +158,13 @@ def _check_latency(
     reference_name: str,
     policy: SLOPolicy,
     verb: str,
+    max_ratio: float | None = None,
+    quantiles: tuple[float, ...] | None = None,
 ) -> tuple[list[str], list[str]]:
     breaches: list[str] = []
     doubts: list[str] = []
-    for quantile in policy.quantiles:
+    max_ratio = policy.max_latency_ratio_vs_blue if max_ratio is None else max_ratio
+    for quantile in policy.quantiles if quantiles is None else quantiles:
         label = quantile_label(quantile)
         observed = subject.latency_seconds.get(quantile)
         if observed is None:
@@ -170,12 +174,12 @@ def _check_latency(
             doubts.append(f"no {reference_name} {label} to compare {subject.color} with")
             continue
         expected = reference.latency_seconds[quantile]
-        limit = max(policy.max_latency_ratio_vs_blue * expected, policy.latency_floor_seconds)
+        limit = max(max_ratio * expected, policy.latency_floor_seconds)
         if observed > limit:
             ratio = observed / expected if expected > 0 else math.inf
             breaches.append(
                 f"{subject.color} {label} {format_ms(observed)} {verb} {reference_name} {format_ms(expected)} "
-                f"(x{ratio:.1f} > x{policy.max_latency_ratio_vs_blue:g})"
+                f"(x{ratio:.2f} > x{max_ratio:g})"
             )
     return breaches, doubts
 
@@ -234,7 +238,10 @@ def _check_blue_regression(
             f"over {window_label}, {blue.requests:.0f} requests"
         )
     if baseline is not None:
-        latency_breaches, _ = _check_latency(blue, baseline, "its baseline", policy, "regressed vs")
+        latency_breaches, _ = _check_latency(
+            blue, baseline, "its baseline", policy, "regressed vs",
+            max_ratio=policy.max_blue_regression_ratio, quantiles=policy.quantiles[:1],
+        )
         breaches += latency_breaches
     return breaches
 

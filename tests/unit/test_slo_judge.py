@@ -81,7 +81,14 @@ def test_blue_regression_against_its_baseline_fails():
     baseline = window("blue", 500, latency={0.95: 0.010, 0.99: 0.020})
     result = judge(window("green", 400), window("blue", 900, latency={0.95: 0.200, 0.99: 0.300}), baseline)
     assert result.verdict is Verdict.FAIL
-    assert "blue p95 200 ms regressed vs its baseline" in result.reason
+    assert "blue p95 200 ms regressed vs its baseline 10 ms (x20.00 > x2)" in result.reason
+
+
+def test_blue_p99_noise_or_a_mild_p95_rise_is_not_a_regression():
+    # Measured on 2 cores: blue p99 47 -> 72 ms under CPU contention from Airflow task start-up.
+    baseline = window("blue", 500, latency={0.95: 0.030, 0.99: 0.047})
+    result = judge(window("green", 400), window("blue", 900, latency={0.95: 0.055, 0.99: 0.072}), baseline)
+    assert result.verdict is Verdict.PASS, result.reason
 
 
 @pytest.mark.parametrize("errors,requests", [(0, 10), (0, 1000), (5, 100), (100, 100)])

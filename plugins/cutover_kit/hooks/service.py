@@ -26,6 +26,18 @@ class Probe:
     error: str | None = None
 
 
+def short_error(error: requests.RequestException, timeout_seconds: float) -> str:
+    """One readable phrase instead of urllib3's nested exception text."""
+    if isinstance(error, requests.Timeout):
+        return f"timed out after {timeout_seconds:g} s"
+    text = str(error)
+    if "Connection refused" in text:
+        return "connection refused"
+    if "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "connection closed without a response"
+    return f"{type(error).__name__}: {text[:120]}"
+
+
 class ServiceHook(BaseHook):
     conn_name_attr = "service_conn_id"
     default_conn_name = "app_router"
@@ -59,7 +71,7 @@ class ServiceHook(BaseHook):
         try:
             response = self.session.request(method, url, json=json_body, timeout=self.timeout_seconds)
         except requests.RequestException as error:
-            return Probe(method, url, None, (time.perf_counter() - started) * 1000, error=f"{type(error).__name__}: {error}")
+            return Probe(method, url, None, (time.perf_counter() - started) * 1000, error=short_error(error, self.timeout_seconds))
         elapsed_ms = (time.perf_counter() - started) * 1000
         try:
             body: Any = response.json()
