@@ -14,6 +14,8 @@ from typing import Any
 import requests
 from airflow.sdk import BaseHook
 
+from cutover_kit.hooks import http_base_url
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -51,12 +53,7 @@ class ServiceHook(BaseHook):
 
     @cached_property
     def base_url(self) -> str:
-        conn = self.get_connection(self.service_conn_id)
-        if not conn.host:
-            raise ValueError(f"Connection {self.service_conn_id!r} has no host")
-        scheme = conn.schema if conn.schema in ("http", "https") else "http"
-        host = conn.host if "://" in conn.host else f"{scheme}://{conn.host}"
-        return f"{host}:{conn.port}" if conn.port else host
+        return http_base_url(self.get_connection(self.service_conn_id), self.service_conn_id)
 
     def get_conn(self) -> requests.Session:
         return requests.Session()
