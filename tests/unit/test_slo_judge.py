@@ -21,6 +21,7 @@ def test_healthy_green_passes_with_a_readable_reason():
     result = judge(window("green", 412), window("blue", 900))
     assert result.verdict is Verdict.PASS
     assert result.reason == "green 5xx 0.0 % <= 1.0 %, p95 12 ms vs blue 12 ms over 10 s, 412 requests"
+    assert judge(window("green", 60), window("blue", 900)).reason == "green 5xx 0.0 % <= 1.0 % over 10 s, 60 requests"
 
 
 def test_clear_error_breach_fails_naming_the_rate():
@@ -51,6 +52,16 @@ def test_relative_error_breach_against_live_blue():
     result = judge_window(window("green", 1000, errors=60), window("blue", 1000, errors=10), policy, min_requests=20, window_seconds=10)
     assert result.verdict is Verdict.FAIL
     assert "vs blue 1.0 %" in result.reason
+
+
+def test_a_quantile_is_judged_only_with_enough_requests_beyond_it():
+    from cutover_kit.slo import samples_needed
+
+    assert (samples_needed(0.95), samples_needed(0.99)) == (100, 500)
+    # p99 of 40 requests is the slowest one: not judged, and not a reason to hold either.
+    slow_tail = {0.95: 0.020, 0.99: 0.158}
+    result = judge(window("green", 40, latency=slow_tail), window("blue", 400, latency={0.95: 0.015, 0.99: 0.029}))
+    assert result.verdict is Verdict.PASS, result.reason
 
 
 def test_latency_degradation_over_fifty_percent_fails():
