@@ -101,6 +101,8 @@ with DAG(
         verify_back = task(rollback.verify_blue_serving, task_id="verify_blue_serving", retry_delay=timedelta(seconds=1))()
         route_back >> verify_back
 
+    GATE_INPUTS = {"plan_task_id": plan.operator.task_id, "baseline_task_id": baseline.operator.task_id}
+
     def traffic_step(percent: int, next_task_id: str):
         """set weights -> smoke checks (stage 11) -> SLO gate -> decide: next step or halt."""
         label = f"{percent} %"
@@ -108,7 +110,7 @@ with DAG(
             weights = task(traffic.set_traffic, task_id="set_weights")(percent)
             smoke = task(traffic.smoke_checks, task_id="stage_11_smoke_checks", retries=0)(label)
             gate = SLOGateSensor(
-                task_id="slo_gate", step_label=label, plan=plan, weights_set_at=weights, blue_baseline=baseline, retries=0
+                task_id="slo_gate", step_label=label, weights_set_at=weights, retries=0, **GATE_INPUTS
             )
             branch = decide.override(task_id="decide")(gate.task_id, next_task_id, f"rollback.halt_at_{percent}")
             chain(weights, smoke, gate, branch)
@@ -133,10 +135,9 @@ with DAG(
         standby = SLOGateSensor(
             task_id="standby_watch",
             step_label="100 % standby",
-            plan=plan,
             weights_set_at=head,
-            blue_baseline=baseline,
             bake_seconds_field="standby_seconds",
+            **GATE_INPUTS,
             retries=0,
         )
         standby_branch = decide.override(task_id="decide_standby")(

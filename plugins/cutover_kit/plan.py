@@ -47,6 +47,10 @@ _SLO_PROPERTIES: dict[str, dict[str, Any]] = {
         "type": "number", "minimum": 1, "maximum": 100,
         "description": "Green's latency quantile may be at most this multiple of blue's.",
     },
+    "max_blue_regression_ratio": {
+        "type": "number", "minimum": 1, "maximum": 100,
+        "description": "Blue's p95 may be at most this multiple of its pre-cutover baseline (stage 12).",
+    },
     "latency_floor_seconds": {
         "type": "number", "minimum": 0, "maximum": 60,
         "description": "Green passes any latency check below this (2 ms vs 4 ms is no regression).",
@@ -298,6 +302,9 @@ class SLOPolicy:
     max_error_ratio: float = 0.01
     max_error_ratio_delta_vs_blue: float = 0.005
     max_latency_ratio_vs_blue: float = 1.5
+    # Looser than green's limit, and on p95 only: blue is compared with a baseline from another
+    # window (not the same one), so CPU noise on a small machine must not read as a regression.
+    max_blue_regression_ratio: float = 2.0
     latency_floor_seconds: float = 0.05
     quantiles: tuple[float, ...] = (0.95, 0.99)
     confidence_z: float = 1.96

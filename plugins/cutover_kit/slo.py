@@ -13,9 +13,13 @@ Rules, in the order a human would check them:
 4. Green vs live blue, measured in the same window. When blue has too little traffic of its own
    (e.g. at 100 % green) the pre-cutover blue baseline stands in, and the reason says so.
 5. Latency: green p95/p99 may be at most ``max_latency_ratio_vs_blue`` x blue's, ignoring
-   differences below ``latency_floor_seconds`` (sub-floor noise is not a degradation).
+   differences below ``latency_floor_seconds`` (sub-floor noise is not a degradation). A quantile
+   is judged only with at least ``TAIL_SAMPLES`` requests beyond it (p95: 100, p99: 500): the
+   p99 of 40 requests is just the slowest one, and one slow request is not a degradation (seen
+   under a real scheduler: "green p99 158 ms vs blue 29 ms" over 2 s, then healthy).
 6. Blue's own SLOs (stage 12): blue must not regress against its pre-cutover baseline while
-   traffic moves; a regression is a FAIL (a shared dependency is hurting both sides).
+   traffic moves (5xx over the limit, or p95 over ``max_blue_regression_ratio`` x baseline); a
+   regression is a FAIL (a shared dependency is hurting both sides).
 """
 
 from __future__ import annotations
@@ -26,6 +30,14 @@ from enum import Enum
 from typing import Any
 
 from cutover_kit.plan import SLOPolicy
+
+
+TAIL_SAMPLES = 5
+
+
+def samples_needed(quantile: float) -> int:
+    """Requests needed before a quantile means something: TAIL_SAMPLES beyond it."""
+    return math.ceil(TAIL_SAMPLES / (1 - quantile) - 1e-9)
 
 
 class Verdict(str, Enum):
@@ -157,11 +169,16 @@ def _check_latency(
     reference_name: str,
     policy: SLOPolicy,
     verb: str,
+    max_ratio: float | None = None,
+    quantiles: tuple[float, ...] | None = None,
 ) -> tuple[list[str], list[str]]:
     breaches: list[str] = []
     doubts: list[str] = []
-    for quantile in policy.quantiles:
+    max_ratio = policy.max_latency_ratio_vs_blue if max_ratio is None else max_ratio
+    for quantile in policy.quantiles if quantiles is None else quantiles:
         label = quantile_label(quantile)
+        if (subject.requests or 0) < samples_needed(quantile):
+            continue  # too few requests for this quantile to mean anything: not judged
         observed = subject.latency_seconds.get(quantile)
         if observed is None:
             doubts.append(f"no {subject.color} {label} latency data")
@@ -170,12 +187,12 @@ def _check_latency(
             doubts.append(f"no {reference_name} {label} to compare {subject.color} with")
             continue
         expected = reference.latency_seconds[quantile]
-        limit = max(policy.max_latency_ratio_vs_blue * expected, policy.latency_floor_seconds)
+        limit = max(max_ratio * expected, policy.latency_floor_seconds)
         if observed > limit:
             ratio = observed / expected if expected > 0 else math.inf
             breaches.append(
                 f"{subject.color} {label} {format_ms(observed)} {verb} {reference_name} {format_ms(expected)} "
-                f"(x{ratio:.1f} > x{policy.max_latency_ratio_vs_blue:g})"
+                f"(x{ratio:.2f} > x{max_ratio:g})"
             )
     return breaches, doubts
 
@@ -234,7 +251,10 @@ def _check_blue_regression(
             f"over {window_label}, {blue.requests:.0f} requests"
         )
     if baseline is not None:
-        latency_breaches, _ = _check_latency(blue, baseline, "its baseline", policy, "regressed vs")
+        latency_breaches, _ = _check_latency(
+            blue, baseline, "its baseline", policy, "regressed vs",
+            max_ratio=policy.max_blue_regression_ratio, quantiles=policy.quantiles[:1],
+        )
         breaches += latency_breaches
     return breaches
 
@@ -249,7 +269,7 @@ def _healthy_summary(
 ) -> str:
     reference, reference_name = _blue_reference(blue, baseline, min_requests)
     first = policy.quantiles[0]
-    green_latency = green.latency_seconds.get(first)
+    green_latency = green.latency_seconds.get(first) if (green.requests or 0) >= samples_needed(first) else None
     parts = [f"green 5xx {format_percent(green.error_ratio or 0.0)} <= {format_percent(policy.max_error_ratio)}"]
     if green_latency is not None and reference is not None and reference.latency_seconds.get(first) is not None:
         parts.append(

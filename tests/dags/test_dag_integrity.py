@@ -92,3 +92,13 @@ def test_invalid_params_are_refused_naming_the_field(dagbag):
         with pytest.raises(Exception, match=field):
             params[field] = bad
             params.validate()
+
+
+def test_gates_depend_only_on_their_own_step(dagbag):
+    """No data edge may bypass the step chain: a failure upstream must reach a gate through its own
+    step, or every step's branch wakes up (found under a real scheduler)."""
+    dag = dagbag.dags["cutover"]
+    for task in dag.tasks:
+        if task.task_id.endswith(".slo_gate"):
+            step = task.task_id.rsplit(".", 1)[0]
+            assert all(up.startswith(step + ".") for up in task.upstream_task_ids), (task.task_id, task.upstream_task_ids)

@@ -43,7 +43,7 @@ def test_sensor_defers_immediately_with_the_plan_timings():
 
     sensor = make_sensor()
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute(context={})
+        sensor.execute(context={"ti": FakeTI()})
     trigger = deferred.value.trigger
     assert isinstance(trigger, SLOGateTrigger)
     assert (trigger.bake_seconds, trigger.step_timeout_seconds) == (PLAN["bake_seconds"], PLAN["step_timeout_seconds"])
@@ -58,8 +58,12 @@ def test_standby_gate_bakes_for_the_standby_time():
 
 
 class FakeTI:
-    def __init__(self):
+    def __init__(self, pulled=None):
         self.pushed = {}
+        self.pulled = pulled or {}
+
+    def xcom_pull(self, task_ids, key="return_value"):
+        return self.pulled.get(task_ids)
 
     def xcom_push(self, key, value):
         self.pushed[key] = value
@@ -80,3 +84,21 @@ def test_execute_complete_returns_the_event_on_success():
     ti = FakeTI()
     event = {"status": "success", "line": "Promote past 25 %: ok"}
     assert make_sensor().execute_complete({"ti": ti}, event) == event
+
+
+def test_gate_pulls_plan_and_baseline_by_task_id():
+    from airflow.sdk.exceptions import TaskDeferred
+
+    baseline = {"verdict": "PASS", "window": {"color": "blue", "requests": 50, "errors": 0, "latency_seconds": {}, "up": True}}
+    sensor = SLOGateSensor(task_id="slo_gate", step_label="5 %", weights_set_at=1.0, plan_task_id="plan", baseline_task_id="baseline")
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({"ti": FakeTI({"plan": PLAN, "baseline": baseline})})
+    assert deferred.value.trigger.plan == PLAN and deferred.value.trigger.blue_baseline["requests"] == 50
+
+
+def test_gate_without_a_plan_fails_instead_of_judging_blind():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    sensor = SLOGateSensor(task_id="slo_gate", step_label="5 %", weights_set_at=1.0, plan_task_id="plan")
+    with pytest.raises(AirflowFailException, match="no plan"):
+        sensor.execute({"ti": FakeTI()})

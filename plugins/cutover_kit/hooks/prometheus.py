@@ -15,6 +15,8 @@ from typing import Any
 import requests
 from airflow.sdk import BaseHook
 
+from cutover_kit.hooks import http_base_url
+
 
 class PrometheusNoData(LookupError):
     """The query ran but returned no sample (or NaN, e.g. a quantile of zero requests)."""
@@ -37,15 +39,7 @@ class PrometheusHook(BaseHook):
 
     @cached_property
     def base_url(self) -> str:
-        conn = self.get_connection(self.prometheus_conn_id)
-        extra = conn.extra_dejson
-        if extra.get("base_url"):
-            return str(extra["base_url"]).rstrip("/")
-        if not conn.host:
-            raise ValueError(f"Connection {self.prometheus_conn_id!r} has no host")
-        scheme = conn.schema if conn.schema in ("http", "https") else "http"
-        host = conn.host if "://" in conn.host else f"{scheme}://{conn.host}"
-        return f"{host}:{conn.port}" if conn.port else host
+        return http_base_url(self.get_connection(self.prometheus_conn_id), self.prometheus_conn_id)
 
     def get_conn(self) -> requests.Session:
         session = requests.Session()

@@ -14,6 +14,8 @@ from typing import Any
 import requests
 from airflow.sdk import BaseHook
 
+from cutover_kit.hooks import http_base_url
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -24,6 +26,18 @@ class Probe:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+
+
+def short_error(error: requests.RequestException, timeout_seconds: float) -> str:
+    """One readable phrase instead of urllib3's nested exception text."""
+    if isinstance(error, requests.Timeout):
+        return f"timed out after {timeout_seconds:g} s"
+    text = str(error)
+    if "Connection refused" in text:
+        return "connection refused"
+    if "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "connection closed without a response"
+    return f"{type(error).__name__}: {text[:120]}"
 
 
 class ServiceHook(BaseHook):
@@ -39,12 +53,7 @@ class ServiceHook(BaseHook):
 
     @cached_property
     def base_url(self) -> str:
-        conn = self.get_connection(self.service_conn_id)
-        if not conn.host:
-            raise ValueError(f"Connection {self.service_conn_id!r} has no host")
-        scheme = conn.schema if conn.schema in ("http", "https") else "http"
-        host = conn.host if "://" in conn.host else f"{scheme}://{conn.host}"
-        return f"{host}:{conn.port}" if conn.port else host
+        return http_base_url(self.get_connection(self.service_conn_id), self.service_conn_id)
 
     def get_conn(self) -> requests.Session:
         return requests.Session()
@@ -59,7 +68,7 @@ class ServiceHook(BaseHook):
         try:
             response = self.session.request(method, url, json=json_body, timeout=self.timeout_seconds)
         except requests.RequestException as error:
-            return Probe(method, url, None, (time.perf_counter() - started) * 1000, error=f"{type(error).__name__}: {error}")
+            return Probe(method, url, None, (time.perf_counter() - started) * 1000, error=short_error(error, self.timeout_seconds))
         elapsed_ms = (time.perf_counter() - started) * 1000
         try:
             body: Any = response.json()

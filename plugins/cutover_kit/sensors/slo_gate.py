@@ -4,6 +4,10 @@ worker slot: it defers at once to :class:`~cutover_kit.triggers.slo_gate.SLOGate
 The gate result is always pushed to XCom (key ``gate_result``) so the branch after the gate can
 route on it; a halt or timeout then fails this task *without retries* (a retry could re-judge a
 real breach as healthy and promote).
+
+The plan and the blue baseline are pulled by task id at execute time rather than passed as
+XComArgs: an XComArg would add a dependency edge that bypasses the step chain, so a failure far
+upstream would mark every gate upstream_failed and wake every step's branch.
 """
 
 from __future__ import annotations
@@ -27,17 +31,23 @@ class SLOGateSensor(BaseSensorOperator):
         self,
         *,
         step_label: str,
-        plan: Any,
         weights_set_at: Any,
-        blue_baseline: Any = None,
+        plan: dict[str, Any] | None = None,
+        plan_task_id: str | None = None,
+        blue_baseline: dict[str, Any] | None = None,
+        baseline_task_id: str | None = None,
         bake_seconds_field: str = "bake_seconds",
         prometheus_conn_id: str = "prometheus_default",
         haproxy_conn_id: str | None = "haproxy_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if (plan is None) == (plan_task_id is None):
+            raise ValueError(f"{kwargs.get('task_id')}: give exactly one of plan or plan_task_id")
         self.step_label = step_label
         self.plan = plan
+        self.plan_task_id = plan_task_id
+        self.baseline_task_id = baseline_task_id
         self.weights_set_at = weights_set_at
         self.blue_baseline = blue_baseline
         self.bake_seconds_field = bake_seconds_field
@@ -72,7 +82,17 @@ class SLOGateSensor(BaseSensorOperator):
         # A gate can never pass on its first look: the bake window has not elapsed yet.
         return False
 
+    def _pull_inputs(self, context: Any) -> None:
+        ti = context["ti"]
+        if self.plan_task_id:
+            self.plan = ti.xcom_pull(task_ids=self.plan_task_id)
+            if not self.plan:
+                raise AirflowFailException(f"Gate at {self.step_label}: no plan from {self.plan_task_id}")
+        if self.baseline_task_id:
+            self.blue_baseline = ti.xcom_pull(task_ids=self.baseline_task_id)
+
     def execute(self, context: Any) -> None:
+        self._pull_inputs(context)
         if not self.poke(context):
             trigger = self.build_trigger()
             # A trigger that never reports (triggerer lost) must still end the step: fail late, never pass.
