@@ -256,3 +256,68 @@ def test_airflow_callable_with_a_real_backup_restored_for_validation(env: Env, l
     assert report["failed"] == 0 and report["expectations"] == 34, "\n".join(report["lines"])
     out = tmp_path / "artifacts" / "manual__2026-11-26T10_00_00_00_00"
     assert [Path(a) for a in report["artifacts"]][:2] == [out / "validation.json", out / "summary.txt"]
+
+
+# ------------------------------------------------------------------------------- inside a DAG run
+
+DAG_SCRIPT = '''
+import json
+from datetime import datetime
+
+from airflow.sdk import DAG, TaskGroup, task
+
+from cutover_kit.stages import database
+
+with DAG("gx_stage_02_test", schedule=None, start_date=datetime(2026, 1, 1), default_args={"retries": 2}) as dag:
+    with TaskGroup("stage_02_database_preparation"):
+        snapshot = task(database.snapshot_row_counts, task_id="snapshot_row_counts")(conn_id="gx_backup")
+        database.build_validation_task(snapshot=snapshot, conn_id="gx_live", backup_conn_id="gx_backup")
+
+if __name__ == "__main__":  # dag.test() parses this file again: run only once
+    from airflow.utils import db
+
+    db.resetdb()
+    run = dag.test()
+    print("STATES " + json.dumps({ti.task_id: str(ti.state) for ti in run.get_task_instances()}))
+'''
+
+
+def run_dag(tmp_path: Path, live_dsn: str, backup_dsn: str) -> tuple[dict[str, str], str]:
+    """dag.test() of a two-task stage-2 group in a fresh process with its own SQLite AIRFLOW_HOME."""
+    import os
+    import subprocess
+    import sys
+
+    def connection(dsn: str) -> str:
+        p = psycopg2.extensions.parse_dsn(dsn)
+        return json.dumps({"conn_type": "postgres", "host": p["host"], "port": int(p["port"]), "login": p["user"],
+                           "password": p["password"], "schema": p["dbname"]})
+
+    home = tmp_path / "airflow"
+    home.mkdir()
+    repo = Path(__file__).resolve().parents[2]
+    script = tmp_path / "stage_02_dag.py"
+    script.write_text(DAG_SCRIPT)
+    env = dict(os.environ, AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False",
+               AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+               AIRFLOW__CORE__DAGS_FOLDER=str(tmp_path), PYTHONPATH=f"{repo}{os.pathsep}{repo / 'plugins'}",
+               AIRFLOW_CONN_GX_LIVE=connection(live_dsn), AIRFLOW_CONN_GX_BACKUP=connection(backup_dsn),
+               CUTOVER_GX_ARTIFACT_DIR=str(tmp_path / "artifacts"))
+    done = subprocess.run([sys.executable, str(script)], cwd=repo, env=env, capture_output=True, text=True, timeout=100)
+    output = done.stdout + done.stderr
+    states = [line for line in output.splitlines() if line.startswith("STATES ")]
+    assert states, output[-3000:]
+    return json.loads(states[-1].removeprefix("STATES ")), output
+
+
+def test_dag_run_fails_the_task_with_one_log_line_per_expectation(env: Env, live: str, tmp_path: Path) -> None:
+    run_sql(live, "ALTER TABLE orders DISABLE TRIGGER orders_sync_shapes",
+            "UPDATE orders SET amount = amount + 1 WHERE id IN (17, 42, 99)")
+    states, output = run_dag(tmp_path, live, env.dsn("gx_backup"))
+    assert states == {"stage_02_database_preparation.snapshot_row_counts": "success",
+                      "stage_02_database_preparation.validate_migration_gx": "failed"}, output[-3000:]
+    assert "FAIL orders: unexpected rows: amount <> amount_cents/100 — 3 rows (ids 17, 42, 99)" in output
+    assert output.count("PASS ") >= 33
+    assert "GX validation failed: 1 of 34 expectations" in output
+    assert "Skipping registering function" not in output  # the GX import flood stays silent
+    assert len(list((tmp_path / "artifacts").glob("*/validation.json"))) == 1

@@ -1,0 +1,168 @@
+"""Stage-2 Great Expectations validation timings: wall seconds and peak RSS of the validating
+process, median of N runs, each run in a fresh Python process (so the GX import is counted).
+
+    python -m benchmarks.gx_validation [--orders 1000000] [--runs 3] [--port-offset 5200] [--json out.json]
+    python -m benchmarks.gx_validation --dsn DSN --backup-dsn DSN   # an already migrated database
+
+Without --dsn it starts a private PostgreSQL (legacy schema, `--orders` orders, ~3 line items
+each), takes the row-count snapshot, clones the legacy database as the "restored backup", applies
+the expand migration and the backfill, VACUUM ANALYZEs (as one would after rewriting every row),
+then measures. Two scopes: all three tables, and orders alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "plugins")]
+
+
+def child(args: argparse.Namespace) -> int:
+    """One validation in this process; prints one JSON line."""
+    started = time.monotonic()
+    from cutover_kit import validation
+
+    validation.silence_gx_import_logs()
+    before_import = time.monotonic()
+    import great_expectations  # noqa: F401 - timed on purpose
+
+    import_s = time.monotonic() - before_import
+    snapshot = json.loads(args.snapshot)
+    tables = args.tables.split(",") if args.tables != "all" else None
+    results, summary = validation.timed_validation(_url(args.dsn), backup_url=_url(args.backup_dsn),
+                                                   snapshot=snapshot, tables=tables)
+    saved = time.monotonic()
+    validation.save_artifacts(results, Path(args.out), summary)
+    print(json.dumps({"expectations": summary.expectations, "failed": summary.failed, "import_s": round(import_s, 3),
+                      "validate_s": summary.seconds, "artifacts_s": round(time.monotonic() - saved, 3),
+                      "in_process_s": round(time.monotonic() - started, 3),
+                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                      "failed_names": summary.failed_names}))
+    return 0
+
+
+def _url(dsn: str) -> str:
+    import psycopg2.extensions
+
+    from cutover_kit.validation import postgres_url
+
+    p = psycopg2.extensions.parse_dsn(dsn)
+    return postgres_url(host=p.get("host", ""), port=p.get("port"), login=p.get("user"), password=p.get("password"),
+                        database=p["dbname"])
+
+
+def measure(dsn: str, backup_dsn: str, snapshot: dict[str, int], tables: str, runs: int) -> dict[str, Any]:
+    samples = []
+    for _ in range(runs):
+        out = tempfile.mkdtemp(prefix="gx-bench-")
+        argv = [sys.executable, "-m", "benchmarks.gx_validation", "--child", "--dsn", dsn, "--backup-dsn", backup_dsn,
+                "--snapshot", json.dumps(snapshot), "--tables", tables, "--out", out]
+        env = dict(os.environ, PYTHONPATH=f"{REPO_ROOT}:{REPO_ROOT / 'plugins'}")
+        began = time.monotonic()
+        proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout, stderr = proc.communicate(timeout=600)
+        wall = time.monotonic() - began
+        shutil.rmtree(out, ignore_errors=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"validation process failed: {stderr[-2000:]}")
+        sample = json.loads(stdout.strip().splitlines()[-1])
+        if sample["failed"]:
+            raise RuntimeError(f"validation failed on a clean database: {sample['failed_names']}")
+        sample["process_wall_s"] = round(wall, 3)
+        samples.append(sample)
+    keys = ("process_wall_s", "import_s", "validate_s", "artifacts_s", "peak_rss_mb")
+    return {"tables": tables, "runs": runs, "expectations": samples[0]["expectations"],
+            **{f"median_{key}": round(statistics.median(s[key] for s in samples), 2) for key in keys},
+            "samples": samples}
+
+
+def prepare(orders: int, port_offset: int) -> tuple[Any, str, str, dict[str, int]]:
+    from cutover_kit.db import migrations
+    from cutover_kit.stages.database import row_counts
+    from sandbox.config import PORT_SETTINGS, SandboxConfig
+    from sandbox.launcher import Sandbox
+
+    import psycopg2
+    import psycopg2.extensions
+
+    state = Path(tempfile.mkdtemp(prefix="gx-bench-sbx-"))
+    state.chmod(0o755)
+    env = {"SANDBOX_DIR": str(state), "SANDBOX_READY_TIMEOUT": "60"}
+    env.update({name: str(default + port_offset) for name, default in PORT_SETTINGS.values()})
+    config = dataclasses.replace(SandboxConfig.from_env(env), schema="legacy", seed_orders=orders)
+    box = Sandbox(config)
+    started = time.monotonic()
+    box.up_database()
+    dsn = box.dsn()
+    snapshot = row_counts(dsn)
+    admin = psycopg2.connect(psycopg2.extensions.make_dsn(dsn, dbname="postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("CREATE DATABASE bench_backup TEMPLATE cutover")  # what a pre-migration dump restores
+    admin.close()
+    migrations.migrate_up(dsn, migrations.EXPAND_VERSION, expected_current=migrations.BASE_VERSION)
+    filled = migrations.backfill(dsn)
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("VACUUM ANALYZE users, orders, line_items")
+    conn.close()
+    print(f"prepared {snapshot} in {time.monotonic() - started:.0f}s (backfill {filled.seconds:.0f}s)", file=sys.stderr)
+    return box, dsn, psycopg2.extensions.make_dsn(dsn, dbname="bench_backup"), snapshot
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gx_validation", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--port-offset", type=int, default=5200)
+    parser.add_argument("--dsn", help="an already migrated and backfilled database")
+    parser.add_argument("--backup-dsn", help="with --dsn: the restored pre-migration backup")
+    parser.add_argument("--scopes", default="all,orders", help="comma list of 'all' and/or table names")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--snapshot", help=argparse.SUPPRESS)
+    parser.add_argument("--tables", default="all", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args)
+    box = None
+    try:
+        if args.dsn:
+            from cutover_kit.stages.database import row_counts
+
+            dsn, backup_dsn = args.dsn, args.backup_dsn or args.dsn
+            snapshot = row_counts(backup_dsn)
+        else:
+            box, dsn, backup_dsn, snapshot = prepare(args.orders, args.port_offset)
+        report = {"snapshot": snapshot, "load_average": os.getloadavg(), "scopes": []}
+        for scope in args.scopes.split(","):
+            result = measure(dsn, backup_dsn, snapshot, scope, args.runs)
+            report["scopes"].append(result)
+            print(json.dumps({k: v for k, v in result.items() if k != "samples"}))
+        report["load_average_after"] = os.getloadavg()
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1))
+    finally:
+        if box is not None:
+            box.down()
+            shutil.rmtree(box.config.state_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
