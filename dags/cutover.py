@@ -9,7 +9,7 @@ from airflow.sdk import TriggerRule
 
 from cutover_kit.plan import OVERRIDABLE_FIELDS, list_plans, load_plan
 from cutover_kit.sensors.slo_gate import SLOGateSensor
-from cutover_kit.stages import decisions, health, readiness, rollback, traffic
+from cutover_kit.stages import database, decisions, health, migration, readiness, rollback, traffic
 
 DOC = """
 ### Blue (Rails) -> green (TypeScript) cutover
@@ -17,6 +17,9 @@ DOC = """
 Trigger with a plan name (a file in `include/plans/`) and optional overrides. Stages, in order:
 
 1. **Deployment readiness**: the plan validates, every Connection resolves, every endpoint answers.
+2. **Database preparation**: schema version check, pg_dump backup restored and compared, expand
+   migration (TypeScript shape beside the Rails one, sync triggers), batched backfill, then Great
+   Expectations against the backup; a failed suite runs the down migration and no traffic moves.
 5. **Health checks**: liveness and readiness of both colors, PostgreSQL and Redis round trips.
 8. **Rollback drill**: a little traffic on green, rolled back and verified; the time is recorded.
 9. **Blue-green setup**: both servers healthy in the router, green at 0 %.
@@ -28,12 +31,14 @@ Trigger with a plan name (a file in `include/plans/`) and optional overrides. St
 
 A halted gate already put traffic back on blue (its reflex); the `rollback` group re-asserts and
 verifies it, and `cutover_verdict` fails the run with the reason when anything was rolled back.
-Stages 2, 3, 4, 6, 7, 14, 15 arrive in later releases.
+Stages 3, 4, 6, 7, 14, 15 arrive in later releases.
 """
 
 # The DAG's shape (one task group per traffic step) is fixed at parse time by the default plan;
 # stage 1 refuses a chosen plan whose steps differ, before anything moves.
 DAG_STEPS = load_plan("default").steps
+
+GX_SCRATCH_DB = "cutover_gx_backup"
 
 DEFAULT_ARGS = {
     "owner": "platform",
@@ -57,6 +62,9 @@ def _params() -> dict[str, Param]:
 # failed (-> halt); but not for steps the run never reached (their gate was skipped).
 decide = task.branch(decisions.decide_after_gate, trigger_rule=TriggerRule.NONE_SKIPPED, retries=0)
 # ALL_DONE: the verdict runs whatever happened, and fails the run unless it was promoted.
+decide_validation = task.branch(
+    decisions.decide_after_validation, task_id="decide_after_validation", trigger_rule=TriggerRule.NONE_SKIPPED, retries=0
+)
 verdict_task = task(decisions.cutover_verdict, task_id="cutover_verdict", trigger_rule=TriggerRule.ALL_DONE, retries=0)
 
 
@@ -78,6 +86,22 @@ with DAG(
         endpoints = task(readiness.check_endpoints_reachable, task_id="check_endpoints_reachable")()
         chain(plan, connections, endpoints)
 
+    with TaskGroup("stage_02_database_preparation") as stage_02:
+        version = task(migration.check_schema_version, task_id="check_schema_version", retries=0)()
+        backup = task(migration.backup_before_migration, task_id="backup_and_verify")()
+        expand = task(migration.expand_schema, task_id="expand_schema")()
+        fill = task(migration.backfill_new_columns, task_id="backfill_new_columns")()
+        scratch = task(database.restore_backup_for_validation, task_id="restore_backup_for_validation")(
+            backup, scratch_db=GX_SCRATCH_DB
+        )
+        validate = task(migration.validate_expanded_database, task_id="validate_with_great_expectations", retries=1)(
+            backup, GX_SCRATCH_DB
+        )
+        drop_scratch = task(database.drop_backup_scratch, task_id="drop_validation_scratch", trigger_rule=TriggerRule.ALL_DONE)(
+            scratch_db=GX_SCRATCH_DB
+        )
+        chain(version, backup, expand, fill, scratch, validate, drop_scratch)
+
     with TaskGroup("stage_05_health_checks") as stage_05:
         health_checks = [
             task(health.check_color_health, task_id="blue_health")("blue"),
@@ -85,6 +109,7 @@ with DAG(
             task(health.check_postgres, task_id="postgres")(),
             task(health.check_redis, task_id="redis")(),
         ]
+        stage_05_tasks = [check.operator for check in health_checks]
 
     with TaskGroup("stage_08_rollback_procedures") as stage_08:
         drill = task(traffic.rollback_drill, task_id="rollback_drill", retries=0)(plan)
@@ -95,6 +120,18 @@ with DAG(
     with TaskGroup("stage_12_blue_monitoring") as stage_12:
         baseline = task(traffic.capture_blue_baseline, task_id="capture_blue_baseline", retries=5)(plan)
         blue_warm = task(traffic.verify_blue_warm, task_id="verify_blue_kept_warm")()
+
+    with TaskGroup("database_rollback") as database_rollback:
+        database_halt = task(migration.record_database_halt, task_id="halt_at_database", retries=0)(
+            validate.operator.task_id
+        )
+        database_down = task(migration.rollback_database, task_id="down_migration_verified")()
+        database_halt >> database_down
+
+    decide_database = decide_validation(
+        validate.operator.task_id, [t.task_id for t in stage_05_tasks], database_halt.operator.task_id
+    )
+    validate >> decide_database >> [*stage_05_tasks, database_halt]
 
     with TaskGroup("rollback") as rollback_group:
         route_back = task(rollback.route_all_to_blue, task_id="route_all_to_blue", trigger_rule=TriggerRule.ONE_SUCCESS, retries=3, retry_delay=timedelta(seconds=1))()
@@ -155,7 +192,10 @@ with DAG(
     tails[-1] >> standby >> standby_branch >> blue_warm >> promote
 
     verdict = verdict_task(
-        promote.operator.task_id, [h.operator.task_id for h in halts], verify_back.operator.task_id
+        promote.operator.task_id,
+        [h.operator.task_id for h in [database_halt, *halts]],
+        [verify_back.operator.task_id, database_down.operator.task_id],
     )
-    chain(stage_01, stage_05, stage_08, stage_09, baseline, heads[0])
-    [promote, verify_back] >> verdict
+    chain(stage_01, version)
+    chain(stage_05, stage_08, stage_09, baseline, heads[0])
+    [promote, verify_back, database_down] >> verdict

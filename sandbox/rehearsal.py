@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,8 @@ from typing import Any
 from sandbox import airflow_env
 
 DAG_ID = "cutover"
-STANDBY_HANDOVER_SECONDS = 8  # ~3 tasks at ~2 s each between the 100 % gate and the standby watch
+STANDBY_HANDOVER_SECONDS = 8
+REHEARSAL_ORDERS = 200_000  # ~200k orders, ~40k users, ~600k line items: stage 2 works on real volume  # ~3 tasks at ~2 s each between the 100 % gate and the standby watch
 log = logging.getLogger("rehearsal")
 
 
@@ -92,6 +94,7 @@ def _task_records(dag_run: Any) -> list[Any]:
                 return_value=values.get((ti.task_id, "return_value")),
                 gate_result=values.get((ti.task_id, "gate_result")),
                 smoke_result=values.get((ti.task_id, "smoke_result")),
+                validation_failure=values.get((ti.task_id, "validation_failure")),
             )
             for ti in tis
         ]
@@ -103,6 +106,10 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
     scenario = load_scenario(scenario_ref)  # refused here, before anything starts
     conf = _scenario_conf(scenario)
     airflow_env.apply("rehearsal")
+    # Stage 2 migrates the database for real: start from the legacy (Rails) schema with a
+    # rehearsal-sized data set, unless the caller chose otherwise.
+    os.environ.setdefault("SANDBOX_SCHEMA", "legacy")
+    os.environ.setdefault("SANDBOX_ORDERS", str(REHEARSAL_ORDERS))
 
     from cutover_kit.routing.haproxy_runtime import HAProxyRuntimeRouter
     from sandbox.config import SandboxConfig
@@ -119,8 +126,6 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
         sandbox.up()
         connections = sandbox.connections()
         for conn_id, connection in connections.items():
-            import os
-
             os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(connection)
         router = HAProxyRuntimeRouter(backend="app", socket_path=connections["haproxy_default"]["extra"]["socket_path"])
         router.set_green_percent(0)  # a rehearsal always starts from "all on blue"

@@ -7,6 +7,7 @@ reason, drill_rollback_seconds, fault_onsets, wall_seconds, plan.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,11 +32,12 @@ class TaskRecord:
     return_value: Any = None
     gate_result: dict[str, Any] | None = None
     smoke_result: dict[str, Any] | None = None
+    validation_failure: dict[str, Any] | None = None
 
 
 def stage_row(record: TaskRecord) -> dict[str, Any]:
     value = record.return_value if isinstance(record.return_value, dict) else {}
-    detail = record.gate_result or record.smoke_result or value
+    detail = record.gate_result or record.smoke_result or record.validation_failure or value
     verdict = value.get("verdict") if record.state == "success" and value.get("verdict") else STATE_VERDICTS.get(record.state or "", record.state or "NOT_RUN")
     if record.gate_result and record.gate_result.get("status") != "success":
         verdict = "FAIL" if record.gate_result.get("status") == "failed" else "INCONCLUSIVE"
@@ -54,6 +56,31 @@ def _find(records: list[TaskRecord], suffix: str) -> TaskRecord | None:
     return next((record for record in records if record.task_id.endswith(suffix)), None)
 
 
+def data_validation_summary(record: TaskRecord | None) -> dict[str, Any] | None:
+    """{expectations, failed, seconds} from the GX task, passed or failed."""
+    if record is None or record.state not in ("success", "failed"):
+        return None
+    if isinstance(record.return_value, dict) and "expectations" in record.return_value:
+        value = record.return_value
+        return {"expectations": value["expectations"], "failed": value["failed"], "seconds": value.get("seconds")}
+    reason = (record.validation_failure or {}).get("reason", "")
+    match = re.search(r"(\d+) of (\d+) expectations", reason)
+    if match:
+        return {"expectations": int(match.group(2)), "failed": int(match.group(1)), "seconds": None}
+    return {"expectations": None, "failed": None, "seconds": None, "error": reason or record.state}
+
+
+def backup_summary(record: TaskRecord | None) -> dict[str, Any] | None:
+    if record is None or not isinstance(record.return_value, dict):
+        return None
+    return {
+        "bytes": record.return_value.get("bytes"),
+        "verified": bool(record.return_value.get("verified")),
+        "path": record.return_value.get("path"),
+        "sha256": record.return_value.get("sha256"),
+    }
+
+
 def build_result(
     *,
     scenario: dict[str, Any],
@@ -70,6 +97,8 @@ def build_result(
     promote = _find(records, ".promote")
     route_back = _find(records, "rollback.route_all_to_blue")
     verify_back = _find(records, "rollback.verify_blue_serving")
+    if not (verify_back and verify_back.return_value):
+        verify_back = _find(records, "database_rollback.down_migration_verified")
     drill = _find(records, ".rollback_drill")
     failed = sorted(r.task_id for r in records if r.state == "failed" and r.task_id != "cutover_verdict")
     outcome = final_outcome(
@@ -115,6 +144,8 @@ def build_result(
             "acknowledged": traffic_report.get("writes_acknowledged", 0),
             "lost": traffic_report.get("writes_lost", 0),
         },
+        "data_validation": data_validation_summary(_find(records, ".validate_with_great_expectations")),
+        "backup": backup_summary(_find(records, ".backup_and_verify")),
         "fault_onsets": fault_onsets,
         "wall_seconds": round(wall_seconds, 1),
         "plan": scenario.get("plan"),

@@ -16,6 +16,13 @@ def choose_after_gate(gate_result: dict[str, Any] | None, proceed_task_id: str, 
     return halt_task_id, "Roll back: the gate did not report (it or a task before it failed)"
 
 
+def choose_after_validation(summary: dict[str, Any] | None, proceed_task_ids: list[str], halt_task_id: str) -> tuple[list[str] | str, str]:
+    """Traffic stages start only after an explicit, complete validation pass."""
+    if summary and summary.get("verdict") == "PASS" and not summary.get("failed"):
+        return proceed_task_ids, f"Proceed: {summary.get('reason', 'validation passed')}"
+    return halt_task_id, "Roll back the database: validation failed or did not run"
+
+
 def halt_reason(step_label: str, gate_result: dict[str, Any] | None, smoke_result: dict[str, Any] | None, failed_tasks: list[str]) -> str:
     if gate_result and gate_result.get("status") != "success":
         return gate_result.get("line") or f"Halt at {step_label}: {gate_result.get('reason')}"

@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from cutover_kit.outcome import choose_after_gate, final_outcome
+from cutover_kit.outcome import choose_after_gate, choose_after_validation, final_outcome
 from cutover_kit.sensors.slo_gate import GATE_RESULT_KEY
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,16 @@ def decide_after_gate(gate_task_id: str, proceed_task_id: str, halt_task_id: str
     return chosen
 
 
-def cutover_verdict(promote_task_id: str, halt_task_ids: list[str], verify_rollback_task_id: str) -> dict[str, Any]:
+def decide_after_validation(validate_task_id: str, proceed_task_ids: list[str], halt_task_id: str) -> list[str] | str:
+    from airflow.sdk import get_current_context
+
+    summary = get_current_context()["ti"].xcom_pull(task_ids=validate_task_id)
+    chosen, line = choose_after_validation(summary, proceed_task_ids, halt_task_id)
+    log.info(line)
+    return chosen
+
+
+def cutover_verdict(promote_task_id: str, halt_task_ids: list[str], verify_rollback_task_ids: list[str]) -> dict[str, Any]:
     """The run's last word: promoted, or fail the run with the reason (rolled back or broken)."""
     from airflow.sdk import get_current_context
 
@@ -34,7 +43,7 @@ def cutover_verdict(promote_task_id: str, halt_task_ids: list[str], verify_rollb
     outcome = final_outcome(
         ti.xcom_pull(task_ids=promote_task_id),
         halts[0] if halts else None,
-        ti.xcom_pull(task_ids=verify_rollback_task_id),
+        next((v for v in (ti.xcom_pull(task_ids=t) for t in verify_rollback_task_ids) if v), None),
         failed,
     )
     if not outcome.succeeded:

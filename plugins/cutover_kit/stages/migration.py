@@ -1,0 +1,153 @@
+"""Stage 2, database preparation: version check, verified backup, expand migration, batched
+backfill, and the database rollback (down migration, verified). Great Expectations validation
+lives in :mod:`cutover_kit.stages.database`.
+
+Every task sets absolute state: the expand is a no-op when already applied, the backfill only
+fills NULLs, the down migration is a no-op when already reverted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from cutover_kit.db.migrations import BASE_VERSION, EXPAND_VERSION, MigrationError
+from cutover_kit.stages.database import TABLES, connection_dsn
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+BACKUP_DIR_ENV = "CUTOVER_BACKUP_DIR"
+
+
+def check_schema_version(conn_id: str = "postgres_default") -> dict[str, Any]:
+    import psycopg2
+
+    from cutover_kit.db.migrations import current_version
+
+    with psycopg2.connect(connection_dsn(conn_id)) as conn:
+        version = current_version(conn)
+    if version not in (BASE_VERSION, EXPAND_VERSION):
+        raise AirflowFailException(
+            f"Database is at version {version}, expected {BASE_VERSION} (legacy) or {EXPAND_VERSION} (already expanded)"
+        )
+    state = "legacy, expand pending" if version == BASE_VERSION else "already expanded (re-run)"
+    reason = f"Database at version {version}: {state}"
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason, "version": version}
+
+
+def backup_before_migration(conn_id: str = "postgres_default") -> dict[str, Any]:
+    """pg_dump -Fc of the live database, restored into a scratch database and compared with the
+    dump-time fingerprints before the migration may proceed. Returns the backup record."""
+    from airflow.sdk import get_current_context
+
+    from cutover_kit.db.backup import BackupError, backup_database, verify_backup
+
+    run_id = get_current_context()["run_id"]
+    backup_dir = Path(os.environ.get(BACKUP_DIR_ENV) or REPO_ROOT / ".artifacts" / "backups") / run_id.replace(":", "_").replace("+", "_")
+    dsn = connection_dsn(conn_id)
+    try:
+        record = backup_database(dsn, backup_dir)
+        verification = verify_backup(dsn, record)
+    except BackupError as error:
+        raise AirflowException(f"Backup failed: {error}") from error
+    if not verification.restored_matches_dump:
+        raise AirflowFailException(f"Backup {record.path} does not restore to what was dumped: {verification.mismatches}")
+    reason = (
+        f"Backup {record.path} ({record.bytes / 1e6:.1f} MB, sha256 {record.sha256[:12]}) restored into a scratch "
+        f"database and matched the dump's per-table counts and checksums in {verification.seconds:.1f} s"
+    )
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason, "verified": True, **record.as_dict()}
+
+
+def expand_schema(conn_id: str = "postgres_default") -> dict[str, Any]:
+    from cutover_kit.db.migrations import migrate_up
+
+    try:
+        report = migrate_up(connection_dsn(conn_id), EXPAND_VERSION, expected_current=BASE_VERSION)
+    except MigrationError as error:
+        raise AirflowFailException(f"Expand refused: {error}") from error
+    reason = (
+        f"Expand {EXPAND_VERSION} already applied (no-op)" if report.noop
+        else f"Expand {report.from_version} -> {report.to_version} applied in {report.seconds:.2f} s"
+    )
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason}
+
+
+def backfill_new_columns(conn_id: str = "postgres_default") -> dict[str, Any]:
+    from cutover_kit.db.migrations import backfill
+
+    report = backfill(connection_dsn(conn_id))
+    if not report.complete:
+        raise AirflowException(f"Backfill incomplete: {report.remaining} rows still NULL; retrying")
+    reason = (
+        f"Backfill: {report.rows} rows in {report.batches} batches, {report.seconds:.1f} s, "
+        f"longest batch {report.max_batch_seconds * 1000:.0f} ms"
+    )
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason}
+
+
+def rollback_database(conn_id: str = "postgres_default") -> dict[str, Any]:
+    """The down migration: back to the legacy shape, keeping every row either app wrote."""
+    import psycopg2
+
+    from cutover_kit.db.migrations import current_version, migrate_down
+
+    dsn = connection_dsn(conn_id)
+    try:
+        report = migrate_down(dsn, EXPAND_VERSION, expected_current=EXPAND_VERSION)
+    except MigrationError as error:
+        raise AirflowFailException(f"Down migration refused: {error}") from error
+    with psycopg2.connect(dsn) as conn:
+        version = current_version(conn)
+    if version != BASE_VERSION:
+        raise AirflowFailException(f"Database rollback not verified: version {version}, expected {BASE_VERSION}")
+    reason = (
+        f"Database rolled back to {BASE_VERSION} ({'already there' if report.noop else f'in {report.seconds:.2f} s'}), "
+        "legacy columns intact"
+    )
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason, "verified": True}
+
+
+__all__ = ["TABLES"]
+
+
+def validate_expanded_database(backup_record: dict[str, Any], scratch_db: str, conn_id: str = "postgres_default") -> dict[str, Any]:
+    """Great Expectations on the expanded database, against the backup's dump-time snapshot and a
+    scratch restore of the backup. On failure the summary is kept in XCom for the halt record."""
+    from airflow.sdk import get_current_context
+
+    from cutover_kit.stages import database
+
+    snapshot = database.snapshot_from_backup(backup_record)
+    try:
+        summary = database.validate_migration(snapshot, conn_id=conn_id, backup_database=scratch_db)
+    except AirflowFailException as error:
+        get_current_context()["ti"].xcom_push(key="validation_failure", value={"reason": str(error)})
+        raise
+    return {"verdict": "PASS", "reason": f"GX: {summary['expectations']} expectations passed in {summary['seconds']:.1f} s", **summary}
+
+
+def record_database_halt(validate_task_id: str) -> dict[str, Any]:
+    """Why stage 2 stopped the cutover: the failed expectations, or the failed task."""
+    import time
+
+    from airflow.sdk import get_current_context
+
+    ti = get_current_context()["ti"]
+    failure = ti.xcom_pull(task_ids=validate_task_id, key="validation_failure")
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    failed = sorted(task for task, state in states.items() if state == "failed")
+    detail = failure["reason"] if failure else f"task(s) failed: {', '.join(failed) or 'none recorded'}"
+    reason = f"Halt before any traffic moved: {detail}"
+    log.info(reason)
+    return {"verdict": "FAIL", "step": "database", "reason": reason, "decided_at": time.time(), "traffic_restored_at": None}
