@@ -51,6 +51,9 @@ def _params() -> dict[str, Param]:
     params = {
         "plan": Param("default", type="string", enum=list_plans(), description="Plan file in include/plans/"),
     }
+    params["acknowledged_writes_file"] = Param(
+        None, type=["null", "string"], description="File of order ids the clients saw acknowledged (one per line); checked at the end"
+    )
     for field, schema in OVERRIDABLE_FIELDS.items():
         if field == "steps":  # the step list is the DAG's shape, not a run-time knob
             continue
@@ -195,7 +198,12 @@ with DAG(
         promote.operator.task_id,
         [h.operator.task_id for h in [database_halt, *halts]],
         [verify_back.operator.task_id, database_down.operator.task_id],
+        "verify_data_integrity",
     )
     chain(stage_01, version)
     chain(stage_05, stage_08, stage_09, baseline, heads[0])
-    [promote, verify_back, database_down] >> verdict
+    # Zero data loss, proven at the end of every path (promoted, traffic rolled back, database rolled back).
+    integrity = task(migration.verify_data_integrity, task_id="verify_data_integrity", trigger_rule=TriggerRule.ONE_SUCCESS)(
+        acknowledged_writes_file="{{ params.acknowledged_writes_file or '' }}"
+    )
+    [promote, verify_back, database_down] >> integrity >> verdict

@@ -36,6 +36,38 @@ def _scenario_conf(scenario: Any) -> dict[str, Any]:
     return {"plan": scenario.plan.name, **{k: v for k, v in scenario.overrides.items() if v is not None}}
 
 
+class AcknowledgedWritesFile:
+    """Keeps a file of acknowledged order ids current (every 0.5 s, written atomically), so the DAG's
+    final integrity check reads what clients were told, as a production ledger would provide."""
+
+    def __init__(self, traffic: Any, path: Path) -> None:
+        import threading
+
+        self.traffic, self.path = traffic, path
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="acknowledged-writes", daemon=True)
+
+    def start(self) -> "AcknowledgedWritesFile":
+        self.write()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.write()
+
+    def write(self) -> None:
+        ids = sorted({e["write_id"] for e in self.traffic.ledger if e.get("write_id") is not None})
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text("".join(f"{order_id}\n" for order_id in ids))
+        os.replace(temporary, self.path)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.write()
+
+
 def schedule_entry(fault: Any, plan: Any) -> dict[str, Any]:
     """A scenario fault as the fault schedule wants it: stages become observed router percentages.
 
@@ -121,7 +153,7 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
     config = SandboxConfig.from_env()
     sandbox = Sandbox(config)
     started = time.time()
-    traffic = schedule = None
+    traffic = schedule = data_fault = None
     try:
         sandbox.up()
         connections = sandbox.connections()
@@ -139,6 +171,9 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
             config.router_url, rps=scenario.traffic_rps, max_seconds=scenario.traffic_max_seconds, seed=7
         )
         traffic.start()
+        ledger_file = config.state_dir / "acknowledged_writes.txt"
+        ledger_writer = AcknowledgedWritesFile(traffic, ledger_file).start()
+        conf["acknowledged_writes_file"] = str(ledger_file)
         schedule = FaultSchedule(
             FaultController(config),
             [schedule_entry(fault, scenario.plan) for fault in scenario.faults],
@@ -146,12 +181,20 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
             started_at=time.time(),
         )
         schedule.start()
+        if scenario.corrupt_rows_after_backfill:
+            from sandbox.data_faults import CorruptAfterBackfill
+
+            data_fault = CorruptAfterBackfill(config.app_dsn(), scenario.corrupt_rows_after_backfill).start()
 
         dag_run = dag.test(run_conf=conf)
 
         schedule.stop()
         traffic.stop()
+        ledger_writer.stop()
         fault_windows = schedule.fault_windows()
+        if data_fault is not None:
+            data_fault.stop()
+            fault_windows += [window for window in [data_fault.window()] if window]
         for color in {fault.color for fault in scenario.faults}:
             FaultController(config).clear(color)
         traffic_report = report(traffic.ledger, config.app_dsn(), fault_windows)
@@ -171,6 +214,8 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
     finally:
         if schedule is not None:
             schedule.stop()
+        if data_fault is not None:
+            data_fault.stop()
         if traffic is not None:
             traffic.stop()
         sandbox.down()

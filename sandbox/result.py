@@ -100,12 +100,15 @@ def build_result(
     if not (verify_back and verify_back.return_value):
         verify_back = _find(records, "database_rollback.down_migration_verified")
     drill = _find(records, ".rollback_drill")
-    failed = sorted(r.task_id for r in records if r.state == "failed" and r.task_id != "cutover_verdict")
+    failed = sorted(
+        r.task_id for r in records if r.state == "failed" and r.task_id not in ("cutover_verdict", "verify_data_integrity")
+    )
     outcome = final_outcome(
         promote.return_value if promote else None,
         halt,
         verify_back.return_value if verify_back else None,
         failed,
+        integrity_failed=any(r.task_id == "verify_data_integrity" and r.state == "failed" for r in records),
     )
 
     decided_at = halt.get("decided_at") if halt else None

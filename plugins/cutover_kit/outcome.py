@@ -50,7 +50,11 @@ def final_outcome(
     halt: dict[str, Any] | None,
     rollback: dict[str, Any] | None,
     failed_tasks: list[str],
+    integrity_failed: bool = False,
 ) -> CutoverOutcome:
+    if integrity_failed:  # lost or inconsistent data outranks every other result
+        before = f" after: {halt['reason']}" if halt else ""
+        return CutoverOutcome("failed", f"Data integrity check failed{before}")
     if halt:
         if rollback and rollback.get("verified"):
             return CutoverOutcome("rolled_back", f"Rolled back: {halt['reason']}")

@@ -119,6 +119,20 @@ SCENARIO_SCHEMA: dict[str, Any] = {
             },
         },
         "faults": {"type": "array", "maxItems": 20, "items": _FAULT_SCHEMA},
+        # Data faults for stage 2: damage rows behind both apps' backs once the backfill is done
+        # (triggers bypassed), so only Great Expectations can notice.
+        "database": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "corrupt_after_backfill": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["rows"],
+                    "properties": {"rows": {"type": "integer", "minimum": 1, "maximum": 100000}},
+                },
+            },
+        },
     },
 }
 
@@ -232,6 +246,11 @@ class Scenario:
     expect_outcome: str
     expect_reason_contains: str | None
     faults: tuple[Fault, ...]
+    database: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def corrupt_rows_after_backfill(self) -> int | None:
+        return (self.database.get("corrupt_after_backfill") or {}).get("rows")
 
     def __post_init__(self) -> None:
         if not isinstance(self.plan, CutoverPlan):
@@ -240,6 +259,7 @@ class Scenario:
             raise ScenarioError(f"scenario {self.name}: faults must be Fault objects")
         object.__setattr__(self, "faults", tuple(self.faults))
         object.__setattr__(self, "overrides", dict(self.overrides))
+        object.__setattr__(self, "database", dict(self.database))
         document = self._file_document()
         problems = describe_schema_errors(_SCENARIO_VALIDATOR, document)
         if not problems:
@@ -259,6 +279,7 @@ class Scenario:
             "traffic": {"rps": self.traffic_rps, "max_seconds": self.traffic_max_seconds},
             "expect": expect,
             "faults": [fault.to_dict() for fault in self.faults],
+            **({"database": dict(self.database)} if self.database else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -336,4 +357,5 @@ def load_scenario(
         expect_outcome=document["expect"]["outcome"],
         expect_reason_contains=document["expect"].get("reason_contains"),
         faults=tuple(Fault(**fault) for fault in document.get("faults", [])),
+        database=document.get("database", {}),
     )

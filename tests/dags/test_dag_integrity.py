@@ -45,6 +45,10 @@ def test_cutover_shape(dagbag):
     groups = {task_id.split(".")[0] for task_id in dag.task_ids}
     assert {
         "stage_01_deployment_readiness",
+        "stage_02_database_preparation",
+        "decide_after_validation",
+        "database_rollback",
+        "verify_data_integrity",
         "stage_05_health_checks",
         "stage_08_rollback_procedures",
         "stage_09_blue_green_setup",
@@ -55,7 +59,7 @@ def test_cutover_shape(dagbag):
         "cutover_verdict",
     } == groups
     # Stages not built yet are absent, not faked.
-    assert not any(task_id.startswith(("stage_02", "stage_03", "stage_04", "stage_06", "stage_07", "stage_14", "stage_15")) for task_id in dag.task_ids)
+    assert not any(task_id.startswith(("stage_03", "stage_04", "stage_06", "stage_07", "stage_14", "stage_15")) for task_id in dag.task_ids)
     # Gates must never be retried: a retry could re-judge a real breach as healthy.
     gates = [t for t in dag.tasks if t.task_id.endswith(("slo_gate", "standby_watch"))]
     assert len(gates) == 5 and all(t.retries == 0 for t in gates)

@@ -67,3 +67,25 @@ def test_malformed_smoke_file_is_refused(tmp_path):
     bad.write_text("checks:\n  - name: x\n    method: FETCH\n    path: /\n    expect_status: 200\n")
     with pytest.raises(SmokeCheckError, match=r"checks\[0\].method"):
         load_checks(bad)
+
+
+def test_validation_decision_needs_an_explicit_clean_pass():
+    from cutover_kit.outcome import choose_after_validation
+
+    assert choose_after_validation({"verdict": "PASS", "failed": 0}, ["a", "b"], "halt")[0] == ["a", "b"]
+    assert choose_after_validation({"verdict": "PASS", "failed": 2}, ["a"], "halt")[0] == "halt"
+    assert choose_after_validation(None, ["a"], "halt")[0] == "halt"
+
+
+def test_lost_data_outranks_a_clean_rollback_or_promotion():
+    assert final_outcome({"reason": "Promoted"}, None, None, [], integrity_failed=True).outcome == "failed"
+    halt = {"reason": "Halt at 25 %: x"}
+    outcome = final_outcome(None, halt, {"verified": True}, [], integrity_failed=True)
+    assert outcome.outcome == "failed" and "integrity" in outcome.reason and "Halt at 25 %" in outcome.reason
+
+
+def test_stage_versions_match_the_migration_runner():
+    from cutover_kit.db import migrations
+    from cutover_kit.stages import migration
+
+    assert (migration.BASE_VERSION, migration.EXPAND_VERSION) == (migrations.BASE_VERSION, migrations.EXPAND_VERSION)

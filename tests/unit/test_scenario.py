@@ -56,14 +56,14 @@ def changed(top: dict | None = None, fault: dict | None = None) -> dict:
 
 
 def test_shipped_scenarios_are_listed() -> None:
-    assert list_scenarios() == ["green-crash", "green-errors", "green-latency", "happy"]
+    assert list_scenarios() == ["backfill-under-load", "data-corruption", "green-crash", "green-errors", "green-latency", "happy"]
 
 
 @pytest.mark.parametrize("name", list_scenarios())
 def test_every_shipped_scenario_loads(name: str) -> None:
     scenario = load_scenario(name)
     assert scenario.name == name
-    assert scenario.traffic_rps == 40
+    assert 0 < scenario.traffic_rps <= 100
     assert scenario.description
 
 
@@ -297,3 +297,15 @@ def test_constructing_an_invalid_scenario_is_refused() -> None:
     fields["expect_outcome"] = "maybe"
     with pytest.raises(ScenarioError, match="expect.outcome: 'maybe' is not one of"):
         Scenario(**fields)
+
+
+def test_database_section_is_validated(tmp_path) -> None:
+    scenario = load_scenario("data-corruption")
+    assert scenario.corrupt_rows_after_backfill == 25
+    bad = tmp_path / "bad-db.yaml"
+    bad.write_text(
+        "name: bad-db\ndescription: x\nplan: rehearsal\ntraffic: {rps: 10, max_seconds: 900}\n"
+        "expect: {outcome: rolled_back}\ndatabase: {corrupt_after_backfill: {rows: 0}}\n"
+    )
+    with pytest.raises(ScenarioError, match="corrupt_after_backfill"):
+        load_scenario(str(bad))

@@ -32,7 +32,9 @@ def decide_after_validation(validate_task_id: str, proceed_task_ids: list[str], 
     return chosen
 
 
-def cutover_verdict(promote_task_id: str, halt_task_ids: list[str], verify_rollback_task_ids: list[str]) -> dict[str, Any]:
+def cutover_verdict(
+    promote_task_id: str, halt_task_ids: list[str], verify_rollback_task_ids: list[str], integrity_task_id: str
+) -> dict[str, Any]:
     """The run's last word: promoted, or fail the run with the reason (rolled back or broken)."""
     from airflow.sdk import get_current_context
 
@@ -45,6 +47,7 @@ def cutover_verdict(promote_task_id: str, halt_task_ids: list[str], verify_rollb
         halts[0] if halts else None,
         next((v for v in (ti.xcom_pull(task_ids=t) for t in verify_rollback_task_ids) if v), None),
         failed,
+        integrity_failed=states.get(integrity_task_id) == "failed",
     )
     if not outcome.succeeded:
         raise AirflowFailException(f"Outcome {outcome.outcome}: {outcome.reason}")
