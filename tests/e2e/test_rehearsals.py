@@ -22,6 +22,9 @@ def private_sandbox(monkeypatch):
     state_dir = Path(tempfile.mkdtemp(prefix="cutover-e2e-"))
     state_dir.chmod(0o755)  # PostgreSQL runs as another user
     monkeypatch.setenv("SANDBOX_DIR", str(state_dir))
+    # Stage 2 migrates for real; a smaller data set than `make rehearsal` keeps CI time in bounds.
+    monkeypatch.setenv("SANDBOX_SCHEMA", "legacy")
+    monkeypatch.setenv("SANDBOX_ORDERS", "50000")
     for name, default in PORT_SETTINGS.values():
         monkeypatch.setenv(name, str(default + 2000))
 
@@ -40,6 +43,8 @@ def rehearse(scenario: str, tmp_path) -> dict:
 
 def test_happy_promotes_to_all_green(tmp_path):
     result = rehearse("happy", tmp_path)
+    assert result["data_validation"]["expectations"] > 20 and result["data_validation"]["failed"] == 0
+    assert result["backup"]["verified"] and result["backup"]["bytes"] > 0
     assert result["outcome"] == "promoted", result["reason"]
     assert result["final_weights"] == {"blue": 0, "green": 100}
     assert result["detection_seconds"] is None and result["rollback_seconds"] is None
@@ -67,4 +72,17 @@ def test_green_crash_rolls_back(tmp_path):
     # see the dead process first; either halts at the 5 % step.
     assert "Halt at 5 %" in result["reason"]
     assert "green is down" in result["reason"] or "app_green" in result["reason"]
+    assert result["behaved_as_expected"]
+
+
+def test_data_corruption_rolls_the_database_back_and_moves_no_traffic(tmp_path):
+    result = rehearse("data-corruption", tmp_path)
+    assert result["outcome"] == "rolled_back", result["reason"]
+    assert "Halt before any traffic moved" in result["reason"] and "amount" in result["reason"]
+    assert result["data_validation"]["failed"] >= 1
+    assert result["final_weights"] == {"blue": 100, "green": 0}
+    ran = {stage["name"]: stage["verdict"] for stage in result["stages"]}
+    assert ran["database_rollback.down_migration_verified"] == "PASS"
+    assert ran["verify_data_integrity"] == "PASS"
+    assert not any(".set_weights" in name for name in ran), "traffic must never move"
     assert result["behaved_as_expected"]
