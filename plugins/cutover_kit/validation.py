@@ -9,7 +9,8 @@ that need GX import it when called. The Airflow side lives in ``cutover_kit.stag
   ``GXValidateBatchOperator.execute`` calls). Constraint suites run BOOLEAN_ONLY (the cheapest SQL);
   the expectations that fail are re-run with counts and offending ids, so a failure still reads well.
 * :func:`summarize_validation` gives ONE line per expectation, e.g.
-  ``FAIL orders: unexpected rows: amount <> amount_cents/100 — 3 rows (ids 17, 42, 99)``.
+  ``FAIL orders: unexpected rows: amount <> amount_cents/100 — 3 rows (ids 17, 42, 99)`` or
+  ``FAIL line_items: row count = pre-migration snapshot — 5999 rows with id <= 6000, snapshot 6000 (-1)``.
 * :func:`save_artifacts` writes the results as JSON, the lines as text, and a static Data Docs page
   (rendering it takes well under 0.1 s).
 """
@@ -84,13 +85,15 @@ def postgres_url(*, host: str, port: int | str | None, login: str | None, passwo
                       database=database).render_as_string(hide_password=False)
 
 
-def run_validation(live_url: str, *, backup_url: str | None = None, snapshot: Mapping[str, int] | None = None,
+def run_validation(live_url: str, *, backup_url: str | None = None, snapshot: Mapping[str, Any] | None = None,
                    tables: Sequence[str] | None = None) -> list[Any]:
     """Validate `tables` (default: users, orders, line_items) of the live database.
 
-    `snapshot` ({table: row count} before the migration) adds the row-count checks; `backup_url`
-    (a restored copy of the verified backup) adds the checksum comparisons. Returns one
-    ExpectationSuiteValidationResult per suite run (constraints, then data, per table).
+    `snapshot` ({table: {"count", "max_id"}} before the migration, or the old {table: count})
+    adds the row-count checks of the pre-existing rows; `backup_url` (a restored copy of the
+    verified backup) adds the checksum comparisons, over rows with id <= the smaller of the
+    snapshot's max_id and the backup's max(id). Returns one ExpectationSuiteValidationResult per
+    suite run (constraints, then data, per table).
     """
     silence_gx_import_logs()
     import great_expectations as gx
@@ -100,13 +103,19 @@ def run_validation(live_url: str, *, backup_url: str | None = None, snapshot: Ma
     from include.gx import suites
 
     tables = tuple(tables or suites.TABLES)
+    snapshot = suites.normalize_snapshot(snapshot)
+    checksum_bounds: dict[str, int | None] = {table: None for table in tables}
+    if backup_url:
+        backup_max = _max_ids(backup_url, tables)
+        checksum_bounds = {table: suites.checksum_bound((snapshot or {}).get(table, {}).get("max_id"),
+                                                        backup_max[table]) for table in tables}
     context = load_data_context(context_type="ephemeral", gx_cloud_config=None)
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # no tqdm bars in task logs
     definitions = suites.add_data_sources(context, live_url, backup_url, tables=tables)
     results = []
     for table in tables:
-        for suite, result_format in suites.build_suites(table, snapshot,
-                                                        suites.BACKUP_SOURCE if backup_url else None):
+        for suite, result_format in suites.build_suites(table, snapshot, suites.BACKUP_SOURCE if backup_url else None,
+                                                        checksum_bounds[table]):
             result = run_validation_definition(task_id=suite.name, expect=suite, batch_definition=definitions[table],
                                                result_format=result_format, batch_parameters={}, gx_context=context)
             failed = [r.expectation_config for r in result.results if not r.success]
@@ -122,6 +131,21 @@ def run_validation(live_url: str, *, backup_url: str | None = None, snapshot: Ma
                 result.results = [by_check.get(_check_of(r), r) if not r.success else r for r in result.results]
             results.append(result)
     return results
+
+
+def _max_ids(url: str, tables: tuple[str, ...]) -> dict[str, int | None]:
+    """{table: max(id)} of the database at `url` (one query, index lookups)."""
+    import sqlalchemy
+
+    from include.gx import suites
+
+    engine = sqlalchemy.create_engine(url, **suites.engine_kwargs("cutover-gx-bounds"))
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(sqlalchemy.text(suites.max_ids_sql(tables))).mappings().one()
+    finally:
+        engine.dispose()
+    return {table: row[table] for table in tables}
 
 
 def _check_of(expectation_result: Any) -> str:
@@ -201,14 +225,19 @@ def _observed(kind: str, ok: bool, evr: Mapping[str, Any]) -> str:
             return "no duplicates" if not rows else f"{_rows(rows)} share an id{_ids(ids)}"
         return f"{_rows(rows)}{_ids(ids)}"
     if kind == "row_count":
-        observed, expected = result.get("observed_value"), meta.get("expected")
-        if observed is None:  # BOOLEAN_ONLY: success means equal
-            return f"{expected} rows = snapshot" if ok else f"differs from snapshot {expected}"
+        details = result.get("details") or {}
+        observed, expected = result.get("observed_value"), details.get("expected_rows", meta.get("expected"))
+        max_id = details.get("max_id", meta.get("max_id"))
+        rows = f"rows with id <= {max_id}" if max_id is not None else "rows"
+        if observed is None:  # no observed value (BOOLEAN_ONLY): success means equal
+            return f"{expected} {rows} = snapshot" if ok else f"{rows} differ from snapshot {expected}"
         if observed == expected:
-            return f"{observed} rows = snapshot"
-        return f"{observed} rows, snapshot {expected} ({int(observed) - int(expected):+d})"
+            new = details.get("new_rows")
+            newer = f", {new} newer" if max_id is not None and new is not None else ""
+            return f"{observed} {rows} = snapshot{newer}"
+        return f"{observed} {rows}, snapshot {expected} ({int(observed) - int(expected):+d})"
     if kind == "checksum":
-        return _checksum_observed(ok, result)
+        return _checksum_observed(ok, result, meta.get("max_id"))
     if kind in ("unique", "not_null", "in_set"):
         if ok and count in (None, 0):
             return {"unique": "no duplicates", "not_null": "0 NULLs", "in_set": "0 rows outside the set"}[kind]
@@ -230,18 +259,19 @@ def _observed(kind: str, ok: bool, evr: Mapping[str, Any]) -> str:
     return "ok" if ok else "failed"
 
 
-def _checksum_observed(ok: bool, result: Mapping[str, Any]) -> str:
+def _checksum_observed(ok: bool, result: Mapping[str, Any], max_id: int | None = None) -> str:
     details = result.get("details") or {}
     live, backup = details.get("unexpected_rows") or [], details.get("missing_rows") or []
+    scope = f" (ids <= {max_id})" if max_id is not None else ""
     if ok:
-        return "live = backup"
+        return f"live = backup{scope}"
     if len(live) == 1 and len(backup) == 1:
         differing = [f"{key} {live[0].get(key)} vs {backup[0].get(key)}" for key in backup[0]
                      if live[0].get(key) != backup[0].get(key) and key != "row_hash_sum"]
         if live[0].get("row_hash_sum") != backup[0].get("row_hash_sum"):
             differing.append("row hashes differ")
-        return "live vs backup: " + ", ".join(differing)
-    return f"{result.get('unexpected_count', '?')} aggregate rows differ (live {live}, backup {backup})"
+        return f"live vs backup{scope}: " + ", ".join(differing)
+    return f"{result.get('unexpected_count', '?')} aggregate rows differ{scope} (live {live}, backup {backup})"
 
 
 def _has_nested_exception(evr: Mapping[str, Any]) -> bool:

@@ -3,14 +3,18 @@
 One private PostgreSQL per module (conftest `postgres_only`: legacy schema, 2,000 orders). The
 module migrates a copy once (the real expand migration and backfill) into `gx_pristine`; every test
 clones it, plants one defect and validates. The "verified backup" is a clone of the legacy
-database, which is exactly what a pg_dump taken before the migration holds; one test goes through
-a real pg_dump and the restore-for-validation helper instead.
+database, which is exactly what a pg_dump taken before the migration holds; some tests go through
+a real pg_dump and the restore helpers instead.
+
+Both apps keep inserting during stage 2, so rows inserted after the snapshot/backup must pass,
+while a lost or changed pre-existing row must still fail, whatever was inserted next to it.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,7 +63,7 @@ def url_of(dsn: str) -> str:
 
 
 class Env:
-    def __init__(self, base_dsn: str, snapshot: dict[str, int]) -> None:
+    def __init__(self, base_dsn: str, snapshot: dict[str, dict]) -> None:
         self.base_dsn = base_dsn
         self.snapshot = snapshot
 
@@ -109,13 +113,16 @@ def test_clean_migrated_database_passes_every_expectation(env: Env, live: str) -
     summary = validate(env, live)
     assert summary.failed == 0, "\n".join(summary.lines)
     assert summary.failed_names == []
-    # users 6 + 3, orders 8 + 5, line_items 8 + 4: one line each, every one a PASS.
+    # users 5 + 4, orders 7 + 6, line_items 7 + 5 (constraints + data): one line each, every one a PASS.
     assert summary.expectations == len(summary.lines) == 34
     assert all(line.startswith("PASS ") for line in summary.lines)
-    assert f"PASS orders: row count = pre-migration snapshot — {env.snapshot['orders']} rows = snapshot" in summary.lines
+    orders = env.snapshot["orders"]
+    assert (f"PASS orders: row count = pre-migration snapshot — {orders['count']} rows with id <= {orders['max_id']}"
+            f" = snapshot, 0 newer") in summary.lines
     assert "PASS orders: unexpected rows: amount <> amount_cents/100 — 0 rows" in summary.lines
     assert "PASS line_items: unexpected rows: orphan order_id (no such order) — 0 rows" in summary.lines
-    assert "PASS users: legacy-column checksums = backup — live = backup" in summary.lines
+    assert (f"PASS users: legacy-column checksums = backup — live = backup (ids <= {env.snapshot['users']['max_id']})"
+            in summary.lines)
     for table in ("users", "orders", "line_items"):
         assert f"PASS {table}: id unique (primary key) — no duplicates" in summary.lines
 
@@ -201,13 +208,131 @@ def test_each_defect_fails_exactly_its_expectations(env: Env, live: str, defect:
     if expected_line:
         assert expected_line in summary.lines, "\n".join(summary.lines)
     if defect == "missing_row":
-        count = env.snapshot["line_items"]
-        assert (f"FAIL line_items: row count = pre-migration snapshot — {count - 1} rows, snapshot {count} (-1)"
-                in summary.lines)
+        count, max_id = env.snapshot["line_items"]["count"], env.snapshot["line_items"]["max_id"]
+        assert (f"FAIL line_items: row count = pre-migration snapshot — {count - 1} rows with id <= {max_id}, "
+                f"snapshot {count} (-1)" in summary.lines)
     if defect in ("missing_row", "checksum_only"):
         checksum = line_for(summary, "line_items: legacy-column checksums = backup")
-        assert checksum.startswith("FAIL line_items: legacy-column checksums = backup — live vs backup: ")
+        assert checksum.startswith("FAIL line_items: legacy-column checksums = backup — live vs backup (ids <= ")
         assert "quantity_sum" in checksum and "row hashes differ" in checksum
+
+
+# ------------------------------------------------------------------------------- writes during stage 2
+
+# What the apps do while stage 2 runs: blue and green insert users and orders (green writes only the
+# new columns, the triggers fill the legacy ones), and line_items arrive for a new order. One of each
+# table at least, so a whole-table count would be off by as much as the defects below.
+APP_INSERTS = [
+    "INSERT INTO users (email, name, created_at, updated_at) VALUES ('blue-new@example.test', 'Blue', now(), now())",
+    "INSERT INTO users (email, email_normalized, name, created_at, updated_at) "
+    "VALUES ('Green-New@example.test', 'green-new@example.test', 'Green', now(), now())",
+    "INSERT INTO orders (user_id, amount_cents, status, created_at, updated_at) "
+    "SELECT max(id), 1250, 'pending', now(), now() FROM users",
+    "INSERT INTO orders (user_id, amount, currency, status_v2, created_at, updated_at) "
+    "SELECT min(id), 19.99, 'USD', 'pending', now(), now() FROM users",
+    "INSERT INTO line_items (order_id, sku, quantity, unit_price_cents, created_at, updated_at) "
+    "SELECT max(id), 'SKU-NEW', 2, 625, now(), now() FROM orders",
+]
+
+
+@pytest.fixture(scope="module")
+def backup_record(env: Env, tmp_path_factory: pytest.TempPathFactory) -> backup.BackupRecord:
+    """A real pg_dump of the pre-migration database (what stage 2 takes before the expand)."""
+    return backup.backup_database(env.dsn("gx_backup"), tmp_path_factory.mktemp("backups"))
+
+
+def test_rows_inserted_after_the_backup_pass_every_expectation(env: Env, live: str,
+                                                               backup_record: backup.BackupRecord) -> None:
+    snapshot = database.snapshot_from_backup(backup_record.as_dict())
+    assert snapshot == env.snapshot
+    scratch = backup.restore_to_scratch(live, backup_record, "gx_scratch_inserts")
+    try:
+        assert psycopg2.extensions.parse_dsn(scratch)["dbname"] == "gx_scratch_inserts"
+        run_sql(live, *APP_INSERTS)
+        _, summary = validation.timed_validation(url_of(live), backup_url=url_of(scratch), snapshot=snapshot)
+    finally:
+        backup.drop_scratch(live, "gx_scratch_inserts")
+    assert summary.failed == 0, "\n".join(summary.lines)
+    assert summary.expectations == 34
+    for table, new in (("users", 2), ("orders", 2), ("line_items", 1)):
+        count, max_id = snapshot[table]["count"], snapshot[table]["max_id"]
+        assert (f"PASS {table}: row count = pre-migration snapshot — {count} rows with id <= {max_id} = snapshot, "
+                f"{new} newer") in summary.lines
+        assert f"PASS {table}: legacy-column checksums = backup — live = backup (ids <= {max_id})" in summary.lines
+
+
+# (setup SQL on top of APP_INSERTS, the failed expectations expected, start of the FAIL line expected)
+DEFECTS_AMID_INSERTS = {
+    # One line item lost, one inserted: the whole table has as many rows as the snapshot.
+    "deleted_pre_existing_row": (
+        ["DELETE FROM line_items WHERE id = (SELECT id FROM line_items ORDER BY id OFFSET 100 LIMIT 1)"],
+        {"line_items: row count = pre-migration snapshot", "line_items: legacy-column checksums = backup"},
+        "FAIL line_items: row count = pre-migration snapshot — {count_minus_1} rows with id <= {max_id}, "
+        "snapshot {count} (-1)",
+    ),
+    # The trigger keeps amount in step, so only the checksum of the legacy columns can see it.
+    "changed_legacy_amount_cents": (
+        ["UPDATE orders SET amount_cents = amount_cents + 100 WHERE id = 42"],
+        {"orders: legacy-column checksums = backup"},
+        "FAIL orders: legacy-column checksums = backup — live vs backup (ids <= {max_id}): ",
+    ),
+}
+
+
+@pytest.mark.parametrize("defect", sorted(DEFECTS_AMID_INSERTS))
+def test_defects_among_pre_existing_rows_fail_despite_new_rows(env: Env, live: str, defect: str) -> None:
+    statements, expected_failures, expected_start = DEFECTS_AMID_INSERTS[defect]
+    run_sql(live, *APP_INSERTS, *statements)
+    summary = validate(env, live)
+    assert set(summary.failed_names) == expected_failures, "\n".join(summary.lines)
+    assert summary.expectations == 34
+    table = next(iter(expected_failures)).split(":")[0]
+    count, max_id = env.snapshot[table]["count"], env.snapshot[table]["max_id"]
+    start = expected_start.format(count=count, count_minus_1=count - 1, max_id=max_id)
+    assert [line for line in summary.lines if line.startswith(start)], "\n".join(summary.lines)
+    if defect == "changed_legacy_amount_cents":
+        assert "amount_cents_sum" in line_for(summary, "orders: legacy-column checksums = backup")
+
+
+@pytest.mark.parametrize("source", ["snapshot_row_counts", "backup_record"])
+def test_a_row_committed_after_the_snapshot_below_its_max_id_is_not_pre_existing(env: Env, live: str, tmp_path: Path,
+                                                                                 source: str) -> None:
+    """An app takes id N, a second app takes N+1 and commits, the snapshot is taken, then N commits.
+    max(id) at the snapshot was N+1, yet row N appears below it afterwards: the snapshot must settle
+    its bound below N (it waits for the writers open at the snapshot), or the count would fail."""
+    slow = psycopg2.connect(live)
+    scratch = None
+    try:
+        with slow.cursor() as cur:
+            cur.execute("INSERT INTO users (email, name, created_at, updated_at) "
+                        "VALUES ('slow@example.test', 'Slow', now(), now()) RETURNING id")
+            slow_id = cur.fetchone()[0]
+        run_sql(live, "INSERT INTO users (email, name, created_at, updated_at) "
+                      "VALUES ('fast@example.test', 'Fast', now(), now())")
+        commit_later = threading.Timer(0.5, slow.commit)
+        commit_later.start()
+        started = time.monotonic()
+        if source == "snapshot_row_counts":
+            snapshot = database.row_counts(live)
+            backup_dsn = env.dsn("gx_backup")
+        else:
+            record = backup.backup_database(live, tmp_path)
+            snapshot = database.snapshot_from_backup(record.as_dict())
+            # The dump holds "fast" but not "slow": the checksums must not count slow's id either.
+            scratch = backup_dsn = backup.restore_to_scratch(live, record, "gx_scratch_race")
+        waited = time.monotonic() - started
+        commit_later.join()
+        assert waited >= 0.4, "the snapshot must wait for the open write transaction"
+        assert snapshot["users"] == {"count": env.snapshot["users"]["count"], "max_id": slow_id - 1}
+        assert snapshot["orders"] == env.snapshot["orders"]
+        _, summary = validation.timed_validation(url_of(live), backup_url=url_of(backup_dsn), snapshot=snapshot)
+    finally:
+        slow.close()
+        if scratch:
+            backup.drop_scratch(live, "gx_scratch_race")
+    assert summary.failed == 0, "\n".join(summary.lines)
+    users = f"{env.snapshot['users']['count']} rows with id <= {slow_id - 1} = snapshot, 2 newer"
+    assert f"PASS users: row count = pre-migration snapshot — {users}" in summary.lines
 
 
 # ------------------------------------------------------------------------------- the task callable
@@ -238,7 +363,7 @@ def test_task_fails_naming_expectations_and_writes_artifacts(env: Env, live: str
 def test_airflow_callable_with_a_real_backup_restored_for_validation(env: Env, live: str, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """pg_dump of the legacy database, restored by restore_backup_for_validation, compared with
-    the migrated live database through Airflow Connections (AIRFLOW_CONN_*)."""
+    the migrated live database (with the apps' inserts since) through Airflow Connections."""
     p = psycopg2.extensions.parse_dsn(live)
     connection = {"conn_type": "postgres", "host": p["host"], "port": int(p["port"]), "login": p["user"],
                   "password": p["password"], "schema": p["dbname"]}
@@ -249,6 +374,7 @@ def test_airflow_callable_with_a_real_backup_restored_for_validation(env: Env, l
     try:
         snapshot = database.snapshot_from_backup(record.as_dict())
         assert snapshot == env.snapshot
+        run_sql(live, *APP_INSERTS)
         report = database.validate_migration(snapshot, conn_id="gx_live", backup_database=scratch,
                                              run_id="manual__2026-11-26T10:00:00+00:00")
     finally:

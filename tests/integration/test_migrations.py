@@ -380,6 +380,10 @@ def test_backup_verifies_and_detects_a_live_change(db: str, tmp_path: Path) -> N
     record = backup.backup_database(db, tmp_path)
     assert Path(record.path).stat().st_size == record.bytes > 0 and len(record.sha256) == 64
     assert record.schema_version == BASE_VERSION and record.fingerprints["orders"]["count"] == 2000
+    # The bound of the dumped rows (nobody writes here, so it is max(id)); tables without an id have none.
+    orders = record.fingerprints["orders"]
+    assert (orders["max_id"], orders["count_to_max_id"]) == (query(db, "SELECT max(id) FROM orders")[0][0], 2000)
+    assert "max_id" not in record.fingerprints["schema_migrations"]
     assert json.loads(json.dumps(record.as_dict())) == record.as_dict()  # XCom-safe
     assert backup.BackupRecord.from_dict(record.as_dict()) == record
 

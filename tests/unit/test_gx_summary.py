@@ -44,6 +44,34 @@ def test_checksum_sql_reads_the_same_columns_on_both_sides() -> None:
     assert "amount" not in live.replace("amount_cents", "")  # legacy columns only
 
 
+def test_checksum_sql_bounds_both_sides_by_the_same_id() -> None:
+    live, backup = suites.checksum_sql("orders", max_id=2000), suites.checksum_sql("orders", "orders", 2000)
+    assert live.endswith("FROM {batch} WHERE id <= 2000") and backup.endswith("FROM orders WHERE id <= 2000")
+    assert live.removesuffix("{batch} WHERE id <= 2000") == backup.removesuffix("orders WHERE id <= 2000")
+
+
+def test_checksum_bound_is_the_smaller_of_snapshot_and_backup() -> None:
+    assert suites.checksum_bound(1990, 2000) == 1990  # snapshot taken before the backup
+    assert suites.checksum_bound(2010, 2000) == 2000  # after: rows above 2000 are not in the backup
+    assert suites.checksum_bound(None, 2000) == 2000  # old snapshot shape, or none
+    assert suites.checksum_bound(5, None) == 0  # empty backup table: every live row is new
+
+
+def test_snapshot_row_count_sql_counts_the_pre_existing_ids() -> None:
+    bounded = suites.snapshot_row_count_sql("orders", 1999, 2000)
+    assert bounded == ("SELECT count(*) AS observed_rows, 1999 AS expected_rows, 2000::bigint AS max_id, "
+                       "(SELECT count(*) FROM {batch} WHERE id > 2000) AS new_rows FROM {batch} WHERE id <= 2000")
+    assert suites.snapshot_row_count_sql("orders", 7).endswith("0 AS new_rows FROM {batch}")  # no bound: whole table
+
+
+def test_both_snapshot_shapes_are_accepted() -> None:
+    assert suites.normalize_snapshot({"users": 4, "orders": {"count": 20, "max_id": 25},
+                                      "line_items": {"count": 0, "max_id": None}}) == {
+        "users": {"count": 4, "max_id": None}, "orders": {"count": 20, "max_id": 25},
+        "line_items": {"count": 0, "max_id": None}}
+    assert suites.normalize_snapshot(None) is None
+
+
 def test_unknown_table_is_refused() -> None:
     with pytest.raises(ValueError, match="no suite for table 'payments'"):
         suites.row_checks("payments")
@@ -61,6 +89,8 @@ RESULTS = [{"success": False, "meta": {"table": "orders"}, "results": [
          {"unexpected_count": 2, "partial_unexpected_index_list": [{"id": 4, "amount_cents": None},
                                                                     {"id": 8, "amount_cents": None}]}),
     _evr("row_count", "row count = pre-migration snapshot", True, {}, expected=1000),
+    _evr("row_count", "row count = pre-migration snapshot", False, {"observed_value": 999, "details": {
+        "expected_rows": 1000, "max_id": 1200, "new_rows": 7}}, table="users"),
     _evr("row_check", "amount <> amount_cents/100", False, {"observed_value": 3, "details": {"sample_ids": [17, 42, 99]}}),
     _evr("unique_key", "id unique (primary key)", True, {"observed_value": 0, "details": {"sample_ids": []}}),
     _evr("checksum", "legacy-column checksums = backup", False, {"unexpected_count": 1, "details": {
@@ -79,14 +109,16 @@ def test_one_line_per_expectation_with_observed_values() -> None:
         "PASS orders: user_id not null — 0 NULLs",
         "FAIL orders: amount_cents not null — 2 NULLs (ids 4, 8)",
         "PASS orders: row count = pre-migration snapshot — 1000 rows = snapshot",
+        "FAIL users: row count = pre-migration snapshot — 999 rows with id <= 1200, snapshot 1000 (-1)",
         "FAIL orders: unexpected rows: amount <> amount_cents/100 — 3 rows (ids 17, 42, 99)",
         "PASS orders: id unique (primary key) — no duplicates",
         "FAIL orders: legacy-column checksums = backup — live vs backup: row_count 999 vs 1000, row hashes differ",
         'ERROR orders: unexpected rows: status_v2 <> status — error: column "status_v2" does not exist',
     ]
-    assert summary.failed_names == ["orders: amount_cents not null", "orders: amount <> amount_cents/100",
-                                    "orders: legacy-column checksums = backup", "orders: status_v2 <> status"]
-    assert (summary.expectations, summary.failed, summary.seconds, summary.success) == (7, 4, 1.235, False)
+    assert summary.failed_names == ["orders: amount_cents not null", "users: row count = pre-migration snapshot",
+                                    "orders: amount <> amount_cents/100", "orders: legacy-column checksums = backup",
+                                    "orders: status_v2 <> status"]
+    assert (summary.expectations, summary.failed, summary.seconds, summary.success) == (8, 5, 1.235, False)
 
 
 def test_save_artifacts_writes_json_and_lines(tmp_path: Path) -> None:
@@ -94,7 +126,7 @@ def test_save_artifacts_writes_json_and_lines(tmp_path: Path) -> None:
     paths = save_artifacts(RESULTS, tmp_path / "out", summary)
     assert [p.name for p in paths] == ["validation.json", "summary.txt"]  # no HTML for plain dicts
     payload = json.loads(paths[0].read_text())
-    assert payload["summary"]["failed"] == 4 and payload["results"][0]["meta"] == {"table": "orders"}
+    assert payload["summary"]["failed"] == 5 and payload["results"][0]["meta"] == {"table": "orders"}
     assert paths[1].read_text().splitlines() == summary.lines
     assert not list((tmp_path / "out").glob("*.partial"))
 
@@ -119,8 +151,17 @@ def test_snapshot_from_backup_record() -> None:
 
     from cutover_kit.stages import database
 
-    record = {"fingerprints": {"users": {"count": 4, "checksum": "a"}, "orders": {"count": 20, "checksum": "b"},
-                               "line_items": {"count": 61, "checksum": "c"}}}
-    assert database.snapshot_from_backup(record) == {"users": 4, "orders": 20, "line_items": 61}
+    record = {"fingerprints": {
+        "users": {"count": 4, "checksum": "a", "max_id": 4, "count_to_max_id": 4},
+        "orders": {"count": 21, "checksum": "b", "max_id": 24, "count_to_max_id": 20},  # bound settled below a late row
+        "line_items": {"count": 0, "checksum": "c", "max_id": None, "count_to_max_id": 0}}}
+    assert database.snapshot_from_backup(record) == {"users": {"count": 4, "max_id": 4},
+                                                     "orders": {"count": 20, "max_id": 24},
+                                                     "line_items": {"count": 0, "max_id": None}}
+    old_record = {"fingerprints": {"users": {"count": 4, "checksum": "a"}, "orders": {"count": 20, "checksum": "b"},
+                                   "line_items": {"count": 61, "checksum": "c"}}}  # before max_id was recorded
+    assert database.snapshot_from_backup(old_record) == {"users": {"count": 4, "max_id": None},
+                                                         "orders": {"count": 20, "max_id": None},
+                                                         "line_items": {"count": 61, "max_id": None}}
     with pytest.raises(AirflowFailException, match="no fingerprint for line_items"):
         database.snapshot_from_backup({"fingerprints": {"users": {"count": 1}, "orders": {"count": 1}}})

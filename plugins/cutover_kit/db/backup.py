@@ -5,12 +5,28 @@
   therefore says exactly what the file contains, even while both apps keep writing.
 * :func:`verify_backup` restores the file into a scratch database and compares, per table, the
   restored rows with the live database now and with the fingerprints taken at dump time.
+* :func:`restore_to_scratch` restores the file into a named scratch database and keeps it (for a
+  comparison with the live database, e.g. stage 2's checksums); :func:`drop_scratch` removes it.
 * :func:`restore_database` is the documented last resort: restore into a new database, check it
   against the dump-time fingerprints, then swap it in under the live name within a second
   (connections to the live database are terminated). The previous database is **kept** under a
   new name, so writes made after the backup can still be recovered from it.
 * :func:`table_fingerprints` (row count + checksum per table, legacy columns only for the Rails
   tables) is the reusable zero-data-loss check: comparable before and after the expand.
+* :func:`row_snapshot` gives ``{table: {"count", "max_id"}}``: the rows that exist now, named by
+  their id range, so that later checks can tell them from rows inserted afterwards.
+
+Pre-existing rows vs rows inserted later
+----------------------------------------
+Both apps keep inserting while stage 2 runs; they never delete. Ids come from sequences, so a row
+inserted after a snapshot normally has an id above the snapshot's ``max(id)``. Not always: a
+transaction can take its id before the snapshot and commit after it, while a later id is already
+visible. Its row then appears *below* ``max(id)`` once it commits, and "rows with id <= max_id =
+snapshot count" would fail on a healthy database. So the bound recorded is *settled*
+(:func:`_settle_id_bounds`): after the snapshot, wait for the transactions then writing to the
+table (an INSERT holds RowExclusiveLock on its table from before it takes its id until it ends),
+then count again; when rows appeared below ``max(id)``, lower the bound to just below the lowest
+of them. Normally nothing appeared and the bound is ``max(id)`` itself.
 
 Fingerprints are computed in PostgreSQL: ``count(*)`` and the sum of a 64-bit hash
 (``hashtextextended``) of each row's text. Each row's text includes its primary key, so the sum
@@ -22,6 +38,7 @@ The password travels to pg_dump / pg_restore in PGPASSWORD, never on a command l
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -40,6 +57,8 @@ import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
 
+log = logging.getLogger(__name__)
+
 # The Rails-era columns: what blue reads and writes, and what must survive every migration step.
 LEGACY_COLUMNS: dict[str, tuple[str, ...]] = {
     "users": ("id", "email", "name", "created_at", "updated_at"),
@@ -52,10 +71,15 @@ _STABLE_TEXT = ("SET DateStyle = 'ISO, MDY'", "SET IntervalStyle = 'postgres'", 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 DUMP_TIMEOUT_SECONDS = 1800
 SWAP_TIMEOUT_SECONDS = 10.0
+SETTLE_TIMEOUT_SECONDS = 30.0  # longest wait for the write transactions open at a snapshot
 
 
 class BackupError(RuntimeError):
     """A backup, verification or restore could not be done; the message says why."""
+
+
+class BackupUnusable(BackupError):
+    """The backup file itself is missing, truncated or altered: retrying cannot help."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +90,10 @@ class BackupRecord:
     created_at: str  # ISO 8601, UTC: when the dump's snapshot was taken
     database: str = ""
     schema_version: str = ""
-    # table -> {"count", "checksum"} over all columns, taken in the dump's own snapshot.
+    # table -> {"count", "checksum"} over all columns, taken in the dump's own snapshot; tables with
+    # an integer id also carry "max_id" (the settled bound of the rows the dump holds, normally
+    # max(id); see "Pre-existing rows" above) and "count_to_max_id" (rows with id <= max_id).
+    # Records written before max_id existed lack both.
     fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -105,7 +132,8 @@ class RestoreReport:
 
 
 def table_fingerprints(dsn: str, tables: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """{table: {"count": n, "checksum": hex}}, all tables read in one consistent snapshot.
+    """{table: {"count": n, "checksum": hex[, "max_id": m]}}, all tables read in one consistent
+    snapshot (max_id: max(id), NULL when empty, for tables with an integer id column).
 
     users/orders/line_items are fingerprinted over their legacy (Rails) columns only, so the
     result is comparable before and after the expand migration; other tables over all columns.
@@ -121,6 +149,7 @@ def _fingerprints(conn: psycopg2.extensions.connection,
     with conn.cursor() as cur:
         for statement in _STABLE_TEXT:
             cur.execute(statement)
+        with_id = _tables_with_integer_id(cur, list(tables))
         for table, columns in tables.items():
             if not _IDENTIFIER.match(table):
                 raise BackupError(f"not a plain table name: {table!r}")
@@ -128,12 +157,136 @@ def _fingerprints(conn: psycopg2.extensions.connection,
                 row = sql.SQL("ROW({})::text").format(sql.SQL(", ").join(sql.Identifier("t", c) for c in columns))
             else:
                 row = sql.SQL("t::text")
-            cur.execute(sql.SQL("SELECT count(*), coalesce(sum(hashtextextended({row}, 0)), 0)::text FROM {table} AS t")
-                        .format(row=row, table=sql.Identifier(table)))
-            count, total = cur.fetchone()
+            max_id = sql.SQL("max(t.id)" if table in with_id else "NULL::bigint")
+            cur.execute(sql.SQL("SELECT count(*), coalesce(sum(hashtextextended({row}, 0)), 0)::text, {max_id} "
+                                "FROM {table} AS t").format(row=row, max_id=max_id, table=sql.Identifier(table)))
+            count, total, highest = cur.fetchone()
             checksum = hashlib.md5(f"{count}:{total}".encode()).hexdigest()  # noqa: S324 - a label, not security
             result[table] = {"count": count, "checksum": checksum}
+            if table in with_id:
+                result[table]["max_id"] = highest
     return result
+
+
+def _tables_with_integer_id(cur: psycopg2.extensions.cursor, tables: list[str]) -> set[str]:
+    cur.execute("SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' "
+                "AND column_name = 'id' AND data_type IN ('smallint', 'integer', 'bigint') "
+                "AND table_name = ANY(%s)", (tables,))
+    return {row[0] for row in cur.fetchall()}
+
+
+def _same_content(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
+    """Equal row count and checksum (max_id is a bound, not content: a settled one may be lower)."""
+    return (a or {}).get("count") == (b or {}).get("count") and (a or {}).get("checksum") == (b or {}).get("checksum")
+
+
+# --------------------------------------------------------------------------------------------
+# Pre-existing rows: a snapshot's id bounds
+
+
+def row_snapshot(dsn: str, tables: Iterable[str]) -> dict[str, dict[str, int | None]]:
+    """{table: {"count": n, "max_id": m}} now, all tables in one snapshot: the table's rows are
+    exactly the `n` rows with id <= `m` (m is the settled bound, see "Pre-existing rows" above;
+    None for an empty table, whose every later row is new). Counted in PostgreSQL."""
+    tables = list(tables)
+    with _connect(dsn) as conn:
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        found = {}
+        with conn.cursor() as cur:
+            missing = sorted(set(tables) - _tables_with_integer_id(cur, tables))
+            if missing:
+                raise BackupError(f"no integer id column in {', '.join(missing)}: rows cannot be bounded by id")
+            for table in tables:
+                cur.execute(sql.SQL("SELECT count(*), max(id) FROM {}").format(sql.Identifier(table)))
+                count, max_id = cur.fetchone()
+                found[table] = {"count": count, "max_id": max_id}
+        settled = _settle_id_bounds(conn, dsn, found)
+        conn.rollback()
+    return {table: {"count": settled[table]["count_to_max_id"], "max_id": settled[table]["max_id"]}
+            for table in tables}
+
+
+def _settle_id_bounds(snapshot: psycopg2.extensions.connection, dsn: str,
+                      found: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, int | None]]:
+    """{table: {"max_id", "count_to_max_id"}} for the tables of `found` ({table: {"count",
+    "max_id"}} as seen by `snapshot`, a REPEATABLE READ transaction that stays open).
+
+    Waits (up to SETTLE_TIMEOUT_SECONDS) for the transactions writing to those tables right now,
+    which include every transaction that took an id before the snapshot and has not committed,
+    then counts rows with id <= max_id again in a fresh statement. Rows that appeared there were
+    committed after the snapshot: the bound drops below the lowest of them, found by bisection on
+    range counts near the top of the id range (a few milliseconds; nothing leaves PostgreSQL).
+    """
+    bounded = {table: dict(entry) for table, entry in found.items() if entry.get("max_id") is not None}
+    settled: dict[str, dict[str, int | None]] = {
+        table: {"max_id": entry.get("max_id"), "count_to_max_id": entry.get("count")} for table, entry in found.items()}
+    if not bounded:
+        return settled
+    with _connect(dsn) as now_conn:
+        now_conn.autocommit = True  # every statement sees what is committed by then
+        with now_conn.cursor() as now, snapshot.cursor() as then:
+            _wait_for_writers(now, sorted(bounded), exclude=(snapshot.get_backend_pid(),))
+            for table, entry in bounded.items():
+                max_id, count = int(entry["max_id"]), int(entry["count"])
+                appeared = _count_ids(now, table, None, max_id) - count
+                if appeared <= 0:
+                    continue
+                lowest = _lowest_new_id(then, now, table, max_id, appeared)
+                kept = count - _count_ids(then, table, lowest - 1, max_id)
+                log.info("%s: %d row(s) committed after the snapshot below its max id %d (lowest %d); "
+                         "bound lowered to %d", table, appeared, max_id, lowest, lowest - 1)
+                settled[table] = {"max_id": lowest - 1, "count_to_max_id": kept}
+    return settled
+
+
+def _wait_for_writers(cur: psycopg2.extensions.cursor, tables: list[str], exclude: tuple[int, ...]) -> None:
+    """Wait until the transactions now holding RowExclusiveLock on `tables` have ended."""
+    cur.execute("SELECT DISTINCT l.virtualtransaction FROM pg_locks AS l "
+                "WHERE l.locktype = 'relation' AND l.mode = 'RowExclusiveLock' AND l.granted "
+                "AND l.relation IN (SELECT to_regclass(quote_ident(t)) FROM unnest(%s::text[]) AS t) "
+                "AND l.pid <> pg_backend_pid() AND NOT l.pid = ANY(%s)", (tables, list(exclude)))
+    writers = [row[0] for row in cur.fetchall()]
+    deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
+    while writers:
+        cur.execute("SELECT array_agg(DISTINCT virtualxid), array_agg(DISTINCT pid) FROM pg_locks "
+                    "WHERE locktype = 'virtualxid' AND virtualxid = ANY(%s)", (writers,))
+        still, pids = cur.fetchone()
+        if not still:
+            return
+        if time.monotonic() > deadline:
+            log.warning("write transactions of pids %s on %s stayed open %gs after the snapshot; if one "
+                        "of them commits a row below the snapshot's max id, the row-count check will "
+                        "report it", sorted(pids), ", ".join(tables), SETTLE_TIMEOUT_SECONDS)
+            return
+        writers = still
+        time.sleep(0.02)
+
+
+def _count_ids(cur: psycopg2.extensions.cursor, table: str, above: int | None, up_to: int) -> int:
+    """Rows of `table` with above < id <= up_to (no lower limit when `above` is None)."""
+    cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE id <= %s AND (%s::bigint IS NULL OR id > %s)")
+                .format(sql.Identifier(table)), (up_to, above, above))
+    return int(cur.fetchone()[0])
+
+
+def _lowest_new_id(then: psycopg2.extensions.cursor, now: psycopg2.extensions.cursor, table: str,
+                   max_id: int, appeared: int) -> int:
+    """Lowest id <= max_id visible `now` but not `then`, given `appeared` such rows (no deletes)."""
+    def all_above(bound: int) -> bool:  # are all the new rows above `bound`?
+        return _count_ids(now, table, bound, max_id) - _count_ids(then, table, bound, max_id) >= appeared
+
+    high, step = max_id, 1  # all_above(high) is false: no row is above max_id within (.., max_id]
+    low = max_id - step
+    while not all_above(low):  # gallop down: new rows sit near the top
+        high, step = low, step * 4
+        low = max_id - step
+    while high - low > 1:
+        middle = (low + high) // 2
+        if all_above(middle):
+            low = middle
+        else:
+            high = middle
+    return high
 
 
 def _snapshot_fingerprints(dsn: str) -> dict[str, dict[str, Any]]:
@@ -178,6 +331,9 @@ def backup_database(dsn: str, backup_dir: Path | str) -> BackupRecord:
         dump = subprocess.Popen(argv, env=_client_env(params), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             fingerprints = _fingerprints(conn, {table: None for table in _all_tables(conn)})
+            for table, bound in _settle_id_bounds(conn, dsn, fingerprints).items():
+                if "max_id" in fingerprints[table]:
+                    fingerprints[table].update(bound)
             _, stderr = dump.communicate(timeout=DUMP_TIMEOUT_SECONDS)
         except BaseException:
             dump.kill()
@@ -251,6 +407,44 @@ def _describe(count: int | None, checksum: str | None) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# Scratch copies
+
+
+def restore_to_scratch(dsn: str, record: BackupRecord | Mapping[str, Any], scratch_db: str) -> str:
+    """Restore `record` into `scratch_db` on the server of `dsn` and KEEP it; returns its DSN.
+
+    `scratch_db` is dropped first if it exists (it must not be the live database or a system
+    one) and re-created with the live database's encoding and locale. The file is checked against
+    its recorded size and sha256 first (BackupUnusable when it does not match). A failed restore
+    drops the scratch database again. Drop it with :func:`drop_scratch` when done.
+    """
+    rec = record if isinstance(record, BackupRecord) else BackupRecord.from_dict(record)
+    params = _dsn_params(dsn)
+    _check_scratch_name(scratch_db, params["dbname"])
+    problems = _file_problems(rec)
+    if problems:
+        raise BackupUnusable(f"backup {rec.path} not usable: {'; '.join(problems)}")
+    with _connect(dsn) as conn:
+        conn.autocommit = True
+        _create_database_like(conn, scratch_db, params["dbname"])
+        try:
+            _pg_restore(_client_tool(conn, "pg_restore"), rec, {**params, "dbname": scratch_db})
+        except BaseException:
+            _drop_database(conn, scratch_db)
+            raise
+    return _conninfo({**params, "dbname": scratch_db})
+
+
+def drop_scratch(dsn: str, scratch_db: str) -> None:
+    """Drop `scratch_db` (if it exists) on the server of `dsn`; never the live or a system database."""
+    params = _dsn_params(dsn)
+    _check_scratch_name(scratch_db, params["dbname"])
+    with _connect(dsn) as conn:
+        conn.autocommit = True
+        _drop_database(conn, scratch_db)
+
+
+# --------------------------------------------------------------------------------------------
 # Last-resort restore
 
 
@@ -281,9 +475,10 @@ def restore_database(dsn: str, record: BackupRecord) -> RestoreReport:
             with _connect(_conninfo({**params, "dbname": incoming})) as restored_conn, restored_conn.cursor() as cur:
                 cur.execute("SELECT coalesce(max(version), '') FROM schema_migrations")
                 schema_version = cur.fetchone()[0]
-            if record.fingerprints and restored != record.fingerprints:
+            if record.fingerprints and any(not _same_content(restored.get(t), record.fingerprints.get(t))
+                                           for t in set(restored) | set(record.fingerprints)):
                 differing = sorted(t for t in set(restored) | set(record.fingerprints)
-                                   if restored.get(t) != record.fingerprints.get(t))
+                                   if not _same_content(restored.get(t), record.fingerprints.get(t)))
                 raise BackupError(f"restored copy differs from what was dumped in {differing}; live database untouched")
         except BaseException:
             _drop_database(admin, incoming)

@@ -2,11 +2,20 @@
 
 Task callables for the DAG (the DAG file wires them; see :func:`build_validation_task`):
 
-* :func:`snapshot_row_counts` -> ``{table: count}`` before the migration (one snapshot, counted in
-  PostgreSQL). :func:`snapshot_from_backup` derives the same dict from a backup record's dump-time
-  fingerprints, which were taken in the dump's own snapshot.
+* :func:`snapshot_row_counts` -> ``{table: {"count": n, "max_id": m}}`` before the migration (one
+  snapshot, counted in PostgreSQL): the table's rows then were exactly the n rows with id <= m.
+  :func:`snapshot_from_backup` derives the same dict from a backup record's dump-time
+  fingerprints, which were taken in the dump's own snapshot. Prefer it when a backup is compared
+  too: the row counts and the checksums then bound the pre-existing rows at the same moment.
 * :func:`restore_backup_for_validation` restores the verified backup into a scratch database that
-  stays in place for the checksum comparison; :func:`drop_backup_scratch` removes it afterwards.
+  stays in place for the checksum comparison (``backup.restore_to_scratch``);
+  :func:`drop_backup_scratch` removes it afterwards.
+
+Both apps keep inserting during stage 2, so the checks compare the pre-existing rows only: rows
+with id <= the snapshot's max_id must number exactly the snapshot's count (a lost or extra row
+among them fails; rows above are new and allowed), and the legacy-column checksums cover rows with
+id <= max_id on both sides (see ``include/gx/suites.py``). The old ``{table: count}`` snapshot shape
+is still accepted: without a max_id the count covers the whole table.
 * :func:`validate_migration` runs the suites of ``include/gx/suites.py`` (users, orders,
   line_items), logs one line per expectation, writes the results to the artifact directory and
   fails the task (AirflowFailException, no retry) naming every failed expectation.
@@ -85,38 +94,46 @@ def connection_dsn(conn_id: str, database: str | None = None) -> str:
 # Snapshot and backup copy
 
 
-def snapshot_row_counts(conn_id: str = "postgres_default", tables: Sequence[str] = TABLES) -> dict[str, int]:
-    """{table: row count} of the live database, all tables counted in one snapshot."""
+Snapshot = dict[str, dict[str, Any]]  # {table: {"count": n, "max_id": m or None}}
+
+
+def snapshot_row_counts(conn_id: str = "postgres_default", tables: Sequence[str] = TABLES) -> Snapshot:
+    """{table: {"count", "max_id"}} of the live database, all tables counted in one snapshot."""
     return row_counts(connection_dsn(conn_id), tables)
 
 
-def row_counts(dsn: str, tables: Sequence[str] = TABLES) -> dict[str, int]:
-    import psycopg2
-    from psycopg2 import sql
+def row_counts(dsn: str, tables: Sequence[str] = TABLES) -> Snapshot:
+    """{table: {"count": n, "max_id": m}}: the n rows with id <= m are the table's rows now (m is
+    the settled bound of ``backup.row_snapshot``, normally max(id))."""
+    from cutover_kit.db import backup
 
-    conn = psycopg2.connect(dsn, connect_timeout=10, application_name="cutover-snapshot")
-    try:
-        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
-        counts = {}
-        with conn.cursor() as cur:
-            for table in tables:
-                cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
-                counts[table] = int(cur.fetchone()[0])
-        conn.rollback()
-    finally:
-        conn.close()
-    log.info("Row counts before the migration: %s", ", ".join(f"{t} {n}" for t, n in counts.items()))
-    return counts
+    snapshot = backup.row_snapshot(dsn, tables)
+    log.info("Row counts before the migration: %s", _describe_snapshot(snapshot))
+    return snapshot
 
 
-def snapshot_from_backup(record: Mapping[str, Any], tables: Sequence[str] = TABLES) -> dict[str, int]:
-    """{table: count} from a BackupRecord (dict) taken before the migration: its fingerprints were
-    computed in the dump's own snapshot, so they are the pre-migration counts of that moment."""
+def snapshot_from_backup(record: Mapping[str, Any], tables: Sequence[str] = TABLES) -> Snapshot:
+    """{table: {"count", "max_id"}} from a BackupRecord (dict) taken before the migration: its
+    fingerprints were computed in the dump's own snapshot, so they describe the rows of that moment.
+    A record from before max_id was recorded gives max_id None (the count then covers the table)."""
     fingerprints = record.get("fingerprints") or {}
     missing = [table for table in tables if table not in fingerprints]
     if missing:
         raise AirflowFailException(f"the backup record has no fingerprint for {', '.join(missing)}")
-    return {table: int(fingerprints[table]["count"]) for table in tables}
+    snapshot: Snapshot = {}
+    for table in tables:
+        entry = fingerprints[table]
+        max_id = entry.get("max_id")
+        count = entry.get("count_to_max_id", entry["count"]) if max_id is not None else entry["count"]
+        snapshot[table] = {"count": int(count), "max_id": None if max_id is None else int(max_id)}
+    log.info("Row counts at the backup: %s", _describe_snapshot(snapshot))
+    return snapshot
+
+
+def _describe_snapshot(snapshot: Mapping[str, Mapping[str, Any]]) -> str:
+    return ", ".join(f"{table} {entry['count']}"
+                     + ("" if entry.get("max_id") is None else f" (ids <= {entry['max_id']})")
+                     for table, entry in snapshot.items())
 
 
 def restore_backup_for_validation(record: Mapping[str, Any], conn_id: str = "postgres_default",
@@ -125,33 +142,18 @@ def restore_backup_for_validation(record: Mapping[str, Any], conn_id: str = "pos
     keep it for the checksum comparison. Returns the scratch database's name."""
     from cutover_kit.db import backup
 
-    live = connection_dsn(conn_id)
-    params = backup._dsn_params(live)  # noqa: SLF001 - the backup module's own DSN handling
-    backup._check_scratch_name(scratch_db, params["dbname"])  # noqa: SLF001
-    rec = backup.BackupRecord.from_dict(record)
-    problems = backup._file_problems(rec)  # noqa: SLF001
-    if problems:
-        raise AirflowFailException("backup not usable for validation: " + "; ".join(problems))
-    with backup._connect(live) as conn:  # noqa: SLF001
-        conn.autocommit = True
-        backup._create_database_like(conn, scratch_db, params["dbname"])  # noqa: SLF001
-        try:
-            backup._pg_restore(backup._client_tool(conn, "pg_restore"), rec, {**params, "dbname": scratch_db})  # noqa: SLF001
-        except BaseException:
-            backup._drop_database(conn, scratch_db)  # noqa: SLF001
-            raise
-    log.info("Backup %s restored into %s for the checksum comparison", rec.path, scratch_db)
+    try:
+        backup.restore_to_scratch(connection_dsn(conn_id), record, scratch_db)
+    except backup.BackupUnusable as error:  # a bad file stays bad: no retry
+        raise AirflowFailException(f"backup not usable for validation: {error}") from error
+    log.info("Backup %s restored into %s for the checksum comparison", record.get("path"), scratch_db)
     return scratch_db
 
 
 def drop_backup_scratch(conn_id: str = "postgres_default", scratch_db: str = DEFAULT_SCRATCH_DB) -> None:
     from cutover_kit.db import backup
 
-    live = connection_dsn(conn_id)
-    backup._check_scratch_name(scratch_db, backup._dsn_params(live)["dbname"])  # noqa: SLF001
-    with backup._connect(live) as conn:  # noqa: SLF001
-        conn.autocommit = True
-        backup._drop_database(conn, scratch_db)  # noqa: SLF001
+    backup.drop_scratch(connection_dsn(conn_id), scratch_db)
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,15 +167,16 @@ def artifact_dir_for(run_id: str | None, base: str | Path | None = None) -> Path
     return root / safe
 
 
-def validate_migration(snapshot: Mapping[str, int] | None = None, *, conn_id: str = "postgres_default",
+def validate_migration(snapshot: Mapping[str, Any] | None = None, *, conn_id: str = "postgres_default",
                        backup_conn_id: str | None = None, backup_database: str | None = None,
                        tables: Sequence[str] | None = None, artifact_dir: str | None = None,
                        run_id: str | None = None) -> dict[str, Any]:
     """Validate the expanded database; fail the task naming every failed expectation.
 
-    `snapshot`: {table: count} before the migration (row-count checks; None skips them).
-    Backup comparison: `backup_conn_id`, or `backup_database` on the live Connection's server;
-    neither skips the checksum checks. Returns the summary (small, for XCom).
+    `snapshot`: {table: {"count", "max_id"}} before the migration, or the old {table: count}
+    (row-count checks; None skips them). Backup comparison: `backup_conn_id`, or `backup_database`
+    on the live Connection's server; neither skips the checksum checks. Returns the summary
+    (small, for XCom).
     """
     live_url = connection_url(conn_id)
     backup_url = None
@@ -187,7 +190,7 @@ def validate_migration(snapshot: Mapping[str, int] | None = None, *, conn_id: st
                                out_dir=artifact_dir_for(run_id, artifact_dir))
 
 
-def validate_and_report(live_url: str, *, backup_url: str | None, snapshot: Mapping[str, int] | None,
+def validate_and_report(live_url: str, *, backup_url: str | None, snapshot: Mapping[str, Any] | None,
                         tables: Sequence[str] | None, out_dir: Path) -> dict[str, Any]:
     """The Airflow-free core of :func:`validate_migration` (tests call it with URLs directly)."""
     from cutover_kit import validation
