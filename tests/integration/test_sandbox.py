@@ -166,8 +166,14 @@ def test_metrics_carry_color_labels_in_apps_and_prometheus(sandbox: Sandbox) -> 
 
     wait_for(lambda: colors_in_prometheus() == {"blue", "green"}, timeout=5, what="Prometheus to scrape both colors")
     # Recording rules are loaded and evaluated (blue has traffic; ratio falls back to 0, not empty).
-    ratio = wait_for(lambda: prometheus_query(sandbox, 'color:http_errors:ratio10s{color="blue"}'),
-                     timeout=5, what="blue error ratio")
+    # The ratio is NaN (0/0) until two scrapes 1 s apart saw blue's counter move: keep a trickle of
+    # requests going until it is a number (a single request could fall between scrapes; seen in CI).
+    def blue_ratio() -> list:
+        requests.get(f"{sandbox.config.app_url('blue')}/api/users/3", timeout=2)
+        answer = prometheus_query(sandbox, 'color:http_errors:ratio10s{color="blue"}')
+        return [r for r in answer if r["value"][1] != "NaN"]
+
+    ratio = wait_for(blue_ratio, timeout=10, what="blue error ratio")
     assert float(ratio[0]["value"][1]) == 0.0
     haproxy = prometheus_query(sandbox, 'haproxy_server_http_responses_total{proxy="app", code="2xx"}')
     assert {r["metric"]["server"] for r in haproxy} == {"blue", "green"}
