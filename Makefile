@@ -39,8 +39,9 @@ sandbox-status:
 benchmark: bootstrap  ## figures for BENCHMARKS.md (takes several minutes)
 	$(PY) -m benchmarks.run
 
-benchmark-db: bootstrap  ## stage-2 database timings at 1M orders (datagen, backfill, backup + verify, restore)
-	$(PY) -m benchmarks.db_prep
+benchmark-db: bootstrap  ## stage-2 database timings at 1M orders (datagen, backfill, backup + verify, restore, GX validation)
+	$(PY) -m benchmarks.db_prep --json benchmarks/db_prep.json
+	$(PY) -m benchmarks.gx_validation
 
 lock:  ## regenerate requirements.lock from requirements.txt in a throwaway venv
 	rm -rf /tmp/cutover-lock-venv && python3 -m venv /tmp/cutover-lock-venv

@@ -105,10 +105,14 @@ def main(argv: list[str] | None = None) -> int:
         print("datagen", results["datagen"], flush=True)
 
         for label, with_writer in (("backfill", False), ("backfill_with_writes", True)):
-            reports, writes = [], []
+            reports, writes, before = [], [], []
             for _ in range(args.runs):
                 fresh_legacy()
                 migrations.migrate_up(dsn, migrations.EXPAND_VERSION, expected_current=migrations.BASE_VERSION)
+                if with_writer:  # the same writer for 10 s before the backfill: its p99 is the yardstick
+                    quiet = Writer(dsn, args.orders).start()
+                    time.sleep(10)
+                    before.append(quiet.stop())
                 writer = Writer(dsn, args.orders).start() if with_writer else None
                 reports.append(migrations.backfill(dsn))
                 if writer:
@@ -118,8 +122,12 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds_median": median([r.seconds for r in reports]),
                 "orders_seconds_median": median([r.tables["orders"]["seconds"] for r in reports]),
                 "max_batch_seconds": max(r.max_batch_seconds for r in reports),
-                "rows": reports[-1].rows, "tables": reports[-1].tables, "writer": writes,
+                "rows": reports[-1].rows, "tables": reports[-1].tables, "writer": writes, "writer_before": before,
             }
+            if with_writer:
+                results[label]["write_p99_ratio_median"] = median(
+                    [during["p99_ms"] / max(quiet["p99_ms"], 0.001) for during, quiet in zip(writes, before)]
+                )
             print(label, results[label], flush=True)
 
         backup_dir = state_dir / "backups"
