@@ -198,6 +198,7 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
         for color in {fault.color for fault in scenario.faults}:
             FaultController(config).clear(color)
         traffic_report = report(traffic.ledger, config.app_dsn(), fault_windows)
+        traffic.dump_jsonl(result_path.with_suffix(".ledger.jsonl"))  # every request, for the audit
         result = build_result(
             scenario={
                 "name": scenario.name,

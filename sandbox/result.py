@@ -142,6 +142,7 @@ def build_result(
             "failed": traffic_report.get("failed", 0),
             "failed_injected": traffic_report.get("failed_injected", 0),
             "failed_not_injected": traffic_report.get("failed_not_injected", 0),
+            "failed_not_injected_samples": traffic_report.get("failed_not_injected_samples", []),
         },
         "writes": {
             "acknowledged": traffic_report.get("writes_acknowledged", 0),

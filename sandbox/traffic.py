@@ -296,6 +296,8 @@ def report(ledger: Sequence[dict[str, Any]], dsn: str, fault_windows: Sequence[d
         "writes_lost": len(lost),
         "lost_write_ids": lost,
         "by_color": by_color,
+        # The evidence for any non-injected failure, so a red rehearsal explains itself.
+        "failed_not_injected_samples": [entry for entry in failed if entry not in injected][:5],
     }
 
 

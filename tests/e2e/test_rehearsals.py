@@ -84,5 +84,5 @@ def test_data_corruption_rolls_the_database_back_and_moves_no_traffic(tmp_path):
     ran = {stage["name"]: stage["verdict"] for stage in result["stages"]}
     assert ran["database_rollback.down_migration_verified"] == "PASS"
     assert ran["verify_data_integrity"] == "PASS"
-    assert not any(".set_weights" in name for name in ran), "traffic must never move"
+    assert not any(".set_weights" in name and verdict != "SKIPPED" for name, verdict in ran.items()), "traffic must never move"
     assert result["behaved_as_expected"]

@@ -33,7 +33,7 @@ def test_rolled_back_result_has_the_public_fields_and_timings():
     assert result["outcome"] == "rolled_back" and result["behaved_as_expected"]
     assert result["detection_seconds"] == 3.5
     assert result["rollback_seconds"] == 0.004  # the gate's reflex, not the later task
-    assert result["requests"] == {"total": 900, "failed": 12, "failed_injected": 12, "failed_not_injected": 0}
+    assert result["requests"] == {"total": 900, "failed": 12, "failed_injected": 12, "failed_not_injected": 0, "failed_not_injected_samples": []}
     assert result["writes"] == {"acknowledged": 250, "lost": 0}
     names = [stage["name"] for stage in result["stages"]]
     assert "stage_10_traffic_migration.step_50.set_weights" not in names  # never ran
