@@ -13,7 +13,9 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(autouse=True)
 def private_sandbox(monkeypatch):
-    """Each rehearsal on its own state dir and ports (+2000), beside any developer sandbox."""
+    """Each rehearsal on its own state dir and ports (+2000, SANDBOX_E2E_PORT_OFFSET), beside any
+    developer sandbox or another checkout's test run."""
+    import os
     import tempfile
     from pathlib import Path
 
@@ -25,8 +27,9 @@ def private_sandbox(monkeypatch):
     # Stage 2 migrates for real; a smaller data set than `make rehearsal` keeps CI time in bounds.
     monkeypatch.setenv("SANDBOX_SCHEMA", "legacy")
     monkeypatch.setenv("SANDBOX_ORDERS", "50000")
+    offset = int(os.environ.get("SANDBOX_E2E_PORT_OFFSET", "2000"))
     for name, default in PORT_SETTINGS.values():
-        monkeypatch.setenv(name, str(default + 2000))
+        monkeypatch.setenv(name, str(default + offset))
 
 
 def rehearse(scenario: str, tmp_path) -> dict:
