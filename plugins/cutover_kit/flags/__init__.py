@@ -1,0 +1,1 @@
+"""Feature flags: the absolute flag state, its stores (flagd file, Unleash) and evaluation."""
