@@ -12,6 +12,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 COLORS = ("blue", "green")
 SCHEMAS = ("expanded", "legacy")
+# Where the cutover's feature flags live: a flagd-format JSON file the apps read in-process, or an
+# Unleash server the launcher starts beside the sandbox (SANDBOX_FLAG_BACKEND).
+FLAG_BACKENDS = ("file", "unleash")
 # Green (the rewrite) reads and writes the expanded shape: below this version it is not ready.
 GREEN_REQUIRED_SCHEMA = "20261126000001"
 
@@ -25,6 +28,7 @@ PORT_SETTINGS: dict[str, tuple[str, int]] = {
     "prometheus_port": ("SANDBOX_PROMETHEUS_PORT", 19090),
     "blue_port": ("SANDBOX_BLUE_PORT", 18081),
     "green_port": ("SANDBOX_GREEN_PORT", 18082),
+    "unleash_port": ("SANDBOX_UNLEASH_PORT", 14242),
 }
 
 # Linux limits sun_path to 108 bytes; a longer socket path fails deep inside HAProxy/PostgreSQL
@@ -46,6 +50,7 @@ class SandboxConfig:
     prometheus_port: int = 19090
     blue_port: int = 18081
     green_port: int = 18082
+    unleash_port: int = 14242
     repo_root: Path = REPO_ROOT
     host: str = HOST
     ready_timeout_seconds: float = 30.0
@@ -55,6 +60,7 @@ class SandboxConfig:
     # expand migration and its backfill, so green (which needs that schema) is ready at once;
     # "legacy" leaves the Rails schema, for runs whose stage 2 performs the migration itself.
     schema: str = "expanded"
+    flag_backend: str = "file"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SandboxConfig:
@@ -64,13 +70,17 @@ class SandboxConfig:
         timeout = _float_from_env(env, "SANDBOX_READY_TIMEOUT", 30.0)
         orders = _int_from_env(env, "SANDBOX_ORDERS", 5000)
         schema = env.get("SANDBOX_SCHEMA") or "expanded"
-        config = cls(state_dir=state_dir, ready_timeout_seconds=timeout, seed_orders=orders, schema=schema, **ports)
+        flag_backend = env.get("SANDBOX_FLAG_BACKEND") or "file"
+        config = cls(state_dir=state_dir, ready_timeout_seconds=timeout, seed_orders=orders, schema=schema,
+                     flag_backend=flag_backend, **ports)
         config.validate()
         return config
 
     def validate(self) -> None:
         if self.schema not in SCHEMAS:
             raise ConfigError(f"SANDBOX_SCHEMA={self.schema!r}; expected one of {', '.join(SCHEMAS)}")
+        if self.flag_backend not in FLAG_BACKENDS:
+            raise ConfigError(f"SANDBOX_FLAG_BACKEND={self.flag_backend!r}; expected one of {', '.join(FLAG_BACKENDS)}")
         if not 0 <= self.seed_orders <= 50_000_000:
             raise ConfigError(f"SANDBOX_ORDERS must be in [0, 50000000], got {self.seed_orders}")
         ports = self.ports()
@@ -115,6 +125,15 @@ class SandboxConfig:
     @property
     def prometheus_url(self) -> str:
         return f"http://{self.host}:{self.prometheus_port}"
+
+    @property
+    def unleash_url(self) -> str:
+        return f"http://{self.host}:{self.unleash_port}"
+
+    @property
+    def flags_file(self) -> Path:
+        """The flagd-format flag file (file backend); written atomically, read by both apps."""
+        return self.state_dir / "flags" / "flagd.json"
 
     @property
     def run_dir(self) -> Path:
