@@ -9,7 +9,7 @@ from airflow.sdk import TriggerRule
 
 from cutover_kit.plan import OVERRIDABLE_FIELDS, list_plans, load_plan
 from cutover_kit.sensors.slo_gate import SLOGateSensor
-from cutover_kit.stages import database, decisions, health, migration, readiness, rollback, traffic
+from cutover_kit.stages import database, decisions, emergency, health, migration, readiness, rollback, traffic
 
 DOC = """
 ### Blue (Rails) -> green (TypeScript) cutover
@@ -31,6 +31,10 @@ Trigger with a plan name (a file in `include/plans/`) and optional overrides. St
 
 A halted gate already put traffic back on blue (its reflex); the `rollback` group re-asserts and
 verifies it, and `cutover_verdict` fails the run with the reason when anything was rolled back.
+
+The `emergency_rollback` DAG can stop this run at any moment: every step and every gate poll
+checks its latched stop, and the run ends rolled back with the operator's reason. A latched stop
+blocks new runs until one is triggered with `acknowledge_emergency_stop`.
 Stages 3, 4, 6, 7, 14, 15 arrive in later releases.
 """
 
@@ -51,6 +55,10 @@ def _params() -> dict[str, Param]:
     params = {
         "plan": Param("default", type="string", enum=list_plans(), description="Plan file in include/plans/"),
     }
+    params["acknowledge_emergency_stop"] = Param(
+        False, type="boolean",
+        description="An emergency rollback latched a stop: set true to clear it and start this cutover anyway",
+    )
     params["acknowledged_writes_file"] = Param(
         None, type=["null", "string"], description="File of order ids the clients saw acknowledged (one per line); checked at the end"
     )
@@ -87,7 +95,8 @@ with DAG(
         plan = task(readiness.validate_plan, task_id="validate_plan", retries=0)(dag_steps=list(DAG_STEPS))
         connections = task(readiness.resolve_connections, task_id="resolve_connections", retries=0)()
         endpoints = task(readiness.check_endpoints_reachable, task_id="check_endpoints_reachable")()
-        chain(plan, connections, endpoints)
+        no_stop = task(emergency.check_emergency_stop, task_id="check_emergency_stop")()
+        chain(plan, connections, endpoints, no_stop)
 
     with TaskGroup("stage_02_database_preparation") as stage_02:
         version = task(migration.check_schema_version, task_id="check_schema_version", retries=0)()

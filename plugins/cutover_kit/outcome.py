@@ -51,7 +51,9 @@ def final_outcome(
     rollback: dict[str, Any] | None,
     failed_tasks: list[str],
     integrity_failed: bool = False,
+    emergency_stop: str | None = None,
 ) -> CutoverOutcome:
+    """`emergency_stop` describes a stop an operator latched during the run (control.EmergencyStop)."""
     if integrity_failed:  # lost or inconsistent data outranks every other result
         before = f" after: {halt['reason']}" if halt else ""
         return CutoverOutcome("failed", f"Data integrity check failed{before}")
@@ -59,6 +61,11 @@ def final_outcome(
         if rollback and rollback.get("verified"):
             return CutoverOutcome("rolled_back", f"Rolled back: {halt['reason']}")
         return CutoverOutcome("failed", f"Rollback NOT verified after: {halt['reason']}")
+    if emergency_stop:
+        # No step of this run halted, so its own rollback path did not run: the emergency_rollback
+        # run did the rollback and verifies it; this run must not look promoted.
+        state = "after promotion" if promotion else "before promotion"
+        return CutoverOutcome("failed", f"Stopped {state} by {emergency_stop}; see that emergency_rollback run")
     if promotion and not failed_tasks:
         return CutoverOutcome("promoted", promotion["reason"])
     if failed_tasks:

@@ -89,3 +89,14 @@ def test_stage_versions_match_the_migration_runner():
     from cutover_kit.stages import migration
 
     assert (migration.BASE_VERSION, migration.EXPAND_VERSION) == (migrations.BASE_VERSION, migrations.EXPAND_VERSION)
+
+
+def test_emergency_stop_without_a_halt_is_never_promoted():
+    from cutover_kit.outcome import final_outcome
+
+    stop = "emergency rollback by alice at 10:00:00 UTC (manual__1): pager"
+    assert final_outcome(None, None, None, ["promote"], emergency_stop=stop).outcome == "failed"
+    promoted = final_outcome({"reason": "Promoted"}, None, None, [], emergency_stop=stop)
+    assert promoted.outcome == "failed" and promoted.reason.startswith("Stopped after promotion by emergency rollback by alice")
+    halted = final_outcome(None, {"reason": f"Halt at 25 %: {stop}"}, {"verified": True}, [], emergency_stop=stop)
+    assert halted.outcome == "rolled_back" and "pager" in halted.reason

@@ -21,7 +21,7 @@ def make_sensor(**overrides):
 
 
 def test_trigger_serialize_is_exact_and_round_trips():
-    trigger = SLOGateTrigger(step_label="25 %", plan=PLAN, bake_seconds=10, step_timeout_seconds=40, gate_started_at=1.0, weights_set_at=0.5, blue_baseline=None, haproxy_conn_id="haproxy_default")
+    trigger = SLOGateTrigger(step_label="25 %", plan=PLAN, bake_seconds=10, step_timeout_seconds=40, gate_started_at=1.0, weights_set_at=0.5, blue_baseline=None, haproxy_conn_id="haproxy_default", state_conn_id="redis_default")
     classpath, kwargs = trigger.serialize()
     assert classpath == "cutover_kit.triggers.slo_gate.SLOGateTrigger"
     assert kwargs == {
@@ -34,6 +34,7 @@ def test_trigger_serialize_is_exact_and_round_trips():
         "blue_baseline": None,
         "prometheus_conn_id": "prometheus_default",
         "haproxy_conn_id": "haproxy_default",
+        "state_conn_id": "redis_default",
     }
     assert SLOGateTrigger(**kwargs).serialize() == (classpath, kwargs)
 
@@ -48,6 +49,7 @@ def test_sensor_defers_immediately_with_the_plan_timings():
     assert isinstance(trigger, SLOGateTrigger)
     assert (trigger.bake_seconds, trigger.step_timeout_seconds) == (PLAN["bake_seconds"], PLAN["step_timeout_seconds"])
     assert trigger.weights_set_at == 1000.0 and trigger.blue_baseline["color"] == "blue"
+    assert trigger.state_conn_id == "redis_default"  # every gate obeys the emergency stop
     assert abs(trigger.gate_started_at - time.time()) < 5
 
 

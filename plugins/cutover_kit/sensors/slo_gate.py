@@ -39,6 +39,7 @@ class SLOGateSensor(BaseSensorOperator):
         bake_seconds_field: str = "bake_seconds",
         prometheus_conn_id: str = "prometheus_default",
         haproxy_conn_id: str | None = "haproxy_default",
+        state_conn_id: str | None = "redis_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -53,6 +54,7 @@ class SLOGateSensor(BaseSensorOperator):
         self.bake_seconds_field = bake_seconds_field
         self.prometheus_conn_id = prometheus_conn_id
         self.haproxy_conn_id = haproxy_conn_id
+        self.state_conn_id = state_conn_id
 
     def _timings(self) -> tuple[float, float]:
         """Bake and timeout for this gate. The standby watch bakes for ``standby_seconds``."""
@@ -76,6 +78,7 @@ class SLOGateSensor(BaseSensorOperator):
             blue_baseline=baseline,
             prometheus_conn_id=self.prometheus_conn_id,
             haproxy_conn_id=self.haproxy_conn_id,
+            state_conn_id=self.state_conn_id,
         )
 
     def poke(self, context: Any) -> bool:

@@ -42,12 +42,16 @@ def cutover_verdict(
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
     failed = sorted(task for task, state in states.items() if state == "failed" and task != ti.task_id)
     halts = [halt for halt in (ti.xcom_pull(task_ids=task_id) for task_id in halt_task_ids) if halt]
+    from cutover_kit.stages.emergency import latched_stop_or_none
+
+    stop = latched_stop_or_none()
     outcome = final_outcome(
         ti.xcom_pull(task_ids=promote_task_id),
         halts[0] if halts else None,
         next((v for v in (ti.xcom_pull(task_ids=t) for t in verify_rollback_task_ids) if v), None),
         failed,
         integrity_failed=states.get(integrity_task_id) == "failed",
+        emergency_stop=stop.describe() if stop is not None else None,
     )
     if not outcome.succeeded:
         raise AirflowFailException(f"Outcome {outcome.outcome}: {outcome.reason}")

@@ -27,13 +27,23 @@ def record_halt(step_label: str, gate_task_id: str, smoke_task_id: str | None, s
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
     failed = sorted(task for task, state in states.items() if state == "failed")
     reason = halt_reason(step_label, gate_result, smoke_result, failed)
-    decided_at = (gate_result or {}).get("decided_at") or (smoke_result or {}).get("decided_at") or time.time()
+    from cutover_kit.stages.emergency import emergency_halt_line, latched_stop_or_none
+
+    stop = latched_stop_or_none()
+    if stop is not None:  # the operator's reason outranks whatever the step saw
+        reason = emergency_halt_line(step_label, stop)
+        decided_at_stop = stop.requested_at
+    else:
+        decided_at_stop = None
+    decided_at = (decided_at_stop or (gate_result or {}).get("decided_at") or (smoke_result or {}).get("decided_at")
+                  or time.time())
     log.info(reason)
     return {
         "verdict": "FAIL",
         "step": step_label,
         "reason": reason,
         "decided_at": decided_at,
+        "emergency_stop": stop.to_json() if stop is not None else None,
         "traffic_restored_at": (gate_result or {}).get("traffic_restored_at") or (smoke_result or {}).get("traffic_restored_at"),
     }
 

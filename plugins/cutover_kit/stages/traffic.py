@@ -22,6 +22,9 @@ def rollback_drill(plan: dict[str, Any]) -> dict[str, Any]:
     """Put a little traffic on green, roll it back, verify by read-back, and time the rollback."""
     from cutover_kit.hooks.haproxy import HAProxyHook
 
+    from cutover_kit.stages.emergency import ensure_not_stopped
+
+    ensure_not_stopped("run the rollback drill")
     drill_percent = CutoverPlan.from_dict(plan).rollback_drill_percent
     router = HAProxyHook()
     before = router.read_weights()
@@ -65,7 +68,11 @@ def blue_green_setup() -> dict[str, Any]:
 
 def set_traffic(percent: int) -> dict[str, Any]:
     from cutover_kit.hooks.haproxy import HAProxyHook
+    from cutover_kit.stages.emergency import ensure_not_stopped, record_step_progress
 
+    # Checked before every step: an operator's emergency stop ends the advance here.
+    ensure_not_stopped(f"move green to {percent} %")
+    record_step_progress(f"{percent} %")
     weights = HAProxyHook().set_green_percent(percent)
     reason = f"Green at {percent} %: weights blue {weights.blue} / green {weights.green}, verified by read-back"
     log.info(reason)
@@ -150,7 +157,9 @@ def verify_blue_warm() -> dict[str, Any]:
 def record_promotion(plan: dict[str, Any]) -> dict[str, Any]:
     """Stage 13's end: green holds 100 % after the standby watch, read back from the router."""
     from cutover_kit.hooks.haproxy import HAProxyHook
+    from cutover_kit.stages.emergency import ensure_not_stopped
 
+    ensure_not_stopped("promote")
     weights = HAProxyHook().read_weights()
     if weights.green_percent != 100:
         raise AirflowFailException(f"Refusing to promote: router weights are {weights.to_dict()}, not 100 % green")

@@ -9,6 +9,10 @@ Reflex rollback: when ``haproxy_conn_id`` is set, a halt puts 100 % of traffic b
 inside the trigger, verified by read-back, before the event is even delivered. Waiting for the
 scheduler to run a rollback task costs seconds of user-facing errors; the DAG's rollback tasks
 then re-assert the same absolute state (idempotent) and verify it end to end.
+
+Emergency stop: when ``state_conn_id`` is set, every poll first reads the shared cutover state
+(cutover_kit.control); a latched stop halts the gate at once with the operator's reason, and an
+unreadable state makes that poll INCONCLUSIVE (a gate never passes on an unknown).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class SLOGateTrigger(BaseTrigger):
         blue_baseline: dict[str, Any] | None = None,
         prometheus_conn_id: str = "prometheus_default",
         haproxy_conn_id: str | None = None,
+        state_conn_id: str | None = None,
     ) -> None:
         super().__init__()
         self.step_label = step_label
@@ -50,6 +55,7 @@ class SLOGateTrigger(BaseTrigger):
         self.blue_baseline = blue_baseline
         self.prometheus_conn_id = prometheus_conn_id
         self.haproxy_conn_id = haproxy_conn_id
+        self.state_conn_id = state_conn_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -64,6 +70,7 @@ class SLOGateTrigger(BaseTrigger):
                 "blue_baseline": self.blue_baseline,
                 "prometheus_conn_id": self.prometheus_conn_id,
                 "haproxy_conn_id": self.haproxy_conn_id,
+                "state_conn_id": self.state_conn_id,
             },
         )
 
@@ -85,6 +92,18 @@ class SLOGateTrigger(BaseTrigger):
         return judgement, {"window_seconds": window, "green": green.to_dict(), "blue": blue.to_dict()}
 
 
+    async def _emergency_stop(self) -> tuple[Any, str | None]:
+        """(latched stop or None, error text if the shared state could not be read)."""
+        if not self.state_conn_id:
+            return None, None
+        from cutover_kit.control import CutoverStateError
+        from cutover_kit.hooks.cutover_state import CutoverStateHook
+
+        try:
+            return await sync_to_async(CutoverStateHook(self.state_conn_id).emergency_stop)(), None
+        except CutoverStateError as error:
+            return None, str(error)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from cutover_kit.hooks.prometheus import PrometheusHook
 
@@ -92,8 +111,20 @@ class SLOGateTrigger(BaseTrigger):
         baseline = ColorWindow.from_dict(self.blue_baseline) if self.blue_baseline else None
         hook = PrometheusHook(self.prometheus_conn_id)
         progress = GateProgress()
+        stop = None
         while True:
+            stop, state_error = await self._emergency_stop()
+            elapsed = time.time() - self.gate_started_at
+            if stop is not None:
+                from cutover_kit.control import emergency_halt_line
+
+                judgement, measurements = Judgement(Verdict.FAIL, stop.describe()), {}
+                decision, line = GateDecision.HALT, emergency_halt_line(self.step_label, stop)
+                self.log.info(line)
+                break
             judgement, measurements = await self._judge_once(hook, plan, baseline)
+            if state_error:
+                judgement = Judgement(Verdict.INCONCLUSIVE, f"cutover state unreadable: {state_error}")
             elapsed = time.time() - self.gate_started_at
             progress, decision = advance_gate(
                 progress,
@@ -120,6 +151,8 @@ class SLOGateTrigger(BaseTrigger):
             "polls": progress.polls,
             "measurements": measurements,
         }
+        if stop is not None:
+            event["emergency_stop"] = stop.to_json()
         if decision is not GateDecision.PROMOTE and self.haproxy_conn_id:
             from cutover_kit.stages.traffic import restore_blue_now
 

@@ -1,0 +1,63 @@
+"""Emergency rollback DAG: wiring only. Tasks live in cutover_kit.stages (emergency, rollback, traffic)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Param, TriggerRule, chain, task
+
+from cutover_kit.control import REASON_MAX_CHARS, REASON_MIN_CHARS
+from cutover_kit.stages import emergency, rollback, traffic
+
+DOC = """
+### Emergency rollback: everything back to blue (Rails), now
+
+Trigger with a **reason** (required). Safe at any moment, including while `cutover` runs:
+
+1. **Latch the emergency stop** in the shared cutover state: the running cutover stops advancing
+   (every step and every gate poll checks it), ends as rolled back with your reason, and no cutover
+   starts again until one is triggered with `acknowledge_emergency_stop`.
+2. **Traffic -> 100 % blue** in the router, verified by read-back.
+3. **Smoke checks on blue**, directly and through the router; every answer must come from blue.
+4. **Report**: one log line with each timing since the trigger.
+
+Every task sets absolute state, so triggering it twice is harmless.
+"""
+
+# Emergency tasks jump the queue of the shared executor slots and retry fast.
+DEFAULT_ARGS = {
+    "owner": "platform",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=1),
+    "priority_weight": 100,
+    "execution_timeout": timedelta(minutes=2),
+}
+
+with DAG(
+    dag_id="emergency_rollback",
+    description="Big red button: stop the cutover, all traffic back to blue (Rails), verified",
+    doc_md=DOC,
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args=DEFAULT_ARGS,
+    params={
+        # No default: the UI and the REST API refuse a trigger without a reason before a run exists.
+        "reason": Param(type="string", minLength=REASON_MIN_CHARS, maxLength=REASON_MAX_CHARS, pattern=r"\S",
+                        description="Why you roll back (shown in the cutover's verdict and in every log line)"),
+    },
+    tags=["cutover", "blue-green", "emergency"],
+) as dag:
+    latch = task(emergency.latch_emergency_stop, task_id="latch_emergency_stop")(reason="{{ params.reason }}")
+    # ALL_DONE: traffic goes back to blue even if the latch could not be written.
+    traffic_back = task(rollback.route_all_to_blue, task_id="route_all_to_blue", trigger_rule=TriggerRule.ALL_DONE)()
+    blue_serving = task(rollback.verify_blue_serving, task_id="verify_blue_serving")()
+    smoke = task(traffic.smoke_checks, task_id="smoke_checks_on_blue", retries=1)(
+        "emergency rollback", targets=("app_blue", "app_router")
+    )
+    report = task(emergency.report_emergency_rollback, task_id="report", trigger_rule=TriggerRule.ALL_DONE, retries=0)(
+        latch.operator.task_id,
+        {"traffic": traffic_back.operator.task_id, "blue serving": blue_serving.operator.task_id,
+         "smoke on blue": smoke.operator.task_id},
+    )
+    chain(latch, traffic_back, blue_serving, smoke, report)

@@ -1,0 +1,70 @@
+"""CutoverStateHook: the shared cutover state (emergency stop, progress) kept in Redis.
+
+Redis because every component must see a latch within one gate poll, including the triggerer
+(which has no Airflow metadata session of its own), and because a single key SET is atomic and
+absolute: latching twice is latching once. Connection ``redis_default``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from cutover_kit.control import CutoverStateError, EmergencyStop
+from cutover_kit.hooks.redis_store import RedisHook
+
+EMERGENCY_STOP_KEY = "cutover:emergency_stop"
+PROGRESS_KEY = "cutover:progress"
+
+
+class CutoverStateHook(RedisHook):
+    hook_name = "Cutover state (Redis)"
+
+    def _call(self, what: str, action):
+        try:
+            return action(self.get_conn())
+        except CutoverStateError:
+            raise
+        except Exception as error:  # redis errors, connection lookup errors: one clear message
+            raise CutoverStateError(f"cutover state ({self.redis_conn_id}) unavailable while {what}: "
+                                    f"{type(error).__name__}: {error}") from error
+
+    def emergency_stop(self) -> EmergencyStop | None:
+        """The latched stop, or None. Raises CutoverStateError when Redis cannot answer: callers
+        decide what unknown means (a step refuses to advance; a gate cannot pass that poll)."""
+        raw = self._call("reading the emergency stop", lambda r: r.get(EMERGENCY_STOP_KEY))
+        return None if raw is None else EmergencyStop.from_json(raw)
+
+    def latch_emergency_stop(self, stop: EmergencyStop) -> EmergencyStop:
+        """Latch `stop`, keeping an earlier latch (the first operator's reason stands), and return
+        the stop now in force."""
+        def latch(r) -> EmergencyStop:
+            r.set(EMERGENCY_STOP_KEY, stop.to_json(), nx=True)
+            raw = r.get(EMERGENCY_STOP_KEY)
+            if raw is None:
+                raise CutoverStateError("emergency stop did not persist (read back nothing)")
+            return EmergencyStop.from_json(raw)
+        return self._call("latching the emergency stop", latch)
+
+    def clear_emergency_stop(self) -> EmergencyStop | None:
+        """Remove the latch (an operator acknowledged it); returns what was cleared."""
+        def clear(r) -> EmergencyStop | None:
+            raw = r.getdel(EMERGENCY_STOP_KEY)
+            try:
+                return None if raw is None else EmergencyStop.from_json(raw)
+            except CutoverStateError:  # an unreadable latch is still cleared: that is what was asked
+                return None
+        return self._call("clearing the emergency stop", clear)
+
+    def record_progress(self, run_id: str, step_label: str) -> None:
+        """Where the running cutover is (absolute), so an emergency run can say what it interrupted."""
+        value = json.dumps({"run_id": run_id, "step": step_label, "at": time.time()})
+        self._call("recording progress", lambda r: r.set(PROGRESS_KEY, value))
+
+    def progress(self) -> dict[str, Any] | None:
+        raw = self._call("reading progress", lambda r: r.get(PROGRESS_KEY))
+        try:
+            return None if raw is None else json.loads(raw)
+        except ValueError:
+            return None

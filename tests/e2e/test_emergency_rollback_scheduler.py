@@ -1,0 +1,115 @@
+"""The big red button under a real scheduler: `emergency_rollback` triggered over REST while a
+`cutover` run sits in a traffic step's gate. The cutover must stop advancing, end rolled back
+with the operator's reason, and refuse to start again until the stop is acknowledged.
+
+`airflow standalone` (scheduler, triggerer, DAG processor, API server) on a private home and port,
+the sandbox on the e2e ports, traffic through the router all along.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from sandbox.airflow_stack import AirflowStack
+from sandbox.config import PORT_SETTINGS, SandboxConfig
+from sandbox.launcher import Sandbox
+from sandbox.traffic import TrafficGenerator
+
+pytestmark = pytest.mark.timeout(900)
+
+REASON = "support reports double charges on green checkout"
+GATE_5 = "stage_10_traffic_migration.step_5.slo_gate"
+
+
+def green_percent(box: Sandbox) -> float:
+    from cutover_kit.routing.haproxy_runtime import HAProxyRuntimeRouter
+
+    extra = box.connections()["haproxy_default"]["extra"]
+    router = HAProxyRuntimeRouter(backend=extra["backend"], socket_path=extra["socket_path"])
+    return router.read_weights().green_percent
+
+
+@pytest.fixture(scope="module")
+def stack():
+    offset = int(os.environ.get("SANDBOX_E2E_PORT_OFFSET", "2000"))
+    state_dir = Path(tempfile.mkdtemp(prefix="cutover-e2e-sched-"))
+    state_dir.chmod(0o755)  # PostgreSQL runs as another user
+    env = {"SANDBOX_DIR": str(state_dir)}
+    env.update({name: str(default + offset) for name, default in PORT_SETTINGS.values()})
+    box = Sandbox(SandboxConfig.from_env(env))
+    airflow = None
+    generator = None
+    try:
+        box.up()
+        generator = TrafficGenerator(box.config.router_url, rps=30, max_seconds=600, seed=11)
+        generator.start()
+        airflow = AirflowStack(state_dir / "airflow", api_port=17080 + offset, connections=box.connections(),
+                               extra_env={"CUTOVER_GX_ARTIFACT_DIR": str(state_dir / "artifacts")})
+        airflow.start()
+        for dag_id in ("cutover", "emergency_rollback"):
+            airflow.unpause(dag_id)
+        yield airflow, box
+    finally:
+        if airflow is not None:
+            airflow.stop()
+        if generator is not None:
+            generator.stop()
+        box.down()
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_emergency_rollback_needs_a_reason(stack):
+    airflow, _ = stack
+    refused = airflow.trigger("emergency_rollback", {})
+    assert refused.status_code == 400, refused.text
+    blank = airflow.trigger("emergency_rollback", {"reason": "   "})
+    assert blank.status_code == 400, blank.text
+
+
+def test_emergency_rollback_mid_cutover_stops_it_and_it_stays_stopped(stack):
+    airflow, box = stack
+    # Long bake: the run must still be inside step 5's gate when the operator presses the button.
+    started = airflow.trigger("cutover", {"plan": "rehearsal", "bake_seconds": 240, "step_timeout_seconds": 300})
+    assert started.status_code == 200, started.text
+    cutover_run = started.json()["dag_run_id"]
+    airflow.wait_until(lambda: airflow.task_states("cutover", cutover_run).get(GATE_5) == "deferred", 420,
+                       "the 5 % gate to be deferred")
+    assert green_percent(box) > 0
+
+    pressed = airflow.trigger("emergency_rollback", {"reason": REASON})
+    assert pressed.status_code == 200, pressed.text
+    emergency_run = pressed.json()["dag_run_id"]
+    emergency = airflow.wait_for_run("emergency_rollback", emergency_run, timeout=180)
+    assert emergency["state"] == "success", airflow.task_states("emergency_rollback", emergency_run)
+    report = airflow.xcom("emergency_rollback", emergency_run, "report")
+    assert report["traffic_verified_seconds"] < 60, report  # the brief's budget; BENCHMARKS.md has the figures
+    assert green_percent(box) == 0
+
+    cutover = airflow.wait_for_run("cutover", cutover_run, timeout=240)
+    states = airflow.task_states("cutover", cutover_run)
+    assert cutover["state"] == "failed"
+    assert states[GATE_5] == "failed" and states["rollback.halt_at_5"] == "success", states
+    assert states["stage_10_traffic_migration.step_25.set_weights"] in (None, "skipped"), states  # never advanced
+    assert states["stage_13_full_cutover.promote"] in (None, "skipped"), states
+    halt = airflow.xcom("cutover", cutover_run, "rollback.halt_at_5")
+    assert halt["reason"].startswith("Halt at 5 %: emergency rollback by admin") and REASON in halt["reason"], halt
+    verdict_log = airflow.task_log("cutover", cutover_run, "cutover_verdict")
+    assert "Outcome rolled_back: Rolled back: Halt at 5 %: emergency rollback by admin" in verdict_log, verdict_log[-2000:]
+
+    # Latched: a new cutover refuses to start until an operator acknowledges the stop.
+    again = airflow.trigger("cutover", {"plan": "rehearsal"})
+    assert again.status_code == 200, again.text
+    again_run = again.json()["dag_run_id"]
+    refused = airflow.wait_for_run("cutover", again_run, timeout=300)
+    again_states = airflow.task_states("cutover", again_run)
+    assert refused["state"] == "failed"
+    assert again_states["stage_01_deployment_readiness.check_emergency_stop"] == "failed", again_states
+    assert again_states["stage_02_database_preparation.check_schema_version"] in (None, "upstream_failed"), again_states
+    log = airflow.task_log("cutover", again_run, "stage_01_deployment_readiness.check_emergency_stop")
+    assert "Cutover refused: emergency rollback by admin" in log and "acknowledge_emergency_stop=true" in log
+    assert green_percent(box) == 0
