@@ -58,7 +58,7 @@ def test_smoke_run_passes_on_a_healthy_sandbox(sandbox: Sandbox, tmp_path: Path)
     for target in ("app_blue", "app_green", "app_router"):
         assert f"Smoke checks ok on {target}: 5 of 5" in output
     assert re.search(r"Parity ok: \d+ requests answered alike by app_blue and app_green", output)
-    assert "same  GET /api/orders/42 (order): HTTP 200" in output
+    assert "same GET /api/orders/42 (order): HTTP 200 from both" in output
     assert posted == []
 
 

@@ -101,7 +101,7 @@ def check_parity(parity_file: str, blue_conn_id: str = "app_blue", green_conn_id
         result = compare(request, answers[0], answers[1], spec.ignore_for(request))
         results.append(result)
         if result.ok:
-            log.info("same  %s (%s): HTTP %s", request.label, request.name, answers[0].status)
+            log.info("same %s (%s): HTTP %s from both", request.label, request.name, answers[0].status)
         for line in result.lines:
             log.error(line)
     summary = summary_line(results, blue_conn_id, green_conn_id)
