@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +47,9 @@ def member_path(parent: str, name: str) -> str:
 
 
 def parse_pattern(pattern: str) -> tuple[str, ...]:
-    """``$.orders[*].amount`` -> ("orders", "*", "amount") as member/index tokens; ValueError if malformed.
+    """``$.orders[*].amount`` -> (".orders", "[*]", ".amount"); ValueError naming what is malformed.
 
-    Members are kept as ``.name`` and indices as ``[i]`` so that ``$.a[0]`` and ``$.a.0`` differ.
+    Members are kept as ``.name`` and indices as ``[i]``, so a member named "0" is not element 0.
     """
     if not isinstance(pattern, str) or not pattern.startswith("$"):
         raise ValueError(f"{pattern!r} must be a JSON path starting with $ (e.g. $.orders[*].amount)")
