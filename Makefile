@@ -6,7 +6,8 @@ SCENARIO ?= happy
 RESULT ?= rehearsal-result.json
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap rehearsal test test-unit test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-emergency clean
+.PHONY: bootstrap rehearsal test test-unit test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-emergency benchmark-smoke clean
+
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -45,6 +46,9 @@ benchmark-db: bootstrap  ## stage-2 database timings at 1M orders (datagen, back
 
 benchmark-emergency: bootstrap  ## emergency_rollback under `airflow standalone`: trigger -> 100 % blue verified (5 runs)
 	$(PY) -m benchmarks.emergency_rollback --runs 5
+
+benchmark-smoke: bootstrap  ## one scheduled smoke run: median of 5 under airflow standalone (API port 8181) and with dag.test()
+	$(PY) -m benchmarks.smoke_run --runs 5 --json benchmarks/smoke_run.json
 
 lock:  ## regenerate requirements.lock from requirements.txt in a throwaway venv
 	rm -rf /tmp/cutover-lock-venv && python3 -m venv /tmp/cutover-lock-venv

@@ -11,7 +11,9 @@ the new columns. Green therefore needs that schema: below it, ``/readyz`` and th
 colors return the same JSON fields (green adds ``amount`` and ``currency``), so clients see no
 difference.
 
-Fault control (``/__fault``) lets rehearsals inject 5xx errors, latency or a crash. It is only
+Fault control (``/__fault``) lets rehearsals inject 5xx errors, latency or a crash, and lets the
+smoke DAG's tests make one app's answers drift (``body_drift``: every ``status`` field of its JSON
+API answers upper-cased, e.g. an order's "paid" becomes "PAID"). It is only
 accepted from loopback clients that did not come through HAProxy (HAProxy also denies it and adds
 X-Forwarded-For, which this app refuses as a second line of defence).
 """
@@ -116,9 +118,11 @@ class Metrics:
 class FaultSettings:
     error_fraction: float = 0.0
     added_latency_ms: float = 0.0
+    body_drift: bool = False
 
-    def as_dict(self) -> dict[str, float]:
-        return {"error_fraction": self.error_fraction, "added_latency_ms": self.added_latency_ms}
+    def as_dict(self) -> dict[str, Any]:
+        return {"error_fraction": self.error_fraction, "added_latency_ms": self.added_latency_ms,
+                "body_drift": self.body_drift}
 
 
 class FaultState:
@@ -132,12 +136,15 @@ class FaultState:
         with self._lock:
             return FaultSettings(**self._settings.as_dict())
 
-    def update(self, error_fraction: float | None, added_latency_ms: float | None) -> FaultSettings:
+    def update(self, error_fraction: float | None, added_latency_ms: float | None,
+               body_drift: bool | None = None) -> FaultSettings:
         with self._lock:
             if error_fraction is not None:
                 self._settings.error_fraction = error_fraction
             if added_latency_ms is not None:
                 self._settings.added_latency_ms = added_latency_ms
+            if body_drift is not None:
+                self._settings.body_drift = body_drift
             return FaultSettings(**self._settings.as_dict())
 
     def clear(self) -> FaultSettings:
@@ -147,10 +154,14 @@ class FaultState:
 
 
 def parse_fault_request(body: Any) -> tuple[float | None, float | None, bool]:
-    """Validate a /__fault JSON body; raise HttpError(400) naming the bad field."""
+    """Validate a /__fault JSON body; raise HttpError(400) naming the bad field.
+
+    ``body_drift`` is read separately (:func:`parse_body_drift`), so this signature stays as it was.
+    """
     if not isinstance(body, dict):
-        raise HttpError(400, "fault body must be a JSON object with error_fraction, added_latency_ms and/or crash")
-    unknown = sorted(set(body) - {"error_fraction", "added_latency_ms", "crash"})
+        raise HttpError(400, "fault body must be a JSON object with error_fraction, added_latency_ms, body_drift "
+                             "and/or crash")
+    unknown = sorted(set(body) - {"error_fraction", "added_latency_ms", "crash", "body_drift"})
     if unknown:
         raise HttpError(400, f"unknown fault field(s): {', '.join(unknown)}")
     fraction = _number_field(body, "error_fraction", 0.0, 1.0)
@@ -158,9 +169,29 @@ def parse_fault_request(body: Any) -> tuple[float | None, float | None, bool]:
     crash = body.get("crash", False)
     if not isinstance(crash, bool):
         raise HttpError(400, f"crash must be true or false, got {crash!r}")
-    if fraction is None and latency is None and not crash:
-        raise HttpError(400, "fault body sets nothing: give error_fraction, added_latency_ms or crash")
+    if fraction is None and latency is None and not crash and parse_body_drift(body) is None:
+        raise HttpError(400, "fault body sets nothing: give error_fraction, added_latency_ms, body_drift or crash")
     return fraction, latency, crash
+
+
+def parse_body_drift(body: dict[str, Any]) -> bool | None:
+    """``body_drift``: true/false, or None when the body does not mention it."""
+    if "body_drift" not in body:
+        return None
+    if not isinstance(body["body_drift"], bool):
+        raise HttpError(400, f"body_drift must be true or false, got {body['body_drift']!r}")
+    return body["body_drift"]
+
+
+def drift_body(payload: Any) -> Any:
+    """The body_drift fault: every string ``status`` field upper-cased, at any depth (an order, or
+    each order of a list). Other fields are untouched, so a parity diff names exactly this one."""
+    if isinstance(payload, dict):
+        return {key: value.upper() if key == "status" and isinstance(value, str) else drift_body(value)
+                for key, value in payload.items()}
+    if isinstance(payload, list):
+        return [drift_body(item) for item in payload]
+    return payload
 
 
 def _number_field(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
@@ -550,7 +581,10 @@ class Handler(BaseHTTPRequestHandler):
             schema = self.server.schema
             if schema is not None and (problem := schema.problem()):
                 raise HttpError(503, problem)
-            return route.handler_for(self.server.color)(self.server.db, params, body)
+            status, payload = route.handler_for(self.server.color)(self.server.db, params, body)
+            if faults.body_drift and status < 400:
+                payload = drift_body(payload)
+            return status, payload
         except HttpError:
             raise
         except (psycopg2.errors.UndefinedColumn, psycopg2.errors.UndefinedObject) as error:
@@ -587,7 +621,7 @@ class Handler(BaseHTTPRequestHandler):
         if method != "POST":
             raise HttpError(405, "/__fault supports GET, POST and DELETE")
         fraction, latency, crash = parse_fault_request(body)
-        settings = faults.update(fraction, latency)
+        settings = faults.update(fraction, latency, parse_body_drift(body))
         if crash:
             headers["Connection"] = "close"
             # Exit after the 202 has left: the caller learns the crash was accepted, then the

@@ -19,7 +19,7 @@ from sandbox.config import COLORS, SandboxConfig
 
 log = logging.getLogger("sandbox.faults")
 
-KINDS = ("errors", "latency", "crash")
+KINDS = ("errors", "latency", "crash", "body_drift")
 POLL_SECONDS = 0.1
 PERCENT_TOLERANCE = 1e-6  # router percents come back as floats; "equal" means equal to this
 
@@ -42,7 +42,7 @@ class FaultController:
         return self._call("POST", color, body)
 
     def clear(self, color: str) -> dict[str, Any]:
-        """Remove error and latency faults of one color.
+        """Remove error, latency and body-drift faults of one color.
 
         An app that refuses connections (crashed, not restarted yet) has no active fault, and a
         restart starts clean, so that counts as cleared; any other failure raises.
@@ -51,7 +51,7 @@ class FaultController:
             return self._call("DELETE", color, None)
         except FaultError as error:
             if self._refused(error):
-                return {"error_fraction": 0.0, "added_latency_ms": 0.0, "running": False}
+                return {"error_fraction": 0.0, "added_latency_ms": 0.0, "body_drift": False, "running": False}
             raise
 
     @staticmethod
@@ -94,6 +94,9 @@ def fault_body(kind: str, error_fraction: float | None, added_latency_ms: float 
         return {"added_latency_ms": added_latency_ms}
     if kind == "crash":
         return {"crash": True}
+    if kind == "body_drift":
+        # The app upper-cases every `status` field of its JSON API answers (smoke parity tests).
+        return {"body_drift": True}
     raise ValueError(f"unknown fault kind {kind!r}; expected one of {KINDS}")
 
 

@@ -188,11 +188,12 @@ def test_fault_control_is_denied_through_the_router_but_works_directly(sandbox: 
     assert not any("X-Served-By" in answer.headers for answer in denied)
 
     direct = f"{sandbox.config.app_url('blue')}/__fault"
-    assert requests.get(direct, timeout=2).json() == {"error_fraction": 0.0, "added_latency_ms": 0.0}
+    assert requests.get(direct, timeout=2).json() == {"error_fraction": 0.0, "added_latency_ms": 0.0, "body_drift": False}
     assert requests.post(direct, json={"error_fraction": 0.1}, headers={"X-Forwarded-For": "10.0.0.1"},
                          timeout=2).status_code == 403
     for body, message in (({"error_fraction": 1.5}, "between 0 and 1"), ({"added_latency_ms": -1}, "added_latency_ms"),
                           ({"crash": "yes"}, "crash must be"), ({"colour": "red"}, "unknown fault field"),
+                          ({"body_drift": "on"}, "body_drift must be"),
                           ([], "JSON object"), ({}, "sets nothing")):
         answer = requests.post(direct, json=body, timeout=2)
         assert answer.status_code == 400 and message in answer.json()["error"], (body, answer.text)

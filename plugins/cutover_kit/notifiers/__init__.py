@@ -1,0 +1,1 @@
+"""Airflow notifiers (BaseNotifier subclasses) used as DAG and task callbacks."""
