@@ -62,11 +62,11 @@ class ServiceHook(BaseHook):
     def session(self) -> requests.Session:
         return self.get_conn()
 
-    def probe(self, method: str, path: str, json_body: Any = None) -> Probe:
+    def probe(self, method: str, path: str, json_body: Any = None, headers: dict[str, str] | None = None) -> Probe:
         url = f"{self.base_url}{path}"
         started = time.perf_counter()
         try:
-            response = self.session.request(method, url, json=json_body, timeout=self.timeout_seconds)
+            response = self.session.request(method, url, json=json_body, headers=headers, timeout=self.timeout_seconds)
         except requests.RequestException as error:
             return Probe(method, url, None, (time.perf_counter() - started) * 1000, error=short_error(error, self.timeout_seconds))
         elapsed_ms = (time.perf_counter() - started) * 1000
