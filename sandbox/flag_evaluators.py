@@ -53,6 +53,7 @@ class FlagdFileEvaluator:
         try:
             api.set_provider_and_wait(self._provider, domain=self._domain)
         except Exception as error:  # noqa: BLE001 - the provider wraps parse errors in its own types
+            self._provider.shutdown()  # its file watcher thread is already running; stop it
             raise FlagStoreError(f"flag file {self.path}: the flagd provider cannot load it: {error!r}") from error
         self._client = api.get_client(domain=self._domain)
 
