@@ -525,25 +525,18 @@ def request_user_id(header_value: str | None, route: Route, params: dict[str, in
     return user_id if isinstance(user_id, int) and not isinstance(user_id, bool) and user_id > 0 else None
 
 
-@dataclass(frozen=True)
-class ServeDecision:
-    impl: str  # TYPESCRIPT (green's own code) or RAILS (forward to blue)
-    reason: str
-
-
 def decide_impl(evaluator: FlagEvaluator | None, route: Route, user_id: int | None, via_router: bool,
-                forced: str | None) -> ServeDecision:
-    """Green's per-request choice. `forced` (X-Cutover-Serve) counts only on direct requests."""
+                forced: str | None) -> str:
+    """Green's per-request choice, TYPESCRIPT (its own code) or RAILS (forward to blue).
+    `forced` (X-Cutover-Serve) counts only on direct requests."""
     if forced is not None and not via_router:
         if forced not in (TYPESCRIPT, RAILS):
             raise HttpError(400, f"{FORCE_SERVE_HEADER} must be {TYPESCRIPT} or {RAILS}, got {forced!r}")
-        return ServeDecision(forced, f"forced by {FORCE_SERVE_HEADER}")
+        return forced
     if evaluator is None:  # green without flags would be an accident: Rails is the safe answer
-        return ServeDecision(RAILS, "no flag evaluator")
+        return RAILS
     feature_on = evaluator.feature_on(route.feature, user_id, via_router)
-    rollout_on = evaluator.rollout_on(user_id, via_router)
-    impl = TYPESCRIPT if serves_new_code(feature_on, rollout_on) else RAILS
-    return ServeDecision(impl, f"feature {route.feature} {'on' if feature_on else 'off'}, rollout {'on' if rollout_on else 'off'}")
+    return TYPESCRIPT if serves_new_code(feature_on, evaluator.rollout_on(user_id, via_router)) else RAILS
 
 
 class RailsForwarder:
@@ -703,8 +696,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.color == "green":
             via_router = self.headers.get(VIA_ROUTER_HEADER, "").strip().lower() == "router"
             user_id = request_user_id(self.headers.get(USER_ID_HEADER), route, params, body)
-            decision = decide_impl(self.server.flags, route, user_id, via_router, self.headers.get(FORCE_SERVE_HEADER))
-            if decision.impl == RAILS:
+            if decide_impl(self.server.flags, route, user_id, via_router, self.headers.get(FORCE_SERVE_HEADER)) == RAILS:
                 return self._forward_to_rails(headers)
         faults = self.server.faults.snapshot()
         if faults.added_latency_ms > 0:

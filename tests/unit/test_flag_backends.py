@@ -100,16 +100,16 @@ def test_green_serves_its_own_code_only_when_feature_and_rollout_allow():
     users_route = next(r for r in API_ROUTES if r.template == "/api/users/{id}")
     orders_route = next(r for r in API_ROUTES if r.template == "/api/orders")
     flags = _Evaluator({"users": True, "orders": False}, rollout_users={7})
-    assert decide_impl(flags, users_route, 1, True, None).impl == TYPESCRIPT  # routed: the router chose green
-    assert decide_impl(flags, orders_route, 1, True, None).impl == RAILS  # feature off
-    assert decide_impl(flags, users_route, 7, False, None).impl == TYPESCRIPT  # direct, in the rollout share
-    assert decide_impl(flags, users_route, 8, False, None).impl == RAILS
+    assert decide_impl(flags, users_route, 1, True, None) == TYPESCRIPT  # routed: the router chose green
+    assert decide_impl(flags, orders_route, 1, True, None) == RAILS  # feature off
+    assert decide_impl(flags, users_route, 7, False, None) == TYPESCRIPT  # direct, in the rollout share
+    assert decide_impl(flags, users_route, 8, False, None) == RAILS
     # X-Cutover-Serve forces a side on direct requests only; HAProxy strips it anyway.
-    assert decide_impl(flags, orders_route, 1, False, "typescript").impl == TYPESCRIPT
-    assert decide_impl(flags, orders_route, 1, True, "typescript").impl == RAILS
+    assert decide_impl(flags, orders_route, 1, False, "typescript") == TYPESCRIPT
+    assert decide_impl(flags, orders_route, 1, True, "typescript") == RAILS
     with pytest.raises(HttpError, match="X-Cutover-Serve must be typescript or rails, got 'php'"):
         decide_impl(flags, orders_route, 1, False, "php")
-    assert decide_impl(None, users_route, 1, True, None).impl == RAILS
+    assert decide_impl(None, users_route, 1, True, None) == RAILS
 
 
 def test_request_user_id_prefers_the_header_then_path_then_body():
