@@ -6,8 +6,7 @@ SCENARIO ?= happy
 RESULT ?= rehearsal-result.json
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap rehearsal test test-unit test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-emergency benchmark-smoke clean
-
+.PHONY: bootstrap rehearsal test test-unit test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-emergency benchmark-smoke benchmark-flags clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -49,6 +48,9 @@ benchmark-emergency: bootstrap  ## emergency_rollback under `airflow standalone`
 
 benchmark-smoke: bootstrap  ## one scheduled smoke run: median of 5 under airflow standalone (API port 8181) and with dag.test()
 	$(PY) -m benchmarks.smoke_run --runs 5 --json benchmarks/smoke_run.json
+
+benchmark-flags: bootstrap  ## flag flip -> every app serves Rails (file backend), median of 15 flips under traffic
+	$(PY) -m benchmarks.flags --flips 15 --json benchmarks/flags.json
 
 lock:  ## regenerate requirements.lock from requirements.txt in a throwaway venv
 	rm -rf /tmp/cutover-lock-venv && python3 -m venv /tmp/cutover-lock-venv

@@ -51,7 +51,12 @@ def gate_detection_runs(sandbox, runs: int) -> list[dict]:
     plan = load_plan("rehearsal", {"bake_seconds": 30, "step_timeout_seconds": 60}).to_dict()
     faults = FaultController(sandbox.config)
     samples = []
+    from cutover_kit.flags.model import FlagState
+    from cutover_kit.stages.flags import apply_everywhere
+
     for _ in range(runs):
+        # As the DAG's step does: green's own code serves the step (the reflex puts flags back on Rails).
+        apply_everywhere(FlagState.for_step(25), "file")
         HAProxyHook().set_green_percent(25)
         started = time.time()
         trigger = SLOGateTrigger(
@@ -79,6 +84,7 @@ def gate_detection_runs(sandbox, runs: int) -> list[dict]:
             "status": event["status"],
             "detection_seconds": event["decided_at"] - onset["at"],
             "rollback_seconds": event["traffic_restored_at"] - event["decided_at"],
+            "flags_rollback_seconds": event["flags_restored_at"] - event["decided_at"],
             "line": event["line"],
         })
         print(f"  gate run: {samples[-1]['detection_seconds']:.2f} s to detect, "

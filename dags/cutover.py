@@ -9,17 +9,21 @@ from airflow.sdk import TriggerRule
 
 from cutover_kit.plan import OVERRIDABLE_FIELDS, list_plans, load_plan
 from cutover_kit.sensors.slo_gate import SLOGateSensor
-from cutover_kit.stages import database, decisions, emergency, health, migration, readiness, rollback, traffic
+from cutover_kit.stages import database, decisions, emergency, flags, health, migration, readiness, rollback, traffic
 
 DOC = """
 ### Blue (Rails) -> green (TypeScript) cutover
 
 Trigger with a plan name (a file in `include/plans/`) and optional overrides. Stages, in order:
 
-1. **Deployment readiness**: the plan validates, every Connection resolves, every endpoint answers.
+1. **Deployment readiness**: the plan validates, every Connection resolves, every endpoint answers,
+   the plan's flag store (flagd file or Unleash) reads cleanly and every app reports its flags.
 2. **Database preparation**: schema version check, pg_dump backup restored and compared, expand
    migration (TypeScript shape beside the Rails one, sync triggers), batched backfill, then Great
    Expectations against the backup; a failed suite runs the down migration and no traffic moves.
+3. **Feature flags**: every flag at the Rails-safe default, read back from the store and
+   confirmed by every app. Each traffic step then sets its flags (features on, rollout = step %)
+   before raising the weight.
 5. **Health checks**: liveness and readiness of both colors, PostgreSQL and Redis round trips.
 8. **Rollback drill**: a little traffic on green, rolled back and verified; the time is recorded.
 9. **Blue-green setup**: both servers healthy in the router, green at 0 %.
@@ -29,13 +33,12 @@ Trigger with a plan name (a file in `include/plans/`) and optional overrides. St
     SLO gate (green vs live blue, deferrable) -> branch: next step or rollback.
 13. **Full cutover**: 100 % then a standby watch with the same gate; blue stays warm.
 
-A halted gate already put traffic back on blue (its reflex); the `rollback` group re-asserts and
-verifies it, and `cutover_verdict` fails the run with the reason when anything was rolled back.
+from cutover_kit.stages import database, decisions, flags, health, migration, readiness, rollback, traffic
 
 The `emergency_rollback` DAG can stop this run at any moment: every step and every gate poll
 checks its latched stop, and the run ends rolled back with the operator's reason. A latched stop
 blocks new runs until one is triggered with `acknowledge_emergency_stop`.
-Stages 3, 4, 6, 7, 14, 15 arrive in later releases.
+Stages 4, 6, 7, 14, 15 arrive in later releases.
 """
 
 # The DAG's shape (one task group per traffic step) is fixed at parse time by the default plan;
@@ -95,8 +98,9 @@ with DAG(
         plan = task(readiness.validate_plan, task_id="validate_plan", retries=0)(dag_steps=list(DAG_STEPS))
         connections = task(readiness.resolve_connections, task_id="resolve_connections", retries=0)()
         endpoints = task(readiness.check_endpoints_reachable, task_id="check_endpoints_reachable")()
+        flag_store_ready = task(flags.check_flag_store, task_id="check_flag_store")(plan_task_id=plan.operator.task_id)
         no_stop = task(emergency.check_emergency_stop, task_id="check_emergency_stop")()
-        chain(plan, connections, endpoints, no_stop)
+        chain(plan, connections, endpoints, flag_store_ready, no_stop)
 
     with TaskGroup("stage_02_database_preparation") as stage_02:
         version = task(migration.check_schema_version, task_id="check_schema_version", retries=0)()
@@ -113,6 +117,11 @@ with DAG(
             scratch_db=GX_SCRATCH_DB
         )
         chain(version, backup, expand, fill, scratch, validate, drop_scratch)
+
+    with TaskGroup("stage_03_feature_flags") as stage_03:
+        rails_default = task(flags.ensure_rails_default, task_id="flags_at_rails_default")(
+            plan_task_id=plan.operator.task_id
+        )
 
     with TaskGroup("stage_05_health_checks") as stage_05:
         health_checks = [
@@ -141,14 +150,21 @@ with DAG(
         database_halt >> database_down
 
     decide_database = decide_validation(
-        validate.operator.task_id, [t.task_id for t in stage_05_tasks], database_halt.operator.task_id
+        validate.operator.task_id, [rails_default.operator.task_id], database_halt.operator.task_id
     )
-    validate >> decide_database >> [*stage_05_tasks, database_halt]
+    validate >> decide_database >> [rails_default, database_halt]
+    rails_default >> stage_05_tasks
 
     with TaskGroup("rollback") as rollback_group:
-        route_back = task(rollback.route_all_to_blue, task_id="route_all_to_blue", trigger_rule=TriggerRule.ONE_SUCCESS, retries=3, retry_delay=timedelta(seconds=1))()
+        # Two levels, in the plan's order: flags -> Rails (features move back without the router),
+        # then traffic -> 100 % blue. The traffic level runs even if the flag level failed.
+        flags_back = task(flags.flags_to_rails, task_id="flags_to_rails", trigger_rule=TriggerRule.ONE_SUCCESS, retries=3, retry_delay=timedelta(seconds=1))(
+            plan_task_id=plan.operator.task_id
+        )
+        # NONE_SKIPPED: after the flag level succeeded or failed, never when no rollback happened.
+        route_back = task(rollback.route_all_to_blue, task_id="route_all_to_blue", trigger_rule=TriggerRule.NONE_SKIPPED, retries=3, retry_delay=timedelta(seconds=1))()
         verify_back = task(rollback.verify_blue_serving, task_id="verify_blue_serving", retry_delay=timedelta(seconds=1))()
-        route_back >> verify_back
+        flags_back >> route_back >> verify_back
 
     GATE_INPUTS = {"plan_task_id": plan.operator.task_id, "baseline_task_id": baseline.operator.task_id}
 
@@ -156,35 +172,39 @@ with DAG(
         """set weights -> smoke checks (stage 11) -> SLO gate -> decide: next step or halt."""
         label = f"{percent} %"
         with TaskGroup(f"step_{percent}") as step:
+            # Flags before weights: green serves the step's features itself before more users reach it.
+            step_flags = task(flags.set_step_flags, task_id="set_flags")(percent, plan_task_id=plan.operator.task_id)
             weights = task(traffic.set_traffic, task_id="set_weights")(percent)
-            smoke = task(traffic.smoke_checks, task_id="stage_11_smoke_checks", retries=0)(label)
+            smoke = task(traffic.smoke_checks, task_id="stage_11_smoke_checks", retries=0)(
+                label, plan_task_id=plan.operator.task_id
+            )
             gate = SLOGateSensor(
                 task_id="slo_gate", step_label=label, weights_set_at=weights, retries=0, **GATE_INPUTS
             )
             branch = decide.override(task_id="decide")(gate.task_id, next_task_id, f"rollback.halt_at_{percent}")
-            chain(weights, smoke, gate, branch)
+            chain(step_flags, weights, smoke, gate, branch)
         halt = task(rollback.record_halt, task_id=f"halt_at_{percent}", task_group=rollback_group, retries=0)(
             label, gate.task_id, smoke.operator.task_id, weights.operator.task_id
         )
-        branch >> halt >> route_back
-        return weights, branch, halt
+        branch >> halt >> flags_back
+        return step_flags, weights, branch, halt
 
     migration_steps = [p for p in DAG_STEPS if p < 100]
-    step_ids = [f"stage_10_traffic_migration.step_{p}.set_weights" for p in migration_steps]
-    step_ids.append("stage_13_full_cutover.step_100.set_weights")
+    step_ids = [f"stage_10_traffic_migration.step_{p}.set_flags" for p in migration_steps]
+    step_ids.append("stage_13_full_cutover.step_100.set_flags")
     halts, heads, tails = [], [], []
     with TaskGroup("stage_10_traffic_migration") as stage_10:
         for index, percent in enumerate(migration_steps):
-            head, tail, halt = traffic_step(percent, step_ids[index + 1])
+            head, _, tail, halt = traffic_step(percent, step_ids[index + 1])
             heads.append(head), tails.append(tail), halts.append(halt)
 
     with TaskGroup("stage_13_full_cutover") as stage_13:
-        head, tail, halt = traffic_step(100, "stage_13_full_cutover.standby_watch")
+        head, weights_100, tail, halt = traffic_step(100, "stage_13_full_cutover.standby_watch")
         heads.append(head), tails.append(tail), halts.append(halt)
         standby = SLOGateSensor(
             task_id="standby_watch",
             step_label="100 % standby",
-            weights_set_at=head,
+            weights_set_at=weights_100,
             bake_seconds_field="standby_seconds",
             **GATE_INPUTS,
             retries=0,
@@ -194,10 +214,10 @@ with DAG(
         )
         promote = task(traffic.record_promotion, task_id="promote")(plan)
     standby_halt = task(rollback.record_halt, task_id="halt_at_standby", task_group=rollback_group, retries=0)(
-        "100 % standby", standby.task_id, None, head.operator.task_id
+        "100 % standby", standby.task_id, None, weights_100.operator.task_id
     )
     halts.append(standby_halt)
-    standby_branch >> standby_halt >> route_back
+    standby_branch >> standby_halt >> flags_back
 
     for tail, next_head in zip(tails, heads[1:]):
         tail >> next_head

@@ -17,9 +17,10 @@ Trigger with a **reason** (required). Safe at any moment, including while `cutov
 1. **Latch the emergency stop** in the shared cutover state: the running cutover stops advancing
    (every step and every gate poll checks it), ends as rolled back with your reason, and no cutover
    starts again until one is triggered with `acknowledge_emergency_stop`.
-2. **Traffic -> 100 % blue** in the router, verified by read-back.
-3. **Smoke checks on blue**, directly and through the router; every answer must come from blue.
-4. **Report**: one log line with each timing since the trigger.
+2. **Flags -> Rails** in the flag store the apps evaluate, verified in the store and in every app.
+3. **Traffic -> 100 % blue** in the router, verified by read-back (runs even if step 2 failed).
+4. **Smoke checks on blue**, directly and through the router; every answer must come from blue.
+5. **Report**: one log line with each timing since the trigger.
 
 Every task sets absolute state, so triggering it twice is harmless.
 """
@@ -45,11 +46,16 @@ with DAG(
         # No default: the UI and the REST API refuse a trigger without a reason before a run exists.
         "reason": Param(type="string", minLength=REASON_MIN_CHARS, maxLength=REASON_MAX_CHARS, pattern=r"\S",
                         description="Why you roll back (shown in the cutover's verdict and in every log line)"),
+        "flag_backend": Param(None, type=["null", "string"], enum=[None, "file", "unleash"],
+                              description="Flag store to flip; empty = the one the apps report they evaluate"),
     },
     tags=["cutover", "blue-green", "emergency"],
 ) as dag:
     latch = task(emergency.latch_emergency_stop, task_id="latch_emergency_stop")(reason="{{ params.reason }}")
-    # ALL_DONE: traffic goes back to blue even if the latch could not be written.
+    # ALL_DONE: flags and traffic go back even if the latch (or the flag flip) failed.
+    flags_back = task(emergency.flags_to_rails, task_id="flags_to_rails", trigger_rule=TriggerRule.ALL_DONE)(
+        flag_backend="{{ params.flag_backend or '' }}"
+    )
     traffic_back = task(rollback.route_all_to_blue, task_id="route_all_to_blue", trigger_rule=TriggerRule.ALL_DONE)()
     blue_serving = task(rollback.verify_blue_serving, task_id="verify_blue_serving")()
     smoke = task(traffic.smoke_checks, task_id="smoke_checks_on_blue", retries=1)(
@@ -57,7 +63,7 @@ with DAG(
     )
     report = task(emergency.report_emergency_rollback, task_id="report", trigger_rule=TriggerRule.ALL_DONE, retries=0)(
         latch.operator.task_id,
-        {"traffic": traffic_back.operator.task_id, "blue serving": blue_serving.operator.task_id,
+        {"flags": flags_back.operator.task_id, "traffic": traffic_back.operator.task_id, "blue serving": blue_serving.operator.task_id,
          "smoke on blue": smoke.operator.task_id},
     )
-    chain(latch, traffic_back, blue_serving, smoke, report)
+    chain(latch, flags_back, traffic_back, blue_serving, smoke, report)

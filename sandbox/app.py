@@ -1,7 +1,23 @@
 """Demo service, one process per color: ``python -m sandbox.app --color blue --port 18081``.
 
 Blue stands for the legacy Rails app, green for its rewrite; both serve the same JSON API on the
-same database (DSN from env ``SANDBOX_APP_DSN``). Every response carries ``X-Served-By: <color>``.
+same database (DSN from env ``SANDBOX_APP_DSN``). Every response carries ``X-App-Color: <color>``
+(the process that answered) and ``X-Served-By: rails|typescript`` (the implementation whose code
+produced the answer).
+
+Feature flags (green only). Per request, green asks its flag evaluator (sandbox.flag_evaluators:
+the flagd file in-process, or Unleash) whether this request's feature area (users, orders) is
+served by its own code: ``serves_new_code(feature_on, rollout_on)``, with the user id from
+``X-User-Id`` (else the path or body) and ``via_router`` from the ``X-Cutover-Via: router`` header
+HAProxy sets. Otherwise green forwards the request to blue (Rails) over pooled keep-alive
+connections and returns blue's status and body with ``X-Served-By: rails``: flipping the flags
+to Rails moves feature traffic back without touching the router. On direct requests (not through
+HAProxy) ``X-Cutover-Serve: typescript|rails`` forces one side (the smoke checks' parity tests).
+Forwarded requests are counted in ``http_forwarded_requests_total`` / ``http_forward_duration_seconds``,
+not in ``http_requests_total``: green's SLIs cover what green's own code serves, and blue's own
+metrics already count the forwarded request (its failure is blue's). Injected error and latency
+faults model a defect in green's new code, so they hit only what green serves itself.
+``GET /__flags`` (loopback only, like ``/__fault``) reports the flags the app evaluates right now.
 
 Blue only knows the legacy (Rails) columns. Green uses the shape of the expand migration
 20261126000001: it writes ``amount`` (decimal), ``currency`` and ``status_v2`` (and lets the
@@ -22,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import decimal
+import http.client
 import json
 import os
 import random
@@ -45,6 +62,7 @@ import psycopg2.pool
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import ProcessCollector
 
+from cutover_kit.flags.model import FEATURES, RAILS, TYPESCRIPT, FlagEvaluator, serves_new_code
 from sandbox.config import GREEN_REQUIRED_SCHEMA
 
 LATENCY_BUCKETS = (.001, .0025, .005, .0075, .01, .015, .02, .03, .05, .075, .1, .15, .2, .3, .5, .75, 1, 2, 5)
@@ -57,6 +75,11 @@ LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 UNMATCHED_ROUTE = "unmatched"  # one label value for every unknown path keeps metric cardinality bounded
 SCHEMA_CHECK_SECONDS = 1.0  # green re-reads schema_migrations at most this often
 MAX_AMOUNT = decimal.Decimal("21474836.47")  # amount_cents is a 32-bit integer in the legacy shape
+FORWARD_POOL_SIZE = 16  # idle keep-alive connections green keeps to blue (HAProxy sends <= 16 at once)
+FORWARD_TIMEOUT_SECONDS = 33.0  # above blue's maximum injected latency (30 s), below HAProxy's 35 s
+FORWARD_MAX_IDLE_SECONDS = 30.0  # well under blue's 120 s idle timeout: never reuse a connection blue closed
+FORWARDED_RESPONSE_HEADERS = ("Content-Type", "X-Fault-Injected")
+VIA_ROUTER_HEADER, FORCE_SERVE_HEADER, USER_ID_HEADER = "X-Cutover-Via", "X-Cutover-Serve", "X-User-Id"
 
 
 class HttpError(Exception):
@@ -90,6 +113,16 @@ class Metrics:
         )
         info = Gauge("app_info", "Always 1; identifies the color of this process", ["color"], registry=self.registry)
         info.labels(color=color).set(1)
+        # Requests green passed on to blue because a flag said Rails: kept apart from the SLI series
+        # above so the gate judges only what green's own code served (blue counts them as its own).
+        self.forwarded = Counter(
+            "http_forwarded_requests", "API requests forwarded to Rails (blue) because of the feature flags",
+            ["color", "route", "method", "code"], registry=self.registry,
+        )
+        self.forward_duration = Histogram(
+            "http_forward_duration_seconds", "Time to answer a forwarded request, blue's time included",
+            ["color", "route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
 
     def precreate(self, routes: tuple[Route, ...]) -> None:
         """Expose 0-valued series for each API route's success and 500 codes from the start.
@@ -105,6 +138,10 @@ class Metrics:
     def observe(self, route: str, method: str, code: int, seconds: float) -> None:
         self.requests.labels(color=self.color, route=route, method=method, code=str(code)).inc()
         self.duration.labels(color=self.color, route=route).observe(seconds)
+
+    def observe_forwarded(self, route: str, method: str, code: int, seconds: float) -> None:
+        self.forwarded.labels(color=self.color, route=route, method=method, code=str(code)).inc()
+        self.forward_duration.labels(color=self.color, route=route).observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -472,20 +509,25 @@ class Route:
     handler: ApiHandler  # blue, the legacy shape
     success_code: int = 200
     green_handler: ApiHandler | None = None  # green, the expanded shape; None = same SQL as blue
+    feature: str = "users"  # the feature area whose flag decides who serves it (FEATURES)
 
     def handler_for(self, color: str) -> ApiHandler:
         return (self.green_handler or self.handler) if color == "green" else self.handler
 
 
 API_ROUTES = (
-    Route("GET", re.compile(r"/api/users/(?P<id>\d{1,18})"), "/api/users/{id}", get_user),
-    Route("POST", re.compile(r"/api/users"), "/api/users", create_user, 201, green_create_user),
-    Route("GET", re.compile(r"/api/orders/(?P<id>\d{1,18})"), "/api/orders/{id}", get_order, 200, green_get_order),
+    Route("GET", re.compile(r"/api/users/(?P<id>\d{1,18})"), "/api/users/{id}", get_user, feature="users"),
+    Route("POST", re.compile(r"/api/users"), "/api/users", create_user, 201, green_create_user, feature="users"),
+    Route("GET", re.compile(r"/api/orders/(?P<id>\d{1,18})"), "/api/orders/{id}", get_order, 200, green_get_order,
+          feature="orders"),
     Route("GET", re.compile(r"/api/users/(?P<id>\d{1,18})/orders"), "/api/users/{id}/orders", list_user_orders, 200,
-          green_list_user_orders),
-    Route("POST", re.compile(r"/api/orders"), "/api/orders", create_order, 201, green_create_order),
+          green_list_user_orders, feature="orders"),
+    Route("POST", re.compile(r"/api/orders"), "/api/orders", create_order, 201, green_create_order, feature="orders"),
 )
-OPS_PATHS = {"/healthz", "/readyz", "/metrics", "/__fault"}
+assert {route.feature for route in API_ROUTES} == set(FEATURES), "every feature area needs routes, and only those"
+OPS_PATHS = {"/healthz", "/readyz", "/metrics", "/__fault", "/__flags"}
+# The experiment's surface: green tags its own answers on this route with the user's variant.
+EXPERIMENT_ROUTE = "/api/users/{id}/orders"
 
 
 def match_api_route(method: str, path: str) -> tuple[Route | None, dict[str, int], bool]:
@@ -501,6 +543,108 @@ def match_api_route(method: str, path: str) -> tuple[Route | None, dict[str, int
 
 
 # --------------------------------------------------------------------------------------------
+# Feature flags: who serves a request on green
+
+
+def request_user_id(header_value: str | None, route: Route, params: dict[str, int], body: Any) -> int | None:
+    """The user a request is evaluated for: X-User-Id, else the user in the path, else in the body."""
+    if header_value and header_value.strip().isdigit():
+        return int(header_value.strip())
+    if route.template.startswith("/api/users/{id}"):
+        return params.get("id")
+    user_id = body.get("user_id") if isinstance(body, dict) else None
+    return user_id if isinstance(user_id, int) and not isinstance(user_id, bool) and user_id > 0 else None
+
+
+def decide_impl(evaluator: FlagEvaluator | None, route: Route, user_id: int | None, via_router: bool,
+                forced: str | None) -> str:
+    """Green's per-request choice, TYPESCRIPT (its own code) or RAILS (forward to blue).
+    `forced` (X-Cutover-Serve) counts only on direct requests."""
+    if forced is not None and not via_router:
+        if forced not in (TYPESCRIPT, RAILS):
+            raise HttpError(400, f"{FORCE_SERVE_HEADER} must be {TYPESCRIPT} or {RAILS}, got {forced!r}")
+        return forced
+    if evaluator is None:  # green without flags would be an accident: Rails is the safe answer
+        return RAILS
+    feature_on = evaluator.feature_on(route.feature, user_id, via_router)
+    return TYPESCRIPT if serves_new_code(feature_on, evaluator.rollout_on(user_id, via_router)) else RAILS
+
+
+class RailsForwarder:
+    """Green's way to Rails: pooled keep-alive HTTP/1.1 connections to blue, thread-safe.
+
+    A connection idle longer than FORWARD_MAX_IDLE_SECONDS is dropped rather than reused, so blue
+    never closes one under us; a GET that still meets a closed pooled connection is retried once
+    on a fresh one (a POST never is: it may have reached blue).
+    """
+
+    def __init__(self, base_url: str, pool_size: int = FORWARD_POOL_SIZE, timeout: float = FORWARD_TIMEOUT_SECONDS) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme != "http" or not parts.hostname or not parts.port:
+            raise ValueError(f"Rails URL must look like http://host:port, got {base_url!r}")
+        self.host, self.port, self.timeout = parts.hostname, parts.port, timeout
+        self._idle: list[tuple[http.client.HTTPConnection, float]] = []
+        self._lock = threading.Lock()
+        self._pool_size = pool_size
+        self.connections_opened = 0  # tests check that connections are reused
+
+    def _checkout(self) -> tuple[http.client.HTTPConnection, bool]:
+        now = time.monotonic()
+        with self._lock:
+            while self._idle:
+                conn, idle_since = self._idle.pop()
+                if now - idle_since < FORWARD_MAX_IDLE_SECONDS:
+                    return conn, True
+                conn.close()
+            self.connections_opened += 1
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout), False
+
+    def _checkin(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if len(self._idle) < self._pool_size:
+                self._idle.append((conn, time.monotonic()))
+                return
+        conn.close()
+
+    def forward(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        """(status, body, headers) of blue's answer; raises HttpError(502) when blue cannot answer."""
+        for attempt in (1, 2):
+            conn, reused = self._checkout()
+            try:
+                conn.request(method, path, body=body or None, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as error:
+                conn.close()
+                if reused and method == "GET" and attempt == 1:
+                    continue
+                raise HttpError(502, f"Rails (blue) unavailable: {type(error).__name__}: {error}") from None
+            except (OSError, http.client.HTTPException) as error:
+                conn.close()
+                raise HttpError(502, f"Rails (blue) unavailable: {type(error).__name__}: {error}") from None
+            if response.will_close:
+                conn.close()
+            else:
+                self._checkin(conn)
+            kept = {name: response.headers[name] for name in FORWARDED_RESPONSE_HEADERS if response.headers.get(name)}
+            return response.status, data, kept
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            for conn, _ in self._idle:
+                conn.close()
+            self._idle.clear()
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """A body passed through unchanged (blue's answer to a forwarded request)."""
+    data: bytes
+    content_type: str
+
+
+# --------------------------------------------------------------------------------------------
 # HTTP plumbing
 
 
@@ -509,10 +653,16 @@ class AppServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128  # the default backlog of 5 drops connections under bursts
 
-    def __init__(self, address: tuple[str, int], color: str, db: Database) -> None:
+    def __init__(self, address: tuple[str, int], color: str, db: Database, flags: FlagEvaluator | None = None,
+                 flag_backend: str | None = None, rails: RailsForwarder | None = None) -> None:
         super().__init__(address, Handler)
         self.color = color
         self.db = db
+        # Blue is Rails: it serves everything itself and evaluates no flags. Green needs both.
+        self.own_impl = TYPESCRIPT if color == "green" else RAILS
+        self.flags = flags
+        self.flag_backend = flag_backend
+        self.rails = rails
         # Blue (Rails) runs on any schema from the base version on; green needs the expand.
         self.schema = SchemaGate(db) if color == "green" else None
         self.metrics = Metrics(color)
@@ -551,7 +701,7 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         started = time.perf_counter()
         path = urlsplit(self.path).path
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {"X-Served-By": self.server.own_impl}
         api_route, params, path_known = match_api_route(method, path)
         label = path if path in OPS_PATHS else (api_route.template if api_route else UNMATCHED_ROUTE)
         try:
@@ -565,11 +715,20 @@ class Handler(BaseHTTPRequestHandler):
                 status, payload = self._api(api_route, params, body, headers)
         except HttpError as error:
             status, payload = error.status, {"error": error.message}
-        if label != "/metrics":  # scrapes would otherwise dominate the request counts
-            self.server.metrics.observe(label, method, status, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        if api_route is not None and headers["X-Served-By"] != self.server.own_impl:
+            self.server.metrics.observe_forwarded(label, method, status, elapsed)
+        elif label != "/metrics":  # scrapes would otherwise dominate the request counts
+            self.server.metrics.observe(label, method, status, elapsed)
         self._send(status, payload, headers)
 
     def _api(self, route: Route, params: dict[str, int], body: Any, headers: dict[str, str]) -> Result:
+        user_id = None
+        if self.server.color == "green":
+            via_router = self.headers.get(VIA_ROUTER_HEADER, "").strip().lower() == "router"
+            user_id = request_user_id(self.headers.get(USER_ID_HEADER), route, params, body)
+            if decide_impl(self.server.flags, route, user_id, via_router, self.headers.get(FORCE_SERVE_HEADER)) == RAILS:
+                return self._forward_to_rails(headers)
         faults = self.server.faults.snapshot()
         if faults.added_latency_ms > 0:
             time.sleep(faults.added_latency_ms / 1000)
@@ -584,6 +743,8 @@ class Handler(BaseHTTPRequestHandler):
             status, payload = route.handler_for(self.server.color)(self.server.db, params, body)
             if faults.body_drift and status < 400:
                 payload = drift_body(payload)
+            if self.server.color == "green" and route.template == EXPERIMENT_ROUTE and self.server.flags is not None:
+                headers["X-Experiment-Order-Summary"] = self.server.flags.experiment_variant(user_id)
             return status, payload
         except HttpError:
             raise
@@ -596,9 +757,40 @@ class Handler(BaseHTTPRequestHandler):
             self.log_error("unhandled error on %s %s: %r", route.method, route.template, error)
             return 500, {"error": "internal error"}
 
+    def _forward_to_rails(self, headers: dict[str, str]) -> Result:
+        """Blue's answer to this very request: same method, path, query and body."""
+        headers["X-Served-By"] = RAILS
+        if self.server.rails is None:
+            raise HttpError(502, "green has no Rails URL to forward to (--rails-url)")
+        sent = {"Content-Type": self.headers.get("Content-Type", "application/json"), "X-Forwarded-By": self.server.color}
+        if self.headers.get(USER_ID_HEADER):
+            sent[USER_ID_HEADER] = self.headers[USER_ID_HEADER]
+        status, data, kept = self.server.rails.forward(self.command, self.path, self._raw_body, sent)
+        content_type = kept.pop("Content-Type", "application/json")
+        headers.update(kept)
+        return status, RawBody(data, content_type)
+
+    def _loopback_only(self, path: str) -> None:
+        if self.client_address[0] not in LOOPBACK or "X-Forwarded-For" in self.headers:
+            raise HttpError(403, f"{path} is only reachable directly from loopback")
+
+    def _flags(self, method: str) -> Result:
+        """The flags this app evaluates right now (the DAG verifies "every app serves Rails" here)."""
+        self._loopback_only("/__flags")
+        if method != "GET":
+            raise HttpError(405, "/__flags only supports GET")
+        if self.server.flags is None:
+            return 200, {"color": self.server.color, "evaluates_flags": False, "backend": None,
+                         "features": dict.fromkeys(FEATURES, False), "serves_rails": self.server.own_impl == RAILS}
+        from sandbox.flag_evaluators import evaluated_flags
+
+        return 200, {"color": self.server.color, **evaluated_flags(self.server.flags, self.server.flag_backend or "?")}
+
     def _ops(self, method: str, path: str, body: Any, headers: dict[str, str]) -> Result:
         if path == "/__fault":
             return self._fault(method, body, headers)
+        if path == "/__flags":
+            return self._flags(method)
         if method != "GET":
             raise HttpError(405, f"{path} only supports GET")
         if path == "/healthz":
@@ -631,6 +823,7 @@ class Handler(BaseHTTPRequestHandler):
         return 200, settings.as_dict()
 
     def _read_json_body(self) -> Any:
+        self._raw_body = b""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True
             raise HttpError(411, "chunked bodies are not supported; send Content-Length")
@@ -643,6 +836,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the unread body would corrupt the next keep-alive request
             raise HttpError(413, f"body larger than {MAX_BODY_BYTES} bytes")
         raw = self.rfile.read(length) if length else b""
+        self._raw_body = raw  # forwarded to Rails unchanged
         if not raw:
             return {}
         try:
@@ -651,14 +845,16 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(400, f"body is not valid JSON: {error}") from None
 
     def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
-        if isinstance(payload, bytes):
+        if isinstance(payload, RawBody):
+            data, content_type = payload.data, payload.content_type
+        elif isinstance(payload, bytes):
             data, content_type = payload, CONTENT_TYPE_LATEST
         else:
             data, content_type = json.dumps(payload, default=str).encode(), "application/json"
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-Served-By", self.server.color)
+        self.send_header("X-App-Color", self.server.color)
         for name, value in headers.items():
             self.send_header(name, value)
         if headers.get("Connection") == "close":
@@ -677,6 +873,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--pidfile", type=Path, help="written at start, removed at clean exit")
+    parser.add_argument("--rails-url", help="green: blue's base URL (http://host:port), where Rails-flagged requests go")
     return parser.parse_args(argv)
 
 
@@ -686,8 +883,23 @@ def main(argv: list[str] | None = None) -> int:
     if not dsn:
         print("sandbox.app: SANDBOX_APP_DSN is not set (libpq DSN of the cutover database)", file=sys.stderr)
         return 2
+    flags = rails = backend = None
+    if args.color == "green":
+        from cutover_kit.flags.model import FlagStoreError
+        from sandbox.flag_evaluators import evaluator_from_env
+
+        if not args.rails_url:
+            print("sandbox.app: green needs --rails-url (blue's URL) to forward Rails-flagged requests", file=sys.stderr)
+            return 2
+        try:
+            flags = evaluator_from_env(os.environ)
+        except FlagStoreError as error:
+            print(f"sandbox.app: cannot evaluate feature flags: {error}", file=sys.stderr)
+            return 2
+        backend = os.environ.get("SANDBOX_FLAG_BACKEND") or "file"
+        rails = RailsForwarder(args.rails_url)
     db = Database(dsn, args.color)
-    server = AppServer((args.host, args.port), args.color, db)
+    server = AppServer((args.host, args.port), args.color, db, flags=flags, flag_backend=backend, rails=rails)
     if args.pidfile:
         args.pidfile.write_text(f"{os.getpid()}\n")
     # SIGTERM -> orderly stop: serve_forever returns, then the pool closes its connections.
@@ -698,6 +910,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.server_close()
         db.close()
+        if rails is not None:
+            rails.close()
+        if flags is not None and callable(getattr(flags, "close", None)):
+            flags.close()
         if args.pidfile:
             args.pidfile.unlink(missing_ok=True)
     return 0

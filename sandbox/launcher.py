@@ -141,14 +141,29 @@ def haproxy_server_states(socket_path: Path | str, backend: str = "app") -> dict
     return states
 
 
+PLUGINS_DIR = Path(__file__).resolve().parent.parent / "plugins"
+
+
+def _plugins_on_path() -> None:
+    if str(PLUGINS_DIR) not in sys.path:
+        sys.path.append(str(PLUGINS_DIR))
+
+
 def _migrations_module() -> Any:
     """cutover_kit.db.migrations, with plugins/ put on sys.path if the caller did not."""
-    plugins = str(Path(__file__).resolve().parent.parent / "plugins")
-    if plugins not in sys.path:
-        sys.path.append(plugins)
+    _plugins_on_path()
     from cutover_kit.db import migrations
 
     return migrations
+
+
+def write_rails_flags(path: Path) -> Any:
+    """The flag file at the Rails-safe default (every feature served by Rails), verified by read-back."""
+    _plugins_on_path()
+    from cutover_kit.flags.flagd_file import FlagdFileStore
+    from cutover_kit.flags.model import FlagState, apply_flags
+
+    return apply_flags(FlagdFileStore(path), FlagState.rails())
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,6 +199,7 @@ class Sandbox:
             # scrape manager only after ~5 s, which then overlaps with everything else.
             ("prometheus_spawn", self._spawn_prometheus),
             ("postgres", self._start_postgres), ("database", self._bootstrap_database), ("redis", self._start_redis),
+            ("flags", self._write_initial_flags),
             *((color, lambda color=color: self._start_app(color)) for color in COLORS),
             ("haproxy", self._start_haproxy), ("prometheus", self._wait_prometheus),
         ]
@@ -255,6 +271,8 @@ class Sandbox:
             "app_blue": {"conn_type": "http", "host": host, "port": ports["blue_port"]},
             "app_green": {"conn_type": "http", "host": host, "port": ports["green_port"]},
             "app_router": {"conn_type": "http", "host": host, "port": ports["router_port"]},
+            # The flagd file both apps evaluate (flag backend "file"); cutover_kit.hooks.flags.
+            "flagd_default": {"conn_type": "flagd", "extra": {"path": str(self.config.flags_file)}},
         }
 
     def dsn(self) -> str:
@@ -520,14 +538,24 @@ class Sandbox:
         self._wait_ready("redis", client.ping, self._log_path("redis"), pid)
         client.close()
 
+    def _write_initial_flags(self) -> None:
+        """File backend: every app starts evaluating the Rails-safe default (stage 3 re-asserts it)."""
+        if self.config.flag_backend == "file":
+            state = write_rails_flags(self.config.flags_file)
+            log.info("flags at the Rails-safe default in %s: %s", self.config.flags_file, state.describe())
+
     def _start_app(self, color: str) -> int:
         cfg = self.config
         pidfile = cfg.run_dir / f"{color}.pid"
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cfg.repo_root), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cfg.repo_root), str(PLUGINS_DIR), env.get("PYTHONPATH")]))
         env["SANDBOX_APP_DSN"] = self.dsn()
+        env["SANDBOX_FLAG_BACKEND"] = cfg.flag_backend
+        env["SANDBOX_FLAGS_FILE"] = str(cfg.flags_file)
         argv = [sys.executable, "-m", "sandbox.app", "--color", color, "--host", cfg.host,
                 "--port", str(cfg.app_port(color)), "--pidfile", str(pidfile)]
+        if color == "green":  # green forwards Rails-flagged requests to blue
+            argv += ["--rails-url", cfg.app_url("blue")]
         pid = self._spawn(color, argv, env=env)
         # Green needs the expanded schema: on a legacy schema it is alive but (rightly) not ready.
         probe = "/readyz" if self._app_can_be_ready(color) else "/healthz"

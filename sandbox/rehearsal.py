@@ -142,6 +142,8 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
     # rehearsal-sized data set, unless the caller chose otherwise.
     os.environ.setdefault("SANDBOX_SCHEMA", "legacy")
     os.environ.setdefault("SANDBOX_ORDERS", str(REHEARSAL_ORDERS))
+    # The apps evaluate the flags of the backend the plan writes to (file or Unleash).
+    os.environ.setdefault("SANDBOX_FLAG_BACKEND", scenario.plan.flag_backend)
 
     from cutover_kit.routing.haproxy_runtime import HAProxyRuntimeRouter
     from sandbox.config import SandboxConfig

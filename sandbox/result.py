@@ -2,7 +2,9 @@
 
 Public fields (stable; add, don't rename): scenario, outcome, final_weights, stages,
 detection_seconds, rollback_seconds, requests, writes. Extra fields: expected, behaved_as_expected,
-reason, drill_rollback_seconds, fault_onsets, wall_seconds, plan.
+reason, drill_rollback_seconds, fault_onsets, wall_seconds, plan, flags_rollback_seconds (decision ->
+every app serves Rails; the first rollback level, before traffic moves), served_by (requests per
+implementation that answered: rails, typescript, none).
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def build_result(
     )
     promote = _find(records, ".promote")
     route_back = _find(records, "rollback.route_all_to_blue")
+    flags_back = _find(records, "rollback.flags_to_rails")
     verify_back = _find(records, "rollback.verify_blue_serving")
     if not (verify_back and verify_back.return_value):
         verify_back = _find(records, "database_rollback.down_migration_verified")
@@ -120,6 +123,12 @@ def build_result(
     if restored_at is None and route_back and isinstance(route_back.return_value, dict):
         restored_at = route_back.return_value.get("verified_at")
     rollback = round(restored_at - decided_at, 3) if decided_at is not None and restored_at is not None else None
+    # Same rule for the first level: the reflex's verified flip, else the rollback task's.
+    flags_restored_at = halt.get("flags_restored_at") if halt else None
+    if flags_restored_at is None and flags_back and isinstance(flags_back.return_value, dict):
+        flags_restored_at = flags_back.return_value.get("verified_at")
+    flags_rollback = (round(flags_restored_at - decided_at, 3)
+                      if decided_at is not None and flags_restored_at is not None else None)
 
     expected = scenario.get("expect_outcome")
     reason_needle = scenario.get("expect_reason_contains")
@@ -136,6 +145,7 @@ def build_result(
         "stages": [stage_row(record) for record in ran],
         "detection_seconds": detection,
         "rollback_seconds": rollback,
+        "flags_rollback_seconds": flags_rollback,
         "drill_rollback_seconds": (drill.return_value or {}).get("rollback_seconds") if drill else None,
         "requests": {
             "total": traffic_report.get("total", 0),
@@ -148,6 +158,7 @@ def build_result(
             "acknowledged": traffic_report.get("writes_acknowledged", 0),
             "lost": traffic_report.get("writes_lost", 0),
         },
+        "served_by": traffic_report.get("by_served_by", {}),
         "data_validation": data_validation_summary(_find(records, ".validate_with_great_expectations")),
         "backup": backup_summary(_find(records, ".backup_and_verify")),
         "fault_onsets": fault_onsets,
@@ -166,7 +177,9 @@ def render_table(result: dict[str, Any]) -> str:
         "",
         f"scenario {result['scenario']}: {result['outcome']} (expected {result['expected']['outcome']}) - {result['reason']}",
         f"final weights {result['final_weights']}; detection {result['detection_seconds']} s; "
-        f"rollback {result['rollback_seconds']} s; drill rollback {result['drill_rollback_seconds']} s",
+        f"flags rollback {result.get('flags_rollback_seconds')} s; rollback {result['rollback_seconds']} s; "
+        f"drill rollback {result['drill_rollback_seconds']} s",
+        f"served by {result.get('served_by')}",
         f"requests {requests['total']} total, {requests['failed']} failed "
         f"({requests['failed_not_injected']} not injected); writes {writes['acknowledged']} acknowledged, {writes['lost']} lost",
         "BEHAVED AS EXPECTED" if result["behaved_as_expected"] else "DID NOT BEHAVE AS EXPECTED",

@@ -42,6 +42,7 @@ class PlannedRequest:
     route: str
     path: str
     body: dict[str, int] | None = None
+    user_id: int | None = None  # sent as X-User-Id: flags are evaluated per user (sticky)
 
 
 class TrafficGenerator:
@@ -173,14 +174,14 @@ class TrafficGenerator:
         user_id = rng.choice(self._user_ids)
         if rng.random() >= self.read_write_mix:
             body = {"user_id": user_id, "amount_cents": rng.randint(100, 50_000)}
-            return PlannedRequest("POST", ROUTE_CREATE_ORDER, "/api/orders", body)
+            return PlannedRequest("POST", ROUTE_CREATE_ORDER, "/api/orders", body, user_id)
         kind = rng.random()
         if kind < 0.3 and self._order_ids:
             order_id = rng.choice(self._order_ids)
-            return PlannedRequest("GET", ROUTE_ORDER, f"/api/orders/{order_id}")
+            return PlannedRequest("GET", ROUTE_ORDER, f"/api/orders/{order_id}", None, user_id)
         if kind < 0.6:
-            return PlannedRequest("GET", ROUTE_USER_ORDERS, f"/api/users/{user_id}/orders")
-        return PlannedRequest("GET", ROUTE_USER, f"/api/users/{user_id}")
+            return PlannedRequest("GET", ROUTE_USER_ORDERS, f"/api/users/{user_id}/orders", None, user_id)
+        return PlannedRequest("GET", ROUTE_USER, f"/api/users/{user_id}", None, user_id)
 
     def _worker(self) -> None:
         with requests.Session() as session:
@@ -207,8 +208,9 @@ class TrafficGenerator:
         }
         started = time.monotonic()
         try:
+            headers = {"X-User-Id": str(planned.user_id)} if planned.user_id is not None else None
             response = session.request(planned.method, self.base_url + planned.path, json=planned.body,
-                                       timeout=(CONNECT_TIMEOUT, self.timeout_seconds))
+                                       headers=headers, timeout=(CONNECT_TIMEOUT, self.timeout_seconds))
         except requests.RequestException as error:
             entry["error"] = f"{type(error).__name__}: {error}"
         else:
@@ -219,10 +221,12 @@ class TrafficGenerator:
     @staticmethod
     def _fill_from_response(entry: dict[str, Any], planned: PlannedRequest, response: requests.Response) -> None:
         entry["status"] = response.status_code
+        # Which implementation's code answered: "rails" (blue, or green forwarding to blue because a
+        # flag said so) or "typescript" (green's own code). Only present when an app answered.
         entry["served_by"] = response.headers.get("X-Served-By")
         # X-Backend-Server is set by HAProxy even on its own 502/503, so it names the color that
-        # failed; X-Served-By only exists when the app itself answered.
-        entry["color"] = response.headers.get("X-Backend-Server") or entry["served_by"]
+        # failed; X-App-Color only exists when the app itself answered.
+        entry["color"] = response.headers.get("X-Backend-Server") or response.headers.get("X-App-Color")
         entry["injected"] = response.headers.get("X-Fault-Injected") == "1"
         if response.status_code >= 400:
             entry["error"] = response.text[:200]
@@ -284,9 +288,12 @@ def report(ledger: Sequence[dict[str, Any]], dsn: str, fault_windows: Sequence[d
     acknowledged = sorted({entry["write_id"] for entry in ledger if entry.get("write_id") is not None})
     lost = missing_order_ids(dsn, acknowledged)
     by_color: dict[str, int] = {}
+    by_served_by: dict[str, int] = {}
     for entry in ledger:
         key = entry.get("color") or "unknown"
         by_color[key] = by_color.get(key, 0) + 1
+        served = entry.get("served_by") or "none"  # none: no app answered (HAProxy error, connection failure)
+        by_served_by[served] = by_served_by.get(served, 0) + 1
     return {
         "total": len(ledger),
         "failed": len(failed),
@@ -296,6 +303,7 @@ def report(ledger: Sequence[dict[str, Any]], dsn: str, fault_windows: Sequence[d
         "writes_lost": len(lost),
         "lost_write_ids": lost,
         "by_color": by_color,
+        "by_served_by": by_served_by,
         # The evidence for any non-injected failure, so a red rehearsal explains itself.
         "failed_not_injected_samples": [entry for entry in failed if entry not in injected][:5],
     }

@@ -58,6 +58,10 @@ def final_outcome(
         before = f" after: {halt['reason']}" if halt else ""
         return CutoverOutcome("failed", f"Data integrity check failed{before}")
     if halt:
+        flags_failed = [task for task in failed_tasks if task.endswith("flags_to_rails")]
+        if flags_failed and rollback and rollback.get("verified"):
+            # Traffic is back on blue, but green would still serve its own code if it got traffic.
+            return CutoverOutcome("failed", f"Rollback NOT verified: flags not back on Rails ({flags_failed[0]} failed) after: {halt['reason']}")
         if rollback and rollback.get("verified"):
             return CutoverOutcome("rolled_back", f"Rolled back: {halt['reason']}")
         return CutoverOutcome("failed", f"Rollback NOT verified after: {halt['reason']}")

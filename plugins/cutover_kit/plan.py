@@ -24,6 +24,8 @@ DEFAULT_PLANS_DIR = REPO_ROOT / "include" / "plans"
 
 TRAFFIC_STAGE_PREFIX = "traffic_"
 STANDBY_STAGE = "standby"
+# Kept equal to cutover_kit.hooks.flags.FLAG_BACKENDS (a unit test checks); that module imports Airflow.
+FLAG_BACKENDS = ("file", "unleash")
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -114,7 +116,14 @@ _PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
         "type": "integer", "minimum": 2, "maximum": 3600,
         "description": "Seconds blue is measured alone before any traffic moves.",
     },
+    "flag_backend": {
+        "type": "string", "enum": list(FLAG_BACKENDS),
+        "description": "Where the feature flags live: a flagd JSON file (Connection flagd_default) or Unleash (unleash_default).",
+    },
 }
+
+#: Plan fields a plan file may leave out, with the value they then take.
+OPTIONAL_FIELD_DEFAULTS: dict[str, Any] = {"flag_backend": "file"}
 
 #: JSON schema (draft 2020-12) of a plan file. Cross-field rules (steps increasing to 100,
 #: drill below the first step, timeout >= bake, window <= bake) are checked in code because
@@ -124,7 +133,7 @@ PLAN_SCHEMA: dict[str, Any] = {
     "title": "Cutover plan file",
     "type": "object",
     "additionalProperties": False,
-    "required": sorted(_PLAN_PROPERTIES),
+    "required": sorted(set(_PLAN_PROPERTIES) - set(OPTIONAL_FIELD_DEFAULTS)),
     "properties": {**_PLAN_PROPERTIES, "slo": _SLO_SCHEMA},
 }
 
@@ -132,7 +141,7 @@ PLAN_SCHEMA: dict[str, Any] = {
 _PLAN_DICT_SCHEMA: dict[str, Any] = {
     **PLAN_SCHEMA,
     "title": "Cutover plan (dict form)",
-    "required": sorted([*_PLAN_PROPERTIES, "name", "slo"]),
+    "required": sorted([*(set(_PLAN_PROPERTIES) - set(OPTIONAL_FIELD_DEFAULTS)), "name", "slo"]),
     "properties": {
         **PLAN_SCHEMA["properties"],
         "name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
@@ -144,6 +153,8 @@ def _nullable(fragment: Mapping[str, Any]) -> dict[str, Any]:
     """The same schema fragment, also accepting null (null = keep the plan file's value)."""
     nullable = copy.deepcopy(dict(fragment))
     nullable["type"] = ["null", fragment["type"]]
+    if "enum" in nullable:  # an enum is checked whatever the type says: null must be listed too
+        nullable["enum"] = [None, *nullable["enum"]]
     return nullable
 
 
@@ -156,7 +167,7 @@ OVERRIDABLE_FIELDS: dict[str, dict[str, Any]] = {
         field_name: _nullable(_PLAN_PROPERTIES[field_name])
         for field_name in (
             "steps", "bake_seconds", "step_timeout_seconds", "window_seconds",
-            "min_requests", "consecutive_breaches", "standby_seconds",
+            "min_requests", "consecutive_breaches", "standby_seconds", "flag_backend",
         )
     },
     **{
@@ -340,6 +351,7 @@ class CutoverPlan:
     rollback_drill_percent: int
     baseline_seconds: int
     slo: SLOPolicy
+    flag_backend: str = OPTIONAL_FIELD_DEFAULTS["flag_backend"]
 
     def __post_init__(self) -> None:
         if not isinstance(self.slo, SLOPolicy):
@@ -371,7 +383,7 @@ class CutoverPlan:
 
 def _build_plan(name: str, document: Mapping[str, Any]) -> CutoverPlan:
     """Build from a schema-valid document (file form or dict form)."""
-    plan_fields = {key: document[key] for key in _PLAN_PROPERTIES}
+    plan_fields = {key: document.get(key, OPTIONAL_FIELD_DEFAULTS.get(key)) for key in _PLAN_PROPERTIES}
     return CutoverPlan(name=name, slo=SLOPolicy(**document.get("slo", {})), **plan_fields)
 
 

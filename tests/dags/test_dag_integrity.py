@@ -12,7 +12,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((REPO_ROOT / "dags").glob("*.py"))
-HEAVY_MODULES = ("great_expectations", "kubernetes", "pandas", "locust", "psycopg2", "redis")
+HEAVY_MODULES = ("great_expectations", "kubernetes", "pandas", "locust", "psycopg2", "redis", "openfeature", "UnleashClient", "grpc")
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,7 @@ def test_cutover_shape(dagbag):
         "stage_01_deployment_readiness",
         "stage_02_database_preparation",
         "decide_after_validation",
+        "stage_03_feature_flags",
         "database_rollback",
         "verify_data_integrity",
         "stage_05_health_checks",
@@ -59,7 +60,7 @@ def test_cutover_shape(dagbag):
         "cutover_verdict",
     } == groups
     # Stages not built yet are absent, not faked.
-    assert not any(task_id.startswith(("stage_03", "stage_04", "stage_06", "stage_07", "stage_14", "stage_15")) for task_id in dag.task_ids)
+    assert not any(task_id.startswith(("stage_04", "stage_06", "stage_07", "stage_14", "stage_15")) for task_id in dag.task_ids)
     # Gates must never be retried: a retry could re-judge a real breach as healthy.
     gates = [t for t in dag.tasks if t.task_id.endswith(("slo_gate", "standby_watch"))]
     assert len(gates) == 5 and all(t.retries == 0 for t in gates)
@@ -91,7 +92,7 @@ def test_invalid_params_are_refused_naming_the_field(dagbag):
     dag = dagbag.dags["cutover"]
     good = ParamsDict(dag.params)
     good.validate()  # defaults are valid
-    for field, bad in (("bake_seconds", -5), ("plan", "no-such-plan"), ("slo_max_error_ratio", "high")):
+    for field, bad in (("bake_seconds", -5), ("plan", "no-such-plan"), ("slo_max_error_ratio", "high"), ("flag_backend", "flagsmith")):
         params = ParamsDict(dag.params)
         with pytest.raises(Exception, match=field):
             params[field] = bad
@@ -106,3 +107,26 @@ def test_gates_depend_only_on_their_own_step(dagbag):
         if task.task_id.endswith(".slo_gate"):
             step = task.task_id.rsplit(".", 1)[0]
             assert all(up.startswith(step + ".") for up in task.upstream_task_ids), (task.task_id, task.upstream_task_ids)
+
+
+def test_flags_move_before_traffic_and_roll_back_first(dagbag):
+    """Stage 3 sits between the database decision and stage 5; each step sets its flags before its
+    weights; the rollback group flips flags to Rails before it moves traffic."""
+    dag = dagbag.dags["cutover"]
+    rails_default = dag.get_task("stage_03_feature_flags.flags_at_rails_default")
+    assert rails_default.upstream_task_ids == {"decide_after_validation"}
+    assert {t.split(".")[0] for t in rails_default.downstream_task_ids} == {"stage_05_health_checks"}
+    steps = [t.task_id.rsplit(".", 1)[0] for t in dag.tasks if t.task_id.endswith(".set_weights")]
+    assert len(steps) == 4
+    for step in steps:
+        assert dag.get_task(f"{step}.set_weights").upstream_task_ids == {f"{step}.set_flags"}
+    flags_back = dag.get_task("rollback.flags_to_rails")
+    assert dag.get_task("rollback.route_all_to_blue").upstream_task_ids == {"rollback.flags_to_rails"}
+    assert all(upstream.startswith("rollback.halt_at_") for upstream in flags_back.upstream_task_ids)
+    assert len(flags_back.upstream_task_ids) == 5
+    # The traffic level runs after the flag level succeeded or failed, but not when nothing halted.
+    assert dag.get_task("rollback.route_all_to_blue").trigger_rule == "none_skipped"
+    # A branch proceeds to the next step's flags, never straight to its weights.
+    assert dag.get_task("stage_10_traffic_migration.step_5.decide").downstream_task_ids == {
+        "stage_10_traffic_migration.step_25.set_flags", "rollback.halt_at_5"}
+    assert "stage_01_deployment_readiness.check_flag_store" in dag.task_ids

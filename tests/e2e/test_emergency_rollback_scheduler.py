@@ -89,6 +89,8 @@ def test_emergency_rollback_mid_cutover_stops_it_and_it_stays_stopped(stack):
     report = airflow.xcom("emergency_rollback", emergency_run, "report")
     assert report["traffic_verified_seconds"] < 60, report  # the brief's budget; BENCHMARKS.md has the figures
     assert green_percent(box) == 0
+    flags = airflow.xcom("emergency_rollback", emergency_run, "flags_to_rails")
+    assert flags["verdict"] == "PASS" and flags["flags"]["green.feature.orders"] is False, flags
 
     cutover = airflow.wait_for_run("cutover", cutover_run, timeout=240)
     states = airflow.task_states("cutover", cutover_run)

@@ -51,7 +51,14 @@ def test_happy_promotes_to_all_green(tmp_path):
     assert result["outcome"] == "promoted", result["reason"]
     assert result["final_weights"] == {"blue": 0, "green": 100}
     assert result["detection_seconds"] is None and result["rollback_seconds"] is None
+    assert result["flags_rollback_seconds"] is None
     assert result["requests"]["failed"] == 0
+    # Stage 3 put every flag at Rails; each step turned green's own code on before its weight.
+    ran = {stage["name"]: stage for stage in result["stages"]}
+    assert ran["stage_03_feature_flags.flags_at_rails_default"]["verdict"] == "PASS"
+    assert all(ran[f"{group}.step_{p}.set_flags"]["verdict"] == "PASS" for group, p in
+               (("stage_10_traffic_migration", 5), ("stage_10_traffic_migration", 50), ("stage_13_full_cutover", 100)))
+    assert result["served_by"].get("typescript", 0) > 100 and result["served_by"].get("rails", 0) > 100, result["served_by"]
     assert result["behaved_as_expected"]
 
 
@@ -64,6 +71,13 @@ def test_green_errors_roll_back_naming_the_error_rate(tmp_path):
     assert "Halt at 25 %" in result["reason"] and "5xx" in result["reason"]
     assert 0 < result["detection_seconds"] < 15
     assert 0 <= result["rollback_seconds"] < 1
+    # Two-level rollback: every app served Rails (verified) before traffic went back to blue.
+    assert result["flags_rollback_seconds"] is not None, result
+    assert 0 <= result["flags_rollback_seconds"] <= result["rollback_seconds"], (result["flags_rollback_seconds"], result["rollback_seconds"])
+    ran = [stage["name"] for stage in result["stages"]]
+    assert ran.index("rollback.flags_to_rails") < ran.index("rollback.route_all_to_blue")
+    assert all(stage["verdict"] == "PASS" for stage in result["stages"]
+               if stage["name"] in ("rollback.flags_to_rails", "rollback.route_all_to_blue", "rollback.verify_blue_serving"))
     assert result["behaved_as_expected"]
 
 

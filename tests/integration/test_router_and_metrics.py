@@ -12,7 +12,9 @@ import pytest
 from cutover_kit.hooks.haproxy import HAProxyHook
 from cutover_kit.hooks.prometheus import PrometheusHook, PrometheusNoData, PrometheusUnavailable
 from cutover_kit.plan import load_plan
+from cutover_kit.flags.model import FlagState
 from cutover_kit.routing import RouterError
+from cutover_kit.stages.flags import app_reports, apply_everywhere
 from cutover_kit.triggers.slo_gate import SLOGateTrigger
 from sandbox.faults import FaultController
 from sandbox.traffic import TrafficGenerator, report
@@ -27,6 +29,7 @@ def connections(sandbox, monkeypatch):
     yield
     HAProxyHook().set_green_percent(0)
     FaultController(sandbox.config).clear("green")
+    apply_everywhere(FlagState.rails(), "file")
 
 
 @pytest.fixture
@@ -95,6 +98,7 @@ def test_prometheus_down_is_unavailable_not_zero(monkeypatch):
 
 def run_gate(percent: int, **plan_overrides) -> dict:
     plan = load_plan("rehearsal", {"bake_seconds": 4, "window_seconds": 4, "min_requests": 5, **plan_overrides}).to_dict()
+    apply_everywhere(FlagState.for_step(percent), "file")  # as each DAG step does before its weights
     weights = HAProxyHook().set_green_percent(percent)
     assert weights.green_percent == percent
     trigger = SLOGateTrigger(
@@ -124,6 +128,10 @@ def test_gate_halts_on_green_errors_and_puts_traffic_back_on_blue(sandbox, traff
     assert event["weights_after_rollback"] == {"blue": 100, "green": 0}
     assert 0 <= event["traffic_restored_at"] - event["decided_at"] < 1.0
     assert HAProxyHook().read_weights().green_percent == 0
+    # Two levels, in order: every app serves Rails (verified) before the traffic moved.
+    assert event["decided_at"] <= event["flags_restored_at"] <= event["traffic_restored_at"], event
+    assert event["flags_after_rollback"]["green.feature.users"] is False
+    assert app_reports()["app_green"]["serves_rails"] is True
 
 
 def test_gate_with_prometheus_silent_never_promotes(monkeypatch, traffic):

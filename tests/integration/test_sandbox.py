@@ -20,6 +20,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from cutover_kit.flags.flagd_file import FlagdFileStore
+from cutover_kit.flags.model import FlagState, apply_flags
 from sandbox.config import REPO_ROOT
 from sandbox.faults import FaultController, FaultSchedule
 from sandbox.launcher import Sandbox, SandboxError, haproxy_server_states
@@ -85,15 +87,26 @@ def prometheus_query(sandbox: Sandbox, expr: str, at: float | None = None) -> li
     return answer["data"]["result"]
 
 
+OWN_CODE = {"X-Cutover-Serve": "typescript"}  # a direct request to green served by its own code
+
+
+def set_flags(sandbox: Sandbox, state: FlagState) -> None:
+    """Write the flag file and wait until green evaluates it (its provider polls every 50 ms)."""
+    apply_flags(FlagdFileStore(sandbox.config.flags_file), state)
+    wait_for(lambda: requests.get(f"{sandbox.config.app_url('green')}/__flags", timeout=2).json()["features"] == state.features,
+             timeout=3, what=f"green to evaluate {state.describe()}")
+
+
 @pytest.fixture
 def all_blue_after(sandbox: Sandbox) -> Iterator[None]:
-    """Whatever a test does to weights and faults, the next one starts on blue, fault-free."""
+    """Whatever a test does to weights, flags and faults, the next one starts on blue, fault-free."""
     yield
     set_green_percent(sandbox, 0)
     for color in ("blue", "green"):
         if sandbox.app_pid(color) is None:
             sandbox.restart_app(color)
         FaultController(sandbox.config).clear(color)
+    set_flags(sandbox, FlagState.rails())
 
 
 # ------------------------------------------------------------------------------- tests
@@ -126,7 +139,8 @@ def test_router_serves_reads_and_writes_from_both_colors(sandbox: Sandbox, all_b
     with requests.Session() as http:
         user = http.get(f"{router}/api/users/1", timeout=2)
         assert user.status_code == 200 and user.json()["email"] == "chloe.costa1@shop.test"  # sandbox.datagen, seed 42
-        assert user.headers["X-Served-By"] == user.headers["X-Backend-Server"] == "blue"
+        assert user.headers["X-App-Color"] == user.headers["X-Backend-Server"] == "blue"
+        assert user.headers["X-Served-By"] == "rails"
 
         created = http.post(f"{router}/api/orders", json={"user_id": 1, "amount_cents": 1234}, timeout=2)
         assert created.status_code == 201, created.text
@@ -146,15 +160,17 @@ def test_router_serves_reads_and_writes_from_both_colors(sandbox: Sandbox, all_b
 
         set_green_percent(sandbox, 50)
         served = [http.get(f"{router}/api/users/2", timeout=2) for _ in range(40)]
-    assert {r.headers["X-Served-By"] for r in served} == {"blue", "green"}
-    assert all(r.headers["X-Served-By"] == r.headers["X-Backend-Server"] for r in served)
-    green_share = sum(r.headers["X-Served-By"] == "green" for r in served) / len(served)
+    assert {r.headers["X-App-Color"] for r in served} == {"blue", "green"}
+    assert all(r.headers["X-App-Color"] == r.headers["X-Backend-Server"] for r in served)
+    green_share = sum(r.headers["X-App-Color"] == "green" for r in served) / len(served)
     assert 0.4 <= green_share <= 0.6, f"50/50 weights gave {green_share:.0%} green"
 
 
 def test_metrics_carry_color_labels_in_apps_and_prometheus(sandbox: Sandbox) -> None:
     for color in ("blue", "green"):
-        requests.get(f"{sandbox.config.app_url(color)}/api/users/3", timeout=2)
+        # Green's own code answers only when told to (flags are at Rails): forwarded requests are
+        # not green's SLI (test_flags checks their own counter).
+        requests.get(f"{sandbox.config.app_url(color)}/api/users/3", headers=OWN_CODE, timeout=2)
         samples = scrape(f"{sandbox.config.app_url(color)}/metrics")
         assert sample(samples, "app_info", color=color) == 1
         assert sample(samples, "http_requests_total", color=color, route="/api/users/{id}", method="GET", code="200") >= 1
@@ -181,9 +197,9 @@ def test_metrics_carry_color_labels_in_apps_and_prometheus(sandbox: Sandbox) -> 
 
 def test_fault_control_is_denied_through_the_router_but_works_directly(sandbox: Sandbox) -> None:
     router = sandbox.config.router_url
-    denied = [requests.get(router + path, timeout=2) for path in ("/__fault", "//__fault", "/%5F_fault", "/__FAULT")]
+    denied = [requests.get(router + path, timeout=2) for path in ("/__fault", "//__fault", "/%5F_fault", "/__FAULT", "/__flags")]
     denied.append(requests.post(f"{router}/__fault", json={"crash": True}, timeout=2))
-    assert [answer.status_code for answer in denied] == [403] * 5
+    assert [answer.status_code for answer in denied] == [403] * 6
     # Denied by HAProxy itself, not by the app's own X-Forwarded-For check behind it.
     assert not any("X-Served-By" in answer.headers for answer in denied)
 
@@ -207,7 +223,7 @@ def test_error_fault_fails_about_that_fraction_with_the_header(sandbox: Sandbox,
     with requests.Session() as http:
         answers = [http.get(f"{app}/api/users/4", timeout=2) for _ in range(300)]
     failed = [a for a in answers if a.status_code == 500]
-    assert all(a.headers.get("X-Fault-Injected") == "1" and a.headers["X-Served-By"] == "blue" for a in failed)
+    assert all(a.headers.get("X-Fault-Injected") == "1" and a.headers["X-App-Color"] == "blue" for a in failed)
     assert all(a.status_code == 200 and "X-Fault-Injected" not in a.headers for a in answers if a not in failed)
     assert 0.2 <= len(failed) / len(answers) <= 0.4, f"{len(failed)}/300 failed for error_fraction 0.3"
     after = scrape(f"{app}/metrics")
@@ -228,7 +244,7 @@ def test_latency_fault_shows_in_the_histogram(sandbox: Sandbox, all_blue_after: 
         durations = []
         for _ in range(8):
             started = time.monotonic()
-            assert http.get(f"{app}/api/orders/1", timeout=2).status_code == 200
+            assert http.get(f"{app}/api/orders/1", headers=OWN_CODE, timeout=2).status_code == 200
             durations.append(time.monotonic() - started)
     assert min(durations) >= 0.15
     after = scrape(f"{app}/metrics")
@@ -284,6 +300,7 @@ def test_traffic_ledger_report_and_lost_write_detection(sandbox: Sandbox, all_bl
 
 
 def test_fault_schedule_under_traffic_separates_injected_from_real_failures(sandbox: Sandbox, all_blue_after: None) -> None:
+    set_flags(sandbox, FlagState.for_step(50))  # green's own code serves what the router sends it
     set_green_percent(sandbox, 50)
     faults = [
         {"color": "green", "fault": "errors", "error_fraction": 0.3, "after_seconds": 0.5},
@@ -342,7 +359,8 @@ def test_cli_status_and_env_describe_the_running_sandbox(sandbox: Sandbox, sandb
     assert exported["AIRFLOW_CONN_HAPROXY_DEFAULT"]["extra"]["socket_path"] == str(sandbox.config.haproxy_socket)
     assert set(exported) == {f"AIRFLOW_CONN_{name.upper()}" for name in
                              ("prometheus_default", "haproxy_default", "postgres_default", "redis_default",
-                              "app_blue", "app_green", "app_router")}
+                              "app_blue", "app_green", "app_router", "flagd_default")}
+    assert exported["AIRFLOW_CONN_FLAGD_DEFAULT"]["extra"]["path"] == str(sandbox.config.flags_file)
 
 
 # Must stay last: it takes the module's sandbox down (the fixture's own down() is then a no-op).

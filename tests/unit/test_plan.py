@@ -293,8 +293,32 @@ def test_overridable_fields_are_exactly_the_documented_ones() -> None:
     assert set(OVERRIDABLE_FIELDS) == {
         "steps", "bake_seconds", "step_timeout_seconds", "window_seconds", "min_requests",
         "consecutive_breaches", "standby_seconds", "slo_max_error_ratio",
-        "slo_max_latency_ratio_vs_blue",
+        "slo_max_latency_ratio_vs_blue", "flag_backend",
     }
+
+
+def test_flag_backend_defaults_to_file_and_can_be_chosen_per_run() -> None:
+    assert load_plan("default").flag_backend == "file"
+    assert load_plan("default", {"flag_backend": "unleash"}).flag_backend == "unleash"
+    assert load_plan("default", {"flag_backend": None}).flag_backend == "file"
+    plan = load_plan("rehearsal", {"flag_backend": "unleash"})
+    assert CutoverPlan.from_dict(plan.to_dict()) == plan and plan.to_dict()["flag_backend"] == "unleash"
+
+
+def test_unknown_flag_backend_is_refused_naming_the_field(tmp_path) -> None:
+    with pytest.raises(PlanError, match="overrides.flag_backend: 'flagsmith' is not one of"):
+        load_plan("default", {"flag_backend": "flagsmith"})
+    text = (DEFAULT_PLANS_DIR / "rehearsal.yaml").read_text().replace("flag_backend: file", "flag_backend: redis")
+    (tmp_path / "odd.yaml").write_text(text)
+    with pytest.raises(PlanError, match="plan 'odd': flag_backend: 'redis' is not one of \\['file', 'unleash'\\]"):
+        load_plan(str(tmp_path / "odd.yaml"))
+
+
+def test_plan_and_hook_agree_on_the_flag_backends() -> None:
+    from cutover_kit.hooks.flags import FLAG_BACKENDS
+    from cutover_kit.plan import FLAG_BACKENDS as PLAN_BACKENDS
+
+    assert PLAN_BACKENDS == FLAG_BACKENDS
 
 
 @pytest.mark.parametrize("name", sorted(OVERRIDABLE_FIELDS))

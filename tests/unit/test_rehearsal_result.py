@@ -55,3 +55,27 @@ def test_unverified_rollback_is_failed_not_rolled_back():
     records = [r for r in rolled_back_records() if r.task_id != "rollback.verify_blue_serving"]
     result = build_result(scenario=SCENARIO, records=records, final_weights={"blue": 100, "green": 0}, fault_onsets=[], traffic_report=TRAFFIC, wall_seconds=1)
     assert result["outcome"] == "failed" and "NOT verified" in result["reason"]
+
+
+def test_flags_rollback_seconds_from_the_reflex_else_from_the_rollback_task():
+    records = rolled_back_records()
+    halt = next(r for r in records if r.task_id == "rollback.halt_at_25")
+    with_flags = [r if r is not halt else record("rollback.halt_at_25", "success", 4, {**halt.return_value, "flags_restored_at": 1000.062})
+                  for r in records]
+    result = build_result(scenario=SCENARIO, records=with_flags, final_weights={"blue": 100, "green": 0}, fault_onsets=[],
+                          traffic_report={**TRAFFIC, "by_served_by": {"rails": 800, "typescript": 100}}, wall_seconds=1)
+    assert result["flags_rollback_seconds"] == 0.062 and result["rollback_seconds"] == 0.004
+    assert result["served_by"] == {"rails": 800, "typescript": 100}
+    # No reflex (e.g. the gate never reported): the rollback group's own verified flip counts.
+    task_only = records + [record("rollback.flags_to_rails", "success", 5, {"verdict": "PASS", "verified_at": 1001.5})]
+    result = build_result(scenario=SCENARIO, records=task_only, final_weights={"blue": 100, "green": 0}, fault_onsets=[],
+                          traffic_report=TRAFFIC, wall_seconds=1)
+    assert result["flags_rollback_seconds"] == 1.5 and result["served_by"] == {}
+    assert "flags rollback 1.5 s" in render_table(result)
+
+
+def test_a_failed_flag_rollback_is_not_a_verified_rollback():
+    records = rolled_back_records() + [record("rollback.flags_to_rails", "failed", 5)]
+    result = build_result(scenario=SCENARIO, records=records, final_weights={"blue": 100, "green": 0}, fault_onsets=[],
+                          traffic_report=TRAFFIC, wall_seconds=1)
+    assert result["outcome"] == "failed" and "flags not back on Rails" in result["reason"]

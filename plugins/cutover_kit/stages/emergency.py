@@ -126,6 +126,25 @@ def latch_emergency_stop(reason: Any) -> dict[str, Any]:
             "interrupted": progress}
 
 
+def flags_to_rails(flag_backend: str | None = None) -> dict[str, Any]:
+    """Level 1: flags -> Rails in the store the apps actually evaluate, verified in every app.
+
+    The backend comes from the param when given, else from the apps' own /__flags reports (an
+    emergency run has no plan), so the button works whichever store the running cutover uses.
+    """
+    from cutover_kit.flags.model import FlagState
+    from cutover_kit.stages.flags import _applied, app_reports
+
+    if not flag_backend:
+        reports = app_reports()
+        in_use = sorted({r.get("backend") for r in reports.values() if isinstance(r, dict) and r.get("evaluates_flags")})
+        if len(in_use) != 1:
+            raise AirflowException(f"Cannot tell which flag store the apps use (reports: {reports}); "
+                                   "trigger with flag_backend set")
+        flag_backend = in_use[0]
+    return _applied(FlagState.rails(), flag_backend, "Emergency level 1, flags -> Rails")
+
+
 def report_emergency_rollback(latch_task_id: str, step_task_ids: dict[str, str]) -> dict[str, Any]:
     """One line with every timing; fails the run if any part of the rollback did not complete."""
     from airflow.sdk import get_current_context

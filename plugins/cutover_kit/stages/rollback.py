@@ -1,4 +1,5 @@
-"""The rollback path: record why, put 100 % of traffic on blue (verified), prove blue serves.
+"""The rollback path: record why, flags -> Rails (verified in the store and every app; the task
+lives in stages/flags.py), then 100 % of traffic on blue (verified), then prove blue serves.
 
 ``route_all_to_blue`` re-asserts the absolute state even when the gate's reflex already did it:
 setting weights is idempotent, and the read-back is the proof we record.
@@ -38,22 +39,29 @@ def record_halt(step_label: str, gate_task_id: str, smoke_task_id: str | None, s
     decided_at = (decided_at_stop or (gate_result or {}).get("decided_at") or (smoke_result or {}).get("decided_at")
                   or time.time())
     log.info(reason)
+
+    def reflex(key: str) -> Any:
+        return (gate_result or {}).get(key) or (smoke_result or {}).get(key)
+
     return {
         "verdict": "FAIL",
         "step": step_label,
         "reason": reason,
         "decided_at": decided_at,
         "emergency_stop": stop.to_json() if stop is not None else None,
-        "traffic_restored_at": (gate_result or {}).get("traffic_restored_at") or (smoke_result or {}).get("traffic_restored_at"),
+        "flags_restored_at": reflex("flags_restored_at"),
+        "traffic_restored_at": reflex("traffic_restored_at"),
     }
 
 
 def route_all_to_blue() -> dict[str, Any]:
     from cutover_kit.hooks.haproxy import HAProxyHook
 
+    started = time.monotonic()
     weights = HAProxyHook().set_green_percent(0)
     verified_at = time.time()
-    reason = f"All traffic on blue: weights {weights.to_dict()}, verified by read-back"
+    reason = (f"Rollback level 2, traffic -> blue: weights {weights.to_dict()}, verified by read-back "
+              f"in {time.monotonic() - started:.3f} s")
     log.info(reason)
     return {"verdict": "PASS", "reason": reason, "weights": weights.to_dict(), "verified_at": verified_at}
 

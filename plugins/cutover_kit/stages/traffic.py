@@ -79,7 +79,13 @@ def set_traffic(percent: int) -> dict[str, Any]:
     return {"verdict": "PASS", "reason": reason, "percent": percent, "weights": weights.to_dict(), "set_at": time.time()}
 
 
-def smoke_checks(step_label: str, targets: tuple[str, ...] = ("app_router", "app_green", "app_blue")) -> dict[str, Any]:
+# Direct smoke requests to green exercise green's own code whatever the flags say (a direct
+# request honours X-Cutover-Serve); through the router the flags decide, as for users.
+SMOKE_HEADERS = {"app_green": {"X-Cutover-Serve": "typescript"}}
+
+
+def smoke_checks(step_label: str, targets: tuple[str, ...] = ("app_router", "app_green", "app_blue"),
+                 plan_task_id: str | None = None) -> dict[str, Any]:
     """Stage 11: the fixed smoke request list on the router and on each color directly."""
     from airflow.sdk import get_current_context
 
@@ -90,7 +96,8 @@ def smoke_checks(step_label: str, targets: tuple[str, ...] = ("app_router", "app
     results = []
     for conn_id in targets:
         hook = ServiceHook(conn_id)
-        results += run_checks(checks, conn_id, lambda method, path, body: hook.probe(method, path, body))
+        headers = SMOKE_HEADERS.get(conn_id)
+        results += run_checks(checks, conn_id, lambda method, path, body: hook.probe(method, path, body, headers=headers))
     for result in results:
         log.info(result.line)
     failures = [result.line for result in results if not result.ok]
@@ -101,25 +108,59 @@ def smoke_checks(step_label: str, targets: tuple[str, ...] = ("app_router", "app
         "decided_at": time.time(),
     }
     if failures:
-        # A failed critical check rolls back at once, like a halted gate: traffic first, then report.
-        summary.update(restore_blue_now())
-        log.info("Traffic back on blue %.3f s after the failed smoke check", summary["traffic_restored_at"] - summary["decided_at"])
+        # A failed critical check rolls back at once, like a halted gate: flags, then traffic, then report.
+        backend = "file"
+        if plan_task_id:
+            from cutover_kit.stages.flags import plan_of_run
+
+            backend = plan_of_run(plan_task_id).flag_backend
+        summary.update(restore_blue_now(flag_backend=backend))
+        log_reflex(summary)
         get_current_context()["ti"].xcom_push(key="smoke_result", value=summary)
         raise AirflowFailException(summary["reason"])
     log.info(summary["reason"])
     return summary
 
 
-def restore_blue_now(haproxy_conn_id: str = "haproxy_default") -> dict[str, Any]:
-    """The reflex rollback shared by the gate trigger and the smoke checks: 100 % blue, read back."""
+def restore_blue_now(haproxy_conn_id: str = "haproxy_default", flag_backend: str | None = "file") -> dict[str, Any]:
+    """The reflex rollback shared by the gate trigger and the smoke checks, in the plan's order:
+    1. flags -> Rails, verified in the store and every app (green forwards every feature to blue);
+    2. traffic -> 100 % blue, read back. The second lever runs whatever happened to the first."""
     from cutover_kit.hooks.haproxy import HAProxyHook
 
+    facts: dict[str, Any] = {}
+    if flag_backend:
+        from cutover_kit.stages.flags import flags_to_rails_now
+
+        facts.update(flags_to_rails_now(flag_backend))
     try:
         weights = HAProxyHook(haproxy_conn_id).set_green_percent(0)
     except Exception as error:  # the rollback tasks retry; the failure itself must still be reported
         log.error("Reflex rollback failed, leaving it to the rollback tasks: %s", error)
-        return {"traffic_restore_error": f"{type(error).__name__}: {error}"}
-    return {"traffic_restored_at": time.time(), "weights_after_rollback": weights.to_dict()}
+        return {**facts, "traffic_restore_error": f"{type(error).__name__}: {error}"}
+    return {**facts, "traffic_restored_at": time.time(), "weights_after_rollback": weights.to_dict()}
+
+
+def reflex_lines(result: dict[str, Any]) -> list[str]:
+    """One line per rollback level, timed from the decision (for the task or trigger log)."""
+    decided = result.get("decided_at")
+    lines = []
+    if "flags_restored_at" in result:
+        lines.append(f"Flags -> Rails {result['flags_restored_at'] - decided:.3f} s after the decision, "
+                     f"verified in {result.get('flags_store')} and every app ({result.get('flags_apps')})")
+    elif "flags_restore_error" in result:
+        lines.append(f"Flags -> Rails NOT verified: {result['flags_restore_error']}")
+    if "traffic_restored_at" in result:
+        lines.append(f"Traffic back on blue {result['traffic_restored_at'] - decided:.3f} s after the decision "
+                     f"(weights {result.get('weights_after_rollback')}, verified by read-back)")
+    elif "traffic_restore_error" in result:
+        lines.append(f"Traffic rollback failed: {result['traffic_restore_error']}")
+    return lines
+
+
+def log_reflex(result: dict[str, Any], logger: Any = None) -> None:
+    for line in reflex_lines(result):
+        (logger or log).info(line)
 
 
 def capture_blue_baseline(plan: dict[str, Any]) -> dict[str, Any]:

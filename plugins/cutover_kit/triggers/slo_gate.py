@@ -5,8 +5,9 @@ asks the pure judge for a verdict and the pure gate for a decision, and logs one
 with exactly one TriggerEvent whose ``status`` is "success" (promote), "failed" (SLO breach) or
 "inconclusive" (never enough healthy data before the step timeout).
 
-Reflex rollback: when ``haproxy_conn_id`` is set, a halt puts 100 % of traffic back on blue from
-inside the trigger, verified by read-back, before the event is even delivered. Waiting for the
+Reflex rollback: when ``haproxy_conn_id`` is set, a halt first flips the plan's feature flags to
+Rails (verified in the flag store and in every app), then puts 100 % of traffic back on blue,
+verified by read-back, from inside the trigger, before the event is even delivered. Waiting for the
 scheduler to run a rollback task costs seconds of user-facing errors; the DAG's rollback tasks
 then re-assert the same absolute state (idempotent) and verify it end to end.
 
@@ -154,13 +155,9 @@ class SLOGateTrigger(BaseTrigger):
         if stop is not None:
             event["emergency_stop"] = stop.to_json()
         if decision is not GateDecision.PROMOTE and self.haproxy_conn_id:
-            from cutover_kit.stages.traffic import restore_blue_now
+            from cutover_kit.stages.traffic import log_reflex, restore_blue_now
 
-            event.update(await sync_to_async(restore_blue_now)(self.haproxy_conn_id))
-            if "traffic_restored_at" in event:
-                self.log.info(
-                    "Traffic back on blue %.3f s after the decision (weights %s, verified by read-back)",
-                    event["traffic_restored_at"] - event["decided_at"],
-                    event["weights_after_rollback"],
-                )
+            # Two levels, in order: flags -> Rails (verified in the store and every app), then traffic.
+            event.update(await sync_to_async(restore_blue_now)(self.haproxy_conn_id, plan.flag_backend))
+            log_reflex(event, self.log)
         yield TriggerEvent(event)

@@ -1,0 +1,73 @@
+"""Did a flag state reach the apps? Pure judging of what each app reports on ``GET /__flags``.
+
+An app's report (sandbox.flag_evaluators.evaluated_flags) says which backend it evaluates, each
+feature flag as it evaluates it now, and, when its backend can tell, the rollout and experiment
+percentages it has loaded. An app that evaluates no flags (blue: it *is* Rails) serves Rails
+whatever the flags say, so it matches any state for the question "who serves", and is reported
+as such. No I/O, no Airflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cutover_kit.flags.model import EXPERIMENT_FLAG, FEATURES, ROLLOUT_FLAG, FlagState, FlagStoreError, feature_flag
+
+
+class FlagsNotPropagated(FlagStoreError):
+    """The store holds the desired state but some app still evaluates something else."""
+
+    def __init__(self, differences: list[str], waited_seconds: float) -> None:
+        self.differences = differences
+        super().__init__(f"apps still differ after {waited_seconds:.1f} s: " + "; ".join(differences))
+
+
+def app_differences(desired: FlagState, backend: str, reports: Mapping[str, Mapping[str, Any] | str]) -> list[str]:
+    """One line per app and flag that does not evaluate as `desired`; [] when every app agrees.
+
+    `reports` maps an app name to its /__flags JSON, or to a string saying why there is none.
+    """
+    lines: list[str] = []
+    for app, report in reports.items():
+        if isinstance(report, str):
+            lines.append(f"{app}: no flag report ({report})")
+            continue
+        if not report.get("evaluates_flags"):
+            if not report.get("serves_rails", False):
+                lines.append(f"{app}: evaluates no flags but does not serve Rails")
+            continue
+        if report.get("backend") != backend:
+            lines.append(f"{app}: evaluates flags from backend {report.get('backend')!r}, the cutover writes to {backend!r}")
+            continue
+        if report.get("provider_status") not in (None, "READY"):
+            lines.append(f"{app}: flag provider {report['provider_status']} ({report.get('error') or 'no detail'})")
+        features = report.get("features") or {}
+        for feature in FEATURES:
+            seen = features.get(feature)
+            if seen != desired.features[feature]:
+                lines.append(f"{app}: {feature_flag(feature)} evaluates {_on(seen)}, want {_on(desired.features[feature])}")
+        for name, key, want in ((ROLLOUT_FLAG, "rollout_percent", desired.rollout_percent),
+                                (EXPERIMENT_FLAG, "experiment_treatment_percent", desired.experiment_treatment_percent)):
+            seen = report.get(key)
+            if seen is not None and seen != want:  # None: this backend cannot report it; features decide
+                lines.append(f"{app}: {name} loaded at {seen} %, want {want} %")
+    return lines
+
+
+def serving_summary(reports: Mapping[str, Mapping[str, Any] | str]) -> str:
+    """'app_blue rails (no flags), app_green rails' style summary for log lines."""
+    parts = []
+    for app, report in reports.items():
+        if isinstance(report, str):
+            parts.append(f"{app} unknown")
+        elif not report.get("evaluates_flags"):
+            parts.append(f"{app} rails (no flags)")
+        else:
+            on = [feature for feature, value in (report.get("features") or {}).items() if value]
+            parts.append(f"{app} {'typescript for ' + '+'.join(on) if on else 'rails'}")
+    return ", ".join(parts)
+
+
+def _on(value: Any) -> str:
+    return "missing" if value is None else ("on" if value else "off")

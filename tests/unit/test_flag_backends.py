@@ -1,0 +1,123 @@
+"""Choosing and checking flag backends: the store factory behind Connections, the app-side
+evaluator factory, what "every app evaluates this state" means, and green's per-request choice."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cutover_kit.flags.model import FlagState, FlagStoreError
+from cutover_kit.flags.propagation import app_differences, serving_summary
+
+
+def test_file_backend_store_comes_from_connection_flagd_default(tmp_path, monkeypatch):
+    from cutover_kit.flags.flagd_file import FlagdFileStore
+    from cutover_kit.hooks.flags import flag_store
+
+    path = tmp_path / "flagd.json"
+    monkeypatch.setenv("AIRFLOW_CONN_FLAGD_DEFAULT", json.dumps({"conn_type": "flagd", "extra": {"path": str(path)}}))
+    store = flag_store("file")
+    assert isinstance(store, FlagdFileStore) and store.path == path
+
+
+def test_store_factory_refuses_unknown_backend_and_bad_connections(monkeypatch):
+    from cutover_kit.hooks.flags import flag_store
+
+    with pytest.raises(FlagStoreError, match="unknown flag backend 'flagsmith'; expected one of file, unleash"):
+        flag_store("flagsmith")
+    monkeypatch.delenv("AIRFLOW_CONN_FLAGD_DEFAULT", raising=False)
+    with pytest.raises(FlagStoreError, match="flag backend file: Connection 'flagd_default' unavailable"):
+        flag_store("file")
+    monkeypatch.setenv("AIRFLOW_CONN_FLAGD_DEFAULT", json.dumps({"conn_type": "flagd", "extra": {}}))
+    with pytest.raises(FlagStoreError, match="Connection 'flagd_default' has no extra.path"):
+        flag_store("file")
+    monkeypatch.delenv("AIRFLOW_CONN_UNLEASH_DEFAULT", raising=False)
+    with pytest.raises(FlagStoreError, match="flag backend unleash: Connection 'unleash_default' unavailable"):
+        flag_store("unleash")
+
+
+def test_app_evaluator_factory_refuses_bad_environment(tmp_path):
+    from sandbox.flag_evaluators import FlagdFileEvaluator, evaluator_from_env
+
+    with pytest.raises(FlagStoreError, match="SANDBOX_FLAG_BACKEND='launchdarkly'; expected one of file, unleash"):
+        evaluator_from_env({"SANDBOX_FLAG_BACKEND": "launchdarkly"})
+    with pytest.raises(FlagStoreError, match="SANDBOX_FLAGS_FILE is not set"):
+        evaluator_from_env({"SANDBOX_FLAG_BACKEND": "file"})
+    with pytest.raises(FlagStoreError, match="does not exist"):
+        evaluator_from_env({"SANDBOX_FLAGS_FILE": str(tmp_path / "absent.json")})
+    with pytest.raises(FlagStoreError, match="SANDBOX_FLAGS_POLL_MS='fast' is not an integer"):
+        evaluator_from_env({"SANDBOX_FLAGS_FILE": str(tmp_path / "absent.json"), "SANDBOX_FLAGS_POLL_MS": "fast"})
+    broken = tmp_path / "broken.json"
+    broken.write_text("{nope")
+    with pytest.raises(FlagStoreError, match="the flagd provider cannot load it"):
+        FlagdFileEvaluator(broken)
+
+
+GREEN_RAILS = {"color": "green", "backend": "file", "evaluates_flags": True, "features": {"users": False, "orders": False},
+               "serves_rails": True, "provider_status": "READY", "rollout_percent": 0, "experiment_treatment_percent": 50}
+BLUE = {"color": "blue", "evaluates_flags": False, "backend": None, "features": {"users": False, "orders": False}, "serves_rails": True}
+
+
+def test_every_app_agrees_or_each_difference_is_named():
+    assert app_differences(FlagState.rails(), "file", {"app_blue": BLUE, "app_green": GREEN_RAILS}) == []
+    assert serving_summary({"app_blue": BLUE, "app_green": GREEN_RAILS}) == "app_blue rails (no flags), app_green rails"
+    # Blue serves Rails whatever the flags say; green lagging behind a step is named flag by flag.
+    assert app_differences(FlagState.for_step(25), "file", {"app_blue": BLUE, "app_green": GREEN_RAILS}) == [
+        "app_green: green.feature.users evaluates off, want on",
+        "app_green: green.feature.orders evaluates off, want on",
+        "app_green: green.rollout loaded at 0 %, want 25 %",
+    ]
+    lagging = {**GREEN_RAILS, "provider_status": "ERROR", "error": "parse error"}
+    assert app_differences(FlagState.rails(), "file", {"app_green": lagging}) == ["app_green: flag provider ERROR (parse error)"]
+    assert app_differences(FlagState.rails(), "unleash", {"app_green": GREEN_RAILS}) == [
+        "app_green: evaluates flags from backend 'file', the cutover writes to 'unleash'"]
+    assert app_differences(FlagState.rails(), "file", {"app_green": "connection refused"}) == [
+        "app_green: no flag report (connection refused)"]
+    # A backend that cannot report percentages is judged on the features it evaluates.
+    unleash = {**GREEN_RAILS, "backend": "unleash", "rollout_percent": None, "experiment_treatment_percent": None}
+    assert app_differences(FlagState.rails(40), "unleash", {"app_green": unleash}) == []
+
+
+class _Evaluator:
+    def __init__(self, features: dict[str, bool], rollout_users: set[int], router_on: bool = True) -> None:
+        self.features, self.rollout_users, self.router_on = features, rollout_users, router_on
+
+    def feature_on(self, feature, user_id, via_router):
+        return self.features[feature]
+
+    def rollout_on(self, user_id, via_router):
+        return self.router_on if via_router else user_id in self.rollout_users
+
+    def experiment_variant(self, user_id):
+        return "control"
+
+
+def test_green_serves_its_own_code_only_when_feature_and_rollout_allow():
+    from cutover_kit.flags.model import RAILS, TYPESCRIPT
+    from sandbox.app import API_ROUTES, HttpError, decide_impl
+
+    users_route = next(r for r in API_ROUTES if r.template == "/api/users/{id}")
+    orders_route = next(r for r in API_ROUTES if r.template == "/api/orders")
+    flags = _Evaluator({"users": True, "orders": False}, rollout_users={7})
+    assert decide_impl(flags, users_route, 1, True, None) == TYPESCRIPT  # routed: the router chose green
+    assert decide_impl(flags, orders_route, 1, True, None) == RAILS  # feature off
+    assert decide_impl(flags, users_route, 7, False, None) == TYPESCRIPT  # direct, in the rollout share
+    assert decide_impl(flags, users_route, 8, False, None) == RAILS
+    # X-Cutover-Serve forces a side on direct requests only; HAProxy strips it anyway.
+    assert decide_impl(flags, orders_route, 1, False, "typescript") == TYPESCRIPT
+    assert decide_impl(flags, orders_route, 1, True, "typescript") == RAILS
+    with pytest.raises(HttpError, match="X-Cutover-Serve must be typescript or rails, got 'php'"):
+        decide_impl(flags, orders_route, 1, False, "php")
+    assert decide_impl(None, users_route, 1, True, None) == RAILS
+
+
+def test_request_user_id_prefers_the_header_then_path_then_body():
+    from sandbox.app import API_ROUTES, request_user_id
+
+    routes = {r.method + " " + r.template: r for r in API_ROUTES}
+    assert request_user_id("42", routes["GET /api/orders/{id}"], {"id": 9}, {}) == 42
+    assert request_user_id(None, routes["GET /api/users/{id}/orders"], {"id": 9}, {}) == 9
+    assert request_user_id(None, routes["POST /api/orders"], {}, {"user_id": 5, "amount_cents": 1}) == 5
+    assert request_user_id("abc", routes["GET /api/orders/{id}"], {"id": 9}, {}) is None
+    assert request_user_id(None, routes["POST /api/orders"], {}, {"user_id": True}) is None
