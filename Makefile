@@ -6,7 +6,7 @@ SCENARIO ?= happy
 RESULT ?= rehearsal-result.json
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap rehearsal test test-unit test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db clean
+.PHONY: bootstrap rehearsal test test-unit test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-unleash clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -42,6 +42,9 @@ benchmark: bootstrap  ## figures for BENCHMARKS.md (takes several minutes)
 benchmark-db: bootstrap  ## stage-2 database timings at 1M orders (datagen, backfill, backup + verify, restore, GX validation)
 	$(PY) -m benchmarks.db_prep --json benchmarks/db_prep.json
 	$(PY) -m benchmarks.gx_validation
+
+benchmark-unleash: bootstrap  ## flag flip -> every app's Unleash SDK serves Rails (median of 12 flips)
+	$(PY) -m benchmarks.flags_unleash --flips 12 --json benchmarks/flags_unleash.json
 
 lock:  ## regenerate requirements.lock from requirements.txt in a throwaway venv
 	rm -rf /tmp/cutover-lock-venv && python3 -m venv /tmp/cutover-lock-venv
