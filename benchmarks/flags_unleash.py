@@ -53,6 +53,13 @@ def sandbox_config(port_offset: int) -> SandboxConfig:
     return dataclasses.replace(SandboxConfig.from_env(env), flag_backend="unleash")
 
 
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
 def all_see(evaluators: list[UnleashEvaluator], on: bool) -> bool:
     return all(evaluator.feature_on(name, 7, via_router=True) == on for evaluator in evaluators for name in FEATURES)
 
@@ -105,7 +112,10 @@ def main() -> int:
     evaluators: list[UnleashEvaluator] = []
     try:
         sandbox.up()
-        state = json.loads(config.state_file.read_text())["unleash"]
+        full_state = json.loads(config.state_file.read_text())
+        state = full_state["unleash"]
+        server = {"startup_s": {key: full_state["startup_seconds"][key] for key in ("unleash_spawn", "unleash")},
+                  "rss_mb_at_start": rss_mb(full_state["components"]["unleash"]["pid"])}
         store = UnleashFlagStore(state["url"], state["admin_token"], state["project"], state["environment"])
         apply_flags(store, FlagState.rails())
         env = {"SANDBOX_UNLEASH_URL": state["url"], "SANDBOX_UNLEASH_CLIENT_TOKEN": state["client_token"],
@@ -117,6 +127,11 @@ def main() -> int:
             sample = flip(store, evaluators, rng)
             samples.append(sample)
             print(f"flip {number}: {json.dumps(sample)}", flush=True)
+        started = time.perf_counter()
+        for user in range(10_000):
+            evaluators[0].rollout_on(user, via_router=False)
+        evaluation_us = (time.perf_counter() - started) / 10_000 * 1e6
+        server["rss_mb_after_flips"] = rss_mb(full_state["components"]["unleash"]["pid"])
     finally:
         for evaluator in evaluators:
             evaluator.close()
@@ -131,7 +146,8 @@ def main() -> int:
         "machine": f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "load_average_after": [round(value, 2) for value in os.getloadavg()],
-        "flips": args.flips, "apps": args.apps,
+        "flips": args.flips, "apps": args.apps, "unleash_server": server,
+        "sdk_evaluation_us": round(evaluation_us, 1),
         **{key: summary(key) for key in ("flip_to_rails_s", "write_s", "write_and_verify_s", "flip_to_green_s")},
         "samples": samples,
     }
