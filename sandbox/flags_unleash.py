@@ -3,7 +3,8 @@
 Wraps the official UnleashClient SDK: it polls ``/api/client/features`` every second with the
 client token and evaluates locally (the yggdrasil engine), so a request never waits for the
 network. Metrics and registration are off (nothing here reads them). Each evaluator keeps its
-SDK cache in a private directory of its own (under ``SANDBOX_DIR`` or the OS temp dir), removed
+SDK cache in a private directory of its own (under ``SANDBOX_UNLEASH_CACHE_DIR``, which the
+launcher points into the sandbox's state dir, or the OS temp dir), removed
 by close(), so a restarted app never starts from another process's stale flags.
 
 Context per request: ``userId`` (sticky rollout and experiment) and the custom property
@@ -90,13 +91,18 @@ class UnleashEvaluator:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, app_name: str = "cutover-sandbox") -> UnleashEvaluator:
         """From SANDBOX_UNLEASH_URL and SANDBOX_UNLEASH_CLIENT_TOKEN (set by the sandbox launcher);
-        the SDK cache goes under SANDBOX_DIR when set."""
+        the SDK cache goes under SANDBOX_UNLEASH_CACHE_DIR (the launcher points it into the state
+        dir), else SANDBOX_DIR, else the OS temp dir."""
         env = os.environ if env is None else env
         missing = [name for name in (URL_ENV, TOKEN_ENV) if not env.get(name)]
         if missing:
             raise ValueError(f"flag backend unleash needs {' and '.join(missing)} in the environment "
                              f"(the sandbox launcher sets them when SANDBOX_FLAG_BACKEND=unleash)")
-        cache_root = Path(env["SANDBOX_DIR"]) / "unleash" / "sdk-cache" if env.get("SANDBOX_DIR") else None
+        cache_root: Path | None = None
+        if env.get("SANDBOX_UNLEASH_CACHE_DIR"):
+            cache_root = Path(env["SANDBOX_UNLEASH_CACHE_DIR"])
+        elif env.get("SANDBOX_DIR"):
+            cache_root = Path(env["SANDBOX_DIR"]) / "unleash" / "sdk-cache"
         return cls(env[URL_ENV], env[TOKEN_ENV], app_name=app_name, cache_root=cache_root)
 
     # ----------------------------------------------------------------------------- FlagEvaluator

@@ -709,7 +709,9 @@ class Sandbox:
         unleash = (self._state or {}).get("unleash")
         if not unleash:
             return {}
-        return {"SANDBOX_UNLEASH_URL": unleash["url"], "SANDBOX_UNLEASH_CLIENT_TOKEN": unleash["client_token"]}
+        return {"SANDBOX_UNLEASH_URL": unleash["url"], "SANDBOX_UNLEASH_CLIENT_TOKEN": unleash["client_token"],
+                # Inside the state dir: wiped at the next up, so no SDK cache outlives its sandbox.
+                "SANDBOX_UNLEASH_CACHE_DIR": str(self.config.state_dir / "unleash" / "sdk-cache")}
 
     def _unleash_connections(self, state: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Connection unleash_default (admin API: password = admin token), only with Unleash."""

@@ -81,6 +81,8 @@ def evaluator(unleash_sandbox: Sandbox, store: UnleashFlagStore) -> Iterator[Unl
     env = {"SANDBOX_UNLEASH_URL": state["url"], "SANDBOX_UNLEASH_CLIENT_TOKEN": state["client_token"],
            "SANDBOX_DIR": str(unleash_sandbox.config.state_dir)}
     with UnleashEvaluator.from_env(env, app_name="cutover-tests") as evaluator:
+        # Its SDK cache lives in a directory of its own inside the sandbox's state dir.
+        assert evaluator._cache_dir.parent == unleash_sandbox.config.state_dir / "unleash" / "sdk-cache"
         yield evaluator
 
 
@@ -108,6 +110,8 @@ def test_launcher_runs_unleash_for_the_apps_and_airflow(unleash_sandbox: Sandbox
         environ = Path(f"/proc/{unleash_sandbox.app_pid(color)}/environ").read_bytes().split(b"\0")
         assert f"SANDBOX_UNLEASH_URL={state['url']}".encode() in environ
         assert f"SANDBOX_UNLEASH_CLIENT_TOKEN={state['client_token']}".encode() in environ
+        cache = unleash_sandbox.config.state_dir / "unleash" / "sdk-cache"
+        assert f"SANDBOX_UNLEASH_CACHE_DIR={cache}".encode() in environ
 
 
 def test_cli_without_the_backend_variable_still_sees_unleash(unleash_sandbox: Sandbox) -> None:

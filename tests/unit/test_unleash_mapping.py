@@ -212,6 +212,9 @@ def test_from_connection_defaults_to_the_sandbox_project_and_environment():
      "Connection 'unleash_default' has no password: it must hold the Unleash admin API token"),
     (Connection(conn_id="unleash_default", conn_type="http", password="t"),
      "Connection 'unleash_default': Connection 'unleash_default' has no host"),
+    (Connection(conn_id="unleash_default", conn_type="http", host="127.0.0.1", password="t",
+                extra=json.dumps({"timeout_seconds": "soon"})),
+     "extra.timeout_seconds 'soon' is not a number"),
 ])
 def test_bad_connection_is_refused_before_any_request(conn, message):
     with pytest.raises(FlagStoreError, match=message):

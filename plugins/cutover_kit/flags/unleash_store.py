@@ -288,9 +288,13 @@ class UnleashFlagStore:
         if not conn.password:
             raise FlagStoreError(f"Connection {conn_id!r} has no password: it must hold the Unleash admin API token")
         extra = conn.extra_dejson
+        try:
+            timeout_seconds = float(extra.get("timeout_seconds", 5.0))
+        except (TypeError, ValueError):
+            raise FlagStoreError(f"Connection {conn_id!r}: extra.timeout_seconds {extra.get('timeout_seconds')!r} "
+                                 f"is not a number") from None
         return cls(base_url, conn.password, project=extra.get("project", "default"),
-                   environment=extra.get("environment", "development"),
-                   timeout_seconds=float(extra.get("timeout_seconds", 5.0)))
+                   environment=extra.get("environment", "development"), timeout_seconds=timeout_seconds)
 
     # ----------------------------------------------------------------------------- FlagStore
 
