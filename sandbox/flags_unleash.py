@@ -61,8 +61,9 @@ class UnleashEvaluator:
         root = Path(cache_root) if cache_root else Path(tempfile.gettempdir())
         root.mkdir(parents=True, exist_ok=True)
         self._cache_dir = Path(tempfile.mkdtemp(prefix=f"unleash-sdk-{os.getpid()}-", dir=root))
-        # The SDK logs every poll at INFO ("Getting feature flag."): one line a second per app.
-        logging.getLogger("UnleashClient").setLevel(logging.WARNING)
+        # The SDK (and the APScheduler it polls with) logs every poll at INFO: lines a second per app.
+        for noisy in ("UnleashClient", "apscheduler"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         self._closed = threading.Event()
         self.client = UnleashClient(
             url=f"{self.url}/api",
