@@ -305,7 +305,10 @@ class UnleashFlagStore:
             if feature is None:
                 raise FlagStoreError(f"{self.name}: flag {flag} does not exist (write the flags to create it)")
             features[flag] = feature
-        return state_from_features(features, self.environment)
+        try:
+            return state_from_features(features, self.environment)
+        except FlagStoreError as error:
+            raise FlagStoreError(f"{self.name}: {error}") from None
 
     def write(self, desired: FlagState) -> None:
         """Create missing flags, then set every flag to `desired` (absolute; only changes what differs).
