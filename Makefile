@@ -6,7 +6,7 @@ SCENARIO ?= happy
 RESULT ?= rehearsal-result.json
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap rehearsal test test-unit test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-emergency benchmark-smoke benchmark-flags clean
+.PHONY: bootstrap rehearsal test test-unit test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-emergency benchmark-smoke benchmark-flags benchmark-unleash clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -51,6 +51,9 @@ benchmark-smoke: bootstrap  ## one scheduled smoke run: median of 5 under airflo
 
 benchmark-flags: bootstrap  ## flag flip -> every app serves Rails (file backend), median of 15 flips under traffic
 	$(PY) -m benchmarks.flags --flips 15 --json benchmarks/flags.json
+
+benchmark-unleash: bootstrap  ## flag flip -> every app's Unleash SDK serves Rails (median of 12 flips)
+	$(PY) -m benchmarks.flags_unleash --flips 12 --json benchmarks/flags_unleash.json
 
 lock:  ## regenerate requirements.lock from requirements.txt in a throwaway venv
 	rm -rf /tmp/cutover-lock-venv && python3 -m venv /tmp/cutover-lock-venv

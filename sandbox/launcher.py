@@ -1,4 +1,5 @@
-"""Start and stop the rehearsal sandbox: PostgreSQL, Redis, blue/green apps, HAProxy, Prometheus.
+"""Start and stop the rehearsal sandbox: PostgreSQL, Redis, blue/green apps, HAProxy, Prometheus,
+and unleash-server when the flags live in Unleash (SANDBOX_FLAG_BACKEND=unleash).
 
 Everything runs as plain processes on 127.0.0.1 with its files under one state directory
 (``SANDBOX_DIR``, default ``<repo>/.sandbox``). ``state.json`` there records PIDs, ports, log
@@ -38,17 +39,26 @@ from sandbox.config import COLORS, GREEN_REQUIRED_SCHEMA, PORT_SETTINGS, ConfigE
 
 log = logging.getLogger("sandbox")
 
-START_ORDER = ("postgres", "redis", "blue", "green", "haproxy", "prometheus")
+START_ORDER = ("postgres", "redis", "unleash", "blue", "green", "haproxy", "prometheus")
 # Entry points first, the database last: nothing should still be writing when PostgreSQL stops.
 STOP_ORDER = tuple(reversed(START_ORDER))
+# Started only with SANDBOX_FLAG_BACKEND=unleash; with the file backend nothing about Unleash runs.
+OPTIONAL_COMPONENTS = {"unleash": "unleash"}
 DB_NAME = DB_USER = "cutover"
+# unleash-server keeps its own database (and role) on the sandbox PostgreSQL.
+UNLEASH_DB_NAME = UNLEASH_DB_USER = "unleash"
+# Where the cutover's flags live in Unleash: the project and environment the client token is scoped
+# to, and the ones Connection unleash_default names.
+UNLEASH_PROJECT = "default"
+UNLEASH_ENVIRONMENT = "development"
+UNLEASH_NODE_MAJOR = 20  # unleash-server 6.x supports Node 18-20; 7.6+ needs Node 22
 STATE_VERSION = 1
 MARKER = ".cutover-sandbox"  # only a directory carrying this marker is ever wiped
 TERM_GRACE_SECONDS = 5.0
 KILL_GRACE_SECONDS = 3.0
 PROBE_TIMEOUT = 0.5
 # Executables this launcher starts; the leftover sweep only ever touches these.
-OWN_EXECUTABLES = {"postgres", "redis-server", "haproxy", "prometheus"}
+OWN_EXECUTABLES = {"postgres", "redis-server", "haproxy", "prometheus", "node"}
 REQUIRED_TOOLS = {
     "haproxy": "haproxy",
     "prometheus": "prometheus",
@@ -198,7 +208,12 @@ class Sandbox:
             # Prometheus first and waited for last: its service discovery hands targets to the
             # scrape manager only after ~5 s, which then overlaps with everything else.
             ("prometheus_spawn", self._spawn_prometheus),
-            ("postgres", self._start_postgres), ("database", self._bootstrap_database), ("redis", self._start_redis),
+            ("postgres", self._start_postgres),
+            # unleash-server migrates its own database for a few seconds: spawned before the data
+            # is generated, waited for after, and ready before the apps (their SDKs fetch at start).
+            *((("unleash_spawn", self._spawn_unleash),) if self.config.flag_backend == "unleash" else ()),
+            ("database", self._bootstrap_database), ("redis", self._start_redis),
+            *((("unleash", self._wait_unleash),) if self.config.flag_backend == "unleash" else ()),
             ("flags", self._write_initial_flags),
             *((color, lambda color=color: self._start_app(color)) for color in COLORS),
             ("haproxy", self._start_haproxy), ("prometheus", self._wait_prometheus),
@@ -243,9 +258,10 @@ class Sandbox:
         """Component -> process alive AND answering its cheap probe."""
         state = self._load_state()
         if state is None:
-            return {name: False for name in START_ORDER}
+            return {name: False for name in self._component_names()}
         probes = self._probes(state)
-        return {name: self._component_alive(state, name) and self._probe(probes[name]) for name in START_ORDER}
+        return {name: self._component_alive(state, name) and self._probe(probes[name])
+                for name in self._component_names(state)}
 
     def connections(self) -> dict[str, dict[str, Any]]:
         """Airflow connections (JSON connection format) for the running sandbox."""
@@ -273,6 +289,7 @@ class Sandbox:
             "app_router": {"conn_type": "http", "host": host, "port": ports["router_port"]},
             # The flagd file both apps evaluate (flag backend "file"); cutover_kit.hooks.flags.
             "flagd_default": {"conn_type": "flagd", "extra": {"path": str(self.config.flags_file)}},
+            **self._unleash_connections(state),
         }
 
     def dsn(self) -> str:
@@ -303,10 +320,11 @@ class Sandbox:
 
     def _resume_existing(self, state: dict[str, Any]) -> bool:
         """True if the recorded sandbox is fully up; clean up if fully dead; refuse if partial."""
-        alive = {name: self._component_alive(state, name) for name in START_ORDER}
+        names = self._component_names(state)
+        alive = {name: self._component_alive(state, name) for name in names}
         if all(alive.values()):
             probes = self._probes(state)
-            unready = [name for name in START_ORDER if not self._probe(probes[name])]
+            unready = [name for name in names if not self._probe(probes[name])]
             if unready:
                 raise SandboxError(f"sandbox is running but not answering: {', '.join(unready)}; "
                                    f"see logs in {self.config.log_dir} or run down")
@@ -322,13 +340,26 @@ class Sandbox:
         self.down()
         return False
 
+    def _component_names(self, state: dict[str, Any] | None = None) -> tuple[str, ...]:
+        """Components this sandbox runs, in start order: Unleash only with the unleash flag backend.
+
+        A running sandbox is described by its state (recorded at `up`), so `status` and `down`
+        from a shell without SANDBOX_FLAG_BACKEND still see the Unleash server it started.
+        """
+        backend = (state or {}).get("flag_backend") or self.config.flag_backend
+        return tuple(name for name in START_ORDER if OPTIONAL_COMPONENTS.get(name, backend) == backend)
+
     def _check_prerequisites(self) -> None:
         missing = [f"{tool} (apt package {package})" for tool, package in REQUIRED_TOOLS.items()
                    if shutil.which(tool) is None]
         if missing:
             raise SandboxError(f"missing executables: {', '.join(missing)}")
         self._pg_bindir()  # raises with a clear message
-        busy = [f"{PORT_SETTINGS[field][0]}={port}" for field, port in self.config.ports().items()
+        if self.config.flag_backend == "unleash":
+            self._unleash_command()  # raises with a clear message
+        ports = {field: port for field, port in self.config.ports().items()
+                 if field != "unleash_port" or self.config.flag_backend == "unleash"}
+        busy = [f"{PORT_SETTINGS[field][0]}={port}" for field, port in ports.items()
                 if _port_in_use(self.config.host, port)]
         if busy:
             raise SandboxError(f"ports already in use on {self.config.host}: {', '.join(busy)}; "
@@ -351,10 +382,11 @@ class Sandbox:
             root.chmod(0o755)
 
     def _new_state(self) -> dict[str, Any]:
-        return {
+        state = {
             "version": STATE_VERSION,
             "state_dir": str(self.config.state_dir),
             "started_at": time.time(),
+            "flag_backend": self.config.flag_backend,
             "ports": self.config.ports(),
             "haproxy_socket": str(self.config.haproxy_socket),
             "postgres": {
@@ -367,6 +399,21 @@ class Sandbox:
             },
             "components": {},
         }
+        if self.config.flag_backend == "unleash":
+            state["unleash"] = {
+                "url": self.config.unleash_url,
+                "project": UNLEASH_PROJECT,
+                "environment": UNLEASH_ENVIRONMENT,
+                # Secrets generated per up, like the database password: only in state.json (0600).
+                # Unleash 6 reads a token's scope from its prefix: admin "*:*.", client
+                # "<project>:<environment>.".
+                "admin_token": f"*:*.{secrets.token_hex(24)}",
+                "client_token": f"{UNLEASH_PROJECT}:{UNLEASH_ENVIRONMENT}.{secrets.token_hex(24)}",
+                "db_password": secrets.token_urlsafe(24),
+                "ui_password": secrets.token_urlsafe(12),
+                "session_secret": secrets.token_hex(24),
+            }
+        return state
 
     # ----------------------------------------------------------------------------- PostgreSQL
 
@@ -552,6 +599,7 @@ class Sandbox:
         env["SANDBOX_APP_DSN"] = self.dsn()
         env["SANDBOX_FLAG_BACKEND"] = cfg.flag_backend
         env["SANDBOX_FLAGS_FILE"] = str(cfg.flags_file)
+        env.update(self._unleash_app_env())
         argv = [sys.executable, "-m", "sandbox.app", "--color", color, "--host", cfg.host,
                 "--port", str(cfg.app_port(color)), "--pidfile", str(pidfile)]
         if color == "green":  # green forwards Rails-flagged requests to blue
@@ -621,6 +669,90 @@ class Sandbox:
         answer = requests.get(f"{self.config.prometheus_url}/api/v1/targets", timeout=PROBE_TIMEOUT).json()
         targets = answer["data"]["activeTargets"]
         return len(targets) == 3 and all(target["health"] == "up" for target in targets)
+
+    # ----------------------------------------------------------------------------- Unleash
+
+    @property
+    def _unleash_dir(self) -> Path:
+        """sandbox/unleash: server.js and the node_modules that scripts/bootstrap.sh installs."""
+        return self.config.repo_root / "sandbox" / "unleash"
+
+    def _unleash_command(self) -> list[str]:
+        """argv that starts unleash-server; raises if Node 20 or the npm packages are missing."""
+        node = shutil.which("node")
+        if node is None:
+            raise SandboxError(f"SANDBOX_FLAG_BACKEND=unleash needs Node.js {UNLEASH_NODE_MAJOR} (`node` is not on PATH); "
+                               f"install it, then run `make bootstrap`")
+        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+        if not version.startswith(f"v{UNLEASH_NODE_MAJOR}."):
+            raise SandboxError(f"SANDBOX_FLAG_BACKEND=unleash needs Node.js {UNLEASH_NODE_MAJOR}.x for unleash-server 6.x; "
+                               f"{node} is {version or 'unknown'}")
+        if not (self._unleash_dir / "node_modules" / "unleash-server" / "package.json").exists():
+            raise SandboxError(f"unleash-server is not installed in {self._unleash_dir}/node_modules; run `make bootstrap`")
+        # --state-dir: names this sandbox in the command line, so down() and the leftover sweep
+        # can tell this node process from anyone else's.
+        return [node, str(self._unleash_dir / "server.js"), "--state-dir", str(self.config.state_dir / "unleash")]
+
+    def _spawn_unleash(self) -> None:
+        """Create Unleash's role and database on the sandbox PostgreSQL, then start unleash-server."""
+        secrets_ = self._state["unleash"]
+        password = secrets_["db_password"].replace("'", "''")
+        self._psql_superuser(f"CREATE ROLE {UNLEASH_DB_USER} LOGIN PASSWORD '{password}';\n"
+                             f"CREATE DATABASE {UNLEASH_DB_NAME} OWNER {UNLEASH_DB_USER};\n")
+        (self.config.state_dir / "unleash").mkdir(exist_ok=True)
+        # A minimal environment: unleash-server reads many variables (DATABASE_URL, AUTH_TYPE...) and
+        # none of the caller's should leak into the sandbox's server. Secrets go through the
+        # environment, not argv, so they do not show up in `ps`.
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.config.state_dir / "unleash"),
+            "NODE_ENV": "production",
+            "SANDBOX_UNLEASH_PORT": str(self.config.unleash_port),
+            "SANDBOX_UNLEASH_DB_HOST": self.config.host,
+            "SANDBOX_UNLEASH_DB_PORT": str(self.config.postgres_port),
+            "SANDBOX_UNLEASH_DB_NAME": UNLEASH_DB_NAME,
+            "SANDBOX_UNLEASH_DB_USER": UNLEASH_DB_USER,
+            "SANDBOX_UNLEASH_DB_PASSWORD": secrets_["db_password"],
+            "SANDBOX_UNLEASH_ADMIN_TOKEN": secrets_["admin_token"],
+            "SANDBOX_UNLEASH_CLIENT_TOKEN": secrets_["client_token"],
+            "SANDBOX_UNLEASH_ADMIN_PASSWORD": secrets_["ui_password"],
+            "SANDBOX_UNLEASH_SESSION_SECRET": secrets_["session_secret"],
+        }
+        self._spawn("unleash", self._unleash_command(), env=env)
+
+    def _wait_unleash(self) -> None:
+        pid = int(self._state["components"]["unleash"]["pid"])
+        logfile = self._log_path("unleash")
+        url = self.config.unleash_url
+        self._wait_ready("unleash", lambda: _http_ok(f"{url}/health"), logfile, pid)
+        # /health answers before the initial API tokens exist; the apps' SDKs need the client token.
+        token = self._state["unleash"]["client_token"]
+        self._wait_ready("unleash client token", lambda: requests.get(
+            f"{url}/api/client/features", headers={"Authorization": token}, timeout=PROBE_TIMEOUT).status_code == 200,
+            logfile, pid)
+        log.info("unleash-server ready at %s (project %s, environment %s)", url, UNLEASH_PROJECT, UNLEASH_ENVIRONMENT)
+
+    def _unleash_app_env(self) -> dict[str, str]:
+        """What the apps' Unleash SDK needs (nothing with the file backend)."""
+        unleash = (self._state or {}).get("unleash")
+        if not unleash:
+            return {}
+        return {"SANDBOX_UNLEASH_URL": unleash["url"], "SANDBOX_UNLEASH_CLIENT_TOKEN": unleash["client_token"],
+                # Inside the state dir: wiped at the next up, so no SDK cache outlives its sandbox.
+                "SANDBOX_UNLEASH_CACHE_DIR": str(self.config.state_dir / "unleash" / "sdk-cache")}
+
+    def _unleash_connections(self, state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Connection unleash_default (admin API: password = admin token), only with Unleash."""
+        unleash = state.get("unleash")
+        if not unleash:
+            return {}
+        return {"unleash_default": {
+            "conn_type": "http", "host": self.config.host, "port": state["ports"]["unleash_port"],
+            "password": unleash["admin_token"],
+            "extra": {"project": unleash["project"], "environment": unleash["environment"]},
+        }}
+
+    # ----------------------------------------------------------------------------- templates
 
     def _render(self, component: str, template: Path, name: str, values: dict[str, Any]) -> Path:
         try:
@@ -820,6 +952,7 @@ class Sandbox:
             "green": lambda: _http_ok(f"http://{cfg.host}:{ports['green_port']}/healthz"),
             "haproxy": lambda: _http_ok(f"http://{cfg.host}:{ports['haproxy_exporter_port']}/metrics", timeout=2),
             "prometheus": lambda: _http_ok(f"http://{cfg.host}:{ports['prometheus_port']}/-/healthy"),
+            "unleash": lambda: _http_ok(f"http://{cfg.host}:{ports['unleash_port']}/health"),
         }
 
     @staticmethod

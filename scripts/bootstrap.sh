@@ -35,3 +35,23 @@ if [ ! -f "$stamp" ]; then
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi
+
+# unleash-server 6.x (sandbox/unleash) for SANDBOX_FLAG_BACKEND=unleash: Node 20 and the npm
+# packages pinned by package-lock.json (`npm ci` installs exactly those; no install scripts run).
+UNLEASH_DIR=sandbox/unleash
+if ! command -v node >/dev/null 2>&1; then
+  echo "bootstrap: error: Node.js 20 is required for the Unleash flag backend (unleash-server 6.x); 'node' is not on PATH" >&2
+  exit 1
+fi
+node_version="$(node --version)"
+if [[ "$node_version" != v20.* ]]; then
+  echo "bootstrap: error: unleash-server 6.x needs Node.js 20; found $node_version" >&2
+  exit 1
+fi
+node_stamp="$UNLEASH_DIR/node_modules/.installed-$(cat "$UNLEASH_DIR/package-lock.json" | sha256sum | cut -c1-16)"
+if [ ! -f "$node_stamp" ]; then
+  echo "bootstrap: installing unleash-server into $UNLEASH_DIR/node_modules (npm ci, ~40 s)"
+  (cd "$UNLEASH_DIR" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+  rm -f "$UNLEASH_DIR"/node_modules/.installed-*
+  touch "$node_stamp"
+fi

@@ -107,3 +107,17 @@ def no_leftovers() -> Callable[[SandboxConfig], None]:
 def sandbox_env(sandbox: Sandbox) -> dict[str, str]:
     """Environment for `python -m sandbox.launcher ...` subprocesses aimed at the test sandbox."""
     return config_env(sandbox.config)
+
+
+@pytest.fixture(scope="module")
+def unleash_sandbox() -> Iterator[Sandbox]:
+    """The whole sandbox with SANDBOX_FLAG_BACKEND=unleash: unleash-server 6.x runs beside it."""
+    config = dataclasses.replace(make_test_config(), flag_backend="unleash")
+    box = Sandbox(config)
+    try:
+        box.up()
+        yield box
+    finally:
+        box.down()
+        assert_nothing_left(config)
+        shutil.rmtree(config.state_dir, ignore_errors=True)

@@ -350,6 +350,8 @@ def test_cli_status_and_env_describe_the_running_sandbox(sandbox: Sandbox, sandb
 
     status = cli("status")
     assert status.returncode == 0 and all(json.loads(status.stdout).values()), status.stdout + status.stderr
+    # The file flag backend (the default) runs no unleash-server.
+    assert set(json.loads(status.stdout)) == {"postgres", "redis", "blue", "green", "haproxy", "prometheus"}
     lines = cli("env").stdout.splitlines()
     exported = {}
     for line in lines:
