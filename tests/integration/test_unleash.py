@@ -295,6 +295,35 @@ def test_evaluator_from_env_names_what_is_missing() -> None:
         UnleashEvaluator.from_env({"SANDBOX_UNLEASH_URL": "http://127.0.0.1:14242"})
 
 
+def test_running_apps_follow_unleash_flags_per_feature(unleash_sandbox: Sandbox, store: UnleashFlagStore,
+                                                        monkeypatch) -> None:
+    """The apps themselves (not just an SDK in the test) evaluate the Unleash flags per request."""
+    for conn_id, connection in unleash_sandbox.connections().items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
+    green = unleash_sandbox.config.app_url("green")
+
+    def served_by(path: str) -> str:
+        return requests.get(f"{green}{path}", timeout=2).headers["X-Served-By"]
+
+    def green_reports(state: FlagState) -> bool:
+        report = requests.get(f"{green}/__flags", timeout=2).json()
+        return report.get("backend") == "unleash" and report.get("serves_rails") == state.all_rails
+
+    apply_flags(store, FlagState.rails())
+    wait_for(lambda: served_by("/api/users/3") == "rails", 5, "green forwarding users to Rails")
+    # Users on at 100 % rollout, orders off: each feature area follows its own Unleash flag.
+    apply_flags(store, FlagState({"users": True, "orders": False}, 100))
+    wait_for(lambda: served_by("/api/users/3") == "typescript", 5, "users area on green's own code")
+    assert served_by("/api/users/3/orders") == "rails"
+
+    # The stage callables verify in the store and in every app's own report, with this backend too.
+    from cutover_kit.stages.flags import apply_everywhere
+
+    facts = apply_everywhere(FlagState.rails(), "unleash", timeout_seconds=10)
+    assert facts["store"].startswith("unleash") or "unleash" in facts["store"], facts
+    assert served_by("/api/users/3") == "rails" and green_reports(FlagState.rails())
+
+
 # Must stay last: it takes the module's sandbox down (the fixture's own down() is then a no-op).
 def test_up_again_only_verifies_and_down_stops_unleash(unleash_sandbox: Sandbox, evaluator: UnleashEvaluator,
                                                        no_leftovers: Callable) -> None:
