@@ -218,11 +218,20 @@ def _observed(kind: str, ok: bool, evr: Mapping[str, Any]) -> str:
     result = evr.get("result") or {}
     meta = (evr.get("expectation_config") or {}).get("meta") or {}
     count = result.get("unexpected_count")
-    if kind in ("row_check", "unique_key"):
+    if kind in ("row_check", "unique_key") or (kind in ("not_null", "in_set") and "observed_value" in result):
+        # ExpectNoUnexpectedRows: the count of offending rows, their first ids (and values).
         rows = int(result.get("observed_value") or 0)
-        ids = (result.get("details") or {}).get("sample_ids")
+        details = result.get("details") or {}
+        ids = details.get("sample_ids")
         if kind == "unique_key":
             return "no duplicates" if not rows else f"{_rows(rows)} share an id{_ids(ids)}"
+        if kind == "not_null":
+            return f"{rows} NULL{'s' if rows != 1 else ''}{_ids(ids) if rows else ''}"
+        if kind == "in_set":
+            if not rows:
+                return "0 rows outside the set"
+            values = sorted({repr(v) for v in details.get("values") or []})[:_SAMPLE]
+            return f"{_rows(rows)} outside the set ({', '.join(values)}){_ids(ids)}"
         return f"{_rows(rows)}{_ids(ids)}"
     if kind == "row_count":
         details = result.get("details") or {}
