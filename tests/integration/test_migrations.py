@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -406,6 +407,56 @@ def test_backup_verifies_and_detects_a_live_change(db: str, tmp_path: Path) -> N
     assert backup.verify_backup(db, tampered).mismatches[0].endswith("does not match its recorded sha256 (corrupted or replaced)")
     with pytest.raises(backup.BackupError, match="would be dropped"):
         backup.verify_backup(db, record, scratch_db=psycopg2.extensions.parse_dsn(db)["dbname"])
+
+
+def test_verification_lists_the_whole_archive_and_restores_rows_without_post_data(db: str, tmp_path: Path) -> None:
+    """The comparison copy holds every table and row, unlogged, and none of the archive's indexes,
+    constraints or triggers; the expanded schema (an enum, numerics) still fingerprints the same
+    after a restore, since enum values hash by OID and are hashed as text instead."""
+    expand(db)
+    migrations.backfill(db)
+    record = backup.backup_database(db, tmp_path)
+    assert {entry["hash"] for entry in record.fingerprints.values()} == {"record"}
+    verification = backup.verify_backup(db, record, scratch_db="cutover_verify_pd")
+    assert verification.verified and verification.restored_matches_dump, verification.mismatches
+    listed = subprocess.run(["pg_restore", "--list", record.path], capture_output=True, text=True, check=True).stdout
+    assert verification.archive_entries == len([line for line in listed.splitlines() if line and not line.startswith(";")])
+    for post_data in (" INDEX public ", " CONSTRAINT public orders orders_pkey", " FK CONSTRAINT public ", " TRIGGER public "):
+        assert post_data in listed, f"{post_data.strip()} entries are in the archive"
+
+    scratch = backup.restore_to_scratch(db, record, "cutover_scratch_pd")
+    try:
+        assert query(scratch, "SELECT count(*) FROM orders") == query(db, "SELECT count(*) FROM orders")
+        assert query(scratch, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'") == [(0,)]
+        assert query(scratch, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == [(0,)]
+        assert set(query(scratch, "SELECT relpersistence FROM pg_class WHERE relkind = 'r' "
+                                  "AND relnamespace = 'public'::regnamespace")) == {("u",)}
+        assert query(scratch, "SELECT max(version) FROM schema_migrations") == [(EXPAND_VERSION,)]
+    finally:
+        backup.drop_scratch(db, "cutover_scratch_pd")
+
+
+def test_a_truncated_archive_fails_verification_even_with_a_matching_record(db: str, tmp_path: Path) -> None:
+    record = backup.backup_database(db, tmp_path)
+    path = Path(record.path)
+    path.write_bytes(path.read_bytes()[: record.bytes // 2])  # the TOC (at the start) still reads
+    rerecorded = replace(record, bytes=path.stat().st_size, sha256=backup._sha256(path))
+    with pytest.raises(backup.BackupError, match="pg_restore into cutover_verify_tr failed"):
+        backup.verify_backup(db, rerecorded, scratch_db="cutover_verify_tr")
+    assert query(db, "SELECT count(*) FROM pg_database WHERE datname = 'cutover_verify_tr'") == [(0,)], "scratch dropped"
+
+
+def test_records_fingerprinted_as_text_before_still_verify_and_restore(db: str, tmp_path: Path) -> None:
+    """Backups recorded before the typed-hash fingerprints (no "hash" key: rows hashed as text)."""
+    record = backup.backup_database(db, tmp_path)
+    text = backup._snapshot_fingerprints(db, {table: "text" for table in record.fingerprints})
+    old = {table: {key: value for key, value in {**record.fingerprints[table], **text[table]}.items() if key != "hash"}
+           for table in record.fingerprints}
+    assert all(old[t]["checksum"] != record.fingerprints[t]["checksum"] for t in LEGACY_TABLES)
+    old_record = replace(record, fingerprints=old)
+    verification = backup.verify_backup(db, old_record, scratch_db="cutover_verify_old")
+    assert verification.verified and verification.restored_matches_dump, verification.mismatches
+    assert backup.restore_database(db, old_record).schema_version == BASE_VERSION
 
 
 def test_restore_database_brings_back_the_backed_up_state(db: str, tmp_path: Path) -> None:
