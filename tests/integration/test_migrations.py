@@ -331,6 +331,19 @@ def test_backfill_is_complete_idempotent_and_leaves_legacy_values_alone(db: str)
     assert backup.table_fingerprints(db, LEGACY_TABLES) == legacy_before
 
 
+def test_vacuum_analyze_after_the_backfill(db: str) -> None:
+    expand(db)
+    assert migrations.backfill(db).complete
+    assert migrations.vacuum_analyze(db) >= 0
+    # last_vacuum is a manual VACUUM's (autovacuum sets last_autovacuum); the dead row versions
+    # the backfill left are gone.
+    stats = query(db, "SELECT relname, last_vacuum IS NOT NULL, last_analyze IS NOT NULL, n_dead_tup "
+                      "FROM pg_stat_user_tables WHERE relname IN ('users', 'orders', 'line_items') ORDER BY relname")
+    assert stats == [("line_items", True, True, 0), ("orders", True, True, 0), ("users", True, True, 0)]
+    with pytest.raises(MigrationError, match="not a backfilled table"):
+        migrations.vacuum_analyze(db, ["schema_migrations"])
+
+
 def test_backfill_while_both_apps_write(db: str) -> None:
     expand(db)
     stop = threading.Event()
@@ -429,8 +442,9 @@ def test_verification_lists_the_whole_archive_and_restores_rows_without_post_dat
         assert query(scratch, "SELECT count(*) FROM orders") == query(db, "SELECT count(*) FROM orders")
         assert query(scratch, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'") == [(0,)]
         assert query(scratch, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == [(0,)]
-        assert set(query(scratch, "SELECT relpersistence FROM pg_class WHERE relkind = 'r' "
-                                  "AND relnamespace = 'public'::regnamespace")) == {("u",)}
+        assert set(query(scratch, "SELECT relpersistence, array_to_string(reloptions, ',') FROM pg_class "
+                                  "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace")) == {
+            ("u", "autovacuum_enabled=false")}
         assert query(scratch, "SELECT max(version) FROM schema_migrations") == [(EXPAND_VERSION,)]
     finally:
         backup.drop_scratch(db, "cutover_scratch_pd")

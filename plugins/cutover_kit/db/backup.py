@@ -674,7 +674,7 @@ def _restore_for_comparison(pg_restore: str, record: BackupRecord, params: Mappi
     1. ``pg_restore --list``: the table of contents of the whole archive (pre-data, data and
        post-data) reads back; a truncated or damaged archive fails here. Returns its entries.
     2. The pre-data section (types, functions, tables, sequences), then the tables switched to
-       UNLOGGED: a throwaway copy needs no WAL (~10 % of the load here).
+       UNLOGGED (a throwaway copy needs no WAL: ~10 % of the load here) and autovacuum off.
     3. The data section with --jobs=2: every row of every table.
 
     Left out: the post-data section (primary keys, indexes, foreign keys, triggers). Building
@@ -691,7 +691,10 @@ def _restore_for_comparison(pg_restore: str, record: BackupRecord, params: Mappi
     with _connect(_conninfo(params)) as conn:
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute("SELECT format('ALTER TABLE %I.%I SET UNLOGGED', schemaname, tablename) FROM pg_tables "
+            # No autovacuum either: it would vacuum the freshly loaded copy while it is compared
+            # (CPU the comparison needs) and sit in it when it is dropped.
+            cur.execute("SELECT format('ALTER TABLE %I.%I SET UNLOGGED, SET (autovacuum_enabled = false)', "
+                        "schemaname, tablename) FROM pg_tables "
                         "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")
             for (statement,) in cur.fetchall():
                 cur.execute(statement)
@@ -712,9 +715,27 @@ def _create_database_like(conn: psycopg2.extensions.connection, name: str, like:
             sql.Identifier(name), sql.Literal(encoding), sql.Literal(collate), sql.Literal(ctype)))
 
 
-def _drop_database(conn: psycopg2.extensions.connection, name: str) -> None:
+def _drop_database(conn: psycopg2.extensions.connection, name: str, attempts: int = 10) -> None:
+    """DROP DATABASE, ending the sessions still in it (`conn` in autocommit).
+
+    WITH (FORCE) terminates the other sessions, but refuses a non-superuser when one of them is
+    an autovacuum worker (PostgreSQL 15: "must be a member of the role whose process is being
+    terminated"). A plain DROP signals autovacuum workers itself and waits for them, so that is
+    the fallback; a session that reconnects meanwhile makes it try again."""
+    statement = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
     with conn.cursor() as cur:
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        for attempt in range(1, attempts + 1):
+            try:
+                cur.execute(statement + sql.SQL(" WITH (FORCE)"))
+                return
+            except psycopg2.errors.InsufficientPrivilege:
+                try:
+                    cur.execute(statement)
+                    return
+                except psycopg2.errors.ObjectInUse:
+                    if attempt == attempts:
+                        raise
+                    time.sleep(0.2)
 
 
 def _check_scratch_name(scratch_db: str, live: str) -> None:

@@ -90,14 +90,18 @@ def expand_schema(conn_id: str = "postgres_default") -> dict[str, Any]:
 
 
 def backfill_new_columns(conn_id: str = "postgres_default") -> dict[str, Any]:
-    from cutover_kit.db.migrations import backfill
+    """The batched backfill, then VACUUM (ANALYZE) of the rewritten tables, so that validation
+    reads live rows with fresh statistics (``migrations.vacuum_analyze`` says why)."""
+    from cutover_kit.db.migrations import backfill, vacuum_analyze
 
-    report = backfill(connection_dsn(conn_id))
+    dsn = connection_dsn(conn_id)
+    report = backfill(dsn)
     if not report.complete:
         raise AirflowException(f"Backfill incomplete: {report.remaining} rows still NULL; retrying")
+    vacuum_seconds = vacuum_analyze(dsn)
     reason = (
         f"Backfill: {report.rows} rows in {report.batches} batches, {report.seconds:.1f} s, "
-        f"longest batch {report.max_batch_seconds * 1000:.0f} ms"
+        f"longest batch {report.max_batch_seconds * 1000:.0f} ms; VACUUM ANALYZE {vacuum_seconds:.1f} s"
     )
     log.info(reason)
     return {"verdict": "PASS", "reason": reason}
