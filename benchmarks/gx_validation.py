@@ -49,8 +49,11 @@ def child(args: argparse.Namespace) -> int:
     import_s = time.monotonic() - before_import
     snapshot = json.loads(args.snapshot)
     tables = args.tables.split(",") if args.tables != "all" else None
+    # The snapshot is the backup's own (its dump-time fingerprints, or row counts of the backup
+    # copy with --dsn), so its max ids are the backup's, as the DAG passes them from the record.
+    backup_max_ids = {table: entry.get("max_id") for table, entry in snapshot.items()}
     results, summary = validation.timed_validation(_url(args.dsn), backup_url=_url(args.backup_dsn),
-                                                   snapshot=snapshot, tables=tables)
+                                                   snapshot=snapshot, tables=tables, backup_max_ids=backup_max_ids)
     saved = time.monotonic()
     validation.save_artifacts(results, Path(args.out), summary)
     print(json.dumps({"expectations": summary.expectations, "failed": summary.failed, "import_s": round(import_s, 3),

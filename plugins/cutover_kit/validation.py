@@ -86,14 +86,16 @@ def postgres_url(*, host: str, port: int | str | None, login: str | None, passwo
 
 
 def run_validation(live_url: str, *, backup_url: str | None = None, snapshot: Mapping[str, Any] | None = None,
-                   tables: Sequence[str] | None = None) -> list[Any]:
+                   tables: Sequence[str] | None = None,
+                   backup_max_ids: Mapping[str, int | None] | None = None) -> list[Any]:
     """Validate `tables` (default: users, orders, line_items) of the live database.
 
     `snapshot` ({table: {"count", "max_id"}} before the migration, or the old {table: count})
     adds the row-count checks of the pre-existing rows; `backup_url` (a restored copy of the
     verified backup) adds the checksum comparisons, over rows with id <= the smaller of the
-    snapshot's max_id and the backup's max(id). Returns one ExpectationSuiteValidationResult per
-    suite run (constraints, then data, per table).
+    snapshot's max_id and the backup's max(id): `backup_max_ids` ({table: max id}, e.g. the
+    backup record's fingerprints) when given for every table, else read from the copy. Returns
+    one ExpectationSuiteValidationResult per suite run (constraints, then data, per table).
     """
     silence_gx_import_logs()
     import great_expectations as gx
@@ -106,7 +108,12 @@ def run_validation(live_url: str, *, backup_url: str | None = None, snapshot: Ma
     snapshot = suites.normalize_snapshot(snapshot)
     checksum_bounds: dict[str, int | None] = {table: None for table in tables}
     if backup_url:
-        backup_max = _max_ids(backup_url, tables)
+        # Known from the backup record (its fingerprints' max_id, the bound the dump was settled
+        # at) or else read from the copy: max(id) there is a scan, since the comparison copy has
+        # no primary key index.
+        backup_max = ({table: backup_max_ids.get(table) for table in tables}
+                      if backup_max_ids is not None and all(table in backup_max_ids for table in tables)
+                      else _max_ids(backup_url, tables))
         checksum_bounds = {table: suites.checksum_bound((snapshot or {}).get(table, {}).get("max_id"),
                                                         backup_max[table]) for table in tables}
     context = load_data_context(context_type="ephemeral", gx_cloud_config=None)

@@ -198,3 +198,6 @@ def test_snapshot_from_backup_record() -> None:
                                                          "line_items": {"count": 61, "max_id": None}}
     with pytest.raises(AirflowFailException, match="no fingerprint for line_items"):
         database.snapshot_from_backup({"fingerprints": {"users": {"count": 1}, "orders": {"count": 1}}})
+    # The backup's max ids for the checksum bound, so the comparison copy need not be scanned for them.
+    assert database.backup_max_ids_of(record) == {"users": 4, "orders": 24, "line_items": None}
+    assert database.backup_max_ids_of(old_record) is None  # read from the copy instead

@@ -142,7 +142,8 @@ def validate_expanded_database(backup_record: dict[str, Any], scratch_db: str, c
 
     snapshot = database.snapshot_from_backup(backup_record)
     try:
-        summary = database.validate_migration(snapshot, conn_id=conn_id, backup_database=scratch_db)
+        summary = database.validate_migration(snapshot, conn_id=conn_id, backup_database=scratch_db,
+                                              backup_max_ids=database.backup_max_ids_of(backup_record))
     except AirflowFailException as error:
         get_current_context()["ti"].xcom_push(key="validation_failure", value={"reason": str(error)})
         raise
