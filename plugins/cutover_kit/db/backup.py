@@ -574,8 +574,11 @@ def _swap(admin: psycopg2.extensions.connection, live: str, incoming: str, previ
         try:
             deadline = began + SWAP_TIMEOUT_SECONDS
             while True:
+                # Client sessions only: an autovacuum worker counts as a superuser process, which a
+                # non-superuser may not terminate; the RENAME below makes autovacuum leave itself.
                 cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = %s AND pid <> pg_backend_pid()", (live,))
+                            "WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+                            (live,))
                 try:
                     cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(live), sql.Identifier(previous)))
                     break
