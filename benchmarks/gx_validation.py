@@ -4,10 +4,17 @@ process, median of N runs, each run in a fresh Python process (so the GX import 
     python -m benchmarks.gx_validation [--orders 1000000] [--runs 3] [--port-offset 5200] [--json out.json]
     python -m benchmarks.gx_validation --dsn DSN --backup-dsn DSN   # an already migrated database
 
-Without --dsn it starts a private PostgreSQL (legacy schema, `--orders` orders, ~3 line items
-each), takes the row-count snapshot, clones the legacy database as the "restored backup", applies
-the expand migration and the backfill, VACUUM ANALYZEs (as one would after rewriting every row),
-then measures. Two scopes: all three tables, and orders alone.
+Without --dsn it does what stage 2 does on a private PostgreSQL (legacy schema, `--orders`
+orders, ~3 line items each): a real backup of the legacy database (its dump-time fingerprints are
+the snapshot), the expand migration, the backfill and its VACUUM ANALYZE (as the DAG's backfill
+task does), then measures. Before every measured run the backup is restored afresh into the
+scratch database the checksums compare against (``backup.restore_to_scratch``, as the DAG's
+restore task does: no indexes, unlogged, never read before), not timed. Two scopes: all three
+tables, and orders alone.
+
+The GX import is timed apart (``import_s``): it is paid once per task process, whatever the
+data. ``validate_s`` (the target's figure) is the validation itself: context, suites, queries,
+summary; ``artifacts_s`` is writing the JSON and the Data Docs page.
 """
 
 from __future__ import annotations
@@ -42,8 +49,11 @@ def child(args: argparse.Namespace) -> int:
     import_s = time.monotonic() - before_import
     snapshot = json.loads(args.snapshot)
     tables = args.tables.split(",") if args.tables != "all" else None
+    # The snapshot is the backup's own (its dump-time fingerprints, or row counts of the backup
+    # copy with --dsn), so its max ids are the backup's, as the DAG passes them from the record.
+    backup_max_ids = {table: entry.get("max_id") for table, entry in snapshot.items()}
     results, summary = validation.timed_validation(_url(args.dsn), backup_url=_url(args.backup_dsn),
-                                                   snapshot=snapshot, tables=tables)
+                                                   snapshot=snapshot, tables=tables, backup_max_ids=backup_max_ids)
     saved = time.monotonic()
     validation.save_artifacts(results, Path(args.out), summary)
     print(json.dumps({"expectations": summary.expectations, "failed": summary.failed, "import_s": round(import_s, 3),
@@ -64,9 +74,12 @@ def _url(dsn: str) -> str:
                         database=p["dbname"])
 
 
-def measure(dsn: str, backup_dsn: str, snapshot: dict[str, int], tables: str, runs: int) -> dict[str, Any]:
+def measure(dsn: str, backup_dsn: str, snapshot: dict[str, int], tables: str, runs: int,
+            before_run: Any = None) -> dict[str, Any]:
     samples = []
     for _ in range(runs):
+        if before_run is not None:
+            before_run()
         out = tempfile.mkdtemp(prefix="gx-bench-")
         argv = [sys.executable, "-m", "benchmarks.gx_validation", "--child", "--dsn", dsn, "--backup-dsn", backup_dsn,
                 "--snapshot", json.dumps(snapshot), "--tables", tables, "--out", out]
@@ -82,6 +95,9 @@ def measure(dsn: str, backup_dsn: str, snapshot: dict[str, int], tables: str, ru
         if sample["failed"]:
             raise RuntimeError(f"validation failed on a clean database: {sample['failed_names']}")
         sample["process_wall_s"] = round(wall, 3)
+        sample["load_average"] = round(os.getloadavg()[0], 2)
+        print(json.dumps({k: sample[k] for k in ("validate_s", "import_s", "peak_rss_mb", "load_average")}),
+              file=sys.stderr, flush=True)
         samples.append(sample)
     keys = ("process_wall_s", "import_s", "validate_s", "artifacts_s", "peak_rss_mb")
     return {"tables": tables, "runs": runs, "expectations": samples[0]["expectations"],
@@ -89,14 +105,15 @@ def measure(dsn: str, backup_dsn: str, snapshot: dict[str, int], tables: str, ru
             "samples": samples}
 
 
-def prepare(orders: int, port_offset: int) -> tuple[Any, str, str, dict[str, int]]:
-    from cutover_kit.db import migrations
-    from cutover_kit.stages.database import row_counts
+SCRATCH_DB = "cutover_gx_backup"
+
+
+def prepare(orders: int, port_offset: int) -> tuple[Any, str, str, dict[str, Any], Any]:
+    """Sandbox PostgreSQL -> (box, live dsn, scratch dsn, snapshot, restore_scratch)."""
+    from cutover_kit.db import backup, migrations
+    from cutover_kit.stages.database import snapshot_from_backup
     from sandbox.config import PORT_SETTINGS, SandboxConfig
     from sandbox.launcher import Sandbox
-
-    import psycopg2
-    import psycopg2.extensions
 
     state = Path(tempfile.mkdtemp(prefix="gx-bench-sbx-"))
     state.chmod(0o755)
@@ -107,21 +124,20 @@ def prepare(orders: int, port_offset: int) -> tuple[Any, str, str, dict[str, int
     started = time.monotonic()
     box.up_database()
     dsn = box.dsn()
-    snapshot = row_counts(dsn)
-    admin = psycopg2.connect(psycopg2.extensions.make_dsn(dsn, dbname="postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("CREATE DATABASE bench_backup TEMPLATE cutover")  # what a pre-migration dump restores
-    admin.close()
+    record = backup.backup_database(dsn, state / "backups")
+    snapshot = snapshot_from_backup(record.as_dict())
     migrations.migrate_up(dsn, migrations.EXPAND_VERSION, expected_current=migrations.BASE_VERSION)
     filled = migrations.backfill(dsn)
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("VACUUM ANALYZE users, orders, line_items")
-    conn.close()
-    print(f"prepared {snapshot} in {time.monotonic() - started:.0f}s (backfill {filled.seconds:.0f}s)", file=sys.stderr)
-    return box, dsn, psycopg2.extensions.make_dsn(dsn, dbname="bench_backup"), snapshot
+    vacuumed = migrations.vacuum_analyze(dsn)
+    print(f"prepared {snapshot} in {time.monotonic() - started:.0f}s (backfill {filled.seconds:.0f}s, "
+          f"VACUUM ANALYZE {vacuumed:.0f}s)", file=sys.stderr)
+
+    def restore_scratch() -> None:
+        backup.restore_to_scratch(dsn, record, SCRATCH_DB)
+
+    import psycopg2.extensions
+
+    return box, dsn, psycopg2.extensions.make_dsn(dsn, dbname=SCRATCH_DB), snapshot, restore_scratch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.child:
         return child(args)
-    box = None
+    box = restore_scratch = None
     try:
         if args.dsn:
             from cutover_kit.stages.database import row_counts
@@ -148,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
             dsn, backup_dsn = args.dsn, args.backup_dsn or args.dsn
             snapshot = row_counts(backup_dsn)
         else:
-            box, dsn, backup_dsn, snapshot = prepare(args.orders, args.port_offset)
+            box, dsn, backup_dsn, snapshot, restore_scratch = prepare(args.orders, args.port_offset)
         report = {"snapshot": snapshot, "load_average": os.getloadavg(), "scopes": []}
         for scope in args.scopes.split(","):
-            result = measure(dsn, backup_dsn, snapshot, scope, args.runs)
+            result = measure(dsn, backup_dsn, snapshot, scope, args.runs, restore_scratch)
             report["scopes"].append(result)
             print(json.dumps({k: v for k, v in result.items() if k != "samples"}))
         report["load_average_after"] = os.getloadavg()

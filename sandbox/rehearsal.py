@@ -36,38 +36,6 @@ def _scenario_conf(scenario: Any) -> dict[str, Any]:
     return {"plan": scenario.plan.name, **{k: v for k, v in scenario.overrides.items() if v is not None}}
 
 
-class AcknowledgedWritesFile:
-    """Keeps a file of acknowledged order ids current (every 0.5 s, written atomically), so the DAG's
-    final integrity check reads what clients were told, as a production ledger would provide."""
-
-    def __init__(self, traffic: Any, path: Path) -> None:
-        import threading
-
-        self.traffic, self.path = traffic, path
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="acknowledged-writes", daemon=True)
-
-    def start(self) -> "AcknowledgedWritesFile":
-        self.write()
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.write()
-
-    def write(self) -> None:
-        ids = sorted({e["write_id"] for e in self.traffic.ledger if e.get("write_id") is not None})
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text("".join(f"{order_id}\n" for order_id in ids))
-        os.replace(temporary, self.path)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            self.write()
-
-
 def schedule_entry(fault: Any, plan: Any) -> dict[str, Any]:
     """A scenario fault as the fault schedule wants it: stages become observed router percentages.
 
@@ -150,7 +118,7 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
     from sandbox.faults import FaultController, FaultSchedule
     from sandbox.launcher import Sandbox
     from sandbox.result import build_result, render_table
-    from sandbox.traffic import TrafficGenerator, report
+    from sandbox.traffic import TrafficProcess, report
 
     config = SandboxConfig.from_env()
     sandbox = Sandbox(config)
@@ -169,12 +137,15 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
 
         dag = DagBag(str(airflow_env.REPO_ROOT / "dags"), include_examples=False).get_dag(DAG_ID)
 
-        traffic = TrafficGenerator(
-            config.router_url, rps=scenario.traffic_rps, max_seconds=scenario.traffic_max_seconds, seed=7
-        )
-        traffic.start()
+        # The generator runs in a child process: an in-process stall (provider discovery, the GX
+        # import) must not freeze the traffic and pass for a server failure. The child keeps the
+        # acknowledged-writes file current for the DAG and writes every request beside the result.
         ledger_file = config.state_dir / "acknowledged_writes.txt"
-        ledger_writer = AcknowledgedWritesFile(traffic, ledger_file).start()
+        traffic = TrafficProcess(
+            config.router_url, rps=scenario.traffic_rps, max_seconds=scenario.traffic_max_seconds, seed=7,
+            ledger_path=result_path.with_suffix(".ledger.jsonl"), acknowledged_writes=ledger_file,
+            log_path=config.log_dir / "traffic.log",
+        ).start()
         conf["acknowledged_writes_file"] = str(ledger_file)
         schedule = FaultSchedule(
             FaultController(config),
@@ -191,16 +162,14 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
         dag_run = dag.test(run_conf=conf)
 
         schedule.stop()
-        traffic.stop()
-        ledger_writer.stop()
+        ledger = traffic.stop()  # every request, also written beside the result for the audit
         fault_windows = schedule.fault_windows()
         if data_fault is not None:
             data_fault.stop()
             fault_windows += [window for window in [data_fault.window()] if window]
         for color in {fault.color for fault in scenario.faults}:
             FaultController(config).clear(color)
-        traffic_report = report(traffic.ledger, config.app_dsn(), fault_windows)
-        traffic.dump_jsonl(result_path.with_suffix(".ledger.jsonl"))  # every request, for the audit
+        traffic_report = report(ledger, config.app_dsn(), fault_windows)
         result = build_result(
             scenario={
                 "name": scenario.name,
@@ -220,7 +189,7 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
         if data_fault is not None:
             data_fault.stop()
         if traffic is not None:
-            traffic.stop()
+            traffic.stop()  # reaped on every path: a failed or interrupted run leaves no generator behind
         sandbox.down()
     result_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(render_table(result))

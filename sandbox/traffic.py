@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -323,11 +326,182 @@ def missing_order_ids(dsn: str, order_ids: Sequence[int]) -> list[int]:
     return sorted(set(order_ids) - present)
 
 
+# ----------------------------------------------------------------------------- acknowledged writes
+
+
+class AcknowledgedWritesFile:
+    """Keeps a file of acknowledged order ids current (every 0.5 s, written atomically), so the DAG's
+    final integrity check reads what clients were told, as a production ledger would provide."""
+
+    def __init__(self, traffic: TrafficGenerator, path: str | Path, interval: float = 0.5) -> None:
+        self.traffic, self.path, self.interval = traffic, Path(path), interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="acknowledged-writes", daemon=True)
+
+    def start(self) -> AcknowledgedWritesFile:
+        self.write()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.write()
+
+    def write(self) -> None:
+        ids = sorted({e["write_id"] for e in self.traffic.ledger if e.get("write_id") is not None})
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text("".join(f"{order_id}\n" for order_id in ids))
+        os.replace(temporary, self.path)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.write()
+
+
+# ----------------------------------------------------------------------------- in its own process
+
+
+class TrafficProcess:
+    """The generator in a child process (``python -m sandbox.traffic --control-stdin``).
+
+    Why a process: whoever starts the traffic (the rehearsal runs Airflow's ``dag.test()`` in its
+    own process) can stall for seconds (provider discovery, the GX import: 3-19 s measured). A
+    generator thread in that process froze with it, then reused keep-alive connections the router
+    had closed meanwhile and logged failures no server caused. In its own process the paced
+    clock keeps running whatever the parent does.
+
+    * :meth:`start` spawns the child and returns once it sends traffic (it has learnt user ids
+      and written the acknowledged-writes file once); a child that cannot start raises
+      :class:`TrafficError` with the tail of its log.
+    * :meth:`stop` asks it to stop (closing its stdin), waits for the requests in flight, reaps
+      it (SIGKILL after `stop_timeout`), and returns the ledger it wrote. Safe to call twice and
+      on any path; also the context manager's exit.
+    * The child stops by itself at its time/count bound, on SIGTERM, and when its stdin closes,
+      which also happens when the parent dies: it never outlives the run that started it.
+
+    The ledger (JSONL, every request) and the acknowledged-writes file are the same as in-process:
+    :func:`report` takes the returned ledger.
+    """
+
+    READY_TIMEOUT_SECONDS = 60.0
+
+    def __init__(self, base_url: str, *, ledger_path: str | Path, rps: float = 40, max_seconds: float = 600,
+                 seed: int | None = None, acknowledged_writes: str | Path | None = None,
+                 log_path: str | Path | None = None, stop_timeout: float = 30.0,
+                 python: str | None = None, env: dict[str, str] | None = None) -> None:
+        if rps <= 0 or max_seconds <= 0:
+            raise ValueError(f"rps and max_seconds must be > 0, got rps={rps}, max_seconds={max_seconds}")
+        self.base_url, self.rps, self.max_seconds, self.seed = base_url, float(rps), float(max_seconds), seed
+        self.ledger_path = Path(ledger_path)
+        self.acknowledged_writes = Path(acknowledged_writes) if acknowledged_writes else None
+        self.log_path = Path(log_path) if log_path else self.ledger_path.with_suffix(".log")
+        self.stop_timeout = stop_timeout
+        self.python, self.env = python or sys.executable, env
+        self.process: subprocess.Popen[str] | None = None
+        self.started_at: float | None = None  # epoch seconds of the child's first slot
+        self._ledger: list[dict[str, Any]] | None = None
+
+    def argv(self) -> list[str]:
+        argv = [self.python, "-m", "sandbox.traffic", "--base-url", self.base_url, "--rps", repr(self.rps),
+                "--max-seconds", repr(self.max_seconds), "--ledger", str(self.ledger_path), "--control-stdin",
+                "--no-report"]
+        if self.seed is not None:
+            argv += ["--seed", str(self.seed)]
+        if self.acknowledged_writes:
+            argv += ["--acknowledged-writes", str(self.acknowledged_writes)]
+        return argv
+
+    def start(self) -> TrafficProcess:
+        if self.process is not None:
+            raise TrafficError("traffic process already started; create a new one for another run")
+        self.ledger_path.parent.mkdir(parents=True, exist_ok=True)
+        self.ledger_path.unlink(missing_ok=True)  # only this run's ledger may be read back
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(self.env if self.env is not None else os.environ)
+        # The child imports sandbox.* from this checkout, whatever the caller's working directory.
+        root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join([root, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
+        with open(self.log_path, "w") as log_file:
+            # Its own session: a Ctrl-C at the terminal reaches the parent only, which then stops
+            # the child in order (last requests answered, ledger written) instead of both dying.
+            self.process = subprocess.Popen(self.argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=log_file, text=True, env=env, start_new_session=True)
+        try:
+            ready = self._read_ready()
+        except BaseException:
+            self.stop()
+            raise
+        self.started_at = ready.get("started_at")
+        return self
+
+    def _read_ready(self) -> dict[str, Any]:
+        """The child's first stdout line, {"event": "started", ...}, within READY_TIMEOUT_SECONDS."""
+        import select
+
+        assert self.process is not None and self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], self.READY_TIMEOUT_SECONDS)
+        line = self.process.stdout.readline() if ready else ""
+        try:
+            message = json.loads(line) if line.strip() else {}
+        except ValueError:
+            message = {}
+        if message.get("event") != "started":
+            why = "exited" if self.process.poll() is not None else f"sent no start line in {self.READY_TIMEOUT_SECONDS:g}s"
+            raise TrafficError(f"traffic process {why} (exit {self.process.poll()}): {self._log_tail()}")
+        return message
+
+    def stop(self) -> list[dict[str, Any]]:
+        """Stop the child, reap it, return its ledger ([] if it died before writing one)."""
+        process = self.process
+        if process is None:
+            return []
+        if process.returncode is None:
+            try:
+                if process.stdin is not None:
+                    process.stdin.close()  # the child's signal to finish its requests and write the ledger
+            except OSError:
+                pass
+            try:
+                process.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        if self._ledger is None:
+            self._ledger = load_jsonl(self.ledger_path) if self.ledger_path.exists() else []
+        return self._ledger
+
+    @property
+    def ledger(self) -> list[dict[str, Any]]:
+        if self._ledger is None:
+            raise TrafficError("the ledger is read when the traffic process has stopped: call stop() first")
+        return self._ledger
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def __enter__(self) -> TrafficProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:]) or "(no output)"
+        except OSError:
+            return "(no log)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m sandbox.traffic`: bounded traffic through the sandbox router until done or
-    interrupted, then the ledger (JSONL) and the report. Used by `make airflow`."""
+    interrupted, then the ledger (JSONL) and the report. Used by `make airflow`, and by the
+    rehearsal (through :class:`TrafficProcess`)."""
     import argparse
-    import json
     import signal
 
     from sandbox.config import SandboxConfig
@@ -335,17 +509,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--rps", type=float, default=40.0)
     parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--seed", type=int, default=None, help="repeatable request plan")
+    parser.add_argument("--base-url", default=None, help="router URL (default: the sandbox's, from the environment)")
     parser.add_argument("--ledger", type=Path, default=None, help="JSONL ledger path (default: <state>/traffic.jsonl)")
+    parser.add_argument("--acknowledged-writes", type=Path, default=None,
+                        help="keep this file of acknowledged order ids current (every 0.5 s)")
+    parser.add_argument("--control-stdin", action="store_true",
+                        help="stop when stdin closes; print one JSON line when traffic starts")
+    parser.add_argument("--no-report", action="store_true", help="write the ledger only (the caller reports)")
     args = parser.parse_args(argv)
     config = SandboxConfig.from_env()
-    generator = TrafficGenerator(config.router_url, rps=args.rps, max_seconds=args.max_seconds)
+    generator = TrafficGenerator(args.base_url or config.router_url, rps=args.rps, max_seconds=args.max_seconds,
+                                 seed=args.seed)
     signal.signal(signal.SIGTERM, lambda *_: generator._stop.set())  # main thread then leaves join()
     generator.start()
+    acknowledged = AcknowledgedWritesFile(generator, args.acknowledged_writes).start() if args.acknowledged_writes else None
+    if args.control_stdin:
+        def stop_when_stdin_closes() -> None:
+            sys.stdin.read()  # returns at EOF: the parent closed the pipe, or died
+            generator._stop.set()
+
+        threading.Thread(target=stop_when_stdin_closes, name="stdin-control", daemon=True).start()
+        print(json.dumps({"event": "started", "pid": os.getpid(), "started_at": generator.started_at,
+                          "workers": generator.workers, "user_ids": len(generator._user_ids)}), flush=True)
     try:
         generator.join()
     except KeyboardInterrupt:
         generator.stop()
+    if acknowledged is not None:
+        acknowledged.stop()
     ledger_path = dump_jsonl(generator.ledger, args.ledger or config.state_dir / "traffic.jsonl")
+    if args.no_report:
+        return 0
     outcome = report(generator.ledger, config.app_dsn())
     outcome.pop("lost_write_ids", None)
     print(json.dumps({"ledger": str(ledger_path), **outcome}, indent=2))

@@ -86,14 +86,16 @@ def postgres_url(*, host: str, port: int | str | None, login: str | None, passwo
 
 
 def run_validation(live_url: str, *, backup_url: str | None = None, snapshot: Mapping[str, Any] | None = None,
-                   tables: Sequence[str] | None = None) -> list[Any]:
+                   tables: Sequence[str] | None = None,
+                   backup_max_ids: Mapping[str, int | None] | None = None) -> list[Any]:
     """Validate `tables` (default: users, orders, line_items) of the live database.
 
     `snapshot` ({table: {"count", "max_id"}} before the migration, or the old {table: count})
     adds the row-count checks of the pre-existing rows; `backup_url` (a restored copy of the
     verified backup) adds the checksum comparisons, over rows with id <= the smaller of the
-    snapshot's max_id and the backup's max(id). Returns one ExpectationSuiteValidationResult per
-    suite run (constraints, then data, per table).
+    snapshot's max_id and the backup's max(id): `backup_max_ids` ({table: max id}, e.g. the
+    backup record's fingerprints) when given for every table, else read from the copy. Returns
+    one ExpectationSuiteValidationResult per suite run (constraints, then data, per table).
     """
     silence_gx_import_logs()
     import great_expectations as gx
@@ -106,7 +108,12 @@ def run_validation(live_url: str, *, backup_url: str | None = None, snapshot: Ma
     snapshot = suites.normalize_snapshot(snapshot)
     checksum_bounds: dict[str, int | None] = {table: None for table in tables}
     if backup_url:
-        backup_max = _max_ids(backup_url, tables)
+        # Known from the backup record (its fingerprints' max_id, the bound the dump was settled
+        # at) or else read from the copy: max(id) there is a scan, since the comparison copy has
+        # no primary key index.
+        backup_max = ({table: backup_max_ids.get(table) for table in tables}
+                      if backup_max_ids is not None and all(table in backup_max_ids for table in tables)
+                      else _max_ids(backup_url, tables))
         checksum_bounds = {table: suites.checksum_bound((snapshot or {}).get(table, {}).get("max_id"),
                                                         backup_max[table]) for table in tables}
     context = load_data_context(context_type="ephemeral", gx_cloud_config=None)
@@ -218,11 +225,20 @@ def _observed(kind: str, ok: bool, evr: Mapping[str, Any]) -> str:
     result = evr.get("result") or {}
     meta = (evr.get("expectation_config") or {}).get("meta") or {}
     count = result.get("unexpected_count")
-    if kind in ("row_check", "unique_key"):
+    if kind in ("row_check", "unique_key") or (kind in ("not_null", "in_set") and "observed_value" in result):
+        # ExpectNoUnexpectedRows: the count of offending rows, their first ids (and values).
         rows = int(result.get("observed_value") or 0)
-        ids = (result.get("details") or {}).get("sample_ids")
+        details = result.get("details") or {}
+        ids = details.get("sample_ids")
         if kind == "unique_key":
             return "no duplicates" if not rows else f"{_rows(rows)} share an id{_ids(ids)}"
+        if kind == "not_null":
+            return f"{rows} NULL{'s' if rows != 1 else ''}{_ids(ids) if rows else ''}"
+        if kind == "in_set":
+            if not rows:
+                return "0 rows outside the set"
+            values = sorted({repr(v) for v in details.get("values") or []})[:_SAMPLE]
+            return f"{_rows(rows)} outside the set ({', '.join(values)}){_ids(ids)}"
         return f"{_rows(rows)}{_ids(ids)}"
     if kind == "row_count":
         details = result.get("details") or {}

@@ -103,3 +103,58 @@ def test_data_corruption_rolls_the_database_back_and_moves_no_traffic(tmp_path):
     assert ran["verify_data_integrity"] == "PASS"
     assert not any(".set_weights" in name and verdict != "SKIPPED" for name, verdict in ran.items()), "traffic must never move"
     assert result["behaved_as_expected"]
+
+
+def test_interrupted_rehearsal_leaves_no_process_behind(tmp_path, monkeypatch):
+    """Ctrl-C in the middle of the DAG run: the rehearsal stops its traffic process (its own
+    session, so the interrupt reaches the rehearsal only), the fault schedule and the sandbox."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from sandbox.config import REPO_ROOT
+
+    monkeypatch.setenv("SANDBOX_ORDERS", "2000")  # only the start-up matters here
+    state_dir = Path(os.environ["SANDBOX_DIR"])
+    acknowledged = state_dir / "acknowledged_writes.txt"
+    log = tmp_path / "rehearsal.log"
+    with open(log, "w") as output:
+        rehearsal = subprocess.Popen(
+            [sys.executable, "-m", "sandbox.rehearsal", "--scenario", "happy", "--result", str(tmp_path / "r.json")],
+            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'plugins'}"},
+            stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        while not acknowledged.exists():  # the traffic process writes it first thing
+            assert rehearsal.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the rehearsal never started its traffic"
+            time.sleep(0.5)
+        time.sleep(3)  # inside dag.test() now
+        assert _processes_mentioning(state_dir), "sandbox and traffic process running"
+        rehearsal.send_signal(signal.SIGINT)
+        rehearsal.wait(120)
+    finally:
+        if rehearsal.poll() is None:
+            rehearsal.kill()
+            rehearsal.wait()
+    assert rehearsal.returncode != 0 and not (tmp_path / "r.json").exists()
+    assert _processes_mentioning(state_dir) == []
+
+
+def _processes_mentioning(path) -> list[str]:
+    """Live processes whose command line mentions `path` (sandbox services, the traffic process)."""
+    from pathlib import Path
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if entry.name.isdigit() and str(path) in argv and state not in ("Z", "X"):
+            found.append(f"{entry.name}: {argv[:160]}")
+    return found

@@ -113,7 +113,7 @@ def test_clean_migrated_database_passes_every_expectation(env: Env, live: str) -
     summary = validate(env, live)
     assert summary.failed == 0, "\n".join(summary.lines)
     assert summary.failed_names == []
-    # users 5 + 4, orders 7 + 6, line_items 7 + 5 (constraints + data): one line each, every one a PASS.
+    # users 9 (1 GX built-in + 8), orders 13, line_items 12: one line each, every one a PASS.
     assert summary.expectations == len(summary.lines) == 34
     assert all(line.startswith("PASS ") for line in summary.lines)
     orders = env.snapshot["orders"]
@@ -355,7 +355,7 @@ def test_task_fails_naming_expectations_and_writes_artifacts(env: Env, live: str
     assert sum(1 for m in logged if m.startswith(("PASS ", "FAIL ", "ERROR "))) == 34
     payload = json.loads((tmp_path / "gx" / "validation.json").read_text())
     assert payload["summary"]["failed_names"] == ["orders: amount <> amount_cents/100"]
-    assert len(payload["results"]) == 6  # constraints + data suite per table
+    assert len(payload["results"]) == 4  # users: constraints + data; orders, line_items: data
     assert (tmp_path / "gx" / "summary.txt").read_text().count("\n") == 34
     assert (tmp_path / "gx" / "validation.html").stat().st_size > 1000
 

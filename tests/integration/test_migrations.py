@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -330,6 +331,19 @@ def test_backfill_is_complete_idempotent_and_leaves_legacy_values_alone(db: str)
     assert backup.table_fingerprints(db, LEGACY_TABLES) == legacy_before
 
 
+def test_vacuum_analyze_after_the_backfill(db: str) -> None:
+    expand(db)
+    assert migrations.backfill(db).complete
+    assert migrations.vacuum_analyze(db) >= 0
+    # last_vacuum is a manual VACUUM's (autovacuum sets last_autovacuum); the dead row versions
+    # the backfill left are gone.
+    stats = query(db, "SELECT relname, last_vacuum IS NOT NULL, last_analyze IS NOT NULL, n_dead_tup "
+                      "FROM pg_stat_user_tables WHERE relname IN ('users', 'orders', 'line_items') ORDER BY relname")
+    assert stats == [("line_items", True, True, 0), ("orders", True, True, 0), ("users", True, True, 0)]
+    with pytest.raises(MigrationError, match="not a backfilled table"):
+        migrations.vacuum_analyze(db, ["schema_migrations"])
+
+
 def test_backfill_while_both_apps_write(db: str) -> None:
     expand(db)
     stop = threading.Event()
@@ -406,6 +420,57 @@ def test_backup_verifies_and_detects_a_live_change(db: str, tmp_path: Path) -> N
     assert backup.verify_backup(db, tampered).mismatches[0].endswith("does not match its recorded sha256 (corrupted or replaced)")
     with pytest.raises(backup.BackupError, match="would be dropped"):
         backup.verify_backup(db, record, scratch_db=psycopg2.extensions.parse_dsn(db)["dbname"])
+
+
+def test_verification_lists_the_whole_archive_and_restores_rows_without_post_data(db: str, tmp_path: Path) -> None:
+    """The comparison copy holds every table and row, unlogged, and none of the archive's indexes,
+    constraints or triggers; the expanded schema (an enum, numerics) still fingerprints the same
+    after a restore, since enum values hash by OID and are hashed as text instead."""
+    expand(db)
+    migrations.backfill(db)
+    record = backup.backup_database(db, tmp_path)
+    assert {entry["hash"] for entry in record.fingerprints.values()} == {"record"}
+    verification = backup.verify_backup(db, record, scratch_db="cutover_verify_pd")
+    assert verification.verified and verification.restored_matches_dump, verification.mismatches
+    listed = subprocess.run(["pg_restore", "--list", record.path], capture_output=True, text=True, check=True).stdout
+    assert verification.archive_entries == len([line for line in listed.splitlines() if line and not line.startswith(";")])
+    for post_data in (" INDEX public ", " CONSTRAINT public orders orders_pkey", " FK CONSTRAINT public ", " TRIGGER public "):
+        assert post_data in listed, f"{post_data.strip()} entries are in the archive"
+
+    scratch = backup.restore_to_scratch(db, record, "cutover_scratch_pd")
+    try:
+        assert query(scratch, "SELECT count(*) FROM orders") == query(db, "SELECT count(*) FROM orders")
+        assert query(scratch, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'") == [(0,)]
+        assert query(scratch, "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == [(0,)]
+        assert set(query(scratch, "SELECT relpersistence, array_to_string(reloptions, ',') FROM pg_class "
+                                  "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace")) == {
+            ("u", "autovacuum_enabled=false")}
+        assert query(scratch, "SELECT max(version) FROM schema_migrations") == [(EXPAND_VERSION,)]
+    finally:
+        backup.drop_scratch(db, "cutover_scratch_pd")
+
+
+def test_a_truncated_archive_fails_verification_even_with_a_matching_record(db: str, tmp_path: Path) -> None:
+    record = backup.backup_database(db, tmp_path)
+    path = Path(record.path)
+    path.write_bytes(path.read_bytes()[: record.bytes // 2])  # the TOC (at the start) still reads
+    rerecorded = replace(record, bytes=path.stat().st_size, sha256=backup._sha256(path))
+    with pytest.raises(backup.BackupError, match="pg_restore into cutover_verify_tr failed"):
+        backup.verify_backup(db, rerecorded, scratch_db="cutover_verify_tr")
+    assert query(db, "SELECT count(*) FROM pg_database WHERE datname = 'cutover_verify_tr'") == [(0,)], "scratch dropped"
+
+
+def test_records_fingerprinted_as_text_before_still_verify_and_restore(db: str, tmp_path: Path) -> None:
+    """Backups recorded before the typed-hash fingerprints (no "hash" key: rows hashed as text)."""
+    record = backup.backup_database(db, tmp_path)
+    text = backup._snapshot_fingerprints(db, {table: "text" for table in record.fingerprints})
+    old = {table: {key: value for key, value in {**record.fingerprints[table], **text[table]}.items() if key != "hash"}
+           for table in record.fingerprints}
+    assert all(old[t]["checksum"] != record.fingerprints[t]["checksum"] for t in LEGACY_TABLES)
+    old_record = replace(record, fingerprints=old)
+    verification = backup.verify_backup(db, old_record, scratch_db="cutover_verify_old")
+    assert verification.verified and verification.restored_matches_dump, verification.mismatches
+    assert backup.restore_database(db, old_record).schema_version == BASE_VERSION
 
 
 def test_restore_database_brings_back_the_backed_up_state(db: str, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ blue afterwards. The up/down test must stay LAST: it takes the shared sandbox do
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from cutover_kit.flags.model import FlagState, apply_flags
 from sandbox.config import REPO_ROOT
 from sandbox.faults import FaultController, FaultSchedule
 from sandbox.launcher import Sandbox, SandboxError, haproxy_server_states
-from sandbox.traffic import TrafficGenerator, dump_jsonl, load_jsonl, report
+from sandbox.traffic import TrafficError, TrafficGenerator, TrafficProcess, dump_jsonl, load_jsonl, report
 
 # A hung component must fail the module, not stall CI (pytest-timeout is in requirements.txt).
 pytestmark = pytest.mark.timeout(120)
@@ -297,6 +298,69 @@ def test_traffic_ledger_report_and_lost_write_detection(sandbox: Sandbox, all_bl
     conn.close()
     lost = report(ledger, sandbox.dsn(), [])
     assert lost["writes_lost"] == 1 and lost["lost_write_ids"] == [victim]
+
+
+def test_traffic_process_keeps_its_pace_while_the_parent_is_frozen(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The rehearsal's generator runs in a child process: a parent that holds its GIL for 2.5 s (as
+    Airflow's in-process stalls did for 3-19 s) must not pause the traffic."""
+    acknowledged = tmp_path / "acknowledged.txt"
+    traffic = TrafficProcess(sandbox.config.router_url, rps=40, max_seconds=30, seed=9,
+                             ledger_path=tmp_path / "ledger.jsonl", acknowledged_writes=acknowledged)
+    with traffic:
+        assert traffic.running and acknowledged.exists()
+        time.sleep(1.0)
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(30)  # no other thread of this process runs until the loop ends
+        try:
+            frozen_from = time.time()
+            while time.time() < frozen_from + 2.5:
+                pass
+            frozen_to = time.time()
+        finally:
+            sys.setswitchinterval(switch)
+        wait_for(lambda: acknowledged.read_text().strip(), timeout=5, what="acknowledged writes in the file")
+    assert traffic.process is not None and traffic.process.returncode is not None, "reaped"
+    ledger = traffic.ledger
+    assert ledger == load_jsonl(tmp_path / "ledger.jsonl")
+    during = [entry for entry in ledger if frozen_from + 0.2 <= entry["t"] <= frozen_to - 0.2]
+    assert len(during) >= 0.7 * 40 * 2.1, f"{len(during)} requests while the parent was frozen"
+    assert not [e for e in ledger if e["status"] is None or e["status"] >= 500]
+    written = {int(line) for line in acknowledged.read_text().split()}
+    assert written == {e["write_id"] for e in ledger if e["write_id"] is not None} and written
+    assert not Path(f"/proc/{traffic.process.pid}").exists(), "reaped, not a zombie"
+
+
+def test_traffic_process_stops_when_its_parent_dies(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A rehearsal killed outright (SIGKILL: no finally) leaves no generator behind: the child
+    sees its stdin close, finishes its requests and writes its ledger."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from sandbox.traffic import TrafficProcess; "
+         f"t = TrafficProcess({sandbox.config.router_url!r}, rps=20, max_seconds=60, ledger_path={str(tmp_path / 'l.jsonl')!r}).start(); "
+         "print(t.process.pid, flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    try:
+        child = int(parent.stdout.readline())
+        time.sleep(1.0)
+        parent.kill()
+        parent.wait(5)
+        wait_for(lambda: not Path(f"/proc/{child}").exists() or Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z",
+                 timeout=10, what="the orphaned traffic process to exit")
+    finally:
+        parent.kill()
+        parent.wait()
+    assert len(load_jsonl(tmp_path / "l.jsonl")) >= 10
+
+
+def test_traffic_process_that_cannot_start_says_why_and_is_reaped(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    traffic = TrafficProcess(url, rps=10, max_seconds=5, ledger_path=tmp_path / "ledger.jsonl")
+    with pytest.raises(TrafficError, match="no user found"):
+        traffic.start()
+    assert traffic.process is not None and traffic.process.returncode is not None
+    assert traffic.stop() == []
 
 
 def test_fault_schedule_under_traffic_separates_injected_from_real_failures(sandbox: Sandbox, all_blue_after: None) -> None:

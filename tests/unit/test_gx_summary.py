@@ -25,14 +25,54 @@ def test_modules_do_not_import_great_expectations_at_import_time() -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_row_check_sql_returns_at_most_one_aggregated_row() -> None:
-    amount = next(c for c in suites.row_checks("orders") if c.name == "amount <> amount_cents/100")
-    assert amount.sql == ("SELECT count(*) AS unexpected_rows, (array_agg(id ORDER BY id))[1:10] AS sample_ids "
-                          "FROM {batch} WHERE amount IS DISTINCT FROM amount_cents / 100.0 HAVING count(*) > 0")
+def test_row_check_sql_counts_in_parallel_and_fetches_ids_only_for_a_failure() -> None:
     orphan = next(c for c in suites.row_checks("line_items") if c.name.startswith("orphan"))
-    assert "FROM {batch} AS t LEFT JOIN orders AS p ON p.id = t.order_id" in orphan.sql
-    key = suites.row_checks("users")[0]
-    assert key.kind == "unique_key" and "GROUP BY id HAVING count(*) > 1" in key.sql
+    assert not orphan.scanned
+    assert orphan.sql == (
+        "SELECT found.unexpected_rows, CASE WHEN found.unexpected_rows > 0 THEN ARRAY(SELECT t.id FROM {batch} AS t "
+        "LEFT JOIN orders AS p ON p.id = t.order_id WHERE t.order_id IS NOT NULL AND p.id IS NULL ORDER BY t.id "
+        "LIMIT 10) END AS sample_ids FROM (SELECT count(*) AS unexpected_rows FROM {batch} AS t LEFT JOIN orders AS p "
+        "ON p.id = t.order_id WHERE t.order_id IS NOT NULL AND p.id IS NULL) AS found WHERE found.unexpected_rows > 0")
+    assert [c.name for c in suites.row_checks("users") if not c.scanned] == []  # users has no foreign key
+
+
+def test_every_check_of_a_table_is_listed_once_in_log_order() -> None:
+    names = [check.name for check in suites.row_checks("orders")]
+    assert names == ["id not null", "user_id not null", "amount_cents not null", "status not null",
+                     "created_at not null", "updated_at not null", "status in allowed set", "id unique (primary key)",
+                     "orphan user_id (no such user)", "amount <> amount_cents/100", "status_v2 <> status"]
+    assert [c.name for c in suites.row_checks("orders") if not c.scanned] == ["orphan user_id (no such user)"]
+    for table in suites.TABLES:  # each scan check has its own columns in its table's scan
+        keys = [c.key for c in suites.row_checks(table) if c.scanned]
+        assert len(keys) == len(set(keys)) and all(keys)
+
+
+def test_table_scan_folds_the_scan_checks_and_the_row_count_into_one_pass() -> None:
+    checks = suites.row_checks("orders")
+    sql = suites.table_scan_sql("orders", checks, {"count": 1999, "max_id": 2000})
+    scanned = [check for check in checks if check.scanned]
+    assert len(scanned) == 10  # 6 NOT NULL, the status set, the primary key, amount, status_v2
+    # One pass (the last FROM) and the distinct ids; then, only for a check that found rows, one
+    # ids query per check, a values query for the status, and the duplicated ids' rows and ids.
+    assert sql.endswith(" FROM {batch}) AS scan") and sql.count("FROM {batch}") == 2 + 9 + 1 + 2
+    assert "count(*) - (SELECT count(*) FROM (SELECT DISTINCT id FROM {batch}) AS u) AS duplicate_id_extra" in sql
+    assert ("CASE WHEN scan.duplicate_id_extra > 0 THEN (SELECT sum(n) FROM (SELECT id, count(*) AS n FROM {batch} "
+            "GROUP BY id HAVING count(*) > 1) AS dup) END AS duplicate_id_rows") in sql
+    for check in checks:
+        if check.kind == "unique_key":
+            continue
+        if check.scanned:
+            assert f"count(*) FILTER (WHERE {check.where}) AS {check.key}_rows" in sql
+            assert f"CASE WHEN scan.{check.key}_rows > 0 THEN ARRAY(SELECT id FROM {{batch}} WHERE {check.where} " \
+                   f"ORDER BY id LIMIT 10) END AS {check.key}_ids" in sql
+        else:
+            assert check.sql not in sql and (check.where not in sql or not check.where)
+    assert ("count(*) FILTER (WHERE id <= 2000) AS observed_rows, 1999 AS expected_rows, 2000::bigint AS max_id, "
+            "count(*) FILTER (WHERE id > 2000) AS new_rows") in sql
+    assert "status_outside_set_values" in sql and "array_agg" not in sql  # ordered aggregates are not parallel
+    unbounded = suites.table_scan_sql("orders", [], {"count": 7, "max_id": None})
+    assert unbounded == ("SELECT scan.* FROM (SELECT count(*) AS observed_rows, 7 AS expected_rows, "
+                         "NULL::bigint AS max_id, 0 AS new_rows FROM {batch}) AS scan")  # no bound: whole table
 
 
 def test_checksum_sql_reads_the_same_columns_on_both_sides() -> None:
@@ -55,13 +95,6 @@ def test_checksum_bound_is_the_smaller_of_snapshot_and_backup() -> None:
     assert suites.checksum_bound(2010, 2000) == 2000  # after: rows above 2000 are not in the backup
     assert suites.checksum_bound(None, 2000) == 2000  # old snapshot shape, or none
     assert suites.checksum_bound(5, None) == 0  # empty backup table: every live row is new
-
-
-def test_snapshot_row_count_sql_counts_the_pre_existing_ids() -> None:
-    bounded = suites.snapshot_row_count_sql("orders", 1999, 2000)
-    assert bounded == ("SELECT count(*) AS observed_rows, 1999 AS expected_rows, 2000::bigint AS max_id, "
-                       "(SELECT count(*) FROM {batch} WHERE id > 2000) AS new_rows FROM {batch} WHERE id <= 2000")
-    assert suites.snapshot_row_count_sql("orders", 7).endswith("0 AS new_rows FROM {batch}")  # no bound: whole table
 
 
 def test_both_snapshot_shapes_are_accepted() -> None:
@@ -165,3 +198,6 @@ def test_snapshot_from_backup_record() -> None:
                                                          "line_items": {"count": 61, "max_id": None}}
     with pytest.raises(AirflowFailException, match="no fingerprint for line_items"):
         database.snapshot_from_backup({"fingerprints": {"users": {"count": 1}, "orders": {"count": 1}}})
+    # The backup's max ids for the checksum bound, so the comparison copy need not be scanned for them.
+    assert database.backup_max_ids_of(record) == {"users": 4, "orders": 24, "line_items": None}
+    assert database.backup_max_ids_of(old_record) is None  # read from the copy instead

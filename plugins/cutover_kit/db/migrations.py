@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -319,6 +319,24 @@ def backfill(dsn: str, batch_size: int = 5000, max_batches: int | None = None, *
             remaining += cur.fetchone()[0]
     return BackfillReport(rows=rows, batches=batches, seconds=round(time.monotonic() - started, 3),
                           max_batch_seconds=round(longest, 4), remaining=remaining, tables=per_table)
+
+
+def vacuum_analyze(dsn: str, tables: Iterable[str] = tuple(BACKFILL_STEPS)) -> float:
+    """VACUUM (ANALYZE) `tables` after a backfill rewrote every row; returns the seconds it took.
+
+    Why: each backfilled row left a dead version behind and a page the visibility map no longer
+    calls all-visible, and the new columns have no planner statistics yet. Stage 2's validation
+    comes next: unvacuumed, its scans read the dead versions too, its index-only scan of each
+    primary key (the uniqueness check) visits the heap for every row, and the planner guesses.
+    A plain VACUUM takes no lock the apps' reads and writes wait for. Idempotent.
+    """
+    started = time.monotonic()
+    with _autocommit(dsn) as conn, conn.cursor() as cur:  # VACUUM cannot run in a transaction
+        for table in tables:
+            if table not in BACKFILL_STEPS:
+                raise MigrationError(f"not a backfilled table: {table!r}")
+            cur.execute(f"VACUUM (ANALYZE) {table}")
+    return round(time.monotonic() - started, 3)
 
 
 def _batch(cur: psycopg2.extensions.cursor, sql: str, params: tuple[int, int], attempts: int) -> int:

@@ -170,13 +170,15 @@ def artifact_dir_for(run_id: str | None, base: str | Path | None = None) -> Path
 def validate_migration(snapshot: Mapping[str, Any] | None = None, *, conn_id: str = "postgres_default",
                        backup_conn_id: str | None = None, backup_database: str | None = None,
                        tables: Sequence[str] | None = None, artifact_dir: str | None = None,
-                       run_id: str | None = None) -> dict[str, Any]:
+                       run_id: str | None = None,
+                       backup_max_ids: Mapping[str, int | None] | None = None) -> dict[str, Any]:
     """Validate the expanded database; fail the task naming every failed expectation.
 
     `snapshot`: {table: {"count", "max_id"}} before the migration, or the old {table: count}
     (row-count checks; None skips them). Backup comparison: `backup_conn_id`, or `backup_database`
-    on the live Connection's server; neither skips the checksum checks. Returns the summary
-    (small, for XCom).
+    on the live Connection's server; neither skips the checksum checks. `backup_max_ids`: the
+    backup's {table: max id} when known (:func:`backup_max_ids_of`), saving a scan of the copy.
+    Returns the summary (small, for XCom).
     """
     live_url = connection_url(conn_id)
     backup_url = None
@@ -187,17 +189,27 @@ def validate_migration(snapshot: Mapping[str, Any] | None = None, *, conn_id: st
     if run_id is None:
         run_id = _current_run_id()
     return validate_and_report(live_url, backup_url=backup_url, snapshot=snapshot, tables=tables,
-                               out_dir=artifact_dir_for(run_id, artifact_dir))
+                               out_dir=artifact_dir_for(run_id, artifact_dir), backup_max_ids=backup_max_ids)
+
+
+def backup_max_ids_of(record: Mapping[str, Any], tables: Sequence[str] = TABLES) -> dict[str, int | None] | None:
+    """{table: max_id} from a BackupRecord's fingerprints (the bound its rows were settled at,
+    see ``backup.row_snapshot``), or None for a record from before max_id was recorded."""
+    fingerprints = record.get("fingerprints") or {}
+    if not all("max_id" in (fingerprints.get(table) or {}) for table in tables):
+        return None
+    return {table: fingerprints[table]["max_id"] for table in tables}
 
 
 def validate_and_report(live_url: str, *, backup_url: str | None, snapshot: Mapping[str, Any] | None,
-                        tables: Sequence[str] | None, out_dir: Path) -> dict[str, Any]:
+                        tables: Sequence[str] | None, out_dir: Path,
+                        backup_max_ids: Mapping[str, int | None] | None = None) -> dict[str, Any]:
     """The Airflow-free core of :func:`validate_migration` (tests call it with URLs directly)."""
     from cutover_kit import validation
 
     try:
         results, summary = validation.timed_validation(live_url, backup_url=backup_url, snapshot=snapshot,
-                                                       tables=tables)
+                                                       tables=tables, backup_max_ids=backup_max_ids)
     except Exception as error:
         # Could not validate at all (database unreachable, ...): retryable, unlike a data defect.
         raise AirflowException(f"GX validation could not run: {error}") from error
