@@ -72,7 +72,7 @@ def test_every_app_agrees_or_each_difference_is_named():
     assert app_differences(FlagState.rails(), "file", {"app_green": lagging}) == ["app_green: flag provider ERROR (parse error)"]
     assert app_differences(FlagState.rails(), "unleash", {"app_green": GREEN_RAILS}) == [
         "app_green: evaluates flags from backend 'file', the cutover writes to 'unleash'"]
-    assert app_differences(FlagState.rails(), "file", {"app_green": "connection refused"}) == [
+    assert app_differences(FlagState.for_step(25), "file", {"app_green": "connection refused"}) == [
         "app_green: no flag report (connection refused)"]
     # A backend that cannot report percentages is judged on the features it evaluates.
     unleash = {**GREEN_RAILS, "backend": "unleash", "rollout_percent": None, "experiment_treatment_percent": None}
@@ -121,3 +121,13 @@ def test_request_user_id_prefers_the_header_then_path_then_body():
     assert request_user_id(None, routes["POST /api/orders"], {}, {"user_id": 5, "amount_cents": 1}) == 5
     assert request_user_id("abc", routes["GET /api/orders/{id}"], {"id": 9}, {}) is None
     assert request_user_id(None, routes["POST /api/orders"], {}, {"user_id": True}) is None
+
+
+def test_a_crashed_app_counts_as_serving_rails_only_for_the_rails_state():
+    from cutover_kit.flags.model import FlagState
+    from cutover_kit.flags.propagation import app_differences
+
+    reports = {"app_green": "connection refused"}
+    assert app_differences(FlagState.rails(), "file", reports) == []
+    assert app_differences(FlagState.for_step(5), "file", reports) == ["app_green: no flag report (connection refused)"]
+    assert app_differences(FlagState.rails(), "file", {"app_green": "timed out"}) == ["app_green: no flag report (timed out)"]

@@ -23,6 +23,11 @@ class FlagsNotPropagated(FlagStoreError):
         super().__init__(f"apps still differ after {waited_seconds:.1f} s: " + "; ".join(differences))
 
 
+def app_is_down(report: str) -> bool:
+    """A probe error that means nothing listens any more (the process is gone), not a slow app."""
+    return "connection refused" in report.lower()
+
+
 def app_differences(desired: FlagState, backend: str, reports: Mapping[str, Mapping[str, Any] | str]) -> list[str]:
     """One line per app and flag that does not evaluate as `desired`; [] when every app agrees.
 
@@ -31,7 +36,10 @@ def app_differences(desired: FlagState, backend: str, reports: Mapping[str, Mapp
     lines: list[str] = []
     for app, report in reports.items():
         if isinstance(report, str):
-            lines.append(f"{app}: no flag report ({report})")
+            # An app whose process is gone serves nothing, so it cannot serve new code: for the
+            # Rails direction (rollback) that is not a difference; for any other state it is.
+            if not (desired.all_rails and app_is_down(report)):
+                lines.append(f"{app}: no flag report ({report})")
             continue
         if not report.get("evaluates_flags"):
             if not report.get("serves_rails", False):
