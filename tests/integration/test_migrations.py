@@ -114,6 +114,11 @@ def inconsistent_rows(dsn: str) -> list[tuple]:
         UNION ALL SELECT 'users', count(*) FROM users WHERE email_normalized IS DISTINCT FROM lower(btrim(email))""")
 
 
+# Green forwards to Rails unless its flags say otherwise; these in-process apps have no flag
+# store, so requests force green's own code the way the smoke checks do (direct requests only).
+OWN_CODE = {"X-Cutover-Serve": "typescript"}
+
+
 class AppThread:
     """One color of sandbox.app served in-process on an ephemeral port."""
 
@@ -506,7 +511,7 @@ def test_green_needs_the_expanded_schema_and_checks_it_at_most_once_a_second(db:
         answer = requests.get(f"{green.url}/readyz", timeout=2)
         assert answer.status_code == 503
         assert answer.json()["error"] == "schema version 20240101000000 < required 20261126000001"
-        refused = requests.post(f"{green.url}/api/orders", json={"user_id": 1, "amount_cents": 100}, timeout=2)
+        refused = requests.post(f"{green.url}/api/orders", json={"user_id": 1, "amount_cents": 100}, headers=OWN_CODE, timeout=2)
         assert (refused.status_code, refused.json()["error"]) == (503, answer.json()["error"])
         assert requests.get(f"{blue.url}/readyz", timeout=2).status_code == 200
         started = time.monotonic()
@@ -520,15 +525,15 @@ def test_green_needs_the_expanded_schema_and_checks_it_at_most_once_a_second(db:
         while requests.get(f"{green.url}/readyz", timeout=2).status_code != 200:
             assert time.monotonic() < deadline, "green did not notice the migration within its 1 s cache"
             time.sleep(0.1)
-        created = requests.post(f"{green.url}/api/orders", json={"user_id": 1, "amount": 12.34}, timeout=2)
+        created = requests.post(f"{green.url}/api/orders", json={"user_id": 1, "amount": 12.34}, headers=OWN_CODE, timeout=2)
         assert created.status_code == 201
         order_id = created.json()["id"]
-        from_green = requests.get(f"{green.url}/api/orders/{order_id}", timeout=2).json()
+        from_green = requests.get(f"{green.url}/api/orders/{order_id}", headers=OWN_CODE, timeout=2).json()
         from_blue = requests.get(f"{blue.url}/api/orders/{order_id}", timeout=2).json()
         assert from_green["amount_cents"] == from_blue["amount_cents"] == 1234
         assert (from_green["amount"], from_green["currency"], from_green["status"]) == ("12.34", "USD", "pending")
         assert {key: from_green[key] for key in from_blue} == from_blue
-        bad = requests.post(f"{green.url}/api/orders", json={"user_id": 1, "amount": "1.005"}, timeout=2)
+        bad = requests.post(f"{green.url}/api/orders", json={"user_id": 1, "amount": "1.005"}, headers=OWN_CODE, timeout=2)
         assert bad.status_code == 400 and "2 decimal places" in bad.json()["error"]
 
         contract_back(db)  # green must then step back out of rotation, not serve half a schema
