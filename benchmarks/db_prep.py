@@ -16,7 +16,6 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "plugins")]
 
 from cutover_kit.db import backup, migrations  # noqa: E402
 from sandbox import app, datagen  # noqa: E402
-from sandbox.config import PORT_SETTINGS, SandboxConfig  # noqa: E402
+from sandbox.config import scratch_config  # noqa: E402
 from sandbox.launcher import Sandbox  # noqa: E402
 
 
@@ -89,11 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
-    state_dir = Path(tempfile.mkdtemp(prefix="cutover-dbprep-"))
-    state_dir.chmod(0o755)
-    env = {"SANDBOX_DIR": str(state_dir), "SANDBOX_SCHEMA": "legacy", "SANDBOX_ORDERS": "0"}
-    env.update({name: str(default + args.port_offset) for name, default in PORT_SETTINGS.values()})
-    box = Sandbox(SandboxConfig.from_env(env))
+    box = Sandbox(scratch_config("cutover-dbprep-", args.port_offset, SANDBOX_SCHEMA="legacy", SANDBOX_ORDERS="0"))
+    state_dir = box.config.state_dir
     results: dict[str, Any] = {"orders": args.orders, "runs": args.runs}
     try:
         box.up_database()

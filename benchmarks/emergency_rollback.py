@@ -14,10 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -32,32 +30,17 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
+    import redis
+
     from cutover_kit.hooks.cutover_state import EMERGENCY_STOP_KEY
     from cutover_kit.routing.haproxy_runtime import HAProxyRuntimeRouter
-    from sandbox.airflow_stack import AirflowStack
-    from sandbox.config import PORT_SETTINGS, SandboxConfig
-    from sandbox.launcher import Sandbox
-    from sandbox.traffic import TrafficGenerator
+    from sandbox.airflow_stack import sandbox_under_airflow
 
-    state_dir = Path(tempfile.mkdtemp(prefix="cutover-bench-emergency-"))
-    state_dir.chmod(0o755)
-    env = {"SANDBOX_DIR": str(state_dir)}
-    env.update({name: str(default + args.port_offset) for name, default in PORT_SETTINGS.values()})
-    box = Sandbox(SandboxConfig.from_env(env))
     rows = []
-    generator = airflow = None
-    try:
-        box.up()
-        connections = box.connections()
-        extra = connections["haproxy_default"]["extra"]
+    with sandbox_under_airflow("cutover-bench-emergency-", args.port_offset, ("emergency_rollback",),
+                               traffic_rps=30, traffic_seconds=1800, seed=17) as (airflow, box):
+        extra = box.connections()["haproxy_default"]["extra"]
         router = HAProxyRuntimeRouter(backend=extra["backend"], socket_path=extra["socket_path"])
-        generator = TrafficGenerator(box.config.router_url, rps=30, max_seconds=1800, seed=17)
-        generator.start()
-        airflow = AirflowStack(state_dir / "airflow", api_port=17080 + args.port_offset, connections=connections)
-        airflow.start()
-        airflow.unpause("emergency_rollback")
-        import redis
-
         state = redis.Redis(host="127.0.0.1", port=box.config.redis_port)
         for run in range(args.runs):
             state.delete(EMERGENCY_STOP_KEY)
@@ -73,13 +56,6 @@ def main() -> int:
                    "run_seconds": round(ended - queued, 2), "green_percent_after": router.read_weights().green_percent}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    finally:
-        if airflow is not None:
-            airflow.stop()
-        if generator is not None:
-            generator.stop()
-        box.down()
-        shutil.rmtree(state_dir, ignore_errors=True)
 
     summary = {
         "runs": rows,

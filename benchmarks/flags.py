@@ -22,7 +22,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,14 +36,9 @@ TARGET_SECONDS = 1.0
 
 
 def sandbox_config():
-    from sandbox.config import PORT_SETTINGS, SandboxConfig
+    from sandbox.config import scratch_config
 
-    state_dir = Path(tempfile.mkdtemp(prefix="cutover-bench-flags-"))
-    state_dir.chmod(0o755)
-    offset = int(os.environ.get("SANDBOX_BENCH_PORT_OFFSET", "3500"))
-    env = {"SANDBOX_DIR": str(state_dir)}
-    env.update({name: str(default + offset) for name, default in PORT_SETTINGS.values()})
-    return SandboxConfig.from_env(env)
+    return scratch_config("cutover-bench-flags-", int(os.environ.get("SANDBOX_BENCH_PORT_OFFSET", "3500")))
 
 
 def one_flip(config, http) -> dict[str, float]:

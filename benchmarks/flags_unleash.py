@@ -18,7 +18,6 @@ Reported per flip: admin-API write, write + read-back, and decision -> every eva
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -26,7 +25,6 @@ import random
 import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -37,7 +35,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "plugins")]
 
 from cutover_kit.flags.model import FEATURES, FlagState, apply_flags  # noqa: E402
 from cutover_kit.flags.unleash_store import UnleashFlagStore  # noqa: E402
-from sandbox.config import PORT_SETTINGS, SandboxConfig  # noqa: E402
+from sandbox.config import SandboxConfig, scratch_config  # noqa: E402
 from sandbox.flags_unleash import UnleashEvaluator  # noqa: E402
 from sandbox.launcher import Sandbox  # noqa: E402
 
@@ -46,11 +44,7 @@ TIMEOUT_SECONDS = 15.0
 
 
 def sandbox_config(port_offset: int) -> SandboxConfig:
-    state_dir = Path(tempfile.mkdtemp(prefix="cutover-bench-unleash-"))
-    state_dir.chmod(0o755)
-    env = {"SANDBOX_DIR": str(state_dir), "SANDBOX_FLAG_BACKEND": "unleash", "SANDBOX_ORDERS": "1000"}
-    env.update({name: str(default + port_offset) for name, default in PORT_SETTINGS.values()})
-    return dataclasses.replace(SandboxConfig.from_env(env), flag_backend="unleash")
+    return scratch_config("cutover-bench-unleash-", port_offset, SANDBOX_FLAG_BACKEND="unleash", SANDBOX_ORDERS="1000")
 
 
 def rss_mb(pid: int) -> float:

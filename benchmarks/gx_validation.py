@@ -20,7 +20,6 @@ summary; ``artifacts_s`` is writing the JSON and the Data Docs page.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import resource
@@ -112,14 +111,12 @@ def prepare(orders: int, port_offset: int) -> tuple[Any, str, str, dict[str, Any
     """Sandbox PostgreSQL -> (box, live dsn, scratch dsn, snapshot, restore_scratch)."""
     from cutover_kit.db import backup, migrations
     from cutover_kit.stages.database import snapshot_from_backup
-    from sandbox.config import PORT_SETTINGS, SandboxConfig
+    from sandbox.config import scratch_config
     from sandbox.launcher import Sandbox
 
-    state = Path(tempfile.mkdtemp(prefix="gx-bench-sbx-"))
-    state.chmod(0o755)
-    env = {"SANDBOX_DIR": str(state), "SANDBOX_READY_TIMEOUT": "60"}
-    env.update({name: str(default + port_offset) for name, default in PORT_SETTINGS.values()})
-    config = dataclasses.replace(SandboxConfig.from_env(env), schema="legacy", seed_orders=orders)
+    config = scratch_config("gx-bench-sbx-", port_offset, SANDBOX_READY_TIMEOUT="60", SANDBOX_SCHEMA="legacy",
+                            SANDBOX_ORDERS=str(orders))
+    state = config.state_dir
     box = Sandbox(config)
     started = time.monotonic()
     box.up_database()

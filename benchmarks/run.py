@@ -33,13 +33,9 @@ airflow_env.apply("benchmark")
 
 
 def sandbox_config():
-    from sandbox.config import PORT_SETTINGS, SandboxConfig
+    from sandbox.config import scratch_config
 
-    state_dir = Path(tempfile.mkdtemp(prefix="cutover-bench-"))
-    state_dir.chmod(0o755)
-    env = {"SANDBOX_DIR": str(state_dir)}
-    env.update({name: str(default + 3000) for name, default in PORT_SETTINGS.values()})
-    return SandboxConfig.from_env(env)
+    return scratch_config("cutover-bench-", 3000)
 
 
 def gate_detection_runs(sandbox, runs: int) -> list[dict]:

@@ -24,13 +24,11 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,25 +37,17 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "plugins")]
 
 TARGET_SECONDS = 30.0
 
+from sandbox.airflow_stack import seconds_between  # noqa: E402
+
 
 def sandbox_config(port_offset: int) -> Any:
-    from sandbox.config import PORT_SETTINGS, SandboxConfig
+    from sandbox.config import scratch_config
 
-    state_dir = Path(tempfile.mkdtemp(prefix="smoke-bench-sbx-"))
-    state_dir.chmod(0o755)  # PostgreSQL runs as another user
-    env = {"SANDBOX_DIR": str(state_dir)}
-    env.update({name: str(default + port_offset) for name, default in PORT_SETTINGS.values()})
-    return SandboxConfig.from_env(env)
+    return scratch_config("smoke-bench-sbx-", port_offset)
 
 
 def connection_env(sandbox: Any) -> dict[str, str]:
     return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in sandbox.connections().items()}
-
-
-def seconds_between(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
-        return None
-    return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 3)
 
 
 def load_average() -> list[float]:
@@ -95,155 +85,31 @@ def bench_dag_test(sandbox: Any, runs: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ real scheduler
 
 
-class Standalone:
-    """`airflow standalone` in its own process group, private home and ports; stopped by group."""
-
-    def __init__(self, home: Path, api_port: int, log_port_base: int, extra_env: dict[str, str]) -> None:
-        self.home = home
-        self.api_port = api_port
-        self.base_url = f"http://127.0.0.1:{api_port}"
-        self.process: subprocess.Popen | None = None
-        from sandbox.airflow_env import airflow_environment
-
-        env = dict(os.environ, **airflow_environment("standalone"), **extra_env)
-        env.update({
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            "AIRFLOW__API__PORT": str(api_port),
-            "AIRFLOW__API__BASE_URL": self.base_url,
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
-            # Other people's Airflow on this machine holds the default log-server ports.
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(log_port_base),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(log_port_base + 1),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
-            "PATH": f"{REPO_ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-        })
-        self.env = env
-
-    def start(self, timeout: float = 180) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "simple_auth_manager_passwords.json.generated").write_text('{"admin": "admin"}')
-        log = open(self.home / "standalone.log", "w")
-        self.process = subprocess.Popen(["airflow", "standalone"], cwd=REPO_ROOT, env=self.env, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"airflow standalone exited {self.process.returncode}; see {self.home}/standalone.log")
-            try:
-                health = self._request("GET", "/api/v2/monitor/health", auth=False)
-                if health.get("scheduler", {}).get("status") == "healthy":
-                    return
-            except Exception:  # noqa: BLE001 - not up yet
-                pass
-            time.sleep(1)
-        raise RuntimeError(f"airflow standalone not healthy after {timeout:.0f} s; see {self.home}/standalone.log")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        # standalone stops its children only on SIGINT; then the group, in case one hangs on.
-        pgid = self.process.pid
-        for sig, wait in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.process.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        time.sleep(1)
-        try:
-            os.killpg(pgid, signal.SIGKILL)  # any component left in the group
-        except ProcessLookupError:
-            pass
-
-    _token: str | None = None
-
-    def _request(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
-        import requests
-
-        headers = {}
-        if auth:
-            if self._token is None:
-                answer = requests.post(f"{self.base_url}/auth/token", json={"username": "admin", "password": "admin"}, timeout=10)
-                answer.raise_for_status()
-                self._token = answer.json()["access_token"]
-            headers["Authorization"] = f"Bearer {self._token}"
-        answer = requests.request(method, f"{self.base_url}{path}", json=body, headers=headers, timeout=30)
-        answer.raise_for_status()
-        return answer.json()
-
-    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                self._request("GET", f"/api/v2/dags/{dag_id}")
-                return
-            except Exception:  # noqa: BLE001 - not parsed yet
-                time.sleep(1)
-        raise RuntimeError(f"DAG {dag_id} not parsed after {timeout:.0f} s")
-
-    def unpause(self, dag_id: str) -> None:
-        self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-
-    def trigger(self, dag_id: str) -> str:
-        return self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})["dag_run_id"]
-
-    def runs(self, dag_id: str) -> list[dict[str, Any]]:
-        return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=start_date&limit=100")["dag_runs"]
-
-    def wait_run(self, dag_id: str, run_id: str | None, timeout: float = 300) -> dict[str, Any]:
-        """Wait for a run (run_id None: the first scheduled one) to finish; return it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for run in self.runs(dag_id):
-                wanted = run["dag_run_id"] == run_id if run_id else run["run_type"] == "scheduled"
-                if wanted and run["state"] in ("success", "failed"):
-                    return run
-            time.sleep(1)
-        raise RuntimeError(f"{dag_id} run {run_id or '(scheduled)'} did not finish in {timeout:.0f} s")
-
-    def task_durations(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
-        """Per task: seconds from the run's start to the task's start and end, and its tries."""
-        from urllib.parse import quote
-
-        run = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id)}")
-        tis = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances")["task_instances"]
-        return {ti["task_id"]: {"start": seconds_between(run["start_date"], ti.get("start_date")),
-                                "end": seconds_between(run["start_date"], ti.get("end_date")), "try": ti.get("try_number")}
-                for ti in tis}
-
-
 def bench_scheduler(sandbox: Any, runs: int, api_port: int, log_port_base: int, failing_run: bool) -> dict[str, Any]:
+    from sandbox.airflow_stack import AirflowStack
     from sandbox.webhook_receiver import WebhookReceiver
 
     home = Path(tempfile.mkdtemp(prefix="smoke-bench-standalone-"))
     receiver = WebhookReceiver().start()
-    extra_env = {**connection_env(sandbox), "AIRFLOW_CONN_SMOKE_WEBHOOK": json.dumps(receiver.connection())}
-    airflow = Standalone(home, api_port, log_port_base, extra_env)
+    connections = {**sandbox.connections(), "smoke_webhook": receiver.connection()}
+    airflow = AirflowStack(home, api_port, connections=connections, log_port_base=log_port_base)
     samples = []
     failing: dict[str, Any] | None = None
     try:
         started = time.monotonic()
         airflow.start()
         print(f"standalone healthy in {time.monotonic() - started:.0f} s (home {home})", file=sys.stderr, flush=True)
-        airflow.wait_for_dag("smoke")
         airflow.unpause("smoke")  # -> the scheduler creates the latest interval's scheduled run
-        run_id = None
+        run = airflow.wait_for_scheduled_run("smoke")
         for index in range(runs):
-            run = airflow.wait_run("smoke", run_id)
             sample = {"run_id": run["dag_run_id"], "run_type": run["run_type"], "state": run["state"],
                       "run_s": seconds_between(run["start_date"], run["end_date"]),
                       "queued_to_start_s": seconds_between(run.get("queued_at"), run["start_date"]),
-                      "task_s": airflow.task_durations("smoke", run["dag_run_id"]), "load": load_average()}
+                      "task_s": airflow.task_timings("smoke", run["dag_run_id"]), "load": load_average()}
             print(f"scheduler run {index + 1}/{runs}: {sample}", file=sys.stderr, flush=True)
             samples.append(sample)
             if index + 1 < runs:
-                run_id = airflow.trigger("smoke")
+                run = airflow.wait_for_run("smoke", triggered_run_id(airflow))
         if failing_run:
             failing = timed_failing_run(sandbox, airflow, receiver)
     finally:
@@ -256,7 +122,13 @@ def bench_scheduler(sandbox: Any, runs: int, api_port: int, log_port_base: int, 
     return summary
 
 
-def timed_failing_run(sandbox: Any, airflow: Standalone, receiver: Any) -> dict[str, Any]:
+def triggered_run_id(airflow: Any) -> str:
+    reply = airflow.trigger("smoke")
+    reply.raise_for_status()
+    return reply.json()["dag_run_id"]
+
+
+def timed_failing_run(sandbox: Any, airflow: Any, receiver: Any) -> dict[str, Any]:
     """Green's body_drift on, one triggered run: the parity task must fail and the webhook be posted."""
     import requests
 
@@ -264,13 +136,13 @@ def timed_failing_run(sandbox: Any, airflow: Standalone, receiver: Any) -> dict[
     requests.post(fault, json={"body_drift": True}, timeout=5).raise_for_status()
     try:
         before = len(receiver.received)
-        run = airflow.wait_run("smoke", airflow.trigger("smoke"))
+        run = airflow.wait_for_run("smoke", triggered_run_id(airflow))
         posted = receiver.wait_for(before + 1, timeout=30)[before:]
     finally:
         requests.delete(fault, timeout=5).raise_for_status()
     text = posted[0]["body"]["text"] if posted else ""
     result = {"state": run["state"], "run_s": seconds_between(run["start_date"], run["end_date"]),
-              "task_s": airflow.task_durations("smoke", run["dag_run_id"]), "notifications": len(posted),
+              "task_s": airflow.task_timings("smoke", run["dag_run_id"]), "notifications": len(posted),
               "notified_lines": text.splitlines()[:3], "load": load_average()}
     print(f"failing run (green body_drift): {result}", file=sys.stderr, flush=True)
     return result

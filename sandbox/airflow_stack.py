@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -40,11 +44,21 @@ def _log_line(item: Any) -> str:
     return line
 
 
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    """Seconds between two ISO timestamps of the REST API (None when either is missing)."""
+    if not start or not end:
+        return None
+    return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 3)
+
+
 class AirflowStack:
     def __init__(self, home: Path, api_port: int, connections: Mapping[str, Mapping[str, Any]],
-                 extra_env: Mapping[str, str] | None = None, user: str = "admin", password: str = "admin") -> None:
+                 extra_env: Mapping[str, str] | None = None, user: str = "admin", password: str = "admin",
+                 log_port_base: int | None = None) -> None:
         self.home = Path(home)
         self.api_port = api_port
+        # Worker and triggerer log servers: other Airflows on a shared machine hold the defaults.
+        self.log_port_base = api_port + 1 if log_port_base is None else log_port_base
         self.base_url = f"http://127.0.0.1:{api_port}"
         self.connections = dict(connections)
         self.extra_env = dict(extra_env or {})
@@ -65,6 +79,8 @@ class AirflowStack:
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__BASE_URL": self.base_url,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.log_port_base),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.log_port_base + 1),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.user}:admin",
             # New DAGs start paused in standalone; the caller unpauses what it triggers.
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
@@ -196,3 +212,57 @@ class AirflowStack:
         return self.wait_until(
             lambda: (lambda run: run if run["state"] in TERMINAL_RUN_STATES else None)(self.run(dag_id, run_id)),
             timeout, f"{dag_id} run {run_id} to finish", interval=1.0)
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's runs, oldest first."""
+        reply = self.api("GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "start_date", "limit": 100})
+        reply.raise_for_status()
+        return reply.json()["dag_runs"]
+
+    def wait_for_scheduled_run(self, dag_id: str, timeout: float = 300.0) -> dict[str, Any]:
+        """The first run the scheduler created by itself, once it has finished."""
+        def finished_scheduled_run() -> dict[str, Any] | None:
+            return next((run for run in self.runs(dag_id)
+                         if run["run_type"] == "scheduled" and run["state"] in TERMINAL_RUN_STATES), None)
+        return self.wait_until(finished_scheduled_run, timeout, f"a scheduled {dag_id} run to finish", interval=1.0)
+
+    def task_timings(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+        """Per task: seconds from the run's start to the task's start and end, and its try number."""
+        run = self.run(dag_id, quote(run_id))
+        reply = self.api("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances", params={"limit": 500})
+        reply.raise_for_status()
+        return {ti["task_id"]: {"start": seconds_between(run["start_date"], ti.get("start_date")),
+                                "end": seconds_between(run["start_date"], ti.get("end_date")), "try": ti.get("try_number")}
+                for ti in reply.json()["task_instances"]}
+
+
+@contextmanager
+def sandbox_under_airflow(prefix: str, port_offset: int, dag_ids: Iterable[str], traffic_rps: int = 30,
+                          traffic_seconds: int = 600, seed: int = 11) -> Iterator[tuple[AirflowStack, Any]]:
+    """A scratch sandbox (ports + port_offset), traffic through its router, and `airflow standalone`
+    (API on 17080 + port_offset) with the given DAGs unpaused; everything stopped and removed after.
+    Yields (airflow, sandbox)."""
+    from sandbox.config import scratch_config
+    from sandbox.launcher import Sandbox
+    from sandbox.traffic import TrafficGenerator
+
+    box = Sandbox(scratch_config(prefix, port_offset))
+    state_dir = box.config.state_dir
+    airflow = generator = None
+    try:
+        box.up()
+        generator = TrafficGenerator(box.config.router_url, rps=traffic_rps, max_seconds=traffic_seconds, seed=seed)
+        generator.start()
+        airflow = AirflowStack(state_dir / "airflow", api_port=17080 + port_offset, connections=box.connections(),
+                               extra_env={"CUTOVER_GX_ARTIFACT_DIR": str(state_dir / "artifacts")})
+        airflow.start()
+        for dag_id in dag_ids:
+            airflow.unpause(dag_id)
+        yield airflow, box
+    finally:
+        if airflow is not None:
+            airflow.stop()
+        if generator is not None:
+            generator.stop()
+        box.down()
+        shutil.rmtree(state_dir, ignore_errors=True)

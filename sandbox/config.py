@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,3 +203,15 @@ def _int_from_env(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw.replace("_", ""))
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not an integer") from None
+
+
+def scratch_config(prefix: str, port_offset: int, **settings: str) -> SandboxConfig:
+    """A sandbox of its own for a test or a benchmark: a fresh state directory under /tmp and
+    every port shifted by `port_offset`, so it never meets a developer's sandbox or another run's.
+    `settings` are more SANDBOX_* variables by name (e.g. SANDBOX_SCHEMA="legacy")."""
+    # /tmp, not pytest's tmp_path (mode 0700): PostgreSQL runs as another user and must enter it.
+    state_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    state_dir.chmod(0o755)
+    env = {"SANDBOX_DIR": str(state_dir), **settings}
+    env.update({name: str(default + port_offset) for name, default in PORT_SETTINGS.values()})
+    return SandboxConfig.from_env(env)

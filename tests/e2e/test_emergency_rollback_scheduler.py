@@ -9,16 +9,11 @@ the sandbox on the e2e ports, traffic through the router all along.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from sandbox.airflow_stack import AirflowStack
-from sandbox.config import PORT_SETTINGS, SandboxConfig
+from sandbox.airflow_stack import sandbox_under_airflow
 from sandbox.launcher import Sandbox
-from sandbox.traffic import TrafficGenerator
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -37,30 +32,9 @@ def green_percent(box: Sandbox) -> float:
 @pytest.fixture(scope="module")
 def stack():
     offset = int(os.environ.get("SANDBOX_E2E_PORT_OFFSET", "2000"))
-    state_dir = Path(tempfile.mkdtemp(prefix="cutover-e2e-sched-"))
-    state_dir.chmod(0o755)  # PostgreSQL runs as another user
-    env = {"SANDBOX_DIR": str(state_dir)}
-    env.update({name: str(default + offset) for name, default in PORT_SETTINGS.values()})
-    box = Sandbox(SandboxConfig.from_env(env))
-    airflow = None
-    generator = None
-    try:
-        box.up()
-        generator = TrafficGenerator(box.config.router_url, rps=30, max_seconds=600, seed=11)
-        generator.start()
-        airflow = AirflowStack(state_dir / "airflow", api_port=17080 + offset, connections=box.connections(),
-                               extra_env={"CUTOVER_GX_ARTIFACT_DIR": str(state_dir / "artifacts")})
-        airflow.start()
-        for dag_id in ("cutover", "emergency_rollback"):
-            airflow.unpause(dag_id)
+    with sandbox_under_airflow("cutover-e2e-sched-", offset, ("cutover", "emergency_rollback"),
+                               traffic_rps=30, traffic_seconds=600, seed=11) as (airflow, box):
         yield airflow, box
-    finally:
-        if airflow is not None:
-            airflow.stop()
-        if generator is not None:
-            generator.stop()
-        box.down()
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def test_emergency_rollback_needs_a_reason(stack):

@@ -7,27 +7,23 @@ The test sandbox lives in a fresh temporary directory and on the default ports +
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import socket
-import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from sandbox.config import PORT_SETTINGS, SandboxConfig
+from sandbox.config import PORT_SETTINGS, SandboxConfig, scratch_config
 from sandbox.launcher import Sandbox
 
 
 def make_test_config() -> SandboxConfig:
     offset = int(os.environ.get("SANDBOX_TEST_PORT_OFFSET", "1000"))
-    # /tmp, not pytest's tmp_path: that one is mode 0700, and PostgreSQL runs as another user.
-    state_dir = Path(tempfile.mkdtemp(prefix="cutover-sbx-test-"))
-    state_dir.chmod(0o755)
-    env = {"SANDBOX_DIR": str(state_dir), "SANDBOX_READY_TIMEOUT": "30"}
-    env.update({name: str(default + offset) for name, default in PORT_SETTINGS.values()})
-    return SandboxConfig.from_env(env)
+    return scratch_config("cutover-sbx-test-", offset, SANDBOX_READY_TIMEOUT="30")
 
 
 def config_env(config: SandboxConfig) -> dict[str, str]:
@@ -66,17 +62,24 @@ def assert_nothing_left(config: SandboxConfig) -> None:
     assert open_ports == {}, f"ports still listening after down(): {open_ports}"
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    config = make_test_config()
+@contextmanager
+def running_sandbox(config: SandboxConfig, start: Callable[[Sandbox], None] = Sandbox.up) -> Iterator[Sandbox]:
+    """A sandbox started with `start` (whole or database only), always taken down and checked for
+    leftovers, its state directory removed."""
     box = Sandbox(config)
     try:
-        box.up()
+        start(box)
         yield box
     finally:
         box.down()
         assert_nothing_left(config)
         shutil.rmtree(config.state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with running_sandbox(make_test_config()) as box:
+        yield box
 
 
 @pytest.fixture(scope="module")
@@ -87,14 +90,15 @@ def postgres_only() -> Iterator[Sandbox]:
     so each starts from the same state in a fraction of a second.
     """
     config = dataclasses.replace(make_test_config(), schema="legacy", seed_orders=2000)
-    box = Sandbox(config)
-    try:
-        box.up_database()
+    with running_sandbox(config, start=Sandbox.up_database) as box:
         yield box
-    finally:
-        box.down()
-        assert_nothing_left(config)
-        shutil.rmtree(config.state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def unleash_sandbox() -> Iterator[Sandbox]:
+    """The whole sandbox with SANDBOX_FLAG_BACKEND=unleash: unleash-server 6.x runs beside it."""
+    with running_sandbox(dataclasses.replace(make_test_config(), flag_backend="unleash")) as box:
+        yield box
 
 
 @pytest.fixture
@@ -109,15 +113,11 @@ def sandbox_env(sandbox: Sandbox) -> dict[str, str]:
     return config_env(sandbox.config)
 
 
-@pytest.fixture(scope="module")
-def unleash_sandbox() -> Iterator[Sandbox]:
-    """The whole sandbox with SANDBOX_FLAG_BACKEND=unleash: unleash-server 6.x runs beside it."""
-    config = dataclasses.replace(make_test_config(), flag_backend="unleash")
-    box = Sandbox(config)
-    try:
-        box.up()
-        yield box
-    finally:
-        box.down()
-        assert_nothing_left(config)
-        shutil.rmtree(config.state_dir, ignore_errors=True)
+@pytest.fixture
+def use_connections(monkeypatch: pytest.MonkeyPatch) -> Callable[[Sandbox], None]:
+    """Point Airflow's Connections at a sandbox, as Airflow reads them from AIRFLOW_CONN_<ID>
+    variables; undone after the test. Calling it again restores any a test broke."""
+    def use(box: Sandbox) -> None:
+        for conn_id, connection in box.connections().items():
+            monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
+    return use

@@ -20,13 +20,11 @@ pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture(autouse=True)
-def connections(sandbox, monkeypatch):
-    for conn_id, connection in sandbox.connections().items():
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
+def connections(sandbox, use_connections):
+    use_connections(sandbox)
     CutoverStateHook().clear_emergency_stop()
     yield
-    for conn_id, connection in sandbox.connections().items():  # a test may have broken some
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
+    use_connections(sandbox)  # a test may have broken some
     CutoverStateHook().clear_emergency_stop()
     HAProxyHook().set_green_percent(0)
 

@@ -26,9 +26,8 @@ OWN_CODE = {"X-Cutover-Serve": "typescript"}
 
 
 @pytest.fixture(autouse=True)
-def connections(sandbox, monkeypatch):
-    for conn_id, connection in sandbox.connections().items():
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
+def connections(sandbox, use_connections):
+    use_connections(sandbox)
     yield
     HAProxyHook().set_green_percent(0)
     apply_flags(FlagdFileStore(sandbox.config.flags_file), FlagState.rails())

@@ -23,9 +23,8 @@ pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture(autouse=True)
-def connections(sandbox, monkeypatch):
-    for conn_id, connection in sandbox.connections().items():
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
+def connections(sandbox, use_connections):
+    use_connections(sandbox)
     yield
     HAProxyHook().set_green_percent(0)
     FaultController(sandbox.config).clear("green")

@@ -228,7 +228,10 @@ def test_unknown_environment_is_refused_before_any_change(unleash_sandbox: Sandb
 
 
 def test_evaluator_sees_a_flip_within_seconds(store: UnleashFlagStore, evaluator: UnleashEvaluator) -> None:
-    assert evaluator.flag_names() >= set(FLAG_NAMES)
+    # Not at once: an earlier test archived and revived a flag on this server, and Unleash serves its
+    # client answer per revision, which it re-reads once a second. Seen here: for about a second
+    # after the revival the SDK may hold an answer without that flag (2 of 4 runs; then 1.0 s).
+    wait_for(lambda: evaluator.flag_names() >= set(FLAG_NAMES), 5, "the SDK to hold every cutover flag")
     for state in (FlagState.for_step(100), FlagState.rails(), FlagState({"users": True, "orders": False}, 0)):
         store.write(state)
         seconds = wait_for(sees(evaluator, state), 5, f"the SDK to serve {state.describe()}")
@@ -296,10 +299,9 @@ def test_evaluator_from_env_names_what_is_missing() -> None:
 
 
 def test_running_apps_follow_unleash_flags_per_feature(unleash_sandbox: Sandbox, store: UnleashFlagStore,
-                                                        monkeypatch) -> None:
+                                                        use_connections) -> None:
     """The apps themselves (not just an SDK in the test) evaluate the Unleash flags per request."""
-    for conn_id, connection in unleash_sandbox.connections().items():
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
+    use_connections(unleash_sandbox)
     green = unleash_sandbox.config.app_url("green")
 
     def served_by(path: str) -> str:
