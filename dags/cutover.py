@@ -33,7 +33,9 @@ Trigger with a plan name (a file in `include/plans/`) and optional overrides. St
     SLO gate (green vs live blue, deferrable) -> branch: next step or rollback.
 13. **Full cutover**: 100 % then a standby watch with the same gate; blue stays warm.
 
-from cutover_kit.stages import database, decisions, flags, health, migration, readiness, rollback, traffic
+A run stopped before it changed the schema (refused plan, missing Connection, latched emergency
+stop, failed backup) leaves the database alone; the down migration undoes only this run's expand,
+and only while green gets no traffic. Data integrity is checked at the end of every path.
 
 The `emergency_rollback` DAG can stop this run at any moment: every step and every gate poll
 checks its latched stop, and the run ends rolled back with the operator's reason. A latched stop
@@ -150,7 +152,8 @@ with DAG(
         database_halt >> database_down
 
     decide_database = decide_validation(
-        validate.operator.task_id, [rails_default.operator.task_id], database_halt.operator.task_id
+        validate.operator.task_id, expand.operator.task_id, [rails_default.operator.task_id],
+        database_halt.operator.task_id,
     )
     validate >> decide_database >> [rails_default, database_halt]
     rails_default >> stage_05_tasks
@@ -231,8 +234,9 @@ with DAG(
     )
     chain(stage_01, version)
     chain(stage_05, stage_08, stage_09, baseline, heads[0])
-    # Zero data loss, proven at the end of every path (promoted, traffic rolled back, database rolled back).
-    integrity = task(migration.verify_data_integrity, task_id="verify_data_integrity", trigger_rule=TriggerRule.ONE_SUCCESS)(
+    # Zero data loss, proven at the end of every path: promoted, rolled back, and above all the
+    # paths where something failed (a rollback not verified, a step that broke): ALL_DONE. It only reads.
+    integrity = task(migration.verify_data_integrity, task_id="verify_data_integrity", trigger_rule=TriggerRule.ALL_DONE)(
         acknowledged_writes_file="{{ params.acknowledged_writes_file or '' }}"
     )
     [promote, verify_back, database_down] >> integrity >> verdict

@@ -3,11 +3,13 @@
 The deferrable trigger only measures and calls :func:`advance_gate`; every rule about when to
 promote, halt or give up lives here and is tested without Airflow or Prometheus.
 
-- HALT after ``consecutive_breaches`` FAIL verdicts in a row (one noisy poll does not roll back).
-- PROMOTE once the bake time has elapsed *and* the latest verdict is PASS.
-- INCONCLUSIVE polls (too little data, Prometheus silent or unreachable) hold the step; when the
-  step timeout passes while still not healthy the gate gives up: TIMEOUT, which the DAG treats
-  like a halt. Missing data never promotes.
+- HALT after ``consecutive_breaches`` FAIL verdicts with no PASS between them (one noisy poll
+  does not roll back; an INCONCLUSIVE poll between two breaches does not excuse them).
+- PROMOTE once PASS verdicts have covered ``bake_seconds`` (each PASS counts the time since the
+  previous poll) *and* the latest verdict is PASS. A FAIL starts the bake again.
+- INCONCLUSIVE polls (too little data, Prometheus silent or unreachable) count for nothing: they
+  hold the step; when the step timeout passes first the gate gives up: TIMEOUT, which the DAG
+  treats like a halt. Missing data never promotes, and never counts as baked time.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class GateProgress:
     passes: int = 0
     fails: int = 0
     inconclusives: int = 0
+    healthy_seconds: float = 0.0  # time covered by PASS verdicts since the last FAIL
+    last_elapsed_seconds: float = 0.0  # when the previous poll was judged (step time)
 
 
 def advance_gate(
@@ -44,17 +48,26 @@ def advance_gate(
     step_timeout_seconds: float,
     consecutive_breach_limit: int,
 ) -> tuple[GateProgress, GateDecision]:
-    failed = judgement.verdict is Verdict.FAIL
+    verdict = judgement.verdict
+    since_previous = max(0.0, elapsed_seconds - progress.last_elapsed_seconds)
+    if verdict is Verdict.PASS:
+        breaches, healthy = 0, progress.healthy_seconds + since_previous
+    elif verdict is Verdict.FAIL:
+        breaches, healthy = progress.consecutive_breaches + 1, 0.0
+    else:  # INCONCLUSIVE: neither clears a breach nor counts as healthy time
+        breaches, healthy = progress.consecutive_breaches, progress.healthy_seconds
     progress = GateProgress(
         polls=progress.polls + 1,
-        consecutive_breaches=progress.consecutive_breaches + 1 if failed else 0,
-        passes=progress.passes + (judgement.verdict is Verdict.PASS),
-        fails=progress.fails + failed,
-        inconclusives=progress.inconclusives + (judgement.verdict is Verdict.INCONCLUSIVE),
+        consecutive_breaches=breaches,
+        passes=progress.passes + (verdict is Verdict.PASS),
+        fails=progress.fails + (verdict is Verdict.FAIL),
+        inconclusives=progress.inconclusives + (verdict is Verdict.INCONCLUSIVE),
+        healthy_seconds=healthy,
+        last_elapsed_seconds=max(elapsed_seconds, progress.last_elapsed_seconds),
     )
     if progress.consecutive_breaches >= consecutive_breach_limit:
         return progress, GateDecision.HALT
-    if elapsed_seconds >= bake_seconds and judgement.verdict is Verdict.PASS:
+    if progress.healthy_seconds >= bake_seconds and verdict is Verdict.PASS:
         return progress, GateDecision.PROMOTE
     if elapsed_seconds >= step_timeout_seconds:
         return progress, GateDecision.TIMEOUT
@@ -72,7 +85,9 @@ def decision_line(decision: GateDecision, step_label: str, judgement: Judgement,
     if decision is GateDecision.HALT:
         return f"Halt at {step_label}: {judgement.reason} ({progress.consecutive_breaches} breaches in a row)"
     if decision is GateDecision.PROMOTE:
-        return f"Promote past {step_label}: {judgement.reason} ({progress.passes}/{progress.polls} polls healthy)"
+        return (f"Promote past {step_label}: {judgement.reason} ({progress.healthy_seconds:.0f} s healthy, "
+                f"{progress.passes}/{progress.polls} polls healthy)")
     if decision is GateDecision.TIMEOUT:
-        return f"Give up at {step_label}: step timeout with no healthy verdict; last: {judgement.reason}"
-    return f"Hold at {step_label}: {judgement.verdict.value} {judgement.reason}"
+        return (f"Give up at {step_label}: step timeout before a full bake of healthy verdicts "
+                f"({progress.healthy_seconds:.0f} s healthy); last: {judgement.reason}")
+    return f"Hold at {step_label}: {judgement.verdict.value} {judgement.reason} ({progress.healthy_seconds:.0f} s healthy)"

@@ -16,11 +16,29 @@ def choose_after_gate(gate_result: dict[str, Any] | None, proceed_task_id: str, 
     return halt_task_id, "Roll back: the gate did not report (it or a task before it failed)"
 
 
-def choose_after_validation(summary: dict[str, Any] | None, proceed_task_ids: list[str], halt_task_id: str) -> tuple[list[str] | str, str]:
-    """Traffic stages start only after an explicit, complete validation pass."""
+def choose_after_validation(
+    summary: dict[str, Any] | None,
+    validation_failure: dict[str, Any] | None,
+    expand_result: dict[str, Any] | None,
+    proceed_task_ids: list[str],
+    halt_task_id: str,
+) -> tuple[list[str] | str, str]:
+    """Traffic stages start only after an explicit, complete validation pass.
+
+    Otherwise the database is rolled back (down migration) only when there is something of this
+    run's to undo: the suite ran and failed, or this run applied the expand. A run stopped before
+    it changed the schema (a refused plan, a missing Connection, a latched emergency stop, a
+    failed backup) leaves the database alone: returns [] and every later stage is skipped."""
     if summary and summary.get("verdict") == "PASS" and not summary.get("failed"):
         return proceed_task_ids, f"Proceed: {summary.get('reason', 'validation passed')}"
-    return halt_task_id, "Roll back the database: validation failed or did not run"
+    if validation_failure or summary:  # the suite ran and did not pass cleanly
+        detail = (validation_failure or summary or {}).get("reason") or "validation failed"
+        return halt_task_id, f"Roll back the database: {detail}"
+    if expand_result and expand_result.get("applied"):
+        return halt_task_id, ("Roll back the database: this run applied the expand and validation did not pass "
+                              "(a task before it failed)")
+    return [], ("Halt, database left as it was: the run stopped before it changed the schema "
+                "(no expand applied by this run, no validation ran); nothing to roll back")
 
 
 def halt_reason(step_label: str, gate_result: dict[str, Any] | None, smoke_result: dict[str, Any] | None, failed_tasks: list[str]) -> str:

@@ -13,12 +13,22 @@ import os
 import pytest
 
 from sandbox.airflow_stack import sandbox_under_airflow
+from sandbox.config import GREEN_REQUIRED_SCHEMA
 from sandbox.launcher import Sandbox
 
 pytestmark = pytest.mark.timeout(900)
 
 REASON = "support reports double charges on green checkout"
 GATE_5 = "stage_10_traffic_migration.step_5.slo_gate"
+
+
+def schema_version(box: Sandbox) -> str:
+    import psycopg2
+
+    from cutover_kit.db.migrations import current_version
+
+    with psycopg2.connect(box.dsn()) as conn:
+        return current_version(conn)
 
 
 def green_percent(box: Sandbox) -> float:
@@ -89,3 +99,9 @@ def test_emergency_rollback_mid_cutover_stops_it_and_it_stays_stopped(stack):
     log = airflow.task_log("cutover", again_run, "stage_01_deployment_readiness.check_emergency_stop")
     assert "Cutover refused: emergency rollback by admin" in log and "acknowledge_emergency_stop=true" in log
     assert green_percent(box) == 0
+    # Refused before it changed anything: the database is left alone (no down migration of an
+    # expand this run never applied; green keeps the columns it needs).
+    assert again_states["database_rollback.down_migration_verified"] in (None, "skipped"), again_states
+    decided = airflow.task_log("cutover", again_run, "decide_after_validation")
+    assert "Halt, database left as it was" in decided, decided[-2000:]
+    assert schema_version(box) == GREEN_REQUIRED_SCHEMA

@@ -283,7 +283,7 @@ def test_writes_of_both_apps_survive_the_down_migration_with_their_legacy_values
     blue, green = app.Database(db, "blue"), app.Database(db, "green")
     try:
         _, blue_order = app.create_order(blue, {}, {"user_id": 1, "amount_cents": 4321})
-        _, green_order = app.green_create_order(green, {}, {"user_id": 2, "amount": "98.76", "currency": "EUR"})
+        _, green_order = app.green_create_order(green, {}, {"user_id": 2, "amount": "98.76", "currency": "USD"})
         _, green_cents = app.green_create_order(green, {}, {"user_id": 3, "amount_cents": 500})
         _, green_user = app.green_create_user(green, {}, {"email": " New.Person@Example.com", "name": "New"})
         _, blue_user = app.create_user(blue, {}, {"email": "Blue.Person@Example.com"})
@@ -292,7 +292,7 @@ def test_writes_of_both_apps_survive_the_down_migration_with_their_legacy_values
         _, seen_by_green = app.green_get_order(green, {"id": green_order["id"]}, {})
         assert seen_by_blue["amount_cents"] == seen_by_green["amount_cents"] == 9876
         assert seen_by_blue["status"] == seen_by_green["status"] == "pending"
-        assert (seen_by_green["amount"], seen_by_green["currency"]) == ("98.76", "EUR")
+        assert (seen_by_green["amount"], seen_by_green["currency"]) == ("98.76", "USD")
         assert set(seen_by_blue) <= set(seen_by_green)
     finally:
         blue.close()
@@ -309,6 +309,25 @@ def test_writes_of_both_apps_survive_the_down_migration_with_their_legacy_values
         (blue_order["id"], 4321, "paid"), (green_order["id"], 9876, "shipped"), (green_cents["id"], 500, "pending")]
     assert query(db, "SELECT email FROM users WHERE id = ANY(%s) ORDER BY id", ([green_user["id"], blue_user["id"]],)) == [
         (" New.Person@Example.com",), ("Blue.Person@Example.com",)]
+
+
+def test_down_migration_refuses_while_an_order_has_a_currency_rails_cannot_hold(db: str) -> None:
+    expand(db)
+    green = app.Database(db, "green")
+    try:
+        _, euro = app.green_create_order(green, {}, {"user_id": 2, "amount": "98.76", "currency": "EUR"})
+    finally:
+        green.close()
+    before = schema_of(db)
+    with pytest.raises(migrations.MigrationError,
+                       match=rf"would lose data: 1 order\(s\) have a currency other than USD \(ids {euro['id']}\)"):
+        migrations.migrate_down(db, EXPAND_VERSION, expected_current=EXPAND_VERSION)
+    assert schema_of(db) == before  # nothing dropped: the refusal is the transaction's first statement
+    assert query(db, "SELECT currency FROM orders WHERE id = %s", (euro["id"],)) == [("EUR",)]
+    # Once no order needs a currency (here: the operator moved it out), the down migration runs.
+    query(db, "DELETE FROM line_items WHERE order_id = %s", (euro["id"],))
+    query(db, "DELETE FROM orders WHERE id = %s", (euro["id"],))
+    contract_back(db)
 
 
 # ------------------------------------------------------------------------------- backfill

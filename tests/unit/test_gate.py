@@ -24,18 +24,38 @@ def test_halts_after_consecutive_breaches_only():
     assert decision is GateDecision.HALT and progress.consecutive_breaches == 2
 
 
-def test_promotes_only_after_bake_on_a_pass():
+def test_an_unknown_between_two_breaches_does_not_excuse_them():
+    progress, decision = run([FAIL, DOUBT, FAIL], [1, 2, 3])
+    assert decision is GateDecision.HALT and progress.consecutive_breaches == 2
+    # Breach, unknown, breach, unknown ...: halts at the second breach, not at the step timeout.
+    assert run([FAIL, DOUBT] * 20, range(1, 41))[0].polls == 3
+
+
+def test_promotes_only_after_a_bake_of_healthy_verdicts():
     assert run([PASS] * 9, range(1, 10))[1] is GateDecision.CONTINUE
-    assert run([PASS] * 10, range(1, 11))[1] is GateDecision.PROMOTE
+    progress, decision = run([PASS] * 10, range(1, 11))
+    assert decision is GateDecision.PROMOTE and progress.healthy_seconds == 10
 
 
 def test_inconclusive_holds_then_times_out_never_promotes():
     progress, decision = run([DOUBT] * 40, range(1, 41))
-    assert decision is GateDecision.TIMEOUT and progress.passes == 0
+    assert decision is GateDecision.TIMEOUT and progress.passes == 0 and progress.healthy_seconds == 0
 
 
-def test_inconclusive_after_bake_keeps_holding_until_a_pass():
-    assert run([DOUBT] * 12 + [PASS], range(1, 14))[1] is GateDecision.PROMOTE
+def test_time_without_data_never_counts_as_baked():
+    # Prometheus silent for 12 of the first 13 s: one PASS after it is 1 s of bake, not 13.
+    assert run([DOUBT] * 12 + [PASS], range(1, 14))[1] is GateDecision.CONTINUE
+    assert run([DOUBT] * 12 + [PASS] * 9, range(1, 22))[1] is GateDecision.CONTINUE
+    progress, decision = run([DOUBT] * 12 + [PASS] * 10, range(1, 23))
+    assert decision is GateDecision.PROMOTE and progress.healthy_seconds == 10
+    # Unknown polls inside the bake do not count either; the healthy ones before them still do.
+    progress, decision = run([PASS] * 5 + [DOUBT] * 5 + [PASS] * 5, range(1, 16))
+    assert decision is GateDecision.PROMOTE and progress.polls == 15 and progress.healthy_seconds == 10
+
+
+def test_a_breach_starts_the_bake_again():
+    assert run([PASS] * 8 + [FAIL] + [PASS] * 9, range(1, 19))[1] is GateDecision.CONTINUE
+    assert run([PASS] * 8 + [FAIL] + [PASS] * 10, range(1, 20))[1] is GateDecision.PROMOTE
 
 
 def test_window_never_reaches_before_the_step_started():

@@ -72,9 +72,20 @@ def test_malformed_smoke_file_is_refused(tmp_path):
 def test_validation_decision_needs_an_explicit_clean_pass():
     from cutover_kit.outcome import choose_after_validation
 
-    assert choose_after_validation({"verdict": "PASS", "failed": 0}, ["a", "b"], "halt")[0] == ["a", "b"]
-    assert choose_after_validation({"verdict": "PASS", "failed": 2}, ["a"], "halt")[0] == "halt"
-    assert choose_after_validation(None, ["a"], "halt")[0] == "halt"
+    applied, noop = {"verdict": "PASS", "applied": True}, {"verdict": "PASS", "applied": False}
+    assert choose_after_validation({"verdict": "PASS", "failed": 0}, None, applied, ["a", "b"], "halt")[0] == ["a", "b"]
+    assert choose_after_validation({"verdict": "PASS", "failed": 2}, None, noop, ["a"], "halt")[0] == "halt"
+    # The suite ran and failed: roll back, even when the expand was there before this run.
+    chosen, line = choose_after_validation(None, {"reason": "2 of 34 expectations failed: orders amount"}, noop, ["a"], "halt")
+    assert (chosen, line) == ("halt", "Roll back the database: 2 of 34 expectations failed: orders amount")
+    # This run applied the expand, then a task before validation failed: undo the expand.
+    assert choose_after_validation(None, None, applied, ["a"], "halt")[0] == "halt"
+    # Stopped before the schema changed (refused plan, emergency stop, failed backup; or the
+    # expand was already there): nothing of this run's to undo, so no down migration.
+    for expand in (None, noop):
+        chosen, line = choose_after_validation(None, None, expand, ["a"], "halt")
+        assert chosen == []
+        assert line.startswith("Halt, database left as it was")
 
 
 def test_lost_data_outranks_a_clean_rollback_or_promotion():
@@ -100,3 +111,12 @@ def test_emergency_stop_without_a_halt_is_never_promoted():
     assert promoted.outcome == "failed" and promoted.reason.startswith("Stopped after promotion by emergency rollback by alice")
     halted = final_outcome(None, {"reason": f"Halt at 25 %: {stop}"}, {"verified": True}, [], emergency_stop=stop)
     assert halted.outcome == "rolled_back" and "pager" in halted.reason
+
+
+def test_down_migration_only_with_green_drained():
+    from cutover_kit.stages.migration import down_migration_refusal
+
+    assert down_migration_refusal(0) is None
+    for percent in (0.4, 5, 100):
+        refusal = down_migration_refusal(percent)
+        assert refusal.startswith(f"Down migration refused: green still gets {percent:g} % of the traffic")

@@ -47,6 +47,19 @@ def test_one_error_in_low_traffic_is_not_significant_against_a_zero_error_baseli
     assert "not yet significant" in result.reason
 
 
+def test_one_error_at_the_smallest_judged_volume_is_not_a_breach():
+    # 1 in 20 (and 1 in 15, the rehearsal's min_requests) against a blue with no errors: a true
+    # rate of 1 % gives at least one error in 15 requests 14 % of the time, so no rollback.
+    for requests in (15, 20):
+        result = judge(window("green", requests, errors=1), window("blue", 800, errors=0), min_requests=15)
+        assert result.verdict is Verdict.INCONCLUSIVE, result.reason
+        assert "not yet significant" in result.reason
+    # Three in 20 is: 15 % observed, lower bound about 4 %.
+    result = judge(window("green", 20, errors=3), window("blue", 800, errors=0), min_requests=15)
+    assert result.verdict is Verdict.FAIL
+    assert "green 5xx 15.0 % > 1.0 %" in result.reason
+
+
 def test_relative_error_breach_against_live_blue():
     policy = SLOPolicy(max_error_ratio=0.5, max_error_ratio_delta_vs_blue=0.005)
     result = judge_window(window("green", 1000, errors=60), window("blue", 1000, errors=10), policy, min_requests=20, window_seconds=10)

@@ -5,6 +5,29 @@
 -- Nothing is lost: while the expand was live, the triggers wrote every change into the legacy
 -- columns too, including rows green inserted without amount_cents/status. Dropping a column is
 -- catalog-only. IF EXISTS everywhere: a rollback must not be blocked by drift in what it removes.
+--
+-- One exception, checked first: green accepts orders in any currency, and the Rails shape has none
+-- (amount_cents is USD). Dropping `currency` would silently turn those orders into USD, so the
+-- down migration refuses while any exists (the whole transaction stops; nothing is changed).
+
+DO $$
+DECLARE
+    foreign_orders bigint;
+    example_ids text;
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns
+               WHERE table_schema = current_schema() AND table_name = 'orders' AND column_name = 'currency') THEN
+        EXECUTE $q$SELECT count(*), string_agg(id::text, ', ' ORDER BY id) FILTER (WHERE rn <= 5)
+                   FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM orders
+                         WHERE currency IS NOT NULL AND currency <> 'USD') AS foreign_currency$q$
+            INTO foreign_orders, example_ids;
+        IF foreign_orders > 0 THEN
+            RAISE EXCEPTION 'down migration would lose data: % order(s) have a currency other than USD (ids %), which the Rails shape cannot hold; keep the expand, or move those orders out first',
+                foreign_orders, example_ids;
+        END IF;
+    END IF;
+END
+$$;
 
 DROP TRIGGER IF EXISTS orders_sync_shapes ON orders;
 DROP TRIGGER IF EXISTS line_items_sync_shapes ON line_items;

@@ -23,11 +23,19 @@ def decide_after_gate(gate_task_id: str, proceed_task_id: str, halt_task_id: str
     return chosen
 
 
-def decide_after_validation(validate_task_id: str, proceed_task_ids: list[str], halt_task_id: str) -> list[str] | str:
+def decide_after_validation(
+    validate_task_id: str, expand_task_id: str, proceed_task_ids: list[str], halt_task_id: str
+) -> list[str] | str:
     from airflow.sdk import get_current_context
 
-    summary = get_current_context()["ti"].xcom_pull(task_ids=validate_task_id)
-    chosen, line = choose_after_validation(summary, proceed_task_ids, halt_task_id)
+    ti = get_current_context()["ti"]
+    chosen, line = choose_after_validation(
+        ti.xcom_pull(task_ids=validate_task_id),
+        ti.xcom_pull(task_ids=validate_task_id, key="validation_failure"),
+        ti.xcom_pull(task_ids=expand_task_id),
+        proceed_task_ids,
+        halt_task_id,
+    )
     log.info(line)
     return chosen
 

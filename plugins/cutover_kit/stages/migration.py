@@ -86,7 +86,8 @@ def expand_schema(conn_id: str = "postgres_default") -> dict[str, Any]:
         else f"Expand {report.from_version} -> {report.to_version} applied in {report.seconds:.2f} s"
     )
     log.info(reason)
-    return {"verdict": "PASS", "reason": reason}
+    # `applied`: this run changed the schema, so a failed stage 2 has something of its own to undo.
+    return {"verdict": "PASS", "reason": reason, "applied": not report.noop}
 
 
 def backfill_new_columns(conn_id: str = "postgres_default") -> dict[str, Any]:
@@ -107,12 +108,24 @@ def backfill_new_columns(conn_id: str = "postgres_default") -> dict[str, Any]:
     return {"verdict": "PASS", "reason": reason}
 
 
-def rollback_database(conn_id: str = "postgres_default") -> dict[str, Any]:
-    """The down migration: back to the legacy shape, keeping every row either app wrote."""
+def rollback_database(conn_id: str = "postgres_default", router_conn_id: str = "haproxy_default") -> dict[str, Any]:
+    """The down migration: back to the legacy shape, keeping every row either app wrote.
+
+    Green reads and writes the expanded columns, so the down migration runs only while the router
+    gives green no traffic (read back from HAProxy); unreadable weights refuse too."""
     import psycopg2
 
     from cutover_kit.db.migrations import MigrationError, current_version, migrate_down
+    from cutover_kit.hooks.haproxy import HAProxyHook
 
+    try:
+        weights = HAProxyHook(router_conn_id).read_weights()
+    except Exception as error:  # noqa: BLE001 - any failure to read means green may still be serving
+        raise AirflowFailException(f"Down migration refused: cannot read the router's weights to prove green is "
+                                   f"drained ({type(error).__name__}: {error}); nothing was changed") from error
+    refusal = down_migration_refusal(weights.green_percent)
+    if refusal:
+        raise AirflowFailException(refusal)
     dsn = connection_dsn(conn_id)
     try:
         report = migrate_down(dsn, EXPAND_VERSION, expected_current=EXPAND_VERSION)
@@ -148,6 +161,14 @@ def validate_expanded_database(backup_record: dict[str, Any], scratch_db: str, c
         get_current_context()["ti"].xcom_push(key="validation_failure", value={"reason": str(error)})
         raise
     return {"verdict": "PASS", "reason": f"GX: {summary['expectations']} expectations passed in {summary['seconds']:.1f} s", **summary}
+
+
+def down_migration_refusal(green_percent: float) -> str | None:
+    """Why the down migration must not run now, or None: green needs the columns it drops."""
+    if green_percent > 0:
+        return (f"Down migration refused: green still gets {green_percent:g} % of the traffic and needs the expanded "
+                "columns; route all traffic to blue first (emergency_rollback); nothing was changed")
+    return None
 
 
 def record_database_halt(validate_task_id: str) -> dict[str, Any]:
