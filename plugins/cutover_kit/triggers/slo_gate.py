@@ -111,7 +111,9 @@ class SLOGateTrigger(BaseTrigger):
         plan = CutoverPlan.from_dict(self.plan)
         baseline = ColorWindow.from_dict(self.blue_baseline) if self.blue_baseline else None
         hook = PrometheusHook(self.prometheus_conn_id)
-        progress = GateProgress()
+        # Baked time counts from now, not from when the weights were set: a trigger restarted by
+        # the triggerer (its progress is not persisted) must not credit time it did not judge.
+        progress = GateProgress(last_elapsed_seconds=max(0.0, time.time() - self.gate_started_at))
         stop = None
         while True:
             stop, state_error = await self._emergency_stop()
