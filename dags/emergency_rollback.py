@@ -58,8 +58,9 @@ with DAG(
     )
     traffic_back = task(rollback.route_all_to_blue, task_id="route_all_to_blue", trigger_rule=TriggerRule.ALL_DONE)()
     blue_serving = task(rollback.verify_blue_serving, task_id="verify_blue_serving")()
+    # No plan here: a failed smoke check flips flags in the param's store (else the apps' own).
     smoke = task(traffic.smoke_checks, task_id="smoke_checks_on_blue", retries=1)(
-        "emergency rollback", targets=("app_blue", "app_router")
+        "emergency rollback", targets=("app_blue", "app_router"), flag_backend="{{ params.flag_backend or '' }}"
     )
     report = task(emergency.report_emergency_rollback, task_id="report", trigger_rule=TriggerRule.ALL_DONE, retries=0)(
         latch.operator.task_id,

@@ -27,13 +27,35 @@ log = logging.getLogger("rehearsal")
 
 
 def _scenario_conf(scenario: Any) -> dict[str, Any]:
-    """DAG run conf: the plan name or path, plus the scenario's overrides."""
+    """DAG run conf: the plan's name plus the scenario's overrides.
+
+    The DAG's `plan` param takes only names of files in include/plans/ (an enum checked at trigger
+    time), so a plan can reach the run by name only. A scenario whose plan is a file elsewhere is
+    refused unless the stock plan of that name, with the same overrides, is the very plan the
+    scenario was validated against (and its result will record): otherwise the run would test
+    one plan and report another.
+    """
+    from cutover_kit.plan import PlanError, load_plan
     from cutover_kit.scenario import ScenarioError
 
-    if scenario.plan.name not in _plan_names():
-        # The DAG's `plan` param only accepts files in include/plans/ (an enum checked at trigger time).
-        raise ScenarioError(f"scenario {scenario.name}: plan {scenario.plan.name!r} is not a file in include/plans/")
-    return {"plan": scenario.plan.name, **{k: v for k, v in scenario.overrides.items() if v is not None}}
+    name = scenario.plan.name
+    if name not in _plan_names():
+        raise ScenarioError(f"scenario {scenario.name}: plan {name!r} is not a file in include/plans/ "
+                            "(the cutover DAG runs only those)")
+    overrides = {k: v for k, v in scenario.overrides.items() if v is not None}
+    try:
+        stock = load_plan(name, overrides)
+    except PlanError as error:
+        raise ScenarioError(f"scenario {scenario.name}: {error}") from error
+    if stock != scenario.plan:
+        mine, theirs = scenario.plan.to_dict(), stock.to_dict()
+        differing = ", ".join(f"{key} {mine[key]!r} vs {theirs[key]!r}" for key in mine if mine[key] != theirs.get(key))
+        raise ScenarioError(
+            f"scenario {scenario.name}: its plan differs from include/plans/{name}.yaml, which the cutover DAG "
+            f"would run instead (the DAG takes plan names only): {differing}. Put the plan in include/plans/ "
+            "under its own name, or use the stock plan with overrides"
+        )
+    return {"plan": name, **overrides}
 
 
 def schedule_entry(fault: Any, plan: Any) -> dict[str, Any]:

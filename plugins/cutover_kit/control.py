@@ -13,7 +13,6 @@ Pure on purpose: the stop's shape, its validation and the lines it produces. Sto
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -74,7 +73,3 @@ def emergency_halt_line(step_label: str, stop: EmergencyStop) -> str:
 
 def refusal_line(action: str, stop: EmergencyStop) -> str:
     return f"Refusing to {action}: {stop.describe()}"
-
-
-def seconds_since(start: float, end: float | None = None) -> float:
-    return round((time.time() if end is None else end) - start, 3)

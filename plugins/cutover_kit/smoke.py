@@ -50,6 +50,7 @@ def load_checks(path: Path = DEFAULT_CHECKS_FILE) -> list[SmokeCheck]:
         raise SmokeCheckError(f"smoke checks {path}: 'checks' must be a non-empty list")
     allowed = set(SmokeCheck.__dataclass_fields__)
     checks = []
+    remembered: set[str] = set()
     for index, raw in enumerate(document["checks"]):
         where = f"smoke checks {path}: checks[{index}]"
         if not isinstance(raw, dict):
@@ -62,8 +63,29 @@ def load_checks(path: Path = DEFAULT_CHECKS_FILE) -> list[SmokeCheck]:
                 raise SmokeCheckError(f"{where}.{required} is required")
         if raw["method"] not in ALLOWED_METHODS:
             raise SmokeCheckError(f"{where}.method {raw['method']!r} is not one of {sorted(ALLOWED_METHODS)}")
-        if not isinstance(raw["expect_status"], int):
+        if not isinstance(raw["expect_status"], int) or isinstance(raw["expect_status"], bool):
             raise SmokeCheckError(f"{where}.expect_status must be an integer")
+        if not isinstance(raw["path"], str) or not raw["path"].startswith("/"):
+            raise SmokeCheckError(f"{where}.path must be text starting with '/'; got {raw['path']!r}")
+        expect_keys = raw.get("expect_keys") or []
+        if not isinstance(expect_keys, list) or not all(isinstance(key, str) for key in expect_keys):
+            raise SmokeCheckError(f"{where}.expect_keys must be a list of field names")
+        for mapping in ("expect_values", "remember"):
+            if not isinstance(raw.get(mapping) or {}, dict):
+                raise SmokeCheckError(f"{where}.{mapping} must be a mapping")
+        # A path filled from an earlier check's answer must name a value some earlier check
+        # remembers; otherwise the check could only fail, at the first traffic step.
+        try:
+            needed = path_fields(raw["path"])
+        except ValueError as error:
+            raise SmokeCheckError(f"{where}.path {raw['path']!r} is not a valid template: {error}") from error
+        unknown_fields = sorted(needed - remembered)
+        if unknown_fields:
+            raise SmokeCheckError(
+                f"{where}.path {raw['path']!r} uses {unknown_fields}, which no earlier check remembers "
+                f"(remembered so far: {sorted(remembered) or 'nothing'})"
+            )
+        remembered |= set(raw.get("remember") or {})
         checks.append(
             SmokeCheck(
                 name=str(raw["name"]),
@@ -79,9 +101,14 @@ def load_checks(path: Path = DEFAULT_CHECKS_FILE) -> list[SmokeCheck]:
     return checks
 
 
+def path_fields(template: str) -> set[str]:
+    """The ``{name}`` fields of a path template; ValueError when the template is malformed."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
 def render_path(template: str, memory: dict[str, Any]) -> str | None:
     """Fill ``{order_id}``-style fields from earlier checks; None when a field is unknown."""
-    fields = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    fields = path_fields(template)
     if not fields <= memory.keys():
         return None
     return template.format(**memory)

@@ -130,3 +130,11 @@ def test_flags_move_before_traffic_and_roll_back_first(dagbag):
     assert dag.get_task("stage_10_traffic_migration.step_5.decide").downstream_task_ids == {
         "stage_10_traffic_migration.step_25.set_flags", "rollback.halt_at_5"}
     assert "stage_01_deployment_readiness.check_flag_store" in dag.task_ids
+
+
+def test_emergency_smoke_rolls_flags_back_in_the_params_store(dagbag):
+    """The emergency DAG has no plan: its smoke task gets the flag_backend param, so a smoke
+    failure under Unleash does not write the flagd file the apps do not read."""
+    smoke = dagbag.dags["emergency_rollback"].get_task("smoke_checks_on_blue")
+    assert smoke.op_kwargs["flag_backend"] == "{{ params.flag_backend or '' }}"
+    assert "flag_backend" in dagbag.dags["emergency_rollback"].params

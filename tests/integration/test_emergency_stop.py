@@ -80,6 +80,38 @@ def test_step_refuses_to_advance_while_stopped_and_when_state_unknown(monkeypatc
         ensure_not_stopped("move green to 25 %")
 
 
+class PlanOnlyTI:
+    """The one thing a step's flag task asks its task instance for: the plan stage 1 validated."""
+
+    def __init__(self, plan: dict) -> None:
+        self.plan = plan
+
+    def xcom_pull(self, task_ids, key="return_value"):
+        return self.plan if task_ids == "validate_plan" else None
+
+
+def test_step_flags_refuse_while_stopped_and_leave_the_store_at_rails(sandbox):
+    """A step that starts just after a latch must not turn green's features back on: the flag
+    task is the step's first, so it checks the stop before it writes anything."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.execution_time.context import set_current_context
+
+    from cutover_kit.flags.flagd_file import FlagdFileStore
+    from cutover_kit.flags.model import FlagState, apply_flags
+    from cutover_kit.stages.flags import set_step_flags
+
+    store = FlagdFileStore(sandbox.config.flags_file)
+    apply_flags(store, FlagState.rails())  # where an emergency run leaves the flags
+    plan = load_plan("rehearsal").to_dict()
+    assert plan["flag_backend"] == "file"
+    CutoverStateHook().latch_emergency_stop(stop("green corrupts invoices"))
+    with set_current_context({"ti": PlanOnlyTI(plan)}):
+        with pytest.raises(AirflowFailException,
+                           match=r"Refusing to turn green's features on for 25 %: emergency rollback by alice .*green corrupts invoices"):
+            set_step_flags(25, plan_task_id="validate_plan")
+    assert store.read() == FlagState.rails()
+
+
 def run_gate(percent: int, **plan_overrides) -> dict:
     plan = load_plan("rehearsal", {"bake_seconds": 8, "window_seconds": 4, "min_requests": 5, **plan_overrides}).to_dict()
     HAProxyHook().set_green_percent(percent)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from cutover_kit.flags.model import FlagState, FlagStoreError
-from cutover_kit.flags.propagation import app_differences, serving_summary
+from cutover_kit.flags.propagation import app_differences, choose_flag_backend, serving_summary
 
 
 def test_file_backend_store_comes_from_connection_flagd_default(tmp_path, monkeypatch):
@@ -131,3 +131,25 @@ def test_a_crashed_app_counts_as_serving_rails_only_for_the_rails_state():
     assert app_differences(FlagState.rails(), "file", reports) == []
     assert app_differences(FlagState.for_step(5), "file", reports) == ["app_green: no flag report (connection refused)"]
     assert app_differences(FlagState.rails(), "file", {"app_green": "timed out"}) == ["app_green: no flag report (timed out)"]
+
+
+def test_a_rollback_without_a_plan_flips_the_store_it_is_given_or_the_one_the_apps_read():
+    """The emergency DAG has no plan: its smoke rollback must not write a store no app reads."""
+    asked = []
+
+    def reports(found):
+        return lambda: asked.append(True) or found
+
+    unleash_green = {**GREEN_RAILS, "backend": "unleash"}
+    # The run's plan decides, then the given backend; the apps are not even asked.
+    assert choose_flag_backend("unleash", "file", reports({}))[0] == "unleash"
+    assert choose_flag_backend(None, "unleash", reports({"app_green": GREEN_RAILS})) == (
+        "unleash", "the flag backend given to the task ('unleash')")
+    assert asked == []
+    # Neither: the one backend the flag-evaluating apps report (blue evaluates none).
+    assert choose_flag_backend(None, "", reports({"app_blue": BLUE, "app_green": unleash_green}))[0] == "unleash"
+    assert choose_flag_backend(None, None, reports({"app_blue": BLUE, "app_green": GREEN_RAILS}))[0] == "file"
+    # No single answer: no guess (the caller skips the flag lever and says why).
+    backend, why = choose_flag_backend(None, None, reports({"app_blue": BLUE, "app_green": "connection refused"}))
+    assert backend is None and why.endswith("(app_blue: no flags, app_green: connection refused)")
+    assert choose_flag_backend(None, None, reports({"a": GREEN_RAILS, "b": unleash_green}))[0] is None

@@ -9,7 +9,7 @@ as such. No I/O, no Airflow.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cutover_kit.flags.model import EXPERIMENT_FLAG, FEATURES, ROLLOUT_FLAG, FlagState, FlagStoreError, feature_flag
@@ -75,6 +75,37 @@ def serving_summary(reports: Mapping[str, Mapping[str, Any] | str]) -> str:
             on = [feature for feature, value in (report.get("features") or {}).items() if value]
             parts.append(f"{app} {'typescript for ' + '+'.join(on) if on else 'rails'}")
     return ", ".join(parts)
+
+
+def backend_apps_evaluate(reports: Mapping[str, Mapping[str, Any] | str]) -> str | None:
+    """The one flag backend every flag-evaluating app reports; None when none or several do."""
+    in_use = {report.get("backend") for report in reports.values()
+              if not isinstance(report, str) and report.get("evaluates_flags")}
+    return in_use.pop() if len(in_use) == 1 else None
+
+
+def choose_flag_backend(plan_backend: str | None, given_backend: str | None,
+                        reports_of: Callable[[], Mapping[str, Mapping[str, Any] | str]]) -> tuple[str | None, str]:
+    """Which flag store a rollback outside the plan's tasks flips, and why, in this order:
+    the run's plan, else the backend the caller was given (a DAG param), else the one the apps
+    report they evaluate (asked only then). (None, why) when none of them tells: writing a
+    guessed store would change flags no app reads while reporting a verified rollback."""
+    if plan_backend:
+        return plan_backend, f"the plan's flag backend {plan_backend!r}"
+    if given_backend:
+        return given_backend, f"the flag backend given to the task ({given_backend!r})"
+    reports = reports_of()
+    in_use = backend_apps_evaluate(reports)
+    if in_use:
+        return in_use, f"the flag backend the apps report they evaluate ({in_use!r})"
+    return None, f"no plan, no flag backend given, and the apps name no single backend ({_backends_of(reports)})"
+
+
+def _backends_of(reports: Mapping[str, Mapping[str, Any] | str]) -> str:
+    return ", ".join(
+        f"{app}: {report if isinstance(report, str) else report.get('backend') if report.get('evaluates_flags') else 'no flags'}"
+        for app, report in reports.items()
+    ) or "no apps"
 
 
 def _on(value: Any) -> str:

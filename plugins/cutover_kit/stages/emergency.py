@@ -133,15 +133,15 @@ def flags_to_rails(flag_backend: str | None = None) -> dict[str, Any]:
     emergency run has no plan), so the button works whichever store the running cutover uses.
     """
     from cutover_kit.flags.model import FlagState
+    from cutover_kit.flags.propagation import backend_apps_evaluate
     from cutover_kit.stages.flags import _applied, app_reports
 
     if not flag_backend:
         reports = app_reports()
-        in_use = sorted({r.get("backend") for r in reports.values() if isinstance(r, dict) and r.get("evaluates_flags")})
-        if len(in_use) != 1:
+        flag_backend = backend_apps_evaluate(reports)
+        if flag_backend is None:
             raise AirflowException(f"Cannot tell which flag store the apps use (reports: {reports}); "
                                    "trigger with flag_backend set")
-        flag_backend = in_use[0]
     return _applied(FlagState.rails(), flag_backend, "Emergency level 1, flags -> Rails")
 
 

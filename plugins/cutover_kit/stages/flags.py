@@ -134,7 +134,14 @@ def ensure_rails_default(plan_task_id: str) -> dict[str, Any]:
 
 
 def set_step_flags(percent: int, plan_task_id: str) -> dict[str, Any]:
-    """Before a traffic step raises the weight: features on in green, rollout at the step's share."""
+    """Before a traffic step raises the weight: features on in green, rollout at the step's share.
+
+    The step's first task, so it obeys the emergency stop before anything is written: a step
+    starting just after a latch must not turn green's features back on (possibly after the
+    emergency run verified flags -> Rails)."""
+    from cutover_kit.stages.emergency import ensure_not_stopped
+
+    ensure_not_stopped(f"turn green's features on for {percent} %")
     plan = plan_of_run(plan_task_id)
     return {**_applied(FlagState.for_step(percent), plan.flag_backend, f"Flags for {percent} %"), "percent": percent}
 

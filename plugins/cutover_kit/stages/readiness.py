@@ -1,4 +1,5 @@
-"""Stage 1, deployment readiness: the plan is valid, every Connection resolves, every endpoint answers.
+"""Stage 1, deployment readiness: the plan and the run's input files are valid, every Connection
+resolves, every endpoint answers.
 
 Nothing here changes the world: a bad plan or a missing Connection stops the run before any side effect.
 """
@@ -6,6 +7,7 @@ Nothing here changes the world: a bad plan or a missing Connection stops the run
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -26,6 +28,9 @@ REQUIRED_CONNECTIONS = (
 
 
 def validate_plan(dag_steps: list[int]) -> dict[str, Any]:
+    """Every input file the run will need, checked before anything moves: the plan (with the
+    params' overrides), the stage-11 smoke checks, and the acknowledged-writes ledger if one is
+    given. Returns the plan's dict form (XCom) that later tasks pull by this task's id."""
     from airflow.sdk import get_current_context
 
     params = dict(get_current_context()["params"])
@@ -38,6 +43,7 @@ def validate_plan(dag_steps: list[int]) -> dict[str, Any]:
             f"Plan refused: plan {plan.name!r} steps {list(plan.steps)} differ from this DAG's steps {list(dag_steps)} "
             "(the DAG's shape comes from include/plans/default.yaml)"
         )
+    validate_run_inputs(params.get("acknowledged_writes_file"))
     steps = " -> ".join(f"{step} %" for step in plan.steps)
     log.info(
         "Plan %r valid: steps %s, bake %s s, hold up to %s s, window %s s, >= %s requests, "
@@ -46,6 +52,30 @@ def validate_plan(dag_steps: list[int]) -> dict[str, Any]:
         plan.min_requests, plan.consecutive_breaches, plan.standby_seconds,
     )
     return plan.to_dict()
+
+
+def validate_run_inputs(acknowledged_writes_file: str | None, checks_file: str | Path | None = None) -> None:
+    """The smoke checks (first used at the first traffic step, stage 11) and the ledger (read at
+    the very end) must be usable now: finding out after traffic moved would cost a rollback or
+    an unverifiable run. Raises AirflowFailException naming the file and the problem."""
+    from cutover_kit.acknowledged_writes import AcknowledgedWritesError, load_acknowledged_writes
+    from cutover_kit.smoke import DEFAULT_CHECKS_FILE, SmokeCheckError, load_checks
+
+    checks_path = Path(checks_file) if checks_file else DEFAULT_CHECKS_FILE
+    try:
+        checks = load_checks(checks_path)
+    except SmokeCheckError as error:
+        raise AirflowFailException(f"Smoke checks refused (stage 11 would run them): {error}") from error
+    log.info("Smoke checks valid: %d checks in %s (%s)", len(checks), checks_path, ", ".join(c.name for c in checks))
+    if not acknowledged_writes_file:
+        log.info("No acknowledged-writes file given: the final integrity check will only compare columns")
+        return
+    try:
+        ids = load_acknowledged_writes(acknowledged_writes_file)
+    except AcknowledgedWritesError as error:
+        raise AirflowFailException(f"Acknowledged writes refused: {error}") from error
+    log.info("Acknowledged-writes file %s readable: %d order ids so far (read again at the end)",
+             acknowledged_writes_file, len(ids))
 
 
 def resolve_connections(conn_ids: tuple[str, ...] = REQUIRED_CONNECTIONS) -> dict[str, Any]:

@@ -85,8 +85,12 @@ SMOKE_HEADERS = {"app_green": {"X-Cutover-Serve": "typescript"}}
 
 
 def smoke_checks(step_label: str, targets: tuple[str, ...] = ("app_router", "app_green", "app_blue"),
-                 plan_task_id: str | None = None) -> dict[str, Any]:
-    """Stage 11: the fixed smoke request list on the router and on each color directly."""
+                 plan_task_id: str | None = None, flag_backend: str | None = None) -> dict[str, Any]:
+    """Stage 11: the fixed smoke request list on the router and on each color directly.
+
+    A failure rolls back at once, flags first: in the store of the run's plan (`plan_task_id`),
+    else in `flag_backend` (the emergency DAG has no plan; its param), else in the one the apps
+    report they evaluate (cutover_kit.flags.propagation.choose_flag_backend)."""
     from airflow.sdk import get_current_context
 
     from cutover_kit.hooks.service import ServiceHook
@@ -109,17 +113,31 @@ def smoke_checks(step_label: str, targets: tuple[str, ...] = ("app_router", "app
     }
     if failures:
         # A failed critical check rolls back at once, like a halted gate: flags, then traffic, then report.
-        backend = "file"
-        if plan_task_id:
-            from cutover_kit.stages.flags import plan_of_run
-
-            backend = plan_of_run(plan_task_id).flag_backend
+        backend, why = _smoke_rollback_flag_backend(plan_task_id, flag_backend)
+        if backend:
+            log.info("Smoke rollback: flags -> Rails in %s", why)
+        else:
+            log.error("Smoke rollback leaves the flags as they are: %s; traffic still goes back to blue", why)
         summary.update(restore_blue_now(flag_backend=backend))
+        if not backend:
+            summary["flags_restore_error"] = f"flags left as they are: {why}"
         log_reflex(summary)
         get_current_context()["ti"].xcom_push(key="smoke_result", value=summary)
         raise AirflowFailException(summary["reason"])
     log.info(summary["reason"])
     return summary
+
+
+def _smoke_rollback_flag_backend(plan_task_id: str | None, flag_backend: str | None) -> tuple[str | None, str]:
+    """The store a smoke failure flips and why (see choose_flag_backend); None skips the flag lever."""
+    from cutover_kit.flags.propagation import choose_flag_backend
+    from cutover_kit.stages.flags import app_reports, plan_of_run
+
+    try:
+        plan_backend = plan_of_run(plan_task_id).flag_backend if plan_task_id else None
+        return choose_flag_backend(plan_backend, flag_backend, app_reports)
+    except Exception as error:  # noqa: BLE001 - the traffic lever must still run
+        return None, f"the flag store could not be told ({type(error).__name__}: {error})"
 
 
 def restore_blue_now(haproxy_conn_id: str = "haproxy_default", flag_backend: str | None = "file") -> dict[str, Any]:
