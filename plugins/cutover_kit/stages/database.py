@@ -1,6 +1,8 @@
 """Stage 2, database preparation: Great Expectations validation of the expanded schema.
 
-Task callables for the DAG (the DAG file wires them; see :func:`build_validation_task`):
+Task callables (the `cutover` DAG runs the validation through
+:func:`cutover_kit.stages.migration.validate_expanded_database`, which calls :func:`validate_migration`
+with :func:`snapshot_from_backup`; :func:`build_validation_task` wires the same callable into any DAG):
 
 * :func:`snapshot_row_counts` -> ``{table: {"count": n, "max_id": m}}`` before the migration (one
   snapshot, counted in PostgreSQL): the table's rows then were exactly the n rows with id <= m.

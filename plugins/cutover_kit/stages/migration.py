@@ -198,13 +198,14 @@ COLUMN_AGREEMENT_SQL = {
 
 def read_acknowledged_writes(path: str | None) -> list[int] | None:
     """Order ids the clients were told were written (one per line), or None when no ledger is kept."""
+    from cutover_kit.acknowledged_writes import AcknowledgedWritesError, load_acknowledged_writes
+
     if not path:
         return None
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise AirflowFailException(f"Writes ledger {path} unreadable: {error}") from error
-    return sorted({int(line) for line in text.split() if line.strip()})
+    try:  # the same parser stage 1 checked the file with; read again, as it grew during the run
+        return load_acknowledged_writes(path)
+    except AcknowledgedWritesError as error:
+        raise AirflowFailException(f"Writes ledger unusable: {error}") from error
 
 
 def verify_data_integrity(acknowledged_writes_file: str | None = None, conn_id: str = "postgres_default") -> dict[str, Any]:
