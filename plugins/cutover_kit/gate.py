@@ -74,6 +74,12 @@ def advance_gate(
     return progress, GateDecision.CONTINUE
 
 
+def initial_credit_start(elapsed_seconds: float, window_seconds: int) -> float:
+    """Where a gate's (re)started count of healthy time begins: the start of the first window it
+    will judge, so its first PASS counts what that window saw, and nothing older."""
+    return max(0.0, elapsed_seconds - judging_window_seconds(elapsed_seconds, window_seconds))
+
+
 def judging_window_seconds(elapsed_seconds: float, window_seconds: int) -> int:
     """The trailing window to query: never longer than the time since the step began (so data
     from the previous step does not leak into this one), never shorter than 2 s (two 1 s scrapes)."""

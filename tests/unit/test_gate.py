@@ -67,3 +67,16 @@ def test_window_never_reaches_before_the_step_started():
 def test_decision_line_reads_like_a_sentence():
     line = decision_line(GateDecision.HALT, "25 %", FAIL, GateProgress(polls=3, consecutive_breaches=2))
     assert line == "Halt at 25 %: green 5xx 3.2 % > 1.0 % over 10 s, 412 requests (2 breaches in a row)"
+
+
+def test_a_restarted_gate_credits_only_the_window_it_judged():
+    from cutover_kit.gate import initial_credit_start
+
+    # Fresh start 3 s after the weights: the first window reaches back to the weights, all of it counts.
+    assert initial_credit_start(3.2, 10) == 0.0
+    # Restarted by the triggerer 200 s into the step: only the 10 s its first window covers.
+    start = initial_credit_start(200.0, 10)
+    assert start == 190.0
+    progress, decision = advance_gate(GateProgress(last_elapsed_seconds=start), PASS, 200.0, bake_seconds=300,
+                                      step_timeout_seconds=900, consecutive_breach_limit=2)
+    assert decision is GateDecision.CONTINUE and progress.healthy_seconds == 10.0

@@ -25,7 +25,7 @@ from typing import Any, AsyncIterator
 from asgiref.sync import sync_to_async
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from cutover_kit.gate import GateDecision, GateProgress, advance_gate, decision_line, judging_window_seconds
+from cutover_kit.gate import GateDecision, GateProgress, advance_gate, decision_line, initial_credit_start, judging_window_seconds
 from cutover_kit.measure import measure_color
 from cutover_kit.plan import CutoverPlan
 from cutover_kit.slo import ColorWindow, Judgement, Verdict, judge_window
@@ -111,9 +111,11 @@ class SLOGateTrigger(BaseTrigger):
         plan = CutoverPlan.from_dict(self.plan)
         baseline = ColorWindow.from_dict(self.blue_baseline) if self.blue_baseline else None
         hook = PrometheusHook(self.prometheus_conn_id)
-        # Baked time counts from now, not from when the weights were set: a trigger restarted by
-        # the triggerer (its progress is not persisted) must not credit time it did not judge.
-        progress = GateProgress(last_elapsed_seconds=max(0.0, time.time() - self.gate_started_at))
+        # The first PASS credits the window it judged (at most window_seconds back), never the
+        # whole time since the weights were set: a trigger restarted by the triggerer (its progress
+        # is not persisted) must not credit time it did not judge.
+        progress = GateProgress(last_elapsed_seconds=initial_credit_start(time.time() - self.gate_started_at,
+                                                                          plan.window_seconds))
         stop = None
         while True:
             stop, state_error = await self._emergency_stop()
