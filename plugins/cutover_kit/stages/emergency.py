@@ -133,16 +133,13 @@ def flags_to_rails(flag_backend: str | None = None) -> dict[str, Any]:
     emergency run has no plan), so the button works whichever store the running cutover uses.
     """
     from cutover_kit.flags.model import FlagState
-    from cutover_kit.flags.propagation import backend_apps_evaluate
+    from cutover_kit.flags.propagation import choose_flag_backend
     from cutover_kit.stages.flags import _applied, app_reports
 
-    if not flag_backend:
-        reports = app_reports()
-        flag_backend = backend_apps_evaluate(reports)
-        if flag_backend is None:
-            raise AirflowException(f"Cannot tell which flag store the apps use (reports: {reports}); "
-                                   "trigger with flag_backend set")
-    return _applied(FlagState.rails(), flag_backend, "Emergency level 1, flags -> Rails")
+    backend, why = choose_flag_backend(None, flag_backend, app_reports)  # the same rule as a smoke rollback
+    if backend is None:
+        raise AirflowException(f"Cannot tell which flag store the apps use: {why}; trigger with flag_backend set")
+    return _applied(FlagState.rails(), backend, "Emergency level 1, flags -> Rails")
 
 
 def report_emergency_rollback(latch_task_id: str, step_task_ids: dict[str, str]) -> dict[str, Any]:
