@@ -196,3 +196,14 @@ def test_emergency_smoke_rolls_flags_back_in_the_params_store(dagbag):
     smoke = dagbag.dags["emergency_rollback"].get_task("smoke_checks_on_blue")
     assert smoke.op_kwargs["flag_backend"] == "{{ params.flag_backend or '' }}"
     assert "flag_backend" in dagbag.dags["emergency_rollback"].params
+
+
+@pytest.mark.parametrize("dag_id", ["emergency_rollback", "smoke"])
+def test_red_button_and_watchdog_are_active_from_their_first_parse(dagbag, dag_id):
+    """Measured on a fresh `make airflow`: emergency_rollback started paused and a triggered run sat
+    queued. Both must be unpaused at creation; the cutover itself is left to the deployment."""
+    assert dagbag.dags[dag_id].is_paused_upon_creation is False
+
+
+def test_cutover_is_not_forced_active(dagbag):
+    assert dagbag.dags["cutover"].is_paused_upon_creation in (None, True)
