@@ -1,6 +1,9 @@
 require "sidekiq"
 require "sidekiq/api" # Sidekiq::Queue, read by GET /metrics
 
+# redis-rb 4.8 warns on every BRPOP Sidekiq 6.4 sends (every 2 s): the calls are fine for 4.x.
+Redis.silence_deprecations = true
+
 # Web (client) and worker (server) talk to the same sandbox Redis.
 Sidekiq.configure_client do |config|
   config.redis = { url: Cutover::Env.redis_url, network_timeout: 1, pool_timeout: 1 }
