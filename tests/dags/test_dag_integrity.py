@@ -125,8 +125,10 @@ def test_cutover_shape(dagbag):
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
-def test_parse_time_and_no_heavy_imports(dag_file):
-    """Parse in a fresh interpreter (Airflow itself imported first, not counted): < 0.5 s."""
+def test_no_heavy_imports_at_parse_time(dag_file):
+    """Parse in a fresh interpreter (Airflow itself imported first, not counted): no heavy module
+    may load. The parse time itself is a benchmark figure (`make benchmark`, BENCHMARKS.md), not a
+    test: on a shared 2-core machine a timed assertion fails on load, not on code."""
     probe = f"""
 import sys, time, importlib.util
 import airflow.sdk, airflow.sdk.exceptions
@@ -140,8 +142,8 @@ print(",".join(sorted(m.split(".")[0] for m in set(sys.modules) - before)))
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     seconds_line, modules_line = out.stdout.strip().splitlines()[-2:]
     seconds, modules = float(seconds_line), set(modules_line.split(","))
-    assert seconds < 0.5, f"{dag_file.name} parsed in {seconds:.2f} s"
-    assert not modules & set(HEAVY_MODULES), f"{dag_file.name} imports {modules & set(HEAVY_MODULES)} at parse time"
+    assert not modules & set(HEAVY_MODULES), (
+        f"{dag_file.name} imports {modules & set(HEAVY_MODULES)} at parse time (parsed in {seconds:.2f} s)")
 
 
 def test_invalid_params_are_refused_naming_the_field(dagbag):
