@@ -150,3 +150,19 @@ export function parseLibpqDsn(dsn: string): Record<string, string> {
   }
   return settings;
 }
+
+const PG_SETTING: Record<string, string> = { host: 'host', hostaddr: 'host', port: 'port', dbname: 'database', user: 'user', password: 'password' };
+
+/** node-postgres pool settings from a libpq DSN; a key it cannot honour is refused by name. */
+export function pgSettings(dsn: string): Record<string, string | number> {
+  const libpq = parseLibpqDsn(dsn);
+  if (libpq.connectionString !== undefined) return libpq;
+  const settings: Record<string, string | number> = {};
+  for (const [key, value] of Object.entries(libpq)) {
+    if (key === 'connect_timeout' || key === 'application_name' || key === 'options') continue; // the pool sets its own
+    const name = PG_SETTING[key];
+    if (name === undefined) throw new ConfigError(`DSN setting ${key} is not supported by the TypeScript app`);
+    settings[name] = name === 'port' ? Number(value) : value;
+  }
+  return settings;
+}

@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 
-import { parseLibpqDsn } from './config';
+import { pgSettings } from './config';
 import { DatabaseUnavailable, HttpError } from './errors';
 
 // Same numbers as the Python app: 20 connections, 5 s to get one, 2 s to connect, 5 s statements.
@@ -52,7 +52,7 @@ export class Database implements Queryable {
 
   constructor(dsn: string, log: (message: string) => void) {
     this.pool = new pg.Pool({
-      ...parseLibpqDsn(dsn),
+      ...pgSettings(dsn),
       max: POOL_SIZE,
       connectionTimeoutMillis: 5000,
       idleTimeoutMillis: 30_000,
