@@ -50,25 +50,46 @@ export const OUTBOX_INSERT = `
 
 export type ConfirmedListener = (orderId: number, status: string) => void;
 
+/**
+ * A logger that repeats a message at most once per `everyMs`: while Redis is down BullMQ reports
+ * the same connection error many times a second, which would flood the log.
+ */
+export function throttled(log: (message: string) => void, everyMs: number, clock: () => number = Date.now): (message: string) => void {
+  const lastSeen = new Map<string, { at: number; suppressed: number }>();
+  return (message) => {
+    const now = clock();
+    const seen = lastSeen.get(message);
+    if (seen && now - seen.at < everyMs) {
+      seen.suppressed++;
+      return;
+    }
+    log(seen?.suppressed ? `${message} (repeated ${seen.suppressed} times)` : message);
+    lastSeen.set(message, { at: now, suppressed: 0 });
+    if (lastSeen.size > 100) lastSeen.delete(lastSeen.keys().next().value as string);
+  };
+}
+
 export class OrderConfirmations {
   private readonly queue: Queue<ConfirmationJob>;
   private readonly worker: Worker<ConfirmationJob>;
+  private readonly log: (message: string) => void;
 
   constructor(redis: RedisOptions, private readonly db: Queryable, private readonly metrics: Metrics,
-              private readonly log: (message: string) => void, private readonly onConfirmed: ConfirmedListener) {
+              log: (message: string) => void, private readonly onConfirmed: ConfirmedListener) {
+    this.log = throttled(log, 10_000);
     // No offline queue for the producer: with Redis down, add() fails at once instead of piling up.
     this.queue = new Queue(QUEUE_NAME, { prefix: QUEUE_PREFIX, connection: { ...redis, enableOfflineQueue: false },
                                           defaultJobOptions: { attempts: 3, backoff: { type: 'exponential', delay: 500 },
                                                                removeOnComplete: 1000, removeOnFail: 1000 } });
-    this.queue.on('error', (error) => log(`bullmq queue: ${error.message}`));
+    this.queue.on('error', (error) => this.log(`bullmq queue: ${error.message}`));
     this.worker = new Worker(QUEUE_NAME, (job) => this.process(job),
                              { prefix: QUEUE_PREFIX, connection: { ...redis, maxRetriesPerRequest: null }, concurrency: 2 });
     this.worker.on('completed', () => metrics.jobsCompleted.inc({ queue: QUEUE_NAME }));
     this.worker.on('failed', (job, error) => {
       metrics.jobsFailed.inc({ queue: QUEUE_NAME });
-      log(`bullmq job ${job?.id ?? '?'} failed (attempt ${job?.attemptsMade ?? '?'}): ${error.message}`);
+      this.log(`bullmq job ${job?.id ?? '?'} failed (attempt ${job?.attemptsMade ?? '?'}): ${error.message}`);
     });
-    this.worker.on('error', (error) => log(`bullmq worker: ${error.message}`));
+    this.worker.on('error', (error) => this.log(`bullmq worker: ${error.message}`));
     metrics.jobsCompleted.inc({ queue: QUEUE_NAME }, 0);
     metrics.jobsFailed.inc({ queue: QUEUE_NAME }, 0);
     metrics.jobsEnqueueFailed.inc({ queue: QUEUE_NAME }, 0);

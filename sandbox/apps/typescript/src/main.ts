@@ -43,10 +43,18 @@ async function main(): Promise<number> {
   const db = new Database(config.databaseDsn, log);
   const rails = new RailsForwarder(config.railsUrl);
   const feed = new OrderFeed(db, metrics, log);
-  const jobs = new OrderConfirmations(redisOptions(config.redisUrl), db, metrics, log, (id, status) => feed.confirmed(id, status));
-  const app = buildApp({ db, metrics, flags, rails, schema: new SchemaGate(db), confirmOrder: (id) => jobs.enqueue(id), log });
+  let jobs: OrderConfirmations | undefined;
+  const app = buildApp({ db, metrics, flags, rails, schema: new SchemaGate(db), log,
+                         confirmOrder: async (id) => jobs?.enqueue(id) });
   app.server.on('upgrade', (request, socket, head) => feed.handleUpgrade(request, socket, head));
-  await app.listen({ host: config.host, port: config.port });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    log(`cannot listen on ${config.host}:${config.port}: ${(error as Error).message}`);
+    return 1;
+  }
+  // The worker starts once the port is ours: a second copy that cannot listen takes no jobs.
+  jobs = new OrderConfirmations(redisOptions(config.redisUrl), db, metrics, log, (id, status) => feed.confirmed(id, status));
   if (config.pidfile) fs.writeFileSync(config.pidfile, `${process.pid}\n`);
   log(`listening on ${config.host}:${config.port} pid ${process.pid}; flags: ${flags.backend}; Rails at ${config.railsUrl.origin}; node ${process.version}`);
 
@@ -59,7 +67,7 @@ async function main(): Promise<number> {
     deadline.unref();
     await app.close();
     await feed.close();
-    await jobs.close().catch((error) => log(`bullmq close: ${error.message}`));
+    await jobs?.close().catch((error) => log(`bullmq close: ${error.message}`));
     rails.close();
     await flags.close();
     await db.close();

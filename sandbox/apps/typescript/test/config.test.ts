@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { ConfigError, loadConfig, parseLibpqDsn, pgSettings, withArgs } from '../src/config';
-import { redisOptions } from '../src/jobs';
+import { redisOptions, throttled } from '../src/jobs';
 
 const BASE = {
   SANDBOX_APP_DSN: 'host=127.0.0.1 port=15432 dbname=cutover', SANDBOX_REDIS_URL: 'redis://127.0.0.1:16379/0',
@@ -53,4 +53,16 @@ test('libpq keys map to node-postgres names', () => {
   assert.deepEqual(pgSettings("host=127.0.0.1 port=15432 dbname=cutover user=u password='p w' connect_timeout=2"),
                    { host: '127.0.0.1', port: 15432, database: 'cutover', user: 'u', password: 'p w' });
   assert.throws(() => pgSettings('host=x sslcert=/tmp/c'), /DSN setting sslcert is not supported/);
+});
+
+test('a repeated log line is written once per window, then with its count', () => {
+  const lines: string[] = [];
+  let now = 0;
+  const log = throttled((line) => lines.push(line), 10_000, () => now);
+  log('redis down');
+  log('redis down');
+  log('other');
+  now = 10_000;
+  log('redis down');
+  assert.deepEqual(lines, ['redis down', 'other', 'redis down (repeated 1 times)']);
 });
