@@ -40,12 +40,12 @@ export function redisOptions(url: string): RedisOptions {
 /** The outbox insert: one row per (order, kind), whichever attempt gets there first. */
 export const OUTBOX_INSERT = `
   INSERT INTO outbox (order_id, kind, payload, created_at, processed_by)
-  SELECT o.id, $2, jsonb_build_object('order_id', o.id, 'user_id', o.user_id,
+  SELECT o.id, $2::varchar, jsonb_build_object('order_id', o.id, 'user_id', o.user_id,
            'amount', coalesce(o.amount, round(o.amount_cents / 100.0, 2))::text,
            'currency', coalesce(o.currency, 'USD'), 'status', coalesce(o.status_v2::text, o.status)),
-         now(), $3
+         now(), $3::varchar
   FROM orders o
-  WHERE o.id = $1 AND NOT EXISTS (SELECT 1 FROM outbox WHERE order_id = $1 AND kind = $2)
+  WHERE o.id = $1::bigint AND NOT EXISTS (SELECT 1 FROM outbox WHERE order_id = $1::bigint AND kind = $2::varchar)
   RETURNING order_id`;
 
 export type ConfirmedListener = (orderId: number, status: string) => void;
