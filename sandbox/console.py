@@ -18,6 +18,7 @@ GROUP_WIDTH = 30  # stage_02_database_preparation is 29
 TASK_WIDTH = 36  # step_25.stage_11_smoke_checks is 30
 VERDICT_WIDTH = 12
 PLAIN_PROGRESS_INTERVAL_SECONDS = 5.0  # CI logs: a gate's progress at most this often
+PLAIN_WIDTH = 200  # no terminal: lines still readable; the full reasons are in the result and the log
 CLEAR_TO_END_OF_LINE = "\x1b[K"
 # Task states that end an attempt; skipped and upstream_failed tasks never ran (the table lists them).
 ENDED_STATES = ("success", "failed", "up_for_retry")

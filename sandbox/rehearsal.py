@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sandbox import airflow_env
-from sandbox.console import Console, output_to_file, task_header
+from sandbox.console import PLAIN_WIDTH, Console, output_to_file, task_header
 from sandbox.dag_watch import watching
 
 DAG_ID = "cutover"
@@ -139,11 +139,11 @@ def verbose_from_env() -> bool:
 def _console(log_file: Path | None) -> Iterator[Console]:
     """The person's console; with a log file, everything else (Airflow, the sandbox) goes there."""
     if log_file is None:  # VERBOSE: everything on the console as it comes, progress as plain lines
-        yield Console(sys.stdout, live=False)
+        yield Console(sys.stdout, live=False, width=PLAIN_WIDTH)
         return
     log_file.parent.mkdir(parents=True, exist_ok=True)
     live = sys.stdout.isatty()
-    width = shutil.get_terminal_size().columns if live else None
+    width = shutil.get_terminal_size().columns if live else PLAIN_WIDTH
     with output_to_file(log_file) as stream:
         yield Console(stream, live=live, width=width)
 
