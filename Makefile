@@ -12,7 +12,7 @@ bootstrap:
 	@bash scripts/bootstrap.sh
 
 rehearsal: bootstrap  ## run one cutover rehearsal against the local sandbox
-	$(PY) -m sandbox.rehearsal --scenario $(SCENARIO) --result $(RESULT)
+	VERBOSE="$(VERBOSE)" $(PY) -m sandbox.rehearsal --scenario $(SCENARIO) --result $(RESULT)
 
 test: bootstrap  ## every test: DAG integrity, unit, integration (real services), end to end
 	$(PY) -m pytest tests $(PYTEST_ARGS)
