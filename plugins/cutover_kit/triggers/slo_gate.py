@@ -2,12 +2,13 @@
 
 Every ``poll_interval_seconds`` it measures green and blue over the trailing judging window,
 asks the pure judge for a verdict and the pure gate for a decision, and logs one line. It ends
-with exactly one TriggerEvent whose ``status`` is "success" (promote), "failed" (SLO breach) or
-"inconclusive" (never enough healthy data before the step timeout).
+with exactly one TriggerEvent whose ``status`` is "success" (promote), "failed" (SLO breach,
+emergency stop, or an error of the gate itself) or "inconclusive" (never enough healthy data
+before the step timeout).
 
-Reflex rollback: when ``haproxy_conn_id`` is set, a halt first flips the plan's feature flags to
-Rails (verified in the flag store and in every app), then puts 100 % of traffic back on blue,
-verified by read-back, from inside the trigger, before the event is even delivered. Waiting for the
+Reflex rollback: when ``haproxy_conn_id`` is set, any end but a promote first flips the plan's
+feature flags to Rails (verified in the flag store and in every app), then puts 100 % of traffic
+back on blue, verified by read-back, from inside the trigger, before the event is even delivered. Waiting for the
 scheduler to run a rollback task costs seconds of user-facing errors; the DAG's rollback tasks
 then re-assert the same absolute state (idempotent) and verify it end to end.
 
@@ -98,7 +99,8 @@ class SLOGateTrigger(BaseTrigger):
 
     def _reflex_rollback(self, event: dict[str, Any], flag_backend: str | None) -> None:
         """Flags -> Rails (verified in the store and every app), then traffic -> 100 % blue (read
-        back); the facts go into ``event`` and one log line per level. Runs in a worker thread."""
+        back); the facts go into ``event`` and one log line per level. Runs in a worker thread.
+        The trigger's only use of the shared reflex action, so where that action lives is one line here."""
         from cutover_kit.stages.traffic import log_reflex, restore_blue_now
 
         event.update(restore_blue_now(self.haproxy_conn_id, flag_backend))
