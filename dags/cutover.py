@@ -8,7 +8,7 @@ from airflow.sdk import DAG, Param, TaskGroup, chain, task
 from airflow.sdk import TriggerRule
 
 from cutover_kit.plan import OVERRIDABLE_FIELDS, list_plans, load_plan
-from cutover_kit.sensors.slo_gate import SLOGateSensor
+from cutover_kit.sensors.slo_gate import SLOGateOperator
 from cutover_kit.stages import database, decisions, emergency, flags, health, migration, readiness, rollback, traffic
 
 DOC = """
@@ -183,7 +183,7 @@ with DAG(
             smoke = task(traffic.smoke_checks, task_id="stage_11_smoke_checks", retries=0)(
                 label, plan_task_id=plan.operator.task_id
             )
-            gate = SLOGateSensor(
+            gate = SLOGateOperator(
                 task_id="slo_gate", step_label=label, weights_set_at=weights, retries=0, **GATE_INPUTS
             )
             branch = decide.override(task_id="decide")(gate.task_id, next_task_id, f"rollback.halt_at_{percent}")
@@ -206,7 +206,7 @@ with DAG(
     with TaskGroup("stage_13_full_cutover") as stage_13:
         head, weights_100, tail, halt = traffic_step(100, "stage_13_full_cutover.standby_watch")
         heads.append(head), tails.append(tail), halts.append(halt)
-        standby = SLOGateSensor(
+        standby = SLOGateOperator(
             task_id="standby_watch",
             step_label="100 % standby",
             weights_set_at=weights_100,
