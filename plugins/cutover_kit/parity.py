@@ -22,7 +22,8 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from cutover_kit.paths import REPO_ROOT
+
 DEFAULT_PARITY_FILE = REPO_ROOT / "include" / "smoke" / "parity.yaml"
 # Only reads: a parity request goes to both colors, so a write would be made twice, and the
 # second write's answer (a new id, a 409) would differ by construction.

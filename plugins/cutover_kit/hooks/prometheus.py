@@ -15,6 +15,7 @@ from typing import Any
 import requests
 from airflow.sdk import BaseHook
 
+from cutover_kit import connections
 from cutover_kit.hooks import http_base_url
 
 
@@ -28,7 +29,7 @@ class PrometheusUnavailable(RuntimeError):
 
 class PrometheusHook(BaseHook):
     conn_name_attr = "prometheus_conn_id"
-    default_conn_name = "prometheus_default"
+    default_conn_name = connections.PROMETHEUS
     conn_type = "http"
     hook_name = "Prometheus"
 

@@ -159,9 +159,10 @@ class SLOGateTrigger(BaseTrigger):
         if stop is not None:
             event["emergency_stop"] = stop.to_json()
         if decision is not GateDecision.PROMOTE and self.haproxy_conn_id:
-            from cutover_kit.stages.traffic import log_reflex, restore_blue_now
+            from cutover_kit.actions.rollback import log_reflex, restore_blue_now
+            from cutover_kit.hooks.levers import connected_levers
 
             # Two levels, in order: flags -> Rails (verified in the store and every app), then traffic.
-            event.update(await sync_to_async(restore_blue_now)(self.haproxy_conn_id, plan.flag_backend))
+            event.update(await sync_to_async(restore_blue_now)(connected_levers(self.haproxy_conn_id), plan.flag_backend))
             log_reflex(event, self.log)
         yield TriggerEvent(event)
