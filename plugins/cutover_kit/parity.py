@@ -3,7 +3,7 @@ pure diff of two answers that reads as one line per differing field, with its JS
 
     GET /api/orders/42: $.status: blue "paid" != green "PAID"
 
-No Airflow and no network here: the smoke DAG's task (stages/smoke_run.py) sends the requests and
+No Airflow and no network here: the smoke DAG's task (stages/smoke.py) sends the requests and
 hands the answers to :func:`compare`.
 
 Paths follow a small JSONPath subset: ``$`` is the body, ``.name`` a member (``["odd key"]`` when the

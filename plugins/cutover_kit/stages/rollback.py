@@ -18,7 +18,6 @@ from cutover_kit import connections
 from cutover_kit.control import emergency_halt_line
 from cutover_kit.flags.model import FlagState
 from cutover_kit.outcome import halt_reason
-from cutover_kit.sensors.slo_gate import GATE_RESULT_KEY
 from cutover_kit.stages._shared import applied_flags, latched_stop_or_none, plan_of_run
 
 log = logging.getLogger(__name__)
@@ -26,6 +25,8 @@ log = logging.getLogger(__name__)
 
 def record_halt(step_label: str, gate_task_id: str, smoke_task_id: str | None, set_weights_task_id: str) -> dict[str, Any]:
     from airflow.sdk import get_current_context
+
+    from cutover_kit.sensors.slo_gate import GATE_RESULT_KEY  # not at import: the sensor pulls in the trigger
 
     context = get_current_context()
     ti = context["ti"]

@@ -21,7 +21,6 @@ from cutover_kit.actions.rollback import log_reflex, restore_blue_now
 from cutover_kit.flags.model import FlagState
 from cutover_kit.hooks.levers import app_reports, connected_levers
 from cutover_kit.outcome import choose_after_gate
-from cutover_kit.sensors.slo_gate import GATE_RESULT_KEY
 from cutover_kit.stages._shared import applied_flags, ensure_not_stopped, plan_of_run, record_step_progress
 
 log = logging.getLogger(__name__)
@@ -107,6 +106,8 @@ def _smoke_rollback_flag_backend(plan_task_id: str | None, flag_backend: str | N
 def decide_after_gate(gate_task_id: str, proceed_task_id: str, halt_task_id: str) -> str:
     """The branch after a step's gate: the next step, or the step's halt in the rollback group."""
     from airflow.sdk import get_current_context
+
+    from cutover_kit.sensors.slo_gate import GATE_RESULT_KEY  # not at import: the sensor pulls in the trigger
 
     gate_result = get_current_context()["ti"].xcom_pull(task_ids=gate_task_id, key=GATE_RESULT_KEY)
     chosen, line = choose_after_gate(gate_result, proceed_task_id, halt_task_id)
