@@ -52,7 +52,7 @@ blocks new runs until one is triggered with `acknowledge_emergency_stop`.
 # stage 1 refuses a chosen plan whose steps differ, before anything moves.
 DAG_STEPS = load_plan("default").steps
 
-GX_SCRATCH_DB = "cutover_gx_backup"
+GX_SCRATCH_DB = database_preparation.DEFAULT_SCRATCH_DB
 
 DEFAULT_ARGS = {
     "owner": "platform",
