@@ -1,6 +1,7 @@
-"""The `emergency_rollback` DAG's tasks. The checks `cutover` makes against the stop it latches
-are in cutover_kit.actions.emergency (shared with the gate trigger) and stage 1 refuses to start
-while it is latched (:func:`cutover_kit.stages.deployment_readiness.check_emergency_stop`).
+"""The `emergency_rollback` DAG's tasks. The stop they latch is obeyed by `cutover`: every step
+refuses to advance (cutover_kit.actions.emergency), every gate poll reads it (the SLO trigger),
+and stage 1 refuses to start while it is latched
+(:func:`cutover_kit.stages.deployment_readiness.check_emergency_stop`).
 
 Order in an emergency run: latch the stop first (so the cutover stops advancing within one gate
 poll), then flags -> Rails, then traffic -> 100 % blue, then smoke checks on blue, then one line
