@@ -3,7 +3,7 @@ pure diff of two answers that reads as one line per differing field, with its JS
 
     GET /api/orders/42: $.status: blue "paid" != green "PAID"
 
-No Airflow and no network here: the smoke DAG's task (stages/smoke_run.py) sends the requests and
+No Airflow and no network here: the smoke DAG's task (stages/smoke.py) sends the requests and
 hands the answers to :func:`compare`.
 
 Paths follow a small JSONPath subset: ``$`` is the body, ``.name`` a member (``["odd key"]`` when the
@@ -22,7 +22,8 @@ from typing import Any
 
 from cutover_kit.yaml_loader import YAMLFileError, load_yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from cutover_kit.paths import REPO_ROOT
+
 DEFAULT_PARITY_FILE = REPO_ROOT / "include" / "smoke" / "parity.yaml"
 # Only reads: a parity request goes to both colors, so a write would be made twice, and the
 # second write's answer (a new id, a 409) would differ by construction.

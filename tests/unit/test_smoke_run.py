@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from cutover_kit.stages import smoke_run
+from cutover_kit.stages import smoke as smoke_run
 from sandbox.app import HttpError, drift_body, parse_body_drift, parse_fault_request
 from sandbox.faults import fault_body
 

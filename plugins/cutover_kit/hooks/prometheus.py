@@ -17,6 +17,7 @@ from typing import Any
 import requests
 from airflow.sdk import BaseHook
 
+from cutover_kit import connections
 from cutover_kit.hooks import http_base_url
 
 
@@ -46,7 +47,7 @@ class PrometheusBadAnswer(PrometheusError, ValueError):
 
 class PrometheusHook(BaseHook):
     conn_name_attr = "prometheus_conn_id"
-    default_conn_name = "prometheus_default"
+    default_conn_name = connections.PROMETHEUS
     conn_type = "http"
     hook_name = "Prometheus"
 

@@ -101,9 +101,10 @@ class SLOGateTrigger(BaseTrigger):
         """Flags -> Rails (verified in the store and every app), then traffic -> 100 % blue (read
         back); the facts go into ``event`` and one log line per level. Runs in a worker thread.
         The trigger's only use of the shared reflex action, so where that action lives is one line here."""
-        from cutover_kit.stages.traffic import log_reflex, restore_blue_now
+        from cutover_kit.actions.rollback import log_reflex, restore_blue_now
+        from cutover_kit.hooks.levers import connected_levers
 
-        event.update(restore_blue_now(self.haproxy_conn_id, flag_backend))
+        event.update(restore_blue_now(connected_levers(self.haproxy_conn_id), flag_backend))
         log_reflex(event, self.log)
 
     def _measure(self, source: MetricsSource, plan: CutoverPlan, window: int) -> tuple[ColorWindow, ColorWindow]:
