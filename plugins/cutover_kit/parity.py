@@ -375,7 +375,7 @@ def _diff_objects(blue: dict, green: dict, path: str, tokens: tuple[str, ...], r
                     members[name] = _Derived(rule.value, f"(absent, read as {describe(rule.value)})")
         else:
             cents, decimal = _member_name(rule.cents), _member_name(rule.decimal)
-            for members, other in ((blue, green), (green, blue)):
+            for color, members, other in (("blue", blue, green), ("green", green, blue)):
                 if decimal in members:
                     if cents not in members:
                         not_compared.add(cents)  # the amount is compared at the decimal member
@@ -383,7 +383,7 @@ def _diff_objects(blue: dict, green: dict, path: str, tokens: tuple[str, ...], r
                     amount = members[cents]
                     if isinstance(amount, bool) or not isinstance(amount, int):
                         out.append(_not_fitting(rule, member_path(path, cents), blue.get(cents, ABSENT),
-                                                green.get(cents, ABSENT), f"{describe(amount)} is not integer cents"))
+                                                green.get(cents, ABSENT), f"{color} {describe(amount)} is not integer cents"))
                         not_compared.add(decimal)
                         continue
                     members[decimal] = _Derived(Decimal(amount).scaleb(-rule.scale),

@@ -317,7 +317,7 @@ def test_a_different_amount_is_reported_once_at_the_decimal_path():
 def test_a_decimal_cents_normaliser_that_does_not_fit_names_the_entry():
     [line] = normalised({"amount_cents": "1250"}, {"amount_cents": "1250", "amount": "12.50"}, CENTS)
     assert line == ('$.amount_cents: decimal_cents normalisation (parity file p.yaml: normalise[0] (decimal_cents)) '
-                    'does not apply: "1250" is not integer cents')
+                    'does not apply: blue "1250" is not integer cents')
     [line] = normalised({"amount_cents": 1250}, {"amount": "12,50"}, CENTS)
     assert 'does not apply: green "12,50" is not a decimal amount' in line and line.startswith("$.amount: ")
 
