@@ -15,12 +15,9 @@ import argparse
 import json
 import os
 import statistics
-import sys
 from datetime import datetime
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "plugins")]
 
 
 def main() -> int:

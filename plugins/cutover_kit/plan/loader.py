@@ -19,9 +19,9 @@ from cutover_kit.plan.schema import (
     describe_schema_errors,
     refuse_invalid_plan,
 )
+from cutover_kit.paths import REPO_ROOT
 from cutover_kit.yaml_loader import YAMLFileError, load_yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_PLANS_DIR = REPO_ROOT / "include" / "plans"
 YAML_SUFFIXES = (".yaml", ".yml")
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import jsonschema
 
-# Kept equal to cutover_kit.hooks.flags.FLAG_BACKENDS (a unit test checks); that module imports Airflow.
-FLAG_BACKENDS = ("file", "unleash")
+from cutover_kit.flags.model import FLAG_BACKENDS
 
 
 class PlanError(ValueError):
