@@ -26,6 +26,7 @@ from typing import Any, Sequence
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk import BaseOperator
 
+from cutover_kit import connections
 from cutover_kit.triggers.slo_gate import SLOGateTrigger
 
 GATE_RESULT_KEY = "gate_result"
@@ -48,9 +49,9 @@ class SLOGateOperator(BaseOperator):
         blue_baseline: dict[str, Any] | None = None,
         baseline_task_id: str | None = None,
         bake_seconds_field: str = "bake_seconds",
-        prometheus_conn_id: str = "prometheus_default",
-        haproxy_conn_id: str | None = "haproxy_default",
-        state_conn_id: str | None = "redis_default",
+        prometheus_conn_id: str = connections.PROMETHEUS,
+        haproxy_conn_id: str | None = connections.HAPROXY,
+        state_conn_id: str | None = connections.REDIS,
         deferral_timeout: timedelta | None = None,
         **kwargs: Any,
     ) -> None:

@@ -35,6 +35,7 @@ from typing import Any, AsyncIterator
 from asgiref.sync import sync_to_async
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from cutover_kit import connections
 from cutover_kit.control import CutoverStateError, EmergencyStop, emergency_halt_line
 from cutover_kit.gate import GateDecision, GateProgress, advance_gate, decision_line, initial_credit_start, judging_window_seconds
 from cutover_kit.measure import MeasurementError, MetricsSource, measure_color
@@ -53,7 +54,7 @@ class SLOGateTrigger(BaseTrigger):
         gate_started_at: float,
         weights_set_at: float,
         blue_baseline: dict[str, Any] | None = None,
-        prometheus_conn_id: str = "prometheus_default",
+        prometheus_conn_id: str = connections.PROMETHEUS,
         haproxy_conn_id: str | None = None,
         state_conn_id: str | None = None,
     ) -> None:
