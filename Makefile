@@ -15,7 +15,7 @@ venv:  ## only .venv (and python3-venv): what the unit tests need
 	@bash scripts/bootstrap.sh --venv-only
 
 rehearsal: bootstrap  ## run one cutover rehearsal against the local sandbox
-	$(PY) -m sandbox.rehearsal --scenario $(SCENARIO) --result $(RESULT)
+	VERBOSE="$(VERBOSE)" $(PY) -m sandbox.rehearsal --scenario $(SCENARIO) --result $(RESULT)
 
 test: bootstrap  ## every test: DAG integrity, unit, integration (real services), end to end
 	$(PY) -m pytest tests $(PYTEST_ARGS)

@@ -24,7 +24,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "plugins")]
 
-from cutover_kit.db import backup, migrations  # noqa: E402
+from cutover_kit.db import backup, migrations, restore, verify  # noqa: E402
 from sandbox import app, datagen  # noqa: E402
 from sandbox.config import scratch_config  # noqa: E402
 from sandbox.launcher import Sandbox  # noqa: E402
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         dumps, verifies, records = [], [], []
         for _ in range(args.runs):
             record = backup.backup_database(dsn, backup_dir)
-            verification = backup.verify_backup(dsn, record, compare_live=False)
+            verification = verify.verify_backup(dsn, record, compare_live=False)
             assert verification.verified and verification.restored_matches_dump, verification.mismatches
             dumps.append(record.seconds)
             verifies.append(verification.seconds)
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                              "archive_entries": verification.archive_entries}
         print("backup", results["backup"], flush=True)
 
-        restores = [backup.restore_database(dsn, records[-1]) for _ in range(args.runs)]
+        restores = [restore.restore_database(dsn, records[-1]) for _ in range(args.runs)]
         results["restore_database"] = {"seconds_median": median([r.seconds for r in restores]),
                                        "downtime_seconds_max": max(r.downtime_seconds for r in restores)}
         print("restore_database", results["restore_database"], flush=True)

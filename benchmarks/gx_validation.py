@@ -8,7 +8,7 @@ Without --dsn it does what stage 2 does on a private PostgreSQL (legacy schema, 
 orders, ~3 line items each): a real backup of the legacy database (its dump-time fingerprints are
 the snapshot), the expand migration, the backfill and its VACUUM ANALYZE (as the DAG's backfill
 task does), then measures. Before every measured run the backup is restored afresh into the
-scratch database the checksums compare against (``backup.restore_to_scratch``, as the DAG's
+scratch database the checksums compare against (``restore.restore_to_scratch``, as the DAG's
 restore task does: no indexes, unlogged, never read before), not timed. Two scopes: all three
 tables, and orders alone.
 
@@ -109,7 +109,7 @@ SCRATCH_DB = "cutover_gx_backup"
 
 def prepare(orders: int, port_offset: int) -> tuple[Any, str, str, dict[str, Any], Any]:
     """Sandbox PostgreSQL -> (box, live dsn, scratch dsn, snapshot, restore_scratch)."""
-    from cutover_kit.db import backup, migrations
+    from cutover_kit.db import backup, migrations, restore
     from cutover_kit.stages.database import snapshot_from_backup
     from sandbox.config import scratch_config
     from sandbox.launcher import Sandbox
@@ -130,7 +130,7 @@ def prepare(orders: int, port_offset: int) -> tuple[Any, str, str, dict[str, Any
           f"VACUUM ANALYZE {vacuumed:.0f}s)", file=sys.stderr)
 
     def restore_scratch() -> None:
-        backup.restore_to_scratch(dsn, record, SCRATCH_DB)
+        restore.restore_to_scratch(dsn, record, SCRATCH_DB)
 
     import psycopg2.extensions
 

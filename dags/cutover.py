@@ -92,6 +92,8 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
+    # Left to Airflow's default (paused at creation where the deployment says so): a cutover moves
+    # production traffic, so a person unpauses it on purpose. emergency_rollback and smoke are not.
     default_args=DEFAULT_ARGS,
     params=_params(),
     tags=["cutover", "blue-green"],

@@ -41,6 +41,9 @@ with DAG(
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    # Active from its first parse: the red button must work on a fresh install without anyone
+    # finding and flipping a toggle first (Airflow pauses new DAGs by default).
+    is_paused_upon_creation=False,
     default_args=DEFAULT_ARGS,
     params={
         # No default: the UI and the REST API refuse a trigger without a reason before a run exists.

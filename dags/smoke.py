@@ -53,6 +53,8 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
+    # Active from its first parse: a watchdog that starts paused watches nothing.
+    is_paused_upon_creation=False,
     # Well under the 15-minute schedule, and above the worst case of the tasks' own timeouts and retries.
     dagrun_timeout=timedelta(minutes=10),
     default_args=DEFAULT_ARGS,

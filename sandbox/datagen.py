@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import psycopg2
 import psycopg2.extensions
 
+from sandbox.config import SandboxConfig
+
 TABLES = ("users", "orders", "line_items")
 MAX_LINE_ITEMS_PER_ORDER = 5  # 1..5 per order, 3 on average
 MAX_ROWS = 50_000_000
@@ -220,8 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         dsn = args.dsn
         if dsn is None:
-            from sandbox.launcher import Sandbox  # the launcher imports this module: import lazily
-            dsn = Sandbox().dsn()
+            dsn = SandboxConfig.from_env().app_dsn()
         report = generate(dsn, args.orders, args.users, args.seed, replace=args.replace)
     except Exception as error:  # noqa: BLE001 - CLI: one line, exit 1
         print(f"datagen: error: {error}", file=sys.stderr)

@@ -10,8 +10,9 @@ lib/node_modules/npm/bin/npm-cli.js. Its bin/npm is not usable: a copy of npm-cl
 `require('../lib/cli.js')` points nowhere and whose `#!/usr/bin/env node` would pick whatever
 node is first on PATH; so npm always runs as `<project node> npm-cli.js`.
 
-CLI (for bootstrap): `python -m sandbox.node npm-ci DIR` installs DIR's package-lock.json
-(silent and skipped when already done); `python -m sandbox.node which` prints the node path.
+CLI: `python -m sandbox.node npm-ci DIR` installs DIR's package-lock.json (bootstrap; silent and
+skipped when already done); `python -m sandbox.node npm ARGS...` runs any npm command (e.g.
+`npm run build`) with the project's Node; `python -m sandbox.node which` prints the node path.
 """
 
 from __future__ import annotations
@@ -124,10 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("which", help="print the path of the project's node")
     install = commands.add_parser("npm-ci", help="npm ci in DIR with the project's npm (skipped when done)")
     install.add_argument("dir", type=Path)
+    npm = commands.add_parser("npm", help="npm ARGS... with the project's npm and node first on PATH")
+    npm.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     try:
         if args.command == "which":
             print(project_node())
+        elif args.command == "npm":
+            return subprocess.run(npm_argv(*args.args), env=node_env()).returncode
         else:
             npm_ci(args.dir)  # silent when already done: bootstrap runs before every command
     except NodeError as error:

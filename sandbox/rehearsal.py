@@ -5,6 +5,10 @@
 The scenario is validated before anything starts. The sandbox always comes down, even when the
 run fails or is interrupted. Exit status 0 only when the run behaved as the scenario expects
 (outcome, reason, zero non-injected failed requests, zero lost writes).
+
+The console is for a person (sandbox/console.py): one line per task as it ends, a live line while a
+gate bakes, the stage table; Airflow's full log goes to <result>.airflow.log beside the result
+(path printed at the end, and recorded as `log_file`). VERBOSE=1 shows everything on the console.
 """
 
 from __future__ import annotations
@@ -13,17 +17,20 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from sandbox import airflow_env
+from sandbox.console import PLAIN_WIDTH, Console, output_to_file, task_header
+from sandbox.dag_watch import watching
 
 DAG_ID = "cutover"
-STANDBY_HANDOVER_SECONDS = 8
-REHEARSAL_ORDERS = 200_000  # ~200k orders, ~40k users, ~600k line items: stage 2 works on real volume  # ~3 tasks at ~2 s each between the 100 % gate and the standby watch
-log = logging.getLogger("rehearsal")
+STANDBY_HANDOVER_SECONDS = 8  # ~3 tasks at ~2 s each between the 100 % gate and the standby watch
+REHEARSAL_ORDERS = 200_000  # ~200k orders, ~40k users, ~600k line items: stage 2 works on real volume
 
 
 def _scenario_conf(scenario: Any) -> dict[str, Any]:
@@ -91,7 +98,8 @@ def _prepare_airflow() -> None:
     db.resetdb()
 
 
-def _task_records(dag_run: Any) -> list[Any]:
+def _task_records(run_id: str | None = None) -> list[Any]:
+    """The cutover run's task records; without run_id, every run in the (per-rehearsal, fresh) database."""
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -100,12 +108,13 @@ def _task_records(dag_run: Any) -> list[Any]:
     from sandbox.result import TaskRecord
 
     with create_session() as session:
-        tis = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == dag_run.run_id)
-        ).all()
-        xcoms = session.scalars(
-            select(XComModel).where(XComModel.dag_id == DAG_ID, XComModel.run_id == dag_run.run_id)
-        ).all()
+        tis_query = select(TaskInstance).where(TaskInstance.dag_id == DAG_ID)
+        xcoms_query = select(XComModel).where(XComModel.dag_id == DAG_ID)
+        if run_id is not None:
+            tis_query = tis_query.where(TaskInstance.run_id == run_id)
+            xcoms_query = xcoms_query.where(XComModel.run_id == run_id)
+        tis = session.scalars(tis_query).all()
+        xcoms = session.scalars(xcoms_query).all()
         values = {(x.task_id, x.key): XComModel.deserialize_value(x) for x in xcoms}
         return [
             TaskRecord(
@@ -122,11 +131,47 @@ def _task_records(dag_run: Any) -> list[Any]:
         ]
 
 
-def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
+def verbose_from_env() -> bool:
+    return os.environ.get("VERBOSE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@contextmanager
+def _console(log_file: Path | None) -> Iterator[Console]:
+    """The person's console; with a log file, everything else (Airflow, the sandbox) goes there."""
+    if log_file is None:  # VERBOSE: everything on the console as it comes, progress as plain lines
+        yield Console(sys.stdout, live=False, width=PLAIN_WIDTH)
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    live = sys.stdout.isatty()
+    width = shutil.get_terminal_size().columns if live else PLAIN_WIDTH
+    with output_to_file(log_file) as stream:
+        yield Console(stream, live=live, width=width)
+
+
+def run_rehearsal(scenario_ref: str, result_path: Path, *, verbose: bool | None = None) -> dict[str, Any]:
     from cutover_kit.scenario import load_scenario
+    from sandbox.result import render_table
 
     scenario = load_scenario(scenario_ref)  # refused here, before anything starts
     conf = _scenario_conf(scenario)
+    verbose = verbose_from_env() if verbose is None else verbose
+    log_file = None if verbose else result_path.with_suffix(".airflow.log")
+    try:
+        with _console(log_file) as console:
+            result = _rehearse(scenario, conf, result_path, console)
+        result["log_file"] = str(log_file) if log_file else None
+        result_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        print(render_table(result))
+        print(f"result written to {result_path}")
+    finally:
+        if log_file is not None:
+            print(f"Airflow's full log: {log_file}", flush=True)
+    return result
+
+
+def _rehearse(scenario: Any, conf: dict[str, Any], result_path: Path, console: Console) -> dict[str, Any]:
+    expected = scenario.expect_outcome + (f" ({scenario.expect_reason_contains!r})" if scenario.expect_reason_contains else "")
+    console.line(f"rehearsal {scenario.name}: plan {scenario.plan.name}, expecting {expected}; starting the sandbox")
     airflow_env.apply("rehearsal")
     # Stage 2 migrates the database for real: start from the legacy (Rails) schema with a
     # rehearsal-sized data set, unless the caller chose otherwise.
@@ -139,7 +184,7 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
     from sandbox.config import SandboxConfig
     from sandbox.faults import FaultController, FaultSchedule
     from sandbox.launcher import Sandbox
-    from sandbox.result import build_result, render_table
+    from sandbox.result import build_result
     from sandbox.traffic import TrafficProcess, report
 
     config = SandboxConfig.from_env()
@@ -147,7 +192,8 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
     started = time.time()
     traffic = schedule = data_fault = None
     try:
-        sandbox.up()
+        state = sandbox.up()
+        console.line(f"sandbox up in {state.get('up_seconds')} s (state {config.state_dir})")
         connections = sandbox.connections()
         for conn_id, connection in connections.items():
             os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(connection)
@@ -181,7 +227,13 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
 
             data_fault = CorruptAfterBackfill(config.app_dsn(), scenario.corrupt_rows_after_backfill).start()
 
-        dag_run = dag.test(run_conf=conf)
+        console.line(f"cutover DAG run: {len(dag.task_dict)} tasks; one line per task attempt as it ends")
+        console.line(task_header())
+        dag_started = time.monotonic()
+        with watching(console, _task_records):
+            dag_run = dag.test(run_conf=conf)
+        console.line(f"DAG run {dag_run.state} in {time.monotonic() - dag_started:.0f} s; stopping traffic, "
+                     "measuring the requests and writes, stopping the sandbox")
 
         schedule.stop()
         ledger = traffic.stop()  # every request, also written beside the result for the audit
@@ -199,7 +251,7 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
                 "expect_outcome": scenario.expect_outcome,
                 "expect_reason_contains": scenario.expect_reason_contains,
             },
-            records=_task_records(dag_run),
+            records=_task_records(dag_run.run_id),
             final_weights=router.read_weights().to_dict(),
             fault_onsets=fault_windows,
             traffic_report=traffic_report,
@@ -213,9 +265,6 @@ def run_rehearsal(scenario_ref: str, result_path: Path) -> dict[str, Any]:
         if traffic is not None:
             traffic.stop()  # reaped on every path: a failed or interrupted run leaves no generator behind
         sandbox.down()
-    result_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(render_table(result))
-    print(f"result written to {result_path}")
     return result
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from cutover_kit.yaml_loader import YAMLFileError, load_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PARITY_FILE = REPO_ROOT / "include" / "smoke" / "parity.yaml"
@@ -214,9 +214,9 @@ def load_parity(path: Path | str = DEFAULT_PARITY_FILE) -> ParitySpec:
     """Read and validate the parity file; ParityFileError names the file and the entry at fault."""
     path = Path(path)
     try:
-        document = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ParityFileError(f"parity file {path}: {error}") from error
+        document = load_yaml(path)
+    except YAMLFileError as error:
+        raise ParityFileError(f"parity file {error}") from error
     return parse_parity(document, str(path))
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
+from cutover_kit.yaml_loader import YAMLFileError, load_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHECKS_FILE = REPO_ROOT / "include" / "smoke" / "checks.yaml"
@@ -43,9 +43,9 @@ class SmokeResult:
 
 def load_checks(path: Path = DEFAULT_CHECKS_FILE) -> list[SmokeCheck]:
     try:
-        document = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise SmokeCheckError(f"smoke checks {path}: {error}") from error
+        document = load_yaml(path)
+    except YAMLFileError as error:
+        raise SmokeCheckError(f"smoke checks {error}") from error
     if not isinstance(document, dict) or not isinstance(document.get("checks"), list) or not document["checks"]:
         raise SmokeCheckError(f"smoke checks {path}: 'checks' must be a non-empty list")
     allowed = set(SmokeCheck.__dataclass_fields__)

@@ -1,5 +1,5 @@
 'use strict';
-// unleash-server 6.x for the rehearsal sandbox, started by sandbox/launcher.py when
+// unleash-server 6.x for the rehearsal sandbox, started by sandbox/launcher/unleash.py when
 // SANDBOX_FLAG_BACKEND=unleash. Every setting comes from the environment the launcher builds
 // (secrets are generated per `up` and kept only in the sandbox's state.json):
 //
@@ -24,7 +24,7 @@ const unleash = require('unleash-server');
 function setting(name) {
     const value = process.env[name];
     if (!value) {
-        console.error(`unleash sandbox: environment variable ${name} is not set (start it through sandbox/launcher.py)`);
+        console.error(`unleash sandbox: environment variable ${name} is not set (start it through python -m sandbox.launcher up)`);
         process.exit(2);
     }
     return value;

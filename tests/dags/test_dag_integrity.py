@@ -15,6 +15,50 @@ DAG_FILES = sorted((REPO_ROOT / "dags").glob("*.py"))
 HEAVY_MODULES = ("great_expectations", "kubernetes", "pandas", "locust", "psycopg2", "redis", "openfeature", "UnleashClient", "grpc")
 
 
+# Which DAGs each file must define. A new DAG file or DAG is added here on purpose.
+DAGS_BY_FILE = {
+    "cutover.py": ("cutover",),
+    "emergency_rollback.py": ("emergency_rollback",),
+    "smoke.py": ("smoke",),
+}
+ALL_DAGS = [(file, dag_id) for file, dag_ids in DAGS_BY_FILE.items() for dag_id in dag_ids]
+
+# Tasks that must NOT be retried, and why. Every other task keeps the DAG's retries (>= 2): a
+# retry of these could re-judge a real failure as healthy, or repeat a decision already taken.
+NO_RETRY_TASKS = {
+    "cutover": {
+        # Input validation: a refused plan or a missing Connection does not heal by waiting.
+        "stage_01_deployment_readiness.validate_plan",
+        "stage_01_deployment_readiness.resolve_connections",
+        "stage_02_database_preparation.check_schema_version",
+        # The drill measures one rollback; a retry would hide a slow or broken one.
+        "stage_08_rollback_procedures.rollback_drill",
+        # Gates and smoke checks judge green: a retry could re-judge a real breach as healthy.
+        *(f"stage_10_traffic_migration.step_{p}.{t}" for p in (5, 25, 50) for t in ("slo_gate", "stage_11_smoke_checks")),
+        "stage_13_full_cutover.step_100.slo_gate",
+        "stage_13_full_cutover.step_100.stage_11_smoke_checks",
+        "stage_13_full_cutover.standby_watch",
+        # Branches and records of a decision: taken once, from what the judged task left in XCom.
+        *(f"stage_10_traffic_migration.step_{p}.decide" for p in (5, 25, 50)),
+        "stage_13_full_cutover.step_100.decide",
+        "stage_13_full_cutover.decide_standby",
+        "decide_after_validation",
+        *(f"rollback.halt_at_{step}" for step in (5, 25, 50, 100, "standby")),
+        "database_rollback.halt_at_database",
+        "cutover_verdict",
+    },
+    # The report only reads what the other tasks did; retrying it cannot change the outcome.
+    "emergency_rollback": {"report"},
+    "smoke": set(),
+}
+
+
+def load_dag_file(dag_file: Path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(str(dag_file), include_examples=False)
+
+
 @pytest.fixture(scope="module")
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
@@ -22,21 +66,35 @@ def dagbag():
     return DagBag(str(REPO_ROOT / "dags"), include_examples=False)
 
 
-def test_no_import_errors(dagbag):
-    assert dagbag.import_errors == {}
+def test_every_dag_file_is_listed():
+    assert sorted(p.name for p in DAG_FILES) == sorted(DAGS_BY_FILE), "add the new DAG file to DAGS_BY_FILE"
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
-def test_each_dag_file_defines_a_dag(dagbag, dag_file):
-    assert any(Path(dag.fileloc) == dag_file for dag in dagbag.dags.values())
+def test_each_dag_file_imports_and_defines_its_dags(dag_file):
+    """One DagBag per file, so an import error names exactly one file."""
+    bag = load_dag_file(dag_file)
+    assert bag.import_errors == {}, f"{dag_file.name}: {bag.import_errors}"
+    assert sorted(bag.dags) == sorted(DAGS_BY_FILE.get(dag_file.name, ())), dag_file.name
 
 
-def test_dags_have_tags_retries_and_no_cycles(dagbag):
+@pytest.mark.parametrize("dag_file, dag_id", ALL_DAGS, ids=[f"{f}:{d}" for f, d in ALL_DAGS])
+def test_each_dag_has_tags_retries_and_no_cycles(dagbag, dag_file, dag_id):
+    dag = dagbag.dags[dag_id]
+    assert Path(dag.fileloc).name == dag_file
+    assert dag.tags, f"{dag_id} has no tags"
+    assert dag.default_args.get("retries", 0) >= 2, f"{dag_id} default retries < 2"
+    dag.topological_sort()  # raises on a cycle
 
-    for dag_id, dag in dagbag.dags.items():
-        assert dag.tags, f"{dag_id} has no tags"
-        assert dag.default_args.get("retries", 0) >= 2, f"{dag_id} default retries < 2"
-        dag.topological_sort()  # raises on a cycle
+
+@pytest.mark.parametrize("dag_file, dag_id", ALL_DAGS, ids=[f"{f}:{d}" for f, d in ALL_DAGS])
+def test_no_retry_tasks_are_exactly_the_allow_list(dagbag, dag_file, dag_id):
+    dag = dagbag.dags[dag_id]
+    without_retries = {task.task_id for task in dag.tasks if task.retries == 0}
+    assert without_retries == NO_RETRY_TASKS[dag_id], (
+        f"{dag_file}: tasks without retries differ from the allow-list: "
+        f"unlisted {sorted(without_retries - NO_RETRY_TASKS[dag_id])}, "
+        f"listed but retried {sorted(NO_RETRY_TASKS[dag_id] - without_retries)}")
 
 
 def test_cutover_shape(dagbag):
@@ -67,8 +125,10 @@ def test_cutover_shape(dagbag):
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
-def test_parse_time_and_no_heavy_imports(dag_file):
-    """Parse in a fresh interpreter (Airflow itself imported first, not counted): < 0.5 s."""
+def test_no_heavy_imports_at_parse_time(dag_file):
+    """Parse in a fresh interpreter (Airflow itself imported first, not counted): no heavy module
+    may load. The parse time itself is a benchmark figure (`make benchmark`, BENCHMARKS.md), not a
+    test: on a shared 2-core machine a timed assertion fails on load, not on code."""
     probe = f"""
 import sys, time, importlib.util
 import airflow.sdk, airflow.sdk.exceptions
@@ -82,8 +142,8 @@ print(",".join(sorted(m.split(".")[0] for m in set(sys.modules) - before)))
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     seconds_line, modules_line = out.stdout.strip().splitlines()[-2:]
     seconds, modules = float(seconds_line), set(modules_line.split(","))
-    assert seconds < 0.5, f"{dag_file.name} parsed in {seconds:.2f} s"
-    assert not modules & set(HEAVY_MODULES), f"{dag_file.name} imports {modules & set(HEAVY_MODULES)} at parse time"
+    assert not modules & set(HEAVY_MODULES), (
+        f"{dag_file.name} imports {modules & set(HEAVY_MODULES)} at parse time (parsed in {seconds:.2f} s)")
 
 
 def test_invalid_params_are_refused_naming_the_field(dagbag):
@@ -138,3 +198,14 @@ def test_emergency_smoke_rolls_flags_back_in_the_params_store(dagbag):
     smoke = dagbag.dags["emergency_rollback"].get_task("smoke_checks_on_blue")
     assert smoke.op_kwargs["flag_backend"] == "{{ params.flag_backend or '' }}"
     assert "flag_backend" in dagbag.dags["emergency_rollback"].params
+
+
+@pytest.mark.parametrize("dag_id", ["emergency_rollback", "smoke"])
+def test_red_button_and_watchdog_are_active_from_their_first_parse(dagbag, dag_id):
+    """Measured on a fresh `make airflow`: emergency_rollback started paused and a triggered run sat
+    queued. Both must be unpaused at creation; the cutover itself is left to the deployment."""
+    assert dagbag.dags[dag_id].is_paused_upon_creation is False
+
+
+def test_cutover_is_not_forced_active(dagbag):
+    assert dagbag.dags["cutover"].is_paused_upon_creation in (None, True)

@@ -42,9 +42,20 @@ def green_percent(box: Sandbox) -> float:
 @pytest.fixture(scope="module")
 def stack():
     offset = int(os.environ.get("SANDBOX_E2E_PORT_OFFSET", "2000"))
-    with sandbox_under_airflow("cutover-e2e-sched-", offset, ("cutover", "emergency_rollback"),
+    # Only `cutover` is unpaused by hand: emergency_rollback and smoke must be active on their own.
+    with sandbox_under_airflow("cutover-e2e-sched-", offset, ("cutover",),
                                traffic_rps=30, traffic_seconds=600, seed=11) as (airflow, box):
         yield airflow, box
+
+
+def test_red_button_and_watchdog_are_active_on_a_fresh_stack(stack):
+    """Measured on a fresh `make airflow`: emergency_rollback started paused and a run triggered
+    with a reason sat queued for 60 s. Nobody touches a toggle here."""
+    airflow, _ = stack
+    for dag_id in ("emergency_rollback", "smoke"):
+        airflow.wait_for_dag(dag_id)
+        reply = airflow.api("GET", f"/dags/{dag_id}")
+        assert reply.json()["is_paused"] is False, (dag_id, reply.json())
 
 
 def test_emergency_rollback_needs_a_reason(stack):
@@ -105,3 +116,43 @@ def test_emergency_rollback_mid_cutover_stops_it_and_it_stays_stopped(stack):
     decided = airflow.task_log("cutover", again_run, "decide_after_validation")
     assert "Halt, database left as it was" in decided, decided[-2000:]
     assert schema_version(box) == GREEN_REQUIRED_SCHEMA
+
+
+def flags_green_serves(box: Sandbox) -> dict[str, bool]:
+    """The feature flags as the flag store holds them now (file backend: the flagd file)."""
+    from cutover_kit.flags.flagd_file import FlagdFileStore
+
+    return FlagdFileStore(box.connections()["flagd_default"]["extra"]["path"]).read().as_flags()
+
+
+def test_a_second_run_never_undoes_a_finished_cutover(stack):
+    """Measured under `make airflow`: run 1 promoted, run 2 triggered right after failed its drill
+    and left production back on Rails. Now stage 1 refuses run 2 before any change."""
+    airflow, box = stack
+    # The previous test left an emergency stop latched: acknowledge it and promote for real.
+    first = airflow.trigger("cutover", {"plan": "rehearsal", "acknowledge_emergency_stop": True})
+    assert first.status_code == 200, first.text
+    first_run = first.json()["dag_run_id"]
+    promoted = airflow.wait_for_run("cutover", first_run, timeout=600)
+    assert promoted["state"] == "success", airflow.task_states("cutover", first_run)
+    assert green_percent(box) == 100
+    flags_after_promotion = flags_green_serves(box)
+    assert flags_after_promotion["green.feature.orders"] is True, flags_after_promotion
+
+    again = airflow.trigger("cutover", {"plan": "rehearsal"})
+    assert again.status_code == 200, again.text
+    again_run = again.json()["dag_run_id"]
+    refused = airflow.wait_for_run("cutover", again_run, timeout=300)
+    states = airflow.task_states("cutover", again_run)
+    assert refused["state"] == "failed"
+    assert states["stage_01_deployment_readiness.check_previous_cutover"] == "failed", states
+    log = airflow.task_log("cutover", again_run, "stage_01_deployment_readiness.check_previous_cutover")
+    assert "Cutover refused: the router already sends 100 % of traffic to green" in log, log[-2000:]
+    assert "the last cutover promoted" in log and "allow_rerun_reason" in log, log[-2000:]
+    # Nothing changed: no task after stage 1 ran, traffic and flags are where run 1 left them.
+    ran = sorted(task for task, state in states.items()
+                 if state not in (None, "skipped", "upstream_failed") and not task.startswith("stage_01_")
+                 and task not in ("decide_after_validation", "verify_data_integrity", "cutover_verdict"))
+    assert ran == [], states
+    assert green_percent(box) == 100
+    assert flags_green_serves(box) == flags_after_promotion

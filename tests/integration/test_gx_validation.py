@@ -24,7 +24,7 @@ import psycopg2.extensions
 import pytest
 
 from cutover_kit import validation
-from cutover_kit.db import backup, migrations
+from cutover_kit.db import backup, migrations, restore
 from cutover_kit.stages import database
 from sandbox.launcher import Sandbox
 
@@ -245,13 +245,13 @@ def test_rows_inserted_after_the_backup_pass_every_expectation(env: Env, live: s
                                                                backup_record: backup.BackupRecord) -> None:
     snapshot = database.snapshot_from_backup(backup_record.as_dict())
     assert snapshot == env.snapshot
-    scratch = backup.restore_to_scratch(live, backup_record, "gx_scratch_inserts")
+    scratch = restore.restore_to_scratch(live, backup_record, "gx_scratch_inserts")
     try:
         assert psycopg2.extensions.parse_dsn(scratch)["dbname"] == "gx_scratch_inserts"
         run_sql(live, *APP_INSERTS)
         _, summary = validation.timed_validation(url_of(live), backup_url=url_of(scratch), snapshot=snapshot)
     finally:
-        backup.drop_scratch(live, "gx_scratch_inserts")
+        restore.drop_scratch(live, "gx_scratch_inserts")
     assert summary.failed == 0, "\n".join(summary.lines)
     assert summary.expectations == 34
     for table, new in (("users", 2), ("orders", 2), ("line_items", 1)):
@@ -319,7 +319,7 @@ def test_a_row_committed_after_the_snapshot_below_its_max_id_is_not_pre_existing
             record = backup.backup_database(live, tmp_path)
             snapshot = database.snapshot_from_backup(record.as_dict())
             # The dump holds "fast" but not "slow": the checksums must not count slow's id either.
-            scratch = backup_dsn = backup.restore_to_scratch(live, record, "gx_scratch_race")
+            scratch = backup_dsn = restore.restore_to_scratch(live, record, "gx_scratch_race")
         waited = time.monotonic() - started
         commit_later.join()
         assert waited >= 0.4, "the snapshot must wait for the open write transaction"
@@ -329,7 +329,7 @@ def test_a_row_committed_after_the_snapshot_below_its_max_id_is_not_pre_existing
     finally:
         slow.close()
         if scratch:
-            backup.drop_scratch(live, "gx_scratch_race")
+            restore.drop_scratch(live, "gx_scratch_race")
     assert summary.failed == 0, "\n".join(summary.lines)
     users = f"{env.snapshot['users']['count']} rows with id <= {slow_id - 1} = snapshot, 2 newer"
     assert f"PASS users: row count = pre-migration snapshot — {users}" in summary.lines

@@ -23,7 +23,8 @@ import psycopg2.extensions
 import pytest
 import requests
 
-from cutover_kit.db import backup, migrations
+from cutover_kit.db import backup, fingerprints, migrations, restore, verify
+from cutover_kit.db.errors import BackupError
 from cutover_kit.db.migrations import BASE_VERSION, EXPAND_VERSION, MigrationError
 from sandbox import app, datagen
 from sandbox.launcher import Sandbox
@@ -299,11 +300,11 @@ def test_writes_of_both_apps_survive_the_down_migration_with_their_legacy_values
         green.close()
     query(db, "UPDATE orders SET status_v2 = 'shipped' WHERE id = %s", (green_order["id"],))  # green ships it
     query(db, "UPDATE orders SET status = 'paid' WHERE id = %s", (blue_order["id"],))  # blue marks paid
-    before_down = backup.table_fingerprints(db, LEGACY_TABLES)
+    before_down = fingerprints.table_fingerprints(db, LEGACY_TABLES)
 
     contract_back(db)
 
-    assert backup.table_fingerprints(db, LEGACY_TABLES) == before_down
+    assert fingerprints.table_fingerprints(db, LEGACY_TABLES) == before_down
     assert query(db, "SELECT id, amount_cents, status FROM orders WHERE id = ANY(%s) ORDER BY id",
                  ([blue_order["id"], green_order["id"], green_cents["id"]],)) == [
         (blue_order["id"], 4321, "paid"), (green_order["id"], 9876, "shipped"), (green_cents["id"], 500, "pending")]
@@ -334,7 +335,7 @@ def test_down_migration_refuses_while_an_order_has_a_currency_rails_cannot_hold(
 
 
 def test_backfill_is_complete_idempotent_and_leaves_legacy_values_alone(db: str) -> None:
-    legacy_before = backup.table_fingerprints(db, LEGACY_TABLES)
+    legacy_before = fingerprints.table_fingerprints(db, LEGACY_TABLES)
     with pytest.raises(MigrationError, match="backfill needs schema 20261126000001"):
         migrations.backfill(db)
     expand(db)
@@ -352,7 +353,7 @@ def test_backfill_is_complete_idempotent_and_leaves_legacy_values_alone(db: str)
     assert [count for _, count in inconsistent_rows(db)] == [0, 0, 0]
     again = migrations.backfill(db, batch_size=300)
     assert again.rows == 0 and again.complete
-    assert backup.table_fingerprints(db, LEGACY_TABLES) == legacy_before
+    assert fingerprints.table_fingerprints(db, LEGACY_TABLES) == legacy_before
 
 
 def test_vacuum_analyze_after_the_backfill(db: str) -> None:
@@ -429,21 +430,21 @@ def test_backup_verifies_and_detects_a_live_change(db: str, tmp_path: Path) -> N
     assert json.loads(json.dumps(record.as_dict())) == record.as_dict()  # XCom-safe
     assert backup.BackupRecord.from_dict(record.as_dict()) == record
 
-    clean = backup.verify_backup(db, record, scratch_db="cutover_verify_t")
+    clean = verify.verify_backup(db, record, scratch_db="cutover_verify_t")
     assert clean.verified and clean.mismatches == [] and clean.restored_matches_dump
     assert clean.tables["orders"]["live_count"] == clean.tables["orders"]["restored_count"] == 2000
     assert clean.tables["line_items"]["live_checksum"] == clean.tables["line_items"]["restored_checksum"]
     assert query(db, "SELECT count(*) FROM pg_database WHERE datname = 'cutover_verify_t'") == [(0,)], "scratch dropped"
 
     query(db, "UPDATE orders SET amount_cents = amount_cents + 1 WHERE id = 7")  # same count, other content
-    changed = backup.verify_backup(db, record, scratch_db="cutover_verify_t")
+    changed = verify.verify_backup(db, record, scratch_db="cutover_verify_t")
     assert not changed.verified and changed.restored_matches_dump
     assert len(changed.mismatches) == 1 and changed.mismatches[0].startswith("orders: live 2000 rows")
 
     tampered = replace(record, sha256="0" * 64)
-    assert backup.verify_backup(db, tampered).mismatches[0].endswith("does not match its recorded sha256 (corrupted or replaced)")
-    with pytest.raises(backup.BackupError, match="would be dropped"):
-        backup.verify_backup(db, record, scratch_db=psycopg2.extensions.parse_dsn(db)["dbname"])
+    assert verify.verify_backup(db, tampered).mismatches[0].endswith("does not match its recorded sha256 (corrupted or replaced)")
+    with pytest.raises(BackupError, match="would be dropped"):
+        verify.verify_backup(db, record, scratch_db=psycopg2.extensions.parse_dsn(db)["dbname"])
 
 
 def test_verification_lists_the_whole_archive_and_restores_rows_without_post_data(db: str, tmp_path: Path) -> None:
@@ -454,14 +455,14 @@ def test_verification_lists_the_whole_archive_and_restores_rows_without_post_dat
     migrations.backfill(db)
     record = backup.backup_database(db, tmp_path)
     assert {entry["hash"] for entry in record.fingerprints.values()} == {"record"}
-    verification = backup.verify_backup(db, record, scratch_db="cutover_verify_pd")
+    verification = verify.verify_backup(db, record, scratch_db="cutover_verify_pd")
     assert verification.verified and verification.restored_matches_dump, verification.mismatches
     listed = subprocess.run(["pg_restore", "--list", record.path], capture_output=True, text=True, check=True).stdout
     assert verification.archive_entries == len([line for line in listed.splitlines() if line and not line.startswith(";")])
     for post_data in (" INDEX public ", " CONSTRAINT public orders orders_pkey", " FK CONSTRAINT public ", " TRIGGER public "):
         assert post_data in listed, f"{post_data.strip()} entries are in the archive"
 
-    scratch = backup.restore_to_scratch(db, record, "cutover_scratch_pd")
+    scratch = restore.restore_to_scratch(db, record, "cutover_scratch_pd")
     try:
         assert query(scratch, "SELECT count(*) FROM orders") == query(db, "SELECT count(*) FROM orders")
         assert query(scratch, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'") == [(0,)]
@@ -471,7 +472,7 @@ def test_verification_lists_the_whole_archive_and_restores_rows_without_post_dat
             ("u", "autovacuum_enabled=false")}
         assert query(scratch, "SELECT max(version) FROM schema_migrations") == [(EXPAND_VERSION,)]
     finally:
-        backup.drop_scratch(db, "cutover_scratch_pd")
+        restore.drop_scratch(db, "cutover_scratch_pd")
 
 
 def test_a_truncated_archive_fails_verification_even_with_a_matching_record(db: str, tmp_path: Path) -> None:
@@ -479,22 +480,22 @@ def test_a_truncated_archive_fails_verification_even_with_a_matching_record(db: 
     path = Path(record.path)
     path.write_bytes(path.read_bytes()[: record.bytes // 2])  # the TOC (at the start) still reads
     rerecorded = replace(record, bytes=path.stat().st_size, sha256=backup._sha256(path))
-    with pytest.raises(backup.BackupError, match="pg_restore into cutover_verify_tr failed"):
-        backup.verify_backup(db, rerecorded, scratch_db="cutover_verify_tr")
+    with pytest.raises(BackupError, match="pg_restore into cutover_verify_tr failed"):
+        verify.verify_backup(db, rerecorded, scratch_db="cutover_verify_tr")
     assert query(db, "SELECT count(*) FROM pg_database WHERE datname = 'cutover_verify_tr'") == [(0,)], "scratch dropped"
 
 
 def test_records_fingerprinted_as_text_before_still_verify_and_restore(db: str, tmp_path: Path) -> None:
     """Backups recorded before the typed-hash fingerprints (no "hash" key: rows hashed as text)."""
     record = backup.backup_database(db, tmp_path)
-    text = backup._snapshot_fingerprints(db, {table: "text" for table in record.fingerprints})
+    text = fingerprints.snapshot_fingerprints(db, {table: "text" for table in record.fingerprints})
     old = {table: {key: value for key, value in {**record.fingerprints[table], **text[table]}.items() if key != "hash"}
            for table in record.fingerprints}
     assert all(old[t]["checksum"] != record.fingerprints[t]["checksum"] for t in LEGACY_TABLES)
     old_record = replace(record, fingerprints=old)
-    verification = backup.verify_backup(db, old_record, scratch_db="cutover_verify_old")
+    verification = verify.verify_backup(db, old_record, scratch_db="cutover_verify_old")
     assert verification.verified and verification.restored_matches_dump, verification.mismatches
-    assert backup.restore_database(db, old_record).schema_version == BASE_VERSION
+    assert restore.restore_database(db, old_record).schema_version == BASE_VERSION
 
 
 def test_restore_database_brings_back_the_backed_up_state(db: str, tmp_path: Path) -> None:
@@ -502,21 +503,21 @@ def test_restore_database_brings_back_the_backed_up_state(db: str, tmp_path: Pat
     migrations.backfill(db)
     record = backup.backup_database(db, tmp_path)
     everything = tuple(record.fingerprints)
-    at_backup = backup.table_fingerprints(db, everything)
+    at_backup = fingerprints.table_fingerprints(db, everything)
     query(db, "DELETE FROM line_items WHERE order_id <= 10")  # the disaster
     query(db, "UPDATE users SET email = 'oops' || id || '@x.test' WHERE id <= 5")
-    after_disaster = backup.table_fingerprints(db, everything)
+    after_disaster = fingerprints.table_fingerprints(db, everything)
     assert after_disaster != at_backup
     app_session = psycopg2.connect(db)  # an app connection that must be cut off
 
-    report = backup.restore_database(db, record)
+    report = restore.restore_database(db, record)
 
-    assert backup.table_fingerprints(db, everything) == at_backup
+    assert fingerprints.table_fingerprints(db, everything) == at_backup
     assert report.schema_version == EXPAND_VERSION and report.downtime_seconds < 5
     with pytest.raises(psycopg2.OperationalError):
         app_session.cursor().execute("SELECT 1")
     kept = psycopg2.extensions.make_dsn(db, dbname=report.previous_database)
-    assert backup.table_fingerprints(kept, everything) == after_disaster, "the pre-restore database is kept"
+    assert fingerprints.table_fingerprints(kept, everything) == after_disaster, "the pre-restore database is kept"
     expand_again = migrations.migrate_up(db, EXPAND_VERSION, expected_current=BASE_VERSION)
     assert expand_again.noop  # restored database carries its schema version
 
@@ -570,14 +571,14 @@ def test_green_needs_the_expanded_schema_and_checks_it_at_most_once_a_second(db:
 
 
 def test_datagen_is_deterministic_and_refuses_to_overwrite(db: str) -> None:
-    pristine = backup.table_fingerprints(db, LEGACY_TABLES)  # the fixture's data: generate(2000, 400, seed 42)
+    pristine = fingerprints.table_fingerprints(db, LEGACY_TABLES)  # the fixture's data: generate(2000, 400, seed 42)
     with pytest.raises(datagen.DatagenError, match="already hold rows"):
         datagen.generate(db, orders=10)
     report = datagen.generate(db, orders=2000, users=400, seed=42, replace=True)
     assert (report.users, report.orders) == (400, 2000) and 2 * 2000 < report.line_items < 4 * 2000
-    assert backup.table_fingerprints(db, LEGACY_TABLES) == pristine
+    assert fingerprints.table_fingerprints(db, LEGACY_TABLES) == pristine
     datagen.generate(db, orders=2000, users=400, seed=7, replace=True)
-    assert backup.table_fingerprints(db, LEGACY_TABLES)["orders"] != pristine["orders"]
+    assert fingerprints.table_fingerprints(db, LEGACY_TABLES)["orders"] != pristine["orders"]
     emails = [email for (email,) in query(db, "SELECT email FROM users")]
     assert any(e != e.lower() for e in emails) and any(e != e.strip() for e in emails)
     assert len({e.strip().lower() for e in emails}) == len(emails), "unique once normalised"

@@ -97,3 +97,15 @@ def test_the_cli_prints_the_projects_node(machine_node):
     done = subprocess.run([sys.executable, "-m", "sandbox.node", "which"], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=60, check=True)
     assert done.stdout.strip() == str(project_node())
+
+
+def test_the_cli_runs_npm_commands_with_the_projects_node(machine_node, tmp_path):
+    package = package_without_dependencies(tmp_path / "pkg")
+    manifest = json.loads((package / "package.json").read_text())
+    manifest["scripts"] = {"where": "node -e 'console.log(process.execPath)'"}  # `node` from npm's PATH
+    (package / "package.json").write_text(json.dumps(manifest))
+    done = subprocess.run([sys.executable, "-m", "sandbox.node", "npm", "run", "--silent", "where"], cwd=package,
+                          env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(project_node())
+    assert not (machine_node / "CALLED").exists()

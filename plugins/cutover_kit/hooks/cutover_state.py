@@ -13,9 +13,11 @@ from typing import Any
 
 from cutover_kit.control import CutoverStateError, EmergencyStop
 from cutover_kit.hooks.redis_store import RedisHook
+from cutover_kit.previous_cutover import RecordedOutcome
 
 EMERGENCY_STOP_KEY = "cutover:emergency_stop"
 PROGRESS_KEY = "cutover:progress"
+LAST_OUTCOME_KEY = "cutover:last_outcome"
 
 
 class CutoverStateHook(RedisHook):
@@ -68,3 +70,14 @@ class CutoverStateHook(RedisHook):
             return None if raw is None else json.loads(raw)
         except ValueError:
             return None
+
+    def record_outcome(self, outcome: RecordedOutcome) -> None:
+        """What the last run that changed traffic ended with (absolute: the newest run wins).
+        Stage 1 of the next cutover reads it, so a finished cutover is never undone by accident."""
+        self._call("recording the outcome", lambda r: r.set(LAST_OUTCOME_KEY, outcome.to_json()))
+
+    def last_outcome(self) -> RecordedOutcome | None:
+        """The recorded outcome, or None. Raises CutoverStateError when Redis cannot answer or the
+        record is unreadable: stage 1 refuses on an unknown rather than guess."""
+        raw = self._call("reading the last outcome", lambda r: r.get(LAST_OUTCOME_KEY))
+        return None if raw is None else RecordedOutcome.from_json(raw)

@@ -107,7 +107,7 @@ def snapshot_row_counts(conn_id: str = "postgres_default", tables: Sequence[str]
 def row_counts(dsn: str, tables: Sequence[str] = TABLES) -> Snapshot:
     """{table: {"count": n, "max_id": m}}: the n rows with id <= m are the table's rows now (m is
     the settled bound of ``backup.row_snapshot``, normally max(id))."""
-    from cutover_kit.db import backup
+    from cutover_kit.db import fingerprints as backup
 
     snapshot = backup.row_snapshot(dsn, tables)
     log.info("Row counts before the migration: %s", _describe_snapshot(snapshot))
@@ -142,7 +142,7 @@ def restore_backup_for_validation(record: Mapping[str, Any], conn_id: str = "pos
                                   scratch_db: str = DEFAULT_SCRATCH_DB) -> str:
     """Restore the backup file of `record` into `scratch_db` (re-created) on the live server and
     keep it for the checksum comparison. Returns the scratch database's name."""
-    from cutover_kit.db import backup
+    from cutover_kit.db import restore as backup
 
     try:
         backup.restore_to_scratch(connection_dsn(conn_id), record, scratch_db)
@@ -153,7 +153,7 @@ def restore_backup_for_validation(record: Mapping[str, Any], conn_id: str = "pos
 
 
 def drop_backup_scratch(conn_id: str = "postgres_default", scratch_db: str = DEFAULT_SCRATCH_DB) -> None:
-    from cutover_kit.db import backup
+    from cutover_kit.db import restore as backup
 
     backup.drop_scratch(connection_dsn(conn_id), scratch_db)
 

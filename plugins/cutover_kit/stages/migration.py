@@ -51,7 +51,9 @@ def backup_before_migration(conn_id: str = "postgres_default") -> dict[str, Any]
     archive listed, tables and rows restored). Returns the backup record."""
     from airflow.sdk import get_current_context
 
-    from cutover_kit.db.backup import BackupError, backup_database, verify_backup
+    from cutover_kit.db.backup import backup_database
+    from cutover_kit.db.errors import BackupError
+    from cutover_kit.db.verify import verify_backup
 
     run_id = get_current_context()["run_id"]
     backup_dir = Path(os.environ.get(BACKUP_DIR_ENV) or REPO_ROOT / ".artifacts" / "backups") / run_id.replace(":", "_").replace("+", "_")

@@ -140,7 +140,8 @@ class SLOGateTrigger(BaseTrigger):
                 consecutive_breach_limit=plan.consecutive_breaches,
             )
             line = decision_line(decision, self.step_label, judgement, progress)
-            self.log.info(line)
+            self.log.info(line, extra={"gate": {**vars(progress), "step": self.step_label, "bake_seconds": self.bake_seconds,
+                                                "decision": decision.value, "verdict": judgement.verdict.value, "reason": judgement.reason}})
             if decision is not GateDecision.CONTINUE:
                 break
             await asyncio.sleep(plan.poll_interval_seconds)

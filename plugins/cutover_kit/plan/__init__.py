@@ -1,0 +1,48 @@
+"""Cutover plan: how traffic moves from blue to green, and what green must prove at each step.
+
+A plan lives in include/plans/<name>.yaml. A run loads it once (load_plan / plan_for_params),
+optionally adjusted by Airflow Params (OVERRIDABLE_FIELDS), and hands it to tasks as a plain
+dict (CutoverPlan.to_dict) through XCom. Invalid input of any kind is refused with a PlanError
+whose message names the plan and the field, so a bad plan stops a run before traffic moves.
+
+Pure Python on purpose: no Airflow import, no I/O at import time.
+
+Layout: :mod:`~cutover_kit.plan.schema` (what a valid plan is), :mod:`~cutover_kit.plan.model`
+(CutoverPlan, SLOPolicy, stages), :mod:`~cutover_kit.plan.loader` (files, Params). The names below
+are the package's interface; import them from ``cutover_kit.plan``.
+"""
+
+from cutover_kit.plan.loader import (
+    DEFAULT_PLANS_DIR,
+    REPO_ROOT,
+    YAML_SUFFIXES,
+    list_plans,
+    load_plan,
+    looks_like_path,
+    plan_for_params,
+    read_yaml_mapping,
+)
+from cutover_kit.plan.model import (
+    STANDBY_STAGE,
+    TRAFFIC_STAGE_PREFIX,
+    CutoverPlan,
+    SLOPolicy,
+    green_percent_of_stage,
+    shortest_promotion_seconds,
+    stage_names,
+)
+from cutover_kit.plan.schema import (
+    FLAG_BACKENDS,
+    OPTIONAL_FIELD_DEFAULTS,
+    OVERRIDABLE_FIELDS,
+    PLAN_SCHEMA,
+    PlanError,
+    describe_schema_errors,
+)
+
+__all__ = [
+    "DEFAULT_PLANS_DIR", "FLAG_BACKENDS", "OPTIONAL_FIELD_DEFAULTS", "OVERRIDABLE_FIELDS", "PLAN_SCHEMA", "REPO_ROOT",
+    "STANDBY_STAGE", "TRAFFIC_STAGE_PREFIX", "YAML_SUFFIXES", "CutoverPlan", "PlanError", "SLOPolicy",
+    "describe_schema_errors", "green_percent_of_stage", "list_plans", "load_plan", "looks_like_path",
+    "plan_for_params", "read_yaml_mapping", "shortest_promotion_seconds", "stage_names",
+]

@@ -1,0 +1,231 @@
+"""What a valid plan is: the JSON schema of a plan file, of its dict form and of Param overrides,
+and the cross-field rules JSON schema cannot express. Invalid input raises :class:`PlanError`."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+
+# Kept equal to cutover_kit.hooks.flags.FLAG_BACKENDS (a unit test checks); that module imports Airflow.
+FLAG_BACKENDS = ("file", "unleash")
+
+
+class PlanError(ValueError):
+    """A plan file, plan dict or override is invalid; the message names the plan and the field."""
+
+
+SLO_PROPERTIES: dict[str, dict[str, Any]] = {
+    "max_error_ratio": {
+        "type": "number", "minimum": 0, "maximum": 1,
+        "description": "Ceiling on green's 5xx ratio, whatever blue does (0.01 = 1 %).",
+    },
+    "max_error_ratio_delta_vs_blue": {
+        "type": "number", "minimum": 0, "maximum": 1,
+        "description": "How much green's 5xx ratio may exceed blue's in the same window.",
+    },
+    "max_latency_ratio_vs_blue": {
+        # Below 1 would demand that green be faster than blue, which is not a safety gate.
+        "type": "number", "minimum": 1, "maximum": 100,
+        "description": "Green's latency quantile may be at most this multiple of blue's.",
+    },
+    "max_blue_regression_ratio": {
+        "type": "number", "minimum": 1, "maximum": 100,
+        "description": "Blue's p95 may be at most this multiple of its pre-cutover baseline (stage 12).",
+    },
+    "latency_floor_seconds": {
+        "type": "number", "minimum": 0, "maximum": 60,
+        "description": "Green passes any latency check below this (2 ms vs 4 ms is no regression).",
+    },
+    "quantiles": {
+        "type": "array", "minItems": 1, "maxItems": 5, "uniqueItems": True,
+        "items": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+        "description": "Latency quantiles compared green vs blue (0.95 = p95).",
+    },
+    "confidence_z": {
+        "type": "number", "exclusiveMinimum": 0, "maximum": 10,
+        "description": "z-score of the confidence bound on error ratios (1.96 = 95 %).",
+    },
+}
+
+_SLO_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": SLO_PROPERTIES,
+}
+
+PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
+    "steps": {
+        "type": "array", "minItems": 1, "maxItems": 20,
+        "items": {"type": "integer", "minimum": 1, "maximum": 100},
+        "description": "Percent of traffic on green at each step; increasing, ending at 100.",
+    },
+    "bake_seconds": {
+        "type": "integer", "minimum": 1, "maximum": 86400,
+        "description": "Seconds of clean SLO verdicts a step needs before the next step.",
+    },
+    "step_timeout_seconds": {
+        "type": "integer", "minimum": 1, "maximum": 604800,
+        "description": "Roll back a step that has not baked by then; >= bake_seconds.",
+    },
+    "poll_interval_seconds": {
+        "type": "number", "minimum": 0.2, "maximum": 60,
+        "description": "Seconds between SLO evaluations.",
+    },
+    "window_seconds": {
+        "type": "integer", "minimum": 2, "maximum": 3600,
+        "description": "Sliding window each SLO verdict is computed over; <= bake_seconds.",
+    },
+    "min_requests": {
+        "type": "integer", "minimum": 1, "maximum": 1000000,
+        "description": "Green requests a window needs before it can pass or fail.",
+    },
+    "consecutive_breaches": {
+        "type": "integer", "minimum": 1, "maximum": 100,
+        "description": "Failing verdicts in a row that trigger a rollback.",
+    },
+    "standby_seconds": {
+        "type": "integer", "minimum": 0, "maximum": 604800,
+        "description": "Seconds blue stays warm and watched after green reaches 100 %.",
+    },
+    "rollback_drill_percent": {
+        "type": "integer", "minimum": 1, "maximum": 50,
+        "description": "Percent sent to green and back before the first step; < steps[0].",
+    },
+    "baseline_seconds": {
+        "type": "integer", "minimum": 2, "maximum": 3600,
+        "description": "Seconds blue is measured alone before any traffic moves.",
+    },
+    "flag_backend": {
+        "type": "string", "enum": list(FLAG_BACKENDS),
+        "description": "Where the feature flags live: a flagd JSON file (Connection flagd_default) or Unleash (unleash_default).",
+    },
+}
+
+#: Plan fields a plan file may leave out, with the value they then take.
+OPTIONAL_FIELD_DEFAULTS: dict[str, Any] = {"flag_backend": "file"}
+
+#: JSON schema (draft 2020-12) of a plan file. Cross-field rules (steps increasing to 100,
+#: drill below the first step, timeout >= bake, window <= bake) are checked in code because
+#: JSON schema cannot compare two fields.
+PLAN_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Cutover plan file",
+    "type": "object",
+    "additionalProperties": False,
+    "required": sorted(set(PLAN_PROPERTIES) - set(OPTIONAL_FIELD_DEFAULTS)),
+    "properties": {**PLAN_PROPERTIES, "slo": _SLO_SCHEMA},
+}
+
+# The dict form (to_dict / from_dict, XCom) also carries the name, and nothing is optional.
+_PLAN_DICT_SCHEMA: dict[str, Any] = {
+    **PLAN_SCHEMA,
+    "title": "Cutover plan (dict form)",
+    "required": sorted([*(set(PLAN_PROPERTIES) - set(OPTIONAL_FIELD_DEFAULTS)), "name", "slo"]),
+    "properties": {
+        **PLAN_SCHEMA["properties"],
+        "name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+    },
+}
+
+
+def _nullable(fragment: Mapping[str, Any]) -> dict[str, Any]:
+    """The same schema fragment, also accepting null (null = keep the plan file's value)."""
+    nullable = copy.deepcopy(dict(fragment))
+    nullable["type"] = ["null", fragment["type"]]
+    if "enum" in nullable:  # an enum is checked whatever the type says: null must be listed too
+        nullable["enum"] = [None, *nullable["enum"]]
+    return nullable
+
+
+SLO_OVERRIDE_PREFIX = "slo_"
+
+#: Fields an Airflow Param may override, as JSON-schema fragments that allow null.
+#: Keys prefixed "slo_" override the matching field of the plan's slo section.
+OVERRIDABLE_FIELDS: dict[str, dict[str, Any]] = {
+    **{
+        field_name: _nullable(PLAN_PROPERTIES[field_name])
+        for field_name in (
+            "steps", "bake_seconds", "step_timeout_seconds", "window_seconds",
+            "min_requests", "consecutive_breaches", "standby_seconds", "flag_backend",
+        )
+    },
+    **{
+        SLO_OVERRIDE_PREFIX + slo_field: _nullable(SLO_PROPERTIES[slo_field])
+        for slo_field in ("max_error_ratio", "max_latency_ratio_vs_blue")
+    },
+}
+
+_OVERRIDES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": OVERRIDABLE_FIELDS,
+}
+
+PLAN_FILE_VALIDATOR = jsonschema.Draft202012Validator(PLAN_SCHEMA)
+PLAN_DICT_VALIDATOR = jsonschema.Draft202012Validator(_PLAN_DICT_SCHEMA)
+SLO_VALIDATOR = jsonschema.Draft202012Validator(_SLO_SCHEMA)
+OVERRIDES_VALIDATOR = jsonschema.Draft202012Validator(_OVERRIDES_SCHEMA)
+
+
+def describe_schema_errors(validator: jsonschema.protocols.Validator, document: Any) -> list[str]:
+    """One line per schema error, each starting with the field's path (e.g. "slo.quantiles[0]")."""
+    errors = sorted(validator.iter_errors(document), key=lambda error: error.json_path)
+    return [_describe_schema_error(error) for error in errors]
+
+
+def _describe_schema_error(error: jsonschema.ValidationError) -> str:
+    field_path = error.json_path.removeprefix("$").removeprefix(".")
+    # Errors about the top-level object ("'x' is a required property") already quote the field.
+    return f"{field_path}: {error.message}" if field_path else error.message
+
+
+def as_json_document(value: Any) -> Any:
+    """Tuples -> lists, mappings -> dicts, recursively: what JSON schema and XCom expect."""
+    if isinstance(value, Mapping):
+        return {key: as_json_document(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_json_document(item) for item in value]
+    return value
+
+
+def _steps_increase_to_100(steps: list[int]) -> bool:
+    return all(a < b for a, b in zip(steps, steps[1:])) and steps[-1] == 100
+
+
+def _plan_rule_violations(document: Mapping[str, Any]) -> list[str]:
+    """Cross-field rules JSON schema cannot express; call only on a schema-valid document."""
+    steps = list(document["steps"])
+    bake = document["bake_seconds"]
+    violations = []
+    if not _steps_increase_to_100(steps):
+        violations.append(f"steps must increase strictly and end at 100; got {steps}")
+    if document["rollback_drill_percent"] >= steps[0]:
+        # The drill proves the way back with less traffic at risk than the first real step.
+        violations.append(
+            f"rollback_drill_percent must be below the first step ({steps[0]}); "
+            f"got {document['rollback_drill_percent']}"
+        )
+    if document["step_timeout_seconds"] < bake:
+        violations.append(
+            f"step_timeout_seconds must be >= bake_seconds ({bake}); "
+            f"got {document['step_timeout_seconds']}"
+        )
+    if document["window_seconds"] > bake:
+        # A longer window would judge a step partly on traffic from the step before it.
+        violations.append(
+            f"window_seconds must be <= bake_seconds ({bake}); got {document['window_seconds']}"
+        )
+    return violations
+
+
+def refuse_invalid_plan(
+    document: Any, validator: jsonschema.protocols.Validator, context: str
+) -> None:
+    problems = describe_schema_errors(validator, document)
+    if not problems:
+        problems = _plan_rule_violations(document)
+    if problems:
+        raise PlanError(f"{context}: " + "; ".join(problems))

@@ -1,0 +1,76 @@
+"""The one YAML reader for the project's input files: plans, scenarios, smoke checks, parity sets.
+
+Strict where PyYAML's ``safe_load`` is lenient: two equal keys in one mapping are refused (safe_load
+silently keeps the last one, so a file with two ``bake_seconds:`` lines would run a value nobody
+reviewed), and every problem names the file and the line, e.g.
+``include/plans/x.yaml line 12: duplicate key 'bake_seconds' (first at line 4)``.
+
+Pure Python on purpose: no Airflow import, no I/O at import time. Callers wrap
+:class:`YAMLFileError` into their own error type (PlanError, ScenarioError, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class YAMLFileError(ValueError):
+    """A YAML file cannot be read, is not valid YAML, or repeats a key; the message names the file
+    and, when there is one, the line (1-based)."""
+
+    def __init__(self, source: str, problem: str, line: int | None = None) -> None:
+        self.source, self.problem, self.line = source, problem, line
+        where = source if line is None else f"{source} line {line}"
+        super().__init__(f"{where}: {problem}")
+
+
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    def __init__(self, key: Any, line: int, first_line: int) -> None:
+        super().__init__(None, None, f"duplicate key {key!r} (first at line {first_line})")
+        self.line = line
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys in every mapping, nested ones included."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # keys merged in with << may be overridden on purpose: only written keys count
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # the parent class reports unhashable keys itself
+            line = key_node.start_mark.line + 1
+            if key in first_lines:
+                raise _DuplicateKey(key, line, first_lines[key])
+            first_lines[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """The document in `text` (None for an empty one); `source` names it in errors."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise YAMLFileError(source, exc.problem, exc.line) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = ": ".join(part for part in (exc.context, exc.problem) if part)
+        raise YAMLFileError(source, f"is not valid YAML: {problem}",
+                            None if mark is None else mark.line + 1) from None
+    except yaml.YAMLError as exc:
+        raise YAMLFileError(source, f"is not valid YAML: {' '.join(str(exc).split())}") from None
+
+
+def load_yaml(path: Path | str) -> Any:
+    """Read and parse the YAML file at `path` strictly (see the module docstring)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise YAMLFileError(str(path), f"cannot read it: {exc.strerror or exc}") from None
+    return parse_yaml(text, str(path))

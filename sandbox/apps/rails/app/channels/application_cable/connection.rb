@@ -1,0 +1,5 @@
+module ApplicationCable
+  # No authentication: the sandbox serves loopback clients only.
+  class Connection < ActionCable::Connection::Base
+  end
+end

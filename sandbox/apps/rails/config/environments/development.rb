@@ -1,0 +1,7 @@
+Rails.application.configure do
+  config.cache_classes = false
+  config.eager_load = false
+  config.consider_all_requests_local = true
+  config.logger = ActiveSupport::Logger.new($stdout)
+  config.active_support.deprecation = :log
+end

@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { buildApp, type AppDeps } from '../src/app';
+import { SchemaGate } from '../src/db';
+import { DatabaseUnavailable } from '../src/errors';
+import { Metrics } from '../src/metrics';
+import { OPENAPI_DOCUMENT } from '../src/openapi';
+import { API_ROUTES } from '../src/routes';
+import { FakeDb, pgError, staticFlags } from './helpers';
+
+const ORDER = { id: 42, user_id: 3, amount: '12.30', currency: 'USD', status: 'paid',
+                created_at: new Date('2026-01-02T03:04:05.678Z'), updated_at: new Date('2026-01-02T03:04:05.678Z') };
+const allGreen = staticFlags({ users: true, orders: true }, () => true);
+
+function app(overrides: Partial<AppDeps> = {}, db = new FakeDb([['FROM orders WHERE id', [ORDER]], ['FROM users WHERE id', [{ id: 3, email: 'a@x' }]]])) {
+  const rails = { calls: [] as unknown[], forward: async (...args: unknown[]) => {
+    rails.calls.push(args);
+    return { status: 200, body: Buffer.from('{"from":"rails"}'), headers: { 'content-type': 'application/json' } };
+  } };
+  const metrics = new Metrics();
+  return { db, rails, metrics, app: buildApp({ db, metrics, flags: allGreen, rails, ...overrides }) };
+}
+
+test('green answers its own requests with its color and implementation', async () => {
+  const { app: green } = app();
+  const answer = await green.inject({ method: 'GET', url: '/api/orders/42' });
+  assert.equal(answer.statusCode, 200);
+  assert.equal(answer.headers['x-app-color'], 'green');
+  assert.equal(answer.headers['x-served-by'], 'typescript');
+  assert.deepEqual(answer.json(), { id: 42, user_id: 3, amount_cents: 1230, status: 'paid', created_at: '2026-01-02T03:04:05.678Z',
+                                    updated_at: '2026-01-02T03:04:05.678Z', amount: '12.30', currency: 'USD' });
+  const missing = await green.inject({ method: 'GET', url: '/api/users/1234567890123456789' });
+  assert.equal(missing.statusCode, 404);
+  assert.deepEqual(missing.json(), { error: 'no route for GET /api/users/1234567890123456789' });
+  assert.equal((await green.inject({ method: 'DELETE', url: '/api/orders/1' })).statusCode, 405);
+  assert.equal((await green.inject({ method: 'POST', url: '/healthz' })).statusCode, 405);
+});
+
+test('a flag-off feature is forwarded to Rails and counted apart from green\'s own requests', async () => {
+  const { app: green, rails, metrics } = app({ flags: staticFlags({ users: true, orders: false }, () => true) });
+  const answer = await green.inject({ method: 'POST', url: '/api/orders?x=1', payload: '{"user_id": 3, "amount_cents": 5}',
+                                      headers: { 'content-type': 'application/json', 'x-user-id': '3' } });
+  assert.equal(answer.statusCode, 200);
+  assert.equal(answer.headers['x-served-by'], 'rails');
+  assert.deepEqual(answer.json(), { from: 'rails' });
+  const [method, path, body, headers] = rails.calls[0] as [string, string, Buffer, Record<string, string>];
+  assert.equal(method, 'POST');
+  assert.equal(path, '/api/orders?x=1');
+  assert.equal(body.toString(), '{"user_id": 3, "amount_cents": 5}', 'the body goes to Rails byte for byte');
+  assert.equal(headers['x-user-id'], '3');
+  const exposition = await metrics.exposition();
+  assert.match(exposition, /http_forwarded_requests_total\{method="POST",route="\/api\/orders",status_code="200"\} 1/);
+  assert.match(exposition, /http_requests_total\{method="POST",route="\/api\/orders",status_code="201"\} 0/);
+});
+
+test('injected errors and drift hit green\'s own code only', async () => {
+  const { app: green, db } = app({ random: () => 0.3 });
+  await green.inject({ method: 'POST', url: '/__fault', payload: { error_fraction: 0.5 } });
+  const failed = await green.inject({ method: 'POST', url: '/api/orders', payload: { user_id: 3, amount_cents: 5 } });
+  assert.equal(failed.statusCode, 500);
+  assert.equal(failed.headers['x-fault-injected'], '1');
+  assert.ok(!db.statements.some((s) => s.sql.includes('INSERT')), 'an injected failure never writes');
+  const forwarded = await green.inject({ method: 'GET', url: '/api/orders/42', headers: { 'x-cutover-serve': 'rails' } });
+  assert.equal(forwarded.statusCode, 200, 'Rails answers are not green\'s to break');
+  await green.inject({ method: 'POST', url: '/__fault', payload: { error_fraction: 0, body_drift: true } });
+  assert.equal((await green.inject({ method: 'GET', url: '/api/orders/42' })).json().status, 'PAID');
+  assert.deepEqual((await green.inject({ method: 'DELETE', url: '/__fault' })).json(), { error_fraction: 0, added_latency_ms: 0, body_drift: false });
+  const bad = await green.inject({ method: 'POST', url: '/__fault', payload: { error_fraction: 2 } });
+  assert.equal(bad.statusCode, 400);
+  assert.match(bad.json().error, /error_fraction must be between 0 and 1/);
+});
+
+test('fault control and the flags report refuse requests that came through the router', async () => {
+  const { app: green } = app();
+  const routed = await green.inject({ method: 'GET', url: '/__fault', headers: { 'x-forwarded-for': '127.0.0.1' } });
+  assert.equal(routed.statusCode, 403);
+  assert.equal((await green.inject({ method: 'GET', url: '/__flags', headers: { 'x-forwarded-for': '127.0.0.1' } })).statusCode, 403);
+  assert.equal((await green.inject({ method: 'GET', url: '/__flags' })).json().serves_rails, false);
+});
+
+test('a crash request answers 202 and then exits with 70', async () => {
+  const exits: number[] = [];
+  const { app: green } = app({ exit: (code) => exits.push(code) });
+  const answer = await green.inject({ method: 'POST', url: '/__fault', payload: { crash: true } });
+  assert.equal(answer.statusCode, 202);
+  assert.deepEqual(answer.json(), { crashing: true, exit_code: 70 });
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  assert.deepEqual(exits, [70]);
+});
+
+test('below the expanded schema green is alive but not ready, and serves nothing', async () => {
+  const db = new FakeDb([['schema_migrations', [{ version: '20240101000000' }]]]);
+  const { app: green } = app({}, db);
+  assert.equal((await green.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+  const ready = await green.inject({ method: 'GET', url: '/readyz' });
+  assert.equal(ready.statusCode, 503);
+  assert.deepEqual(ready.json(), { status: 'not ready', color: 'green', error: 'schema version 20240101000000 < required 20261126000001' });
+  assert.equal((await green.inject({ method: 'GET', url: '/api/users/1' })).statusCode, 503);
+});
+
+test('database failures are 503, SQL conflicts their own codes', async () => {
+  const down = new FakeDb([['SELECT 1', new DatabaseUnavailable('connect ECONNREFUSED')]]);
+  assert.equal((await app({}, down).app.inject({ method: 'GET', url: '/readyz' })).statusCode, 503);
+  const conflict = new FakeDb([['INSERT INTO users', pgError('23505')]]);
+  const taken = await app({}, conflict).app.inject({ method: 'POST', url: '/api/users', payload: { email: 'a@x' } });
+  assert.equal(taken.statusCode, 409);
+  const noUser = new FakeDb([['INSERT INTO orders', pgError('23503')]]);
+  assert.equal((await app({}, noUser).app.inject({ method: 'POST', url: '/api/orders', payload: { user_id: 9, amount_cents: 1 } })).statusCode, 422);
+  const gone = new FakeDb([['FROM orders WHERE id', pgError('42703', 'column "amount" does not exist')]]);
+  const schemaGone = await app({}, gone).app.inject({ method: 'GET', url: '/api/orders/1' });
+  assert.equal(schemaGone.statusCode, 503);
+  assert.match(schemaGone.json().error, /schema changed under the app/);
+  const bug = new FakeDb([['FROM orders WHERE id', new TypeError('boom')]]);
+  const broken = await app({ log: () => undefined }, bug).app.inject({ method: 'GET', url: '/api/orders/1' });
+  assert.deepEqual([broken.statusCode, broken.json()], [500, { error: 'internal error' }]);
+  const invalid = await app().app.inject({ method: 'POST', url: '/api/users', payload: '{nope', headers: { 'content-type': 'application/json' } });
+  assert.equal(invalid.statusCode, 400);
+  assert.match(invalid.json().error, /body is not valid JSON/);
+});
+
+test('a created order queues its confirmation; the experiment tags the order list', async () => {
+  const queued: number[] = [];
+  const db = new FakeDb([['INSERT INTO orders', [{ id: 77 }]], ['FROM orders WHERE user_id', [ORDER]]]);
+  const { app: green } = app({ confirmOrder: async (id) => queued.push(id) }, db);
+  const created = await green.inject({ method: 'POST', url: '/api/orders', payload: { user_id: 3, amount: '1.50', line_items: [{ sku: 'A', quantity: 1, unit_price: '1.50' }] } });
+  assert.deepEqual([created.statusCode, created.json()], [201, { id: 77 }]);
+  assert.deepEqual(queued, [77]);
+  const insert = db.statements.find((s) => s.sql.includes('INSERT INTO orders'))!;
+  assert.deepEqual(insert.params, [3, '1.50', 'USD'], 'green writes the expanded columns');
+  assert.deepEqual(db.statements.find((s) => s.sql.includes('INSERT INTO line_items'))!.params, [77, 'A', 1, '1.50']);
+  const list = await green.inject({ method: 'GET', url: '/api/users/3/orders' });
+  assert.equal(list.headers['x-experiment-order-summary'], 'treatment');
+  assert.equal(list.json().orders[0].amount_cents, 1230);
+});
+
+test('the schema version is read at most once per cache window', async () => {
+  const db = new FakeDb();
+  let now = 0;
+  const gate = new SchemaGate(db, '20261126000001', 1000, () => now);
+  await Promise.all([gate.problem(), gate.problem(), gate.problem()]);
+  now = 999;
+  assert.equal(await gate.problem(), undefined);
+  assert.equal(gate.queries, 1);
+  now = 1000;
+  await gate.problem();
+  assert.equal(gate.queries, 2);
+});
+
+test('metrics: Node names, 0-valued error series from the start, scrapes not counted', async () => {
+  const { app: green } = app();
+  await green.inject({ method: 'GET', url: '/metrics' });
+  const text = (await green.inject({ method: 'GET', url: '/metrics' })).body;
+  assert.match(text, /http_requests_total\{method="GET",route="\/api\/orders\/\{id\}",status_code="500"\} 0/);
+  assert.match(text, /http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/api\/users\/\{id\}",status_code="200"\} 0/);
+  assert.match(text, /process_resident_memory_bytes/);
+  assert.match(text, /nodejs_eventloop_lag_seconds/);
+  assert.match(text, /ws_connections_active 0/);
+  assert.doesNotMatch(text, /route="\/metrics"/);
+});
+
+test('the OpenAPI document describes exactly the API routes', async () => {
+  const served = (await app().app.inject({ method: 'GET', url: '/openapi.json' })).json();
+  assert.equal(served.openapi, '3.1.0');
+  const operations = Object.entries(OPENAPI_DOCUMENT.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
+  assert.deepEqual(operations.sort(), API_ROUTES.map((r) => `${r.method} ${r.template.replace('{id}', '{id}')}`).sort());
+});
