@@ -6,10 +6,13 @@ SCENARIO ?= happy
 RESULT ?= rehearsal-result.json
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap rehearsal test test-unit test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-emergency benchmark-smoke benchmark-flags benchmark-unleash clean
+.PHONY: bootstrap venv test-fresh-debian rehearsal test test-unit test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-emergency benchmark-smoke benchmark-flags benchmark-unleash clean
 
-bootstrap:
+bootstrap:  ## Debian packages of the sandbox services, .venv, unleash-server's npm packages
 	@bash scripts/bootstrap.sh
+
+venv:  ## only .venv (and python3-venv): what the unit tests need
+	@bash scripts/bootstrap.sh --venv-only
 
 rehearsal: bootstrap  ## run one cutover rehearsal against the local sandbox
 	VERBOSE="$(VERBOSE)" $(PY) -m sandbox.rehearsal --scenario $(SCENARIO) --result $(RESULT)
@@ -17,7 +20,7 @@ rehearsal: bootstrap  ## run one cutover rehearsal against the local sandbox
 test: bootstrap  ## every test: DAG integrity, unit, integration (real services), end to end
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-test-unit: bootstrap
+test-unit: venv  ## DAG integrity and unit tests: no sandbox service, no Node
 	$(PY) -m pytest tests/dags tests/unit $(PYTEST_ARGS)
 
 test-integration: bootstrap
@@ -55,11 +58,19 @@ benchmark-flags: bootstrap  ## flag flip -> every app serves Rails (file backend
 benchmark-unleash: bootstrap  ## flag flip -> every app's Unleash SDK serves Rails (median of 12 flips)
 	$(PY) -m benchmarks.flags_unleash --flips 12 --json benchmarks/flags_unleash.json
 
-lock:  ## regenerate requirements.lock from requirements.txt in a throwaway venv
-	rm -rf /tmp/cutover-lock-venv && python3 -m venv /tmp/cutover-lock-venv
-	/tmp/cutover-lock-venv/bin/pip install -q --upgrade pip
-	/tmp/cutover-lock-venv/bin/pip install -q -r requirements.txt
-	/tmp/cutover-lock-venv/bin/pip freeze --exclude-editable > requirements.lock
+# A universal lock (environment markers kept, e.g. async-timeout only below Python 3.11.3) from
+# uv's resolver, which keeps the pins already in requirements.lock where requirements.txt allows.
+# uv lives in a throwaway venv, never in the project's.
+UV_VERSION ?= 0.13.9
+LOCK_VENV ?= /tmp/cutover-lock-venv
+lock:  ## re-resolve requirements.lock from requirements.txt for Python 3.11 (all platforms)
+	rm -rf $(LOCK_VENV) && /usr/bin/python3 -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q uv==$(UV_VERSION)
+	$(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 requirements.txt -o requirements.lock
+	rm -rf $(LOCK_VENV)
+
+test-fresh-debian:  ## `make rehearsal` in a plain Debian 12 container (root; docker.io, debootstrap)
+	bash scripts/test-fresh-debian.sh
 
 clean: sandbox-down
 	rm -rf .sandbox .airflow

@@ -1,21 +1,47 @@
 #!/usr/bin/env bash
-# One-time set-up on a fresh Debian 12 machine, run by `make rehearsal` and `make test`:
-# Debian packages for the sandbox services, then a virtualenv with the pinned Python packages.
-# Idempotent: each step is skipped when already done. Works as root or as a user with sudo.
+# Set-up on a fresh Debian 12 machine; the only prerequisites are root or sudo, make and python3.
+#   scripts/bootstrap.sh             everything `make rehearsal` / `make test` need: the Debian
+#                                    packages of the sandbox services, the virtualenv, and the npm
+#                                    packages of unleash-server (with the project's own Node).
+#   scripts/bootstrap.sh --venv-only only python3-venv and the virtualenv (`make test-unit`).
+# Idempotent and fast when done: each step is skipped when its stamp or packages are there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(haproxy prometheus postgresql redis-server)
+# Debian's python3, whatever else is first on PATH (pyenv, conda...): the lock is resolved for
+# it, and a venv from another interpreter is rebuilt.
+PYTHON=/usr/bin/python3
 VENV=.venv
 LOCK=requirements.lock
+VENV_APT_PACKAGES=(python3-venv)
+SANDBOX_APT_PACKAGES=(haproxy prometheus postgresql redis-server)
+UNLEASH_DIR=sandbox/unleash
 
-if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+venv_only=false
+case "${1:-}" in
+  "") ;;
+  --venv-only) venv_only=true ;;
+  *) echo "usage: $0 [--venv-only]" >&2; exit 2 ;;
+esac
 
-missing=()
-for package in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO=(sudo)
+else
+  SUDO=(__needs_root_or_sudo__)
+fi
+
+apt_install() {  # installs the Debian packages among "$@" that are not installed yet
+  local missing=() package
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "${SUDO[0]:-}" = __needs_root_or_sudo__ ]; then
+    echo "bootstrap: error: Debian packages ${missing[*]} are missing; run as root or install sudo" >&2
+    exit 1
+  fi
   echo "bootstrap: installing Debian packages: ${missing[*]}"
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
   # policy-rc.d 101: we run these servers ourselves on private ports; do not start the system ones.
@@ -23,35 +49,32 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${SUDO[@]}" chmod +x /usr/sbin/policy-rc.d
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
   "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d
-fi
+}
 
-stamp="$VENV/.installed-$(sha256sum "$LOCK" | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  echo "bootstrap: creating $VENV from $LOCK"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip
+if [ ! -x "$PYTHON" ]; then
+  echo "bootstrap: error: $PYTHON not found: install Debian's python3 (apt-get install python3)" >&2
+  exit 1
+fi
+if $venv_only; then apt_install "${VENV_APT_PACKAGES[@]}"; else apt_install "${VENV_APT_PACKAGES[@]}" "${SANDBOX_APT_PACKAGES[@]}"; fi
+
+# The stamp records what the venv was built from: the interpreter (path and version) and the lock.
+# Any difference, or no stamp (an interrupted build, a venv from an older bootstrap), rebuilds it.
+STAMP="$VENV/.bootstrap-stamp"
+want_stamp="python=$(readlink -f "$PYTHON") version=$("$PYTHON" -c 'import platform; print(platform.python_version())') lock=$(sha256sum "$LOCK" | cut -c1-16)"
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$want_stamp" ]; then
+  if [ -e "$VENV" ] || [ -L "$VENV" ]; then
+    echo "bootstrap: rebuilding $VENV (built from: $(cat "$STAMP" 2>/dev/null || echo 'unknown'); wanted: $want_stamp)"
+    rm -rf "$VENV"
+  fi
+  echo "bootstrap: creating $VENV with $PYTHON from $LOCK (a few minutes the first time)"
+  "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --no-deps -r "$LOCK"
   "$VENV/bin/pip" check
-  rm -f "$VENV"/.installed-*
-  touch "$stamp"
+  echo "$want_stamp" > "$STAMP"
 fi
 
-# unleash-server 6.x (sandbox/unleash) for SANDBOX_FLAG_BACKEND=unleash: Node 20 and the npm
-# packages pinned by package-lock.json (`npm ci` installs exactly those; no install scripts run).
-UNLEASH_DIR=sandbox/unleash
-if ! command -v node >/dev/null 2>&1; then
-  echo "bootstrap: error: Node.js 20 is required for the Unleash flag backend (unleash-server 6.x); 'node' is not on PATH" >&2
-  exit 1
-fi
-node_version="$(node --version)"
-if [[ "$node_version" != v20.* ]]; then
-  echo "bootstrap: error: unleash-server 6.x needs Node.js 20; found $node_version" >&2
-  exit 1
-fi
-node_stamp="$UNLEASH_DIR/node_modules/.installed-$(cat "$UNLEASH_DIR/package-lock.json" | sha256sum | cut -c1-16)"
-if [ ! -f "$node_stamp" ]; then
-  echo "bootstrap: installing unleash-server into $UNLEASH_DIR/node_modules (npm ci, ~40 s)"
-  (cd "$UNLEASH_DIR" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
-  rm -f "$UNLEASH_DIR"/node_modules/.installed-*
-  touch "$node_stamp"
-fi
+$venv_only && exit 0
+
+# unleash-server 6.x (sandbox/unleash) for SANDBOX_FLAG_BACKEND=unleash: the npm packages pinned
+# by package-lock.json, installed by the project's npm (Node from the lock; sandbox/node.py).
+"$VENV/bin/python" -m sandbox.node npm-ci "$UNLEASH_DIR"

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ import requests
 from sandbox.config import SandboxConfig
 from sandbox.launcher.errors import SandboxError
 from sandbox.launcher.processes import PROBE_TIMEOUT, http_ok
+from sandbox.node import NodeError, project_node
 
 log = logging.getLogger("sandbox")
 
@@ -37,15 +36,12 @@ class Unleash:
         return self.config.repo_root / "sandbox" / "unleash"
 
     def _unleash_command(self) -> list[str]:
-        """argv that starts unleash-server; raises if Node 20 or the npm packages are missing."""
-        node = shutil.which("node")
-        if node is None:
-            raise SandboxError(f"SANDBOX_FLAG_BACKEND=unleash needs Node.js {UNLEASH_NODE_MAJOR} (`node` is not on PATH); "
-                               f"install it, then run `make bootstrap`")
-        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
-        if not version.startswith(f"v{UNLEASH_NODE_MAJOR}."):
-            raise SandboxError(f"SANDBOX_FLAG_BACKEND=unleash needs Node.js {UNLEASH_NODE_MAJOR}.x for unleash-server 6.x; "
-                               f"{node} is {version or 'unknown'}")
+        """argv that starts unleash-server with the project's Node 20 (sandbox/node.py, never the
+        machine's); raises if it or the npm packages are missing."""
+        try:
+            node = str(project_node(required_major=UNLEASH_NODE_MAJOR))
+        except NodeError as error:
+            raise SandboxError(f"SANDBOX_FLAG_BACKEND=unleash: {error}") from None
         if not (self._unleash_dir / "node_modules" / "unleash-server" / "package.json").exists():
             raise SandboxError(f"unleash-server is not installed in {self._unleash_dir}/node_modules; run `make bootstrap`")
         # --state-dir: names this sandbox in the command line, so down() and the leftover sweep
