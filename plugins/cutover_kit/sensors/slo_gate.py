@@ -120,10 +120,12 @@ class SLOGateOperator(BaseOperator):
         if self.deferral_timeout is None:
             return timedelta(seconds=trigger.step_timeout_seconds) + DEFERRAL_MARGIN
         if self.deferral_timeout.total_seconds() < trigger.step_timeout_seconds:
-            self.log.warning("Gate at %s: deferral_timeout %s s is shorter than the step timeout %s s: the task "
-                             "will fail at %s s without the gate's verdict or its reflex rollback",
-                             self.step_label, self.deferral_timeout.total_seconds(), trigger.step_timeout_seconds,
-                             self.deferral_timeout.total_seconds())
+            # Refused before deferring: the task would die at the deferral timeout without the
+            # gate's verdict or its reflex rollback, leaving green with its share.
+            raise AirflowFailException(
+                f"Gate at {self.step_label}: deferral_timeout {self.deferral_timeout.total_seconds():g} s is shorter "
+                f"than the step timeout {trigger.step_timeout_seconds:g} s; the gate would die without a verdict "
+                "or its reflex rollback")
         return self.deferral_timeout
 
     def execute(self, context: Any) -> None:

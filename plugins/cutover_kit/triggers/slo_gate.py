@@ -94,9 +94,9 @@ class SLOGateTrigger(BaseTrigger):
 
     def _read_emergency_stop(self) -> EmergencyStop | None:
         """The latched stop or None; raises CutoverStateError when the state cannot be read."""
-        from cutover_kit.hooks.cutover_state import CutoverStateHook
+        from cutover_kit.hooks.levers import read_emergency_stop
 
-        return CutoverStateHook(self.state_conn_id).emergency_stop()
+        return read_emergency_stop(self.state_conn_id)
 
     def _reflex_rollback(self, event: dict[str, Any], flag_backend: str | None) -> None:
         """Flags -> Rails (verified in the store and every app), then traffic -> 100 % blue (read
