@@ -110,7 +110,8 @@ class SLOGateTrigger(BaseTrigger):
 
     def _measure(self, source: MetricsSource, plan: CutoverPlan, window: int) -> tuple[ColorWindow, ColorWindow]:
         quantiles = tuple(plan.slo.quantiles)
-        return measure_color(source, "green", window, quantiles), measure_color(source, "blue", window, quantiles)
+        return (measure_color(source, "green", window, quantiles, plan.metrics),
+                measure_color(source, "blue", window, quantiles, plan.metrics))
 
     async def _judge_once(self, source: MetricsSource, plan: CutoverPlan, baseline: ColorWindow | None) -> tuple[Judgement, dict]:
         window = judging_window_seconds(time.time() - self.weights_set_at, plan.window_seconds)
@@ -119,7 +120,8 @@ class SLOGateTrigger(BaseTrigger):
         except MeasurementError as error:
             return Judgement(Verdict.INCONCLUSIVE, str(error)), {}
         judgement = judge_window(
-            green, blue, plan.slo, min_requests=plan.min_requests, window_seconds=window, blue_baseline=baseline
+            green, blue, plan.slo, min_requests=plan.min_requests, window_seconds=window, blue_baseline=baseline,
+            judge_latency=plan.metrics.latency_available,
         )
         return judgement, {"window_seconds": window, "green": green.to_dict(), "blue": blue.to_dict()}
 
