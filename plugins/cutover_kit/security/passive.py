@@ -61,10 +61,10 @@ ERROR_DISCLOSURE = [
     (re.compile(r"\bat [\w$.<>]+ \((?:file://)?/[^)]+\.[cm]?[jt]s:\d+:\d+\)"), "Node.js stack frame"),
     (re.compile(r"at (?:node:|/)[^\s]+\.[cm]?[jt]s:\d+:\d+"), "Node.js stack frame"),
     (re.compile(r"/[\w/.-]+\.rb:\d+:in `"), "Ruby stack frame"),
-    (re.compile(r"ActionController::|ActiveRecord::\w+Error|ActionDispatch::"), "Rails exception class"),
+    (re.compile(r"ActionController::|ActiveRecord::[A-Z]\w+|ActionDispatch::"), "Rails exception class"),
     (re.compile(r"<title>Action Controller: Exception caught</title>|Rails\.root:"), "Rails error page"),
     (re.compile(r"Werkzeug Debugger|Express</title>|Cannot (?:GET|POST) /"), "framework error page"),
-    (re.compile(r"psycopg2\.\w+|PG::\w+Error|SQLSTATE\[|syntax error at or near", re.I), "database error text"),
+    (re.compile(r"psycopg2\.\w+|PG::[A-Z]\w+|SQLSTATE\[|syntax error at or near", re.I), "database error text"),
     (re.compile(r"java\.lang\.\w+Exception|Microsoft OLE DB Provider|ORA-\d{5}"), "platform error text"),
 ]
 
