@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cutover_kit.paths import REPO_ROOT
 from cutover_kit.plan.model import CutoverPlan, build_plan
 from cutover_kit.plan.schema import (
     DEFAULT_METRIC_TEMPLATES,
@@ -21,31 +22,11 @@ from cutover_kit.plan.schema import (
     describe_schema_errors,
     refuse_invalid_plan,
 )
-from cutover_kit.paths import REPO_ROOT
 from cutover_kit.promql import COLORS, template_problems
-from cutover_kit.yaml_loader import YAMLFileError, load_yaml
+from cutover_kit.yaml_loader import YAML_SUFFIXES, looks_like_path, read_yaml_mapping
 
 DEFAULT_PLANS_DIR = REPO_ROOT / "include" / "plans"
 DEFAULT_TEMPLATES_DIR = REPO_ROOT / "include" / "prometheus" / "templates"
-YAML_SUFFIXES = (".yaml", ".yml")
-
-
-def read_yaml_mapping(path: Path, *, context: str, error: type[ValueError]) -> dict[str, Any]:
-    """Parse a YAML file strictly (cutover_kit.yaml_loader) whose top level must be a mapping; any
-    problem raises `error`, naming the file and, for a syntax error or a duplicate key, the line."""
-    try:
-        document = load_yaml(path)
-    except YAMLFileError as exc:
-        raise error(f"{context}: {exc}") from exc
-    if not isinstance(document, dict):
-        got = "an empty file" if document is None else f"a {type(document).__name__}"
-        raise error(f"{context}: {path} must contain a YAML mapping at the top level; got {got}")
-    return document
-
-
-def looks_like_path(name_or_path: str) -> bool:
-    """A slash or a .yaml/.yml suffix means a file path; anything else is a name."""
-    return "/" in name_or_path or "\\" in name_or_path or name_or_path.endswith(YAML_SUFFIXES)
 
 
 def list_plans(plans_dir: Path = DEFAULT_PLANS_DIR) -> list[str]:
