@@ -14,7 +14,7 @@ PYTHON=/usr/bin/python3
 VENV=.venv
 LOCK=requirements.lock
 VENV_APT_PACKAGES=(python3-venv)
-SANDBOX_APT_PACKAGES=(haproxy prometheus postgresql redis-server)
+SANDBOX_APT_PACKAGES=(haproxy prometheus prometheus-alertmanager postgresql redis-server)
 UNLEASH_DIR=sandbox/unleash
 
 venv_only=false
