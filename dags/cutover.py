@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param, TaskGroup, chain, task
 from airflow.sdk import TriggerRule
 
+from cutover_kit.control import REASON_MAX_CHARS, REASON_MIN_CHARS
 from cutover_kit.plan import OVERRIDABLE_FIELDS, list_plans, load_plan
 from cutover_kit.sensors.slo_gate import SLOGateOperator
 from cutover_kit.stages import (
@@ -22,13 +23,13 @@ order, each one task group whose code is one module of `plugins/cutover_kit/stag
 
 | Stage | Task group | Module | What it does |
 |---|---|---|---|
-| 1 | `stage_01_deployment_readiness` | `deployment_readiness.py` | The plan and the run's files validate, every Connection resolves, every endpoint answers, every metric template parses and answers one series at most per color, the plan's flag store (flagd file or Unleash) reads cleanly and every app reports its flags, no emergency stop is latched. |
+| 1 | `stage_01_deployment_readiness` | `deployment_readiness.py` | The plan and the run's files validate, every Connection resolves, every endpoint answers, no earlier cutover is in place (green has no traffic and the last run did not promote, unless `allow_rerun_reason` says why to start over), every metric template parses and answers one series at most per color, the plan's flag store (flagd file or Unleash) reads cleanly or has no flags yet (stage 3 creates them), every app reports its flags, no emergency stop is latched. |
 | 2 | `stage_02_database_preparation` | `database_preparation.py` | Schema version check, pg_dump backup restored and compared, expand migration (TypeScript shape beside the Rails one, sync triggers), batched backfill, then Great Expectations against the backup. |
 | - | `decide_after_validation` | `verdict.py` | Branch: a failed validation goes to `database_rollback` and no traffic moves. |
 | - | `database_rollback` | `database_rollback.py` | Why stage 2 stopped, then the down migration (only this run's expand, only while green gets no traffic), verified. |
 | 3 | `stage_03_feature_flags` | `feature_flags.py` | Every flag at the Rails-safe default, read back from the store and confirmed by every app. |
 | 5 | `stage_05_health_checks` | `health_checks.py` | Liveness and readiness of both colors, PostgreSQL and Redis round trips. |
-| 8 | `stage_08_rollback_procedures` | `rollback_procedures.py` | Rollback drill: a little traffic on green, rolled back and verified; the time is recorded. |
+| 8 | `stage_08_rollback_procedures` | `rollback_procedures.py` | Rollback drill: a little traffic on green, rolled back and verified; the time is recorded. On a re-run on purpose, green's current share is what is rolled back. |
 | 9 | `stage_09_blue_green_setup` | `blue_green_setup.py` | Both servers healthy in the router, green at 0 %. |
 | 12 | `stage_12_blue_monitoring` | `blue_monitoring.py` | Blue's baseline before traffic moves (every gate also checks that blue does not regress); after the standby watch, blue verified warm. |
 | 10 | `stage_10_traffic_migration` | `traffic_migration.py` | Per step: flags (features on, rollout = step %) -> weights (read back) -> **stage 11** smoke checks -> SLO gate (green vs live blue, deferrable) -> branch: next step or rollback. |
@@ -68,6 +69,10 @@ def _params() -> dict[str, Param]:
     params["acknowledge_emergency_stop"] = Param(
         False, type="boolean",
         description="An emergency rollback latched a stop: set true to clear it and start this cutover anyway",
+    )
+    params["allow_rerun_reason"] = Param(
+        None, type=["null", "string"], minLength=REASON_MIN_CHARS, maxLength=REASON_MAX_CHARS,
+        description="a reason (logged) to run even though the last cutover promoted or green already has traffic",
     )
     params["acknowledged_writes_file"] = Param(
         None, type=["null", "string"], description="File of order ids the clients saw acknowledged (one per line); checked at the end"
@@ -110,12 +115,13 @@ with DAG(
         plan = task(deployment_readiness.validate_plan, task_id="validate_plan", retries=0)(dag_steps=list(DAG_STEPS))
         connections = task(deployment_readiness.resolve_connections, task_id="resolve_connections", retries=0)()
         endpoints = task(deployment_readiness.check_endpoints_reachable, task_id="check_endpoints_reachable")()
+        previous = task(deployment_readiness.check_previous_cutover, task_id="check_previous_cutover")()
         metric_templates = task(deployment_readiness.check_metric_templates, task_id="check_metric_templates")(
             plan_task_id=plan.operator.task_id
         )
         flag_store_ready = task(deployment_readiness.check_flag_store, task_id="check_flag_store")(plan_task_id=plan.operator.task_id)
         no_stop = task(deployment_readiness.check_emergency_stop, task_id="check_emergency_stop")()
-        chain(plan, connections, endpoints, metric_templates, flag_store_ready, no_stop)
+        chain(plan, connections, endpoints, previous, metric_templates, flag_store_ready, no_stop)
 
     with TaskGroup("stage_02_database_preparation") as stage_02:
         version = task(database_preparation.check_schema_version, task_id="check_schema_version", retries=0)()
@@ -148,7 +154,9 @@ with DAG(
         stage_05_tasks = [check.operator for check in health_tasks]
 
     with TaskGroup("stage_08_rollback_procedures") as stage_08:
-        drill = task(rollback_procedures.rollback_drill, task_id="rollback_drill", retries=0)(plan)
+        drill = task(rollback_procedures.rollback_drill, task_id="rollback_drill", retries=0)(
+            plan, previous_cutover_task_id=previous.operator.task_id
+        )
 
     with TaskGroup("stage_09_blue_green_setup") as stage_09:
         setup = task(blue_green_setup.blue_green_setup, task_id="blue_green_ready")()

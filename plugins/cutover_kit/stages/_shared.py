@@ -8,6 +8,7 @@ unknown state or a flag store that did not answer may clear up (AirflowException
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -57,6 +58,26 @@ def record_step_progress(step_label: str) -> None:
         CutoverStateHook().record_progress(get_current_context()["run_id"], step_label)
     except CutoverStateError as error:  # progress is informational; the stop check is what guards
         log.warning("Could not record progress at %s: %s", step_label, error)
+
+
+def record_outcome(outcome: str, reason: str) -> bool:
+    """Record what this run ended with (absolute SET: the newest run wins), for the next cutover's
+    stage 1. Best effort: the router's weights are stage 1's other, independent witness, so a
+    Redis failure is logged and never turns a verified promotion or rollback into a failure."""
+    from airflow.sdk import get_current_context
+
+    from cutover_kit.hooks.cutover_state import CutoverStateHook
+    from cutover_kit.previous_cutover import RecordedOutcome
+
+    context = get_current_context()
+    ti = context["ti"]
+    try:
+        CutoverStateHook().record_outcome(RecordedOutcome(outcome, context["run_id"], ti.dag_id, time.time(), reason))
+    except CutoverStateError as error:
+        log.error("Outcome %s NOT recorded (the next cutover's stage 1 still reads the router): %s", outcome, error)
+        return False
+    log.info("Outcome %s recorded for the next cutover's stage 1", outcome)
+    return True
 
 
 def applied_flags(desired: FlagState, backend: str, what: str) -> dict[str, Any]:

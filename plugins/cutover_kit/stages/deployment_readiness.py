@@ -1,7 +1,9 @@
 """Stage 1, deployment readiness (task group ``stage_01_deployment_readiness``): the plan and the
-run's input files are valid, every Connection resolves, every endpoint answers, every metric
-template of the plan parses and answers with at most one series per color, the plan's flag store
-reads cleanly and every app reports its flags, and no emergency stop is latched.
+run's input files are valid, every Connection resolves, every endpoint answers, no earlier cutover
+is in place (green has no traffic, the last run did not promote) unless the operator re-runs on
+purpose, every metric template of the plan parses and answers with at most one series per color,
+the plan's flag store reads cleanly (or its flags are absent, for stage 3 to create) and every app
+reports its flags, and no emergency stop is latched.
 
 Nothing here changes the world: a bad plan or a missing Connection stops the run before any side effect.
 """
@@ -201,6 +203,35 @@ def check_metric_templates(plan_task_id: str) -> dict[str, Any]:
     reason = f"Metric templates ({source}) parse and answer one series at most: {', '.join(check.values)}{latency}"
     log.info(reason)
     return {"verdict": "PASS", "reason": reason, "metric_templates": plan.metric_templates}
+
+
+def check_previous_cutover() -> dict[str, Any]:
+    """Refuse, before anything changes, a run that would undo a finished or half-done cutover:
+    green already has traffic, or the last recorded outcome is a promotion. The param
+    ``allow_rerun_reason`` starts over on purpose; stage 8 then reads ``starts_over`` from here.
+    An unreadable router or state refuses for now (retried): unknown is not "no cutover"."""
+    from airflow.sdk import get_current_context
+
+    from cutover_kit.hooks.cutover_state import CutoverStateHook
+    from cutover_kit.hooks.haproxy import HAProxyHook
+    from cutover_kit.previous_cutover import judge_previous_cutover
+
+    rerun_reason = get_current_context()["params"].get("allow_rerun_reason")
+    try:
+        green_percent = HAProxyHook().read_weights().green_percent
+        last = CutoverStateHook().last_outcome()
+    except Exception as error:  # router or Redis unreachable, a misconfigured Connection, an unreadable record
+        raise AirflowException(f"Cutover refused for now: cannot tell whether a cutover is in place: "
+                               f"{type(error).__name__}: {error}") from error
+    try:
+        decision = judge_previous_cutover(green_percent, last, rerun_reason)
+    except ValueError as error:
+        raise AirflowFailException(f"Cutover refused: allow_rerun_reason unusable: {error}") from error
+    if not decision.allowed:
+        raise AirflowFailException(decision.line)
+    (log.warning if decision.starts_over else log.info)(decision.line)
+    return {"verdict": "PASS", "reason": decision.line, "starts_over": decision.starts_over,
+            "green_percent": green_percent, "last_outcome": last.outcome if last is not None else None}
 
 
 def check_flag_store(plan_task_id: str) -> dict[str, Any]:

@@ -5,7 +5,8 @@ and stage 1 refuses to start while it is latched
 
 Order in an emergency run: latch the stop first (so the cutover stops advancing within one gate
 poll), then flags -> Rails, then traffic -> 100 % blue, then smoke checks on blue, then one line
-with the timings. Each task sets absolute state, so a retry or a second emergency run is harmless.
+with the timings (and, once traffic is verified on blue, the outcome "rolled_back" recorded for the
+next cutover's stage 1). Each task sets absolute state, so a retry or a second emergency run is harmless.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from cutover_kit.flags.model import FlagState
 from cutover_kit.flags.propagation import choose_flag_backend
 from cutover_kit.hooks.levers import app_reports
 from cutover_kit.stages import rollback, traffic_migration
-from cutover_kit.stages._shared import applied_flags
+from cutover_kit.previous_cutover import ROLLED_BACK
+from cutover_kit.stages._shared import applied_flags, record_outcome
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,8 @@ def route_all_to_blue() -> dict[str, Any]:
 
 
 def verify_blue_serving() -> dict[str, Any]:
-    """Through the router, every answer comes from blue and succeeds."""
-    return rollback.verify_blue_serving()
+    """Through the router, every answer comes from blue and succeeds (recorded by the report)."""
+    return rollback.check_blue_serving_alone()
 
 
 def smoke_checks_on_blue(flag_backend: str | None = None) -> dict[str, Any]:
@@ -110,6 +112,11 @@ def report_emergency_rollback(latch_task_id: str, step_task_ids: dict[str, str])
         status = states.get(task_id, "unknown")
         parts.append(f"{name} {done_at - triggered_at:.2f} s" if done_at and status == "success" else f"{name} {status}")
     problems = [name for name, task_id in step_task_ids.items() if states.get(task_id) != "success"]
+    # Traffic verified on blue is what the next cutover's stage 1 must know, even if another part
+    # failed; best effort (record_outcome logs a Redis failure, never raises).
+    traffic_task = step_task_ids.get("traffic")
+    recorded = traffic_task is not None and states.get(traffic_task) == "success" and record_outcome(
+        ROLLED_BACK, f"emergency rollback: {latch.get('reason', '?')}")
     if not latch.get("latched"):
         problems.insert(0, "stop not latched")
     line = (f"Emergency rollback {'INCOMPLETE' if problems else 'complete'} ({', '.join(parts)} after the trigger; "
@@ -118,5 +125,5 @@ def report_emergency_rollback(latch_task_id: str, step_task_ids: dict[str, str])
         raise AirflowFailException(f"{line}; not done: {', '.join(problems)}")
     log.info(line)
     traffic = results.get("traffic") or {}
-    return {"verdict": "PASS", "line": line, "triggered_at": triggered_at,
+    return {"verdict": "PASS", "line": line, "triggered_at": triggered_at, "outcome_recorded": recorded,
             "traffic_verified_seconds": round(traffic["verified_at"] - triggered_at, 3)}

@@ -16,7 +16,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from cutover_kit.plan import CutoverPlan
 from cutover_kit.stages import traffic_migration
-from cutover_kit.stages._shared import ensure_not_stopped
+from cutover_kit.previous_cutover import PROMOTED
+from cutover_kit.stages._shared import ensure_not_stopped, record_outcome
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ def decide_after_gate(gate_task_id: str, proceed_task_id: str, halt_task_id: str
 
 
 def record_promotion(plan: dict[str, Any]) -> dict[str, Any]:
-    """Stage 13's end: green holds 100 % after the standby watch, read back from the router."""
+    """Stage 13's end: green holds 100 % after the standby watch, read back from the router.
+    Recorded as "promoted", so the next run's stage 1 refuses to undo it by accident."""
     from cutover_kit.hooks.haproxy import HAProxyHook
 
     ensure_not_stopped("promote")
@@ -52,4 +54,5 @@ def record_promotion(plan: dict[str, Any]) -> dict[str, Any]:
     standby = CutoverPlan.from_dict(plan).standby_seconds
     reason = f"Promoted: 100 % green after a {standby} s standby watch, blue kept warm for rollback"
     log.info(reason)
-    return {"verdict": "PASS", "reason": reason, "weights": weights.to_dict()}
+    recorded = record_outcome(PROMOTED, reason)
+    return {"verdict": "PASS", "reason": reason, "weights": weights.to_dict(), "outcome_recorded": recorded}

@@ -1,6 +1,7 @@
 """The rollback path (task group ``rollback``): record why (``halt_at_<step>``), flags -> Rails
 (verified in the store and every app), then 100 % of traffic on blue (verified), then prove blue
 serves. Two levels, in the plan's order; the traffic level runs even if the flag level failed.
+A verified rollback is recorded as "rolled_back" for the next cutover's stage 1.
 
 ``route_all_to_blue`` re-asserts the absolute state even when the gate's reflex already did it:
 setting weights is idempotent, and the read-back is the proof we record.
@@ -18,9 +19,12 @@ from cutover_kit import connections
 from cutover_kit.control import emergency_halt_line
 from cutover_kit.flags.model import FlagState
 from cutover_kit.outcome import halt_reason
-from cutover_kit.stages._shared import applied_flags, latched_stop_or_none, plan_of_run
+from cutover_kit.previous_cutover import ROLLED_BACK
+from cutover_kit.stages._shared import applied_flags, latched_stop_or_none, plan_of_run, record_outcome
 
 log = logging.getLogger(__name__)
+
+HALT_TASK_PREFIX = "rollback.halt_at_"  # the group's record_halt tasks, one per step and the standby watch
 
 
 def record_halt(step_label: str, gate_task_id: str, smoke_task_id: str | None, set_weights_task_id: str) -> dict[str, Any]:
@@ -77,8 +81,8 @@ def route_all_to_blue() -> dict[str, Any]:
     return {"verdict": "PASS", "reason": reason, "weights": weights.to_dict(), "verified_at": verified_at}
 
 
-def verify_blue_serving(probes: int = 10) -> dict[str, Any]:
-    """Through the router, every answer must come from blue and succeed."""
+def check_blue_serving_alone(probes: int = 10) -> dict[str, Any]:
+    """Through the router, every answer must come from blue and succeed (also the emergency DAG's check)."""
     from cutover_kit.hooks.service import ServiceHook
 
     router = ServiceHook(connections.APP_ROUTER)
@@ -97,3 +101,18 @@ def verify_blue_serving(probes: int = 10) -> dict[str, Any]:
     reason = f"Rollback verified: {probes}/{probes} probes through the router served by blue with HTTP 200"
     log.info(reason)
     return {"verdict": "PASS", "reason": reason, "verified": True}
+
+
+def verify_blue_serving(probes: int = 10) -> dict[str, Any]:
+    """Blue serves alone; then this run is recorded as "rolled_back" with its halt's reason, so the
+    next cutover's stage 1 knows no cutover is in place (best effort: see record_outcome)."""
+    from airflow.sdk import get_current_context
+
+    result = check_blue_serving_alone(probes)
+    ti = get_current_context()["ti"]
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    halts = sorted(task for task, state in states.items() if task.startswith(HALT_TASK_PREFIX) and state == "success")
+    halt = (ti.xcom_pull(task_ids=halts[0]) or {}) if halts else {}
+    why = halt.get("reason") or "rollback group ran without a recorded halt"
+    recorded = record_outcome(ROLLED_BACK, f"{why}; {result['reason']}")
+    return {**result, "outcome_recorded": recorded}
