@@ -41,6 +41,17 @@ class FlagStoreError(RuntimeError):
     """The flag store cannot be read or written (unreachable service, malformed file, bad config)."""
 
 
+class FlagsAbsent(FlagStoreError):
+    """The store answers but some cutover flags do not exist yet (what exists is well-formed):
+    an SDK answers the Rails-safe default for a flag it does not know, and the next write creates
+    them. `missing` names every absent flag. Stage 1 passes on it (stage 3 writes the flags);
+    every other reader treats it as the FlagStoreError it is."""
+
+    def __init__(self, missing: list[str], message: str) -> None:
+        self.missing = list(missing)
+        super().__init__(message)
+
+
 class FlagsNotApplied(FlagStoreError):
     """A write was not confirmed by reading back; `differences` names every flag that differs."""
 

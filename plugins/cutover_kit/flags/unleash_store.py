@@ -16,8 +16,10 @@ Unleash assigns strategy ids itself, so our strategies are recognised by their t
 more, and deletes any strategy that is not ours, since it would change who sees green. read()
 maps the server's state back to a FlagState and raises FlagStoreError, naming the flag, for
 anything that is not exactly that layout (a strategy someone added by hand, a disabled rollout,
-odd weights...). The mapping (``desired_layout``, ``state_from_features``) is pure and unit
-tested with payloads recorded from unleash-server 6.10; the class only adds HTTP.
+odd weights...), or FlagsAbsent when flags simply do not exist yet (a server the cutover never
+wrote to: stage 3 creates them) and those that exist are well-formed. The mapping
+(``desired_layout``, ``state_from_features``) is pure and unit tested with payloads recorded from
+unleash-server 6.10; the class only adds HTTP.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from cutover_kit.flags.model import (
     FEATURES,
     ROLLOUT_FLAG,
     FlagState,
+    FlagsAbsent,
     FlagStoreError,
     feature_flag,
 )
@@ -179,29 +182,42 @@ def _check_layout(flag: str, env: Mapping[str, Any], wanted: FlagLayout) -> dict
 def state_from_features(features: Mapping[str, Mapping[str, Any]], environment: str) -> FlagState:
     """FlagState from admin-API feature payloads (flag name -> GET .../features/<name>); pure.
 
-    Raises FlagStoreError naming the flag for a missing flag or anything it cannot map exactly.
+    Raises FlagStoreError naming the flag for anything it cannot map exactly. When some flags do
+    not exist yet (a server the cutover never wrote to), every flag that does exist is checked
+    first: all well-formed -> FlagsAbsent listing the missing ones (stage 3 creates them at the
+    Rails-safe default); one malformed -> FlagStoreError for it (the store is not usable as is).
     """
+    reference = desired_layout(FlagState.rails())
+    readers = {feature_flag(name): _feature_reader(feature_flag(name)) for name in FEATURES}
+    readers[ROLLOUT_FLAG], readers[EXPERIMENT_FLAG] = _rollout_percent_of, _treatment_percent_of
+    values = {flag: reader(features[flag], environment, reference[flag])
+              for flag, reader in readers.items() if flag in features}
     missing = [name for name in FLAG_NAMES if name not in features]
     if missing:
-        raise FlagStoreError(f"flags missing in Unleash: {', '.join(missing)}")
-    reference = desired_layout(FlagState.rails())
+        raise FlagsAbsent(missing, f"flags missing in Unleash: {', '.join(missing)} (the flags that exist "
+                                   f"are well-formed: {', '.join(values) or 'none'})")
+    return FlagState({name: values[feature_flag(name)] for name in FEATURES}, values[ROLLOUT_FLAG],
+                     values[EXPERIMENT_FLAG])
 
-    on: dict[str, bool] = {}
-    for name in FEATURES:
-        flag = feature_flag(name)
-        env = _environment(features[flag], environment)
-        strategies = _check_layout(flag, env, reference[flag])
-        if not strategy_matches(strategies[EVERYONE], reference[flag].strategies[EVERYONE]):
+
+def _feature_reader(flag: str):
+    def feature_on(feature: Mapping[str, Any], environment: str, reference: FlagLayout) -> bool:
+        env = _environment(feature, environment)
+        strategies = _check_layout(flag, env, reference)
+        if not strategy_matches(strategies[EVERYONE], reference.strategies[EVERYONE]):
             raise FlagStoreError(f"{flag}: strategy {EVERYONE!r} does not serve 100 % of requests: "
                                  f"{_describe(strategies[EVERYONE])}")
-        on[name] = bool(env.get("enabled"))
+        return bool(env.get("enabled"))
+    return feature_on
 
-    env = _environment(features[ROLLOUT_FLAG], environment)
+
+def _rollout_percent_of(feature: Mapping[str, Any], environment: str, reference: FlagLayout) -> int:
+    env = _environment(feature, environment)
     if not env.get("enabled"):
         raise FlagStoreError(f"{ROLLOUT_FLAG}: disabled in environment {environment!r}; the cutover keeps it "
                              f"enabled (routed requests on, direct requests at the rollout percentage)")
-    strategies = _check_layout(ROLLOUT_FLAG, env, reference[ROLLOUT_FLAG])
-    if not strategy_matches(strategies[VIA_ROUTER], reference[ROLLOUT_FLAG].strategies[VIA_ROUTER]):
+    strategies = _check_layout(ROLLOUT_FLAG, env, reference)
+    if not strategy_matches(strategies[VIA_ROUTER], reference.strategies[VIA_ROUTER]):
         raise FlagStoreError(f"{ROLLOUT_FLAG}: strategy {VIA_ROUTER!r} is not 100 % of requests with "
                              f"{VIA_ROUTER_FIELD}=true: {_describe(strategies[VIA_ROUTER])}")
     direct = strategies[DIRECT_ROLLOUT]
@@ -210,12 +226,15 @@ def state_from_features(features: Mapping[str, Mapping[str, Any]], environment: 
     if not strategy_matches(direct, expected):
         raise FlagStoreError(f"{ROLLOUT_FLAG}: strategy {DIRECT_ROLLOUT!r} is not a plain rollout by {STICKINESS}: "
                              f"{_describe(direct)}")
+    return rollout_percent
 
-    env = _environment(features[EXPERIMENT_FLAG], environment)
+
+def _treatment_percent_of(feature: Mapping[str, Any], environment: str, reference: FlagLayout) -> int:
+    env = _environment(feature, environment)
     if not env.get("enabled"):
         raise FlagStoreError(f"{EXPERIMENT_FLAG}: disabled in environment {environment!r}; the cutover keeps it "
                              f"enabled with variants {'/'.join(EXPERIMENT_VARIANTS)}")
-    strategies = _check_layout(EXPERIMENT_FLAG, env, reference[EXPERIMENT_FLAG])
+    strategies = _check_layout(EXPERIMENT_FLAG, env, reference)
     experiment = strategies[EXPERIMENT]
     treatment_percent = _treatment_percent(experiment)
     expected = _strategy(EXPERIMENT, _rollout(100, STICKINESS, EXPERIMENT_FLAG),
@@ -223,7 +242,7 @@ def state_from_features(features: Mapping[str, Mapping[str, Any]], environment: 
     if not strategy_matches(experiment, expected):
         raise FlagStoreError(f"{EXPERIMENT_FLAG}: strategy {EXPERIMENT!r} is not 100 % of users with variants "
                              f"control/treatment sticky by {STICKINESS}: {_describe(experiment)}")
-    return FlagState(on, rollout_percent, treatment_percent)
+    return treatment_percent
 
 
 def _treatment_percent(strategy: Mapping[str, Any]) -> int:
@@ -300,14 +319,13 @@ class UnleashFlagStore:
     # ----------------------------------------------------------------------------- FlagStore
 
     def read(self) -> FlagState:
-        features = {}
-        for flag in FLAG_NAMES:
-            feature = self._get_feature(flag)
-            if feature is None:
-                raise FlagStoreError(f"{self.name}: flag {flag} does not exist (write the flags to create it)")
-            features[flag] = feature
+        """The state in Unleash; FlagsAbsent (listing every missing flag) when some do not exist
+        yet and the others are well-formed, FlagStoreError for anything unusable."""
+        features = {flag: feature for flag in FLAG_NAMES if (feature := self._get_feature(flag)) is not None}
         try:
             return state_from_features(features, self.environment)
+        except FlagsAbsent as error:
+            raise FlagsAbsent(error.missing, f"{self.name}: {error} (write the flags to create them)") from None
         except FlagStoreError as error:
             raise FlagStoreError(f"{self.name}: {error}") from None
 

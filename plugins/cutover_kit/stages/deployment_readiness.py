@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from cutover_kit import connections
 from cutover_kit.control import CutoverStateError
-from cutover_kit.flags.model import FlagStoreError
+from cutover_kit.flags.model import FlagsAbsent, FlagStoreError
 from cutover_kit.flags.propagation import serving_summary
 from cutover_kit.hooks.levers import app_reports
 from cutover_kit.plan import PlanError, plan_for_params
@@ -235,14 +235,19 @@ def check_previous_cutover() -> dict[str, Any]:
 
 
 def check_flag_store(plan_task_id: str) -> dict[str, Any]:
-    """The plan's flag store answers with a well-formed state and every app reports its flags.
-    Changes nothing; an unreachable, misconfigured or malformed store stops the run here."""
+    """The plan's flag store answers with a well-formed state (or with no cutover flags yet, which
+    stage 3 creates) and every app reports its flags. Changes nothing; an unreachable,
+    misconfigured or malformed store stops the run here."""
     from cutover_kit.hooks.flags import flag_store
 
     backend = plan_of_run(plan_task_id).flag_backend
     try:
         store = flag_store(backend)
         state = store.read()
+        found = state.describe()
+    except FlagsAbsent as error:  # a store the cutover never wrote to: usable, stage 3 creates them
+        state, found = None, (f"flags absent: {', '.join(error.missing)}; stage 3 will create them at the "
+                              "Rails-safe default")
     except FlagStoreError as error:
         raise AirflowException(f"Flag store not usable ({backend} backend): {error}") from error
     reports = app_reports()
@@ -252,9 +257,9 @@ def check_flag_store(plan_task_id: str) -> dict[str, Any]:
                  if isinstance(report, dict) and report.get("evaluates_flags") and report.get("backend") != backend]
     if problems:
         raise AirflowFailException("Flags: apps not ready: " + "; ".join(problems))
-    reason = f"Flag store {store.name} readable ({state.describe()}); apps: {serving_summary(reports)}"
+    reason = f"Flag store {store.name} readable ({found}); apps: {serving_summary(reports)}"
     log.info(reason)
-    return {"verdict": "PASS", "reason": reason, "flags": state.as_flags()}
+    return {"verdict": "PASS", "reason": reason, "flags": state.as_flags() if state is not None else None}
 
 
 def check_emergency_stop() -> dict[str, Any]:

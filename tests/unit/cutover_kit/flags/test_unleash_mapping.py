@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from airflow.models.connection import Connection
 
-from cutover_kit.flags.model import FEATURES, FlagState, FlagStoreError
+from cutover_kit.flags.model import FEATURES, FlagsAbsent, FlagState, FlagStoreError
 from cutover_kit.flags.unleash_store import (
     DIRECT_ROLLOUT, EVERYONE, EXPERIMENT, FLAG_NAMES, VIA_ROUTER, UnleashFlagStore, desired_layout,
     experiment_variants, state_from_features, strategy_matches,
@@ -184,6 +184,101 @@ def test_unmappable_state_names_the_flag(defect, flag, message):
     with pytest.raises(FlagStoreError, match=message) as raised:
         state_from_features(features, ENV)
     assert flag in str(raised.value)
+
+
+# ------------------------------------------------- absent flags (a server the cutover never wrote to)
+
+
+def test_a_server_without_any_cutover_flag_reads_as_absent_naming_every_flag():
+    with pytest.raises(FlagsAbsent) as raised:
+        state_from_features({}, ENV)
+    assert raised.value.missing == list(FLAG_NAMES)
+    assert "flags missing in Unleash: " + ", ".join(FLAG_NAMES) in str(raised.value)
+
+
+def test_partly_present_well_formed_flags_read_as_absent_listing_only_the_missing():
+    features = recorded()
+    del features["green.feature.orders"], features["experiment.order_summary"]
+    with pytest.raises(FlagsAbsent) as raised:
+        state_from_features(features, ENV)
+    assert raised.value.missing == ["green.feature.orders", "experiment.order_summary"]
+    assert "well-formed: green.feature.users, green.rollout" in str(raised.value)
+
+
+def _foreign_strategy_on_users(features):
+    env_of(features, "green.feature.users")["strategies"].append(
+        {"id": "x", "name": "flexibleRollout", "title": None, "parameters": {"rollout": "100"}, "constraints": []})
+
+
+@pytest.mark.parametrize("defect, flag", [(_foreign_strategy_on_users, "green.feature.users"),
+                                          (_rollout_disabled, "green.rollout")])
+def test_a_malformed_flag_beside_missing_ones_is_unusable_not_absent(defect, flag):
+    features = recorded()
+    defect(features)
+    del features["green.feature.orders"], features["experiment.order_summary"]
+    with pytest.raises(FlagStoreError) as raised:
+        state_from_features(features, ENV)
+    assert not isinstance(raised.value, FlagsAbsent) and flag in str(raised.value), raised.value
+
+
+def test_store_read_on_an_empty_server_raises_flags_absent_with_every_missing_flag(monkeypatch):
+    store = UnleashFlagStore("http://127.0.0.1:14242", "*:*.t")
+    present = recorded()
+    del present["green.rollout"], present["green.feature.users"]
+    asked = []
+
+    def get_feature(flag):  # the admin API's answer per flag: the payload, or 404 -> None
+        asked.append(flag)
+        return present.get(flag)
+
+    monkeypatch.setattr(store, "_get_feature", get_feature)
+    with pytest.raises(FlagsAbsent, match="unleash http://127.0.0.1:14242 \\(default/development\\): flags missing "
+                                          "in Unleash: green.feature.users, green.rollout") as raised:
+        store.read()
+    assert asked == list(FLAG_NAMES)  # every flag looked at, not only up to the first missing one
+    assert raised.value.missing == ["green.feature.users", "green.rollout"]
+
+
+def _stage_1_flag_check(monkeypatch, store, reports):
+    from types import SimpleNamespace
+
+    from cutover_kit.stages import deployment_readiness
+
+    monkeypatch.setattr(deployment_readiness, "plan_of_run", lambda task_id: SimpleNamespace(flag_backend="unleash"))
+    monkeypatch.setattr("cutover_kit.hooks.flags.flag_store", lambda backend: store)
+    monkeypatch.setattr(deployment_readiness, "app_reports", lambda: reports)
+    return deployment_readiness.check_flag_store("stage_01_deployment_readiness.validate_plan")
+
+
+class _Store:
+    name = "unleash http://127.0.0.1:14242 (default/development)"
+
+    def __init__(self, error: FlagStoreError) -> None:
+        self.error = error
+
+    def read(self) -> FlagState:
+        raise self.error
+
+
+APPS_ON_UNLEASH = {app: {"evaluates_flags": True, "backend": "unleash", "features": {"users": False}}
+                   for app in ("app_green",)}
+
+
+def test_stage_1_passes_on_absent_flags_saying_stage_3_creates_them(monkeypatch, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        result = _stage_1_flag_check(monkeypatch, _Store(FlagsAbsent(list(FLAG_NAMES), "flags missing")), APPS_ON_UNLEASH)
+    assert result["verdict"] == "PASS" and result["flags"] is None
+    assert ("flags absent: " + ", ".join(FLAG_NAMES) + "; stage 3 will create them at the Rails-safe default") in result["reason"]
+    assert result["reason"] in caplog.text
+
+
+def test_stage_1_fails_on_an_unusable_store(monkeypatch):
+    from airflow.sdk.exceptions import AirflowException
+
+    with pytest.raises(AirflowException, match="Flag store not usable \\(unleash backend\\): green.rollout: disabled"):
+        _stage_1_flag_check(monkeypatch, _Store(FlagStoreError("green.rollout: disabled in environment")), APPS_ON_UNLEASH)
 
 
 def test_flag_names_cover_the_model():
