@@ -27,6 +27,10 @@ def private_sandbox(monkeypatch):
     # Stage 2 migrates for real; a smaller data set than `make rehearsal` keeps CI time in bounds.
     monkeypatch.setenv("SANDBOX_SCHEMA", "legacy")
     monkeypatch.setenv("SANDBOX_ORDERS", "50000")
+    # The rehearsal sets SANDBOX_FLAG_BACKEND from its plan (setdefault): start each test without
+    # it, and undo what a rehearsal set (setenv first, so monkeypatch restores "unset").
+    monkeypatch.setenv("SANDBOX_FLAG_BACKEND", "file")
+    monkeypatch.delenv("SANDBOX_FLAG_BACKEND")
     offset = int(os.environ.get("SANDBOX_E2E_PORT_OFFSET", "2000"))
     for name, default in PORT_SETTINGS.values():
         monkeypatch.setenv(name, str(default + offset))
@@ -78,6 +82,31 @@ def test_green_errors_roll_back_naming_the_error_rate(tmp_path):
     assert ran.index("rollback.flags_to_rails") < ran.index("rollback.route_all_to_blue")
     assert all(stage["verdict"] == "PASS" for stage in result["stages"]
                if stage["name"] in ("rollback.flags_to_rails", "rollback.route_all_to_blue", "rollback.verify_blue_serving"))
+    assert result["behaved_as_expected"]
+
+
+def test_green_errors_with_the_flags_in_unleash_roll_back_both_levels(tmp_path):
+    """Measured before: a plan with flag_backend unleash ended failed in stage 1 (the flags did not
+    exist yet; only stage 3 creates them). The sandbox's Unleash server starts without them."""
+    result = rehearse("green-errors-unleash", tmp_path)
+    assert result["scenario"]["plan"]["flag_backend"] == "unleash"
+    ran = {stage["name"]: stage for stage in result["stages"]}
+    check = ran["stage_01_deployment_readiness.check_flag_store"]
+    assert check["verdict"] == "PASS" and "flags absent: green.feature.users" in check["reason"], check
+    assert "stage 3 will create them at the Rails-safe default" in check["reason"], check
+    assert ran["stage_03_feature_flags.flags_at_rails_default"]["verdict"] == "PASS"
+    assert result["outcome"] == "rolled_back", result["reason"]
+    assert result["final_weights"] == {"blue": 100, "green": 0}
+    assert "Halt at 25 %" in result["reason"] and "5xx" in result["reason"], result["reason"]
+    # Two levels: flags -> Rails read back from Unleash and evaluated by every app, then traffic.
+    assert result["flags_rollback_seconds"] is not None, result
+    assert 0 <= result["flags_rollback_seconds"] <= result["rollback_seconds"], (result["flags_rollback_seconds"], result["rollback_seconds"])
+    names = [stage["name"] for stage in result["stages"]]
+    assert names.index("rollback.flags_to_rails") < names.index("rollback.route_all_to_blue")
+    flags_back = ran["rollback.flags_to_rails"]
+    assert flags_back["verdict"] == "PASS" and "read back from unleash http://127.0.0.1:" in flags_back["reason"], flags_back
+    assert "evaluated by every app" in flags_back["reason"], flags_back
+    assert all(ran[name]["verdict"] == "PASS" for name in ("rollback.route_all_to_blue", "rollback.verify_blue_serving"))
     assert result["behaved_as_expected"]
 
 

@@ -56,7 +56,8 @@ def changed(top: dict | None = None, fault: dict | None = None) -> dict:
 
 
 def test_shipped_scenarios_are_listed() -> None:
-    assert list_scenarios() == ["backfill-under-load", "data-corruption", "green-crash", "green-errors", "green-latency", "happy"]
+    assert list_scenarios() == ["backfill-under-load", "data-corruption", "green-crash", "green-errors",
+                                "green-errors-unleash", "green-latency", "happy"]
 
 
 @pytest.mark.parametrize("name", list_scenarios())
@@ -87,6 +88,13 @@ def test_shipped_scenarios_say_what_they_test(
     assert scenario.expect_outcome == outcome
     assert scenario.expect_reason_contains == reason
     assert list(scenario.faults) == faults
+
+
+def test_the_unleash_rehearsal_is_green_errors_with_the_flags_in_unleash() -> None:
+    unleash, file = load_scenario("green-errors-unleash"), load_scenario("green-errors")
+    assert unleash.plan == load_plan("rehearsal", {"flag_backend": "unleash"}) and unleash.plan.flag_backend == "unleash"
+    assert (unleash.faults, unleash.expect_outcome, unleash.expect_reason_contains, unleash.traffic_rps) == (
+        file.faults, file.expect_outcome, file.expect_reason_contains, file.traffic_rps)
 
 
 def test_schema_is_valid_draft_2020_12() -> None:
