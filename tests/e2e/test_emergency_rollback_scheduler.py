@@ -43,8 +43,10 @@ def green_percent(box: Sandbox) -> float:
 def stack():
     offset = int(os.environ.get("SANDBOX_E2E_PORT_OFFSET", "2000"))
     # Only `cutover` is unpaused by hand: emergency_rollback and smoke must be active on their own.
+    # Traffic for the whole module (about 12-15 min under load: the emergency test alone bakes
+    # 240 s, then a full promotion needs live traffic at every gate); stopped at teardown anyway.
     with sandbox_under_airflow("cutover-e2e-sched-", offset, ("cutover",),
-                               traffic_rps=30, traffic_seconds=600, seed=11) as (airflow, box):
+                               traffic_rps=30, traffic_seconds=1800, seed=11) as (airflow, box):
         yield airflow, box
 
 
@@ -134,7 +136,9 @@ def test_a_second_run_never_undoes_a_finished_cutover(stack):
     assert first.status_code == 200, first.text
     first_run = first.json()["dag_run_id"]
     promoted = airflow.wait_for_run("cutover", first_run, timeout=600)
-    assert promoted["state"] == "success", airflow.task_states("cutover", first_run)
+    first_states = airflow.task_states("cutover", first_run)
+    assert promoted["state"] == "success", {task: state for task, state in first_states.items()
+                                            if state not in ("success", "skipped")}
     assert green_percent(box) == 100
     flags_after_promotion = flags_green_serves(box)
     assert flags_after_promotion["green.feature.orders"] is True, flags_after_promotion
