@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 
-from cutover_kit.flags.model import FlagState, FlagStoreError, apply_flags
+from cutover_kit.flags.model import FlagsAbsent, FlagState, FlagStoreError, apply_flags
 from cutover_kit.flags.unleash_store import FLAG_NAMES, UnleashFlagStore, desired_layout
 from cutover_kit.hooks.unleash import UnleashHook
 from sandbox.config import PORT_SETTINGS, REPO_ROOT
@@ -187,8 +187,11 @@ def test_archived_flag_is_revived_by_write(unleash_sandbox: Sandbox, store: Unle
     store.write(FlagState.rails())
     archived = admin(unleash_sandbox, "DELETE", "/api/admin/projects/default/features/experiment.order_summary")
     assert archived.status_code == 202, archived.text
-    with pytest.raises(FlagStoreError, match="flag experiment.order_summary does not exist"):
+    # Archived reads as absent (what exists is well-formed): stage 1 passes, the next write revives it.
+    with pytest.raises(FlagsAbsent, match="flags missing in Unleash: experiment.order_summary \\(the flags that "
+                                          "exist are well-formed: green.feature.users, ") as raised:
         store.read()
+    assert raised.value.missing == ["experiment.order_summary"]
     assert apply_flags(store, FlagState.rails(20)) == FlagState.rails(20)
 
 
