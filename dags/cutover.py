@@ -135,7 +135,7 @@ with DAG(
             backup, GX_SCRATCH_DB
         )
         drop_scratch = task(database_preparation.drop_backup_scratch, task_id="drop_validation_scratch", trigger_rule=TriggerRule.ALL_DONE)(
-            scratch_db=GX_SCRATCH_DB
+            scratch_db=GX_SCRATCH_DB, restore_task_id=scratch.operator.task_id
         )
         chain(version, backup, expand, fill, scratch, validate, drop_scratch)
 

@@ -127,9 +127,24 @@ def restore_backup_for_validation(record: Mapping[str, Any], conn_id: str = conn
     return scratch_db
 
 
-def drop_backup_scratch(conn_id: str = connections.POSTGRES, scratch_db: str = DEFAULT_SCRATCH_DB) -> None:
+# States in which the restore task never started, so it cannot have created the scratch database.
+NEVER_STARTED = (None, "upstream_failed", "skipped", "removed")
+
+
+def drop_backup_scratch(conn_id: str = connections.POSTGRES, scratch_db: str = DEFAULT_SCRATCH_DB,
+                        restore_task_id: str | None = None) -> None:
+    """Drop the validation scratch database, whatever validation said (ALL_DONE). Skipped when
+    this run's restore never started (a run refused in stage 1 touches nothing, not even this)."""
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowSkipException
+
     from cutover_kit.db.restore import drop_scratch
 
+    if restore_task_id:
+        ti = get_current_context()["ti"]
+        state = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {}).get(restore_task_id)
+        if state in NEVER_STARTED:
+            raise AirflowSkipException(f"Nothing to drop: {restore_task_id} never ran in this run (state {state})")
     drop_scratch(connection_dsn(conn_id), scratch_db)
 
 

@@ -175,3 +175,24 @@ def test_the_emergency_report_records_rolled_back_once_traffic_is_verified(world
     (recorded,) = world.state.recorded
     assert (recorded.outcome, recorded.dag_id, recorded.reason) == (ROLLED_BACK, "emergency_rollback",
                                                                      "emergency rollback: double charges")
+
+
+@pytest.mark.parametrize("restore_state, drops", [("upstream_failed", False), (None, False), ("success", True),
+                                                  ("failed", True)])
+def test_a_refused_run_does_not_even_drop_the_validation_scratch(world, monkeypatch, restore_state, drops):
+    """Stage 2's cleanup runs ALL_DONE; after a stage 1 refusal its restore never started, so it skips."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from cutover_kit.stages import database_preparation
+
+    dropped = []
+    monkeypatch.setattr("cutover_kit.db.restore.drop_scratch", lambda dsn, name: dropped.append(name))
+    monkeypatch.setattr(database_preparation, "connection_dsn", lambda conn_id: "dbname=x")
+    restore = "stage_02_database_preparation.restore_backup_for_validation"
+    world.ti.states = {restore: restore_state} if restore_state else {}
+    if drops:
+        database_preparation.drop_backup_scratch(scratch_db="gx_scratch", restore_task_id=restore)
+    else:
+        with pytest.raises(AirflowSkipException, match=f"Nothing to drop: {restore} never ran"):
+            database_preparation.drop_backup_scratch(scratch_db="gx_scratch", restore_task_id=restore)
+    assert dropped == (["gx_scratch"] if drops else [])
