@@ -89,7 +89,7 @@ def test_green_errors_with_the_flags_in_unleash_roll_back_both_levels(tmp_path):
     """Measured before: a plan with flag_backend unleash ended failed in stage 1 (the flags did not
     exist yet; only stage 3 creates them). The sandbox's Unleash server starts without them."""
     result = rehearse("green-errors-unleash", tmp_path)
-    assert result["scenario"]["plan"]["flag_backend"] == "unleash"
+    assert result["plan"]["flag_backend"] == "unleash"
     ran = {stage["name"]: stage for stage in result["stages"]}
     check = ran["stage_01_deployment_readiness.check_flag_store"]
     assert check["verdict"] == "PASS" and "flags absent: green.feature.users" in check["reason"], check
