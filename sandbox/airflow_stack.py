@@ -92,7 +92,9 @@ class AirflowStack:
         env.update(self.extra_env)
         return env
 
-    def start(self, timeout: float = 180.0) -> AirflowStack:
+    # 20-35 s on a quiet 2-core machine; at load 8-20 (other rehearsals beside it) start-up was
+    # seen to pass 180 s, so the wait is generous: a stack that never gets healthy still fails.
+    def start(self, timeout: float = 420.0) -> AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
         # A fixed local password instead of a generated one (simple auth manager, development only).
         (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({self.user: self.password}))
