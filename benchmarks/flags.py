@@ -44,15 +44,17 @@ def sandbox_config():
 def one_flip(config, http) -> dict[str, float]:
     from cutover_kit.flags.flagd_file import FlagdFileStore
     from cutover_kit.flags.model import FlagState, apply_flags
-    from cutover_kit.stages.flags import apply_everywhere, wait_until_apps_evaluate
+    from cutover_kit.actions.flags import apply_everywhere, wait_until_apps_evaluate
+    from cutover_kit.hooks.flags import flag_store
+    from cutover_kit.hooks.levers import app_reports
 
-    apply_everywhere(FlagState.for_step(100), "file")
+    apply_everywhere(FlagState.for_step(100), "file", flag_store, app_reports)
     green = f"{config.app_url('green')}/api/users/7"
     assert http.get(green, headers={"X-User-Id": "7"}, timeout=2).headers["X-Served-By"] == "typescript"
     started = time.perf_counter()
     apply_flags(FlagdFileStore(config.flags_file), FlagState.rails())
     stored = time.perf_counter() - started
-    wait_until_apps_evaluate(FlagState.rails(), "file", timeout_seconds=5.0)
+    wait_until_apps_evaluate(FlagState.rails(), "file", 5.0, app_reports)
     verified = time.perf_counter() - started
     while http.get(green, headers={"X-User-Id": "7"}, timeout=2).headers["X-Served-By"] != "rails":
         time.sleep(0.005)

@@ -110,7 +110,7 @@ SCRATCH_DB = "cutover_gx_backup"
 def prepare(orders: int, port_offset: int) -> tuple[Any, str, str, dict[str, Any], Any]:
     """Sandbox PostgreSQL -> (box, live dsn, scratch dsn, snapshot, restore_scratch)."""
     from cutover_kit.db import backup, migrations, restore
-    from cutover_kit.stages.database import snapshot_from_backup
+    from cutover_kit.stages.database_preparation import snapshot_from_backup
     from sandbox.config import scratch_config
     from sandbox.launcher import Sandbox
 
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     box = restore_scratch = None
     try:
         if args.dsn:
-            from cutover_kit.stages.database import row_counts
+            from cutover_kit.stages.database_preparation import row_counts
 
             dsn, backup_dsn = args.dsn, args.backup_dsn or args.dsn
             snapshot = row_counts(backup_dsn)

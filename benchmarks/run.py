@@ -48,11 +48,13 @@ def gate_detection_runs(sandbox, runs: int) -> list[dict]:
     faults = FaultController(sandbox.config)
     samples = []
     from cutover_kit.flags.model import FlagState
-    from cutover_kit.stages.flags import apply_everywhere
+    from cutover_kit.actions.flags import apply_everywhere
+    from cutover_kit.hooks.flags import flag_store
+    from cutover_kit.hooks.levers import app_reports
 
     for _ in range(runs):
         # As the DAG's step does: green's own code serves the step (the reflex puts flags back on Rails).
-        apply_everywhere(FlagState.for_step(25), "file")
+        apply_everywhere(FlagState.for_step(25), "file", flag_store, app_reports)
         HAProxyHook().set_green_percent(25)
         started = time.time()
         trigger = SLOGateTrigger(

@@ -8,46 +8,51 @@ from airflow.sdk import DAG, Param, TaskGroup, chain, task
 from airflow.sdk import TriggerRule
 
 from cutover_kit.plan import OVERRIDABLE_FIELDS, list_plans, load_plan
-from cutover_kit.sensors.slo_gate import SLOGateSensor
-from cutover_kit.stages import database, decisions, emergency, flags, health, migration, readiness, rollback, traffic
+from cutover_kit.sensors.slo_gate import SLOGateOperator
+from cutover_kit.stages import (
+    blue_green_setup, blue_monitoring, database_preparation, database_rollback, deployment_readiness, feature_flags,
+    full_cutover, health_checks, rollback, rollback_procedures, traffic_migration, verdict,
+)
 
 DOC = """
 ### Blue (Rails) -> green (TypeScript) cutover
 
-Trigger with a plan name (a file in `include/plans/`) and optional overrides. Stages, in order:
+Trigger with a plan name (a file in `include/plans/`) and optional overrides. The stages, in run
+order, each one task group whose code is one module of `plugins/cutover_kit/stages/`:
 
-1. **Deployment readiness**: the plan validates, every Connection resolves, every endpoint answers,
-   the plan's flag store (flagd file or Unleash) reads cleanly and every app reports its flags.
-2. **Database preparation**: schema version check, pg_dump backup restored and compared, expand
-   migration (TypeScript shape beside the Rails one, sync triggers), batched backfill, then Great
-   Expectations against the backup; a failed suite runs the down migration and no traffic moves.
-3. **Feature flags**: every flag at the Rails-safe default, read back from the store and
-   confirmed by every app. Each traffic step then sets its flags (features on, rollout = step %)
-   before raising the weight.
-5. **Health checks**: liveness and readiness of both colors, PostgreSQL and Redis round trips.
-8. **Rollback drill**: a little traffic on green, rolled back and verified; the time is recorded.
-9. **Blue-green setup**: both servers healthy in the router, green at 0 %.
-12. **Blue monitoring**: blue's baseline before traffic moves; every gate also checks that blue
-    does not regress; blue is verified warm after the standby watch.
-10. **Gradual traffic migration**: per step, set weights (read back) -> **11 smoke checks** ->
-    SLO gate (green vs live blue, deferrable) -> branch: next step or rollback.
-13. **Full cutover**: 100 % then a standby watch with the same gate; blue stays warm.
+| Stage | Task group | Module | What it does |
+|---|---|---|---|
+| 1 | `stage_01_deployment_readiness` | `deployment_readiness.py` | The plan and the run's files validate, every Connection resolves, every endpoint answers, the plan's flag store (flagd file or Unleash) reads cleanly and every app reports its flags, no emergency stop is latched. |
+| 2 | `stage_02_database_preparation` | `database_preparation.py` | Schema version check, pg_dump backup restored and compared, expand migration (TypeScript shape beside the Rails one, sync triggers), batched backfill, then Great Expectations against the backup. |
+| - | `decide_after_validation` | `verdict.py` | Branch: a failed validation goes to `database_rollback` and no traffic moves. |
+| - | `database_rollback` | `database_rollback.py` | Why stage 2 stopped, then the down migration (only this run's expand, only while green gets no traffic), verified. |
+| 3 | `stage_03_feature_flags` | `feature_flags.py` | Every flag at the Rails-safe default, read back from the store and confirmed by every app. |
+| 5 | `stage_05_health_checks` | `health_checks.py` | Liveness and readiness of both colors, PostgreSQL and Redis round trips. |
+| 8 | `stage_08_rollback_procedures` | `rollback_procedures.py` | Rollback drill: a little traffic on green, rolled back and verified; the time is recorded. |
+| 9 | `stage_09_blue_green_setup` | `blue_green_setup.py` | Both servers healthy in the router, green at 0 %. |
+| 12 | `stage_12_blue_monitoring` | `blue_monitoring.py` | Blue's baseline before traffic moves (every gate also checks that blue does not regress); after the standby watch, blue verified warm. |
+| 10 | `stage_10_traffic_migration` | `traffic_migration.py` | Per step: flags (features on, rollout = step %) -> weights (read back) -> **stage 11** smoke checks -> SLO gate (green vs live blue, deferrable) -> branch: next step or rollback. |
+| 13 | `stage_13_full_cutover` | `full_cutover.py` | 100 %, then a standby watch with the same gate, then promote; blue stays warm. |
+| - | `rollback` | `rollback.py` | Why the run halted, flags -> Rails, then traffic -> 100 % blue, each verified; then blue proven serving alone. |
+| - | `verify_data_integrity`, `cutover_verdict` | `verdict.py` | Zero data loss checked at the end of every path; the run's last word. |
+
+Stage 12's baseline runs after stage 9 and before the first traffic step; its `verify_blue_kept_warm`
+runs after stage 13's standby watch. Stage 11 runs inside every step of stages 10 and 13.
+Stages 4, 6, 7, 14, 15 arrive in later releases.
 
 A run stopped before it changed the schema (refused plan, missing Connection, latched emergency
-stop, failed backup) leaves the database alone; the down migration undoes only this run's expand,
-and only while green gets no traffic. Data integrity is checked at the end of every path.
+stop, failed backup) leaves the database alone. Data integrity is checked at the end of every path.
 
 The `emergency_rollback` DAG can stop this run at any moment: every step and every gate poll
 checks its latched stop, and the run ends rolled back with the operator's reason. A latched stop
 blocks new runs until one is triggered with `acknowledge_emergency_stop`.
-Stages 4, 6, 7, 14, 15 arrive in later releases.
 """
 
 # The DAG's shape (one task group per traffic step) is fixed at parse time by the default plan;
 # stage 1 refuses a chosen plan whose steps differ, before anything moves.
 DAG_STEPS = load_plan("default").steps
 
-GX_SCRATCH_DB = "cutover_gx_backup"
+GX_SCRATCH_DB = database_preparation.DEFAULT_SCRATCH_DB
 
 DEFAULT_ARGS = {
     "owner": "platform",
@@ -76,12 +81,15 @@ def _params() -> dict[str, Param]:
 
 # NONE_SKIPPED: decide after a gate that passed, failed or never ran because a task before it
 # failed (-> halt); but not for steps the run never reached (their gate was skipped).
-decide = task.branch(decisions.decide_after_gate, trigger_rule=TriggerRule.NONE_SKIPPED, retries=0)
+decide_step = {
+    module: task.branch(module.decide_after_gate, trigger_rule=TriggerRule.NONE_SKIPPED, retries=0)
+    for module in (traffic_migration, full_cutover)
+}
 # ALL_DONE: the verdict runs whatever happened, and fails the run unless it was promoted.
 decide_validation = task.branch(
-    decisions.decide_after_validation, task_id="decide_after_validation", trigger_rule=TriggerRule.NONE_SKIPPED, retries=0
+    verdict.decide_after_validation, task_id="decide_after_validation", trigger_rule=TriggerRule.NONE_SKIPPED, retries=0
 )
-verdict_task = task(decisions.cutover_verdict, task_id="cutover_verdict", trigger_rule=TriggerRule.ALL_DONE, retries=0)
+verdict_task = task(verdict.cutover_verdict, task_id="cutover_verdict", trigger_rule=TriggerRule.ALL_DONE, retries=0)
 
 
 with DAG(
@@ -99,58 +107,58 @@ with DAG(
     tags=["cutover", "blue-green"],
 ) as dag:
     with TaskGroup("stage_01_deployment_readiness") as stage_01:
-        plan = task(readiness.validate_plan, task_id="validate_plan", retries=0)(dag_steps=list(DAG_STEPS))
-        connections = task(readiness.resolve_connections, task_id="resolve_connections", retries=0)()
-        endpoints = task(readiness.check_endpoints_reachable, task_id="check_endpoints_reachable")()
-        flag_store_ready = task(flags.check_flag_store, task_id="check_flag_store")(plan_task_id=plan.operator.task_id)
-        no_stop = task(emergency.check_emergency_stop, task_id="check_emergency_stop")()
+        plan = task(deployment_readiness.validate_plan, task_id="validate_plan", retries=0)(dag_steps=list(DAG_STEPS))
+        connections = task(deployment_readiness.resolve_connections, task_id="resolve_connections", retries=0)()
+        endpoints = task(deployment_readiness.check_endpoints_reachable, task_id="check_endpoints_reachable")()
+        flag_store_ready = task(deployment_readiness.check_flag_store, task_id="check_flag_store")(plan_task_id=plan.operator.task_id)
+        no_stop = task(deployment_readiness.check_emergency_stop, task_id="check_emergency_stop")()
         chain(plan, connections, endpoints, flag_store_ready, no_stop)
 
     with TaskGroup("stage_02_database_preparation") as stage_02:
-        version = task(migration.check_schema_version, task_id="check_schema_version", retries=0)()
-        backup = task(migration.backup_before_migration, task_id="backup_and_verify")()
-        expand = task(migration.expand_schema, task_id="expand_schema")()
-        fill = task(migration.backfill_new_columns, task_id="backfill_new_columns")()
-        scratch = task(database.restore_backup_for_validation, task_id="restore_backup_for_validation")(
+        version = task(database_preparation.check_schema_version, task_id="check_schema_version", retries=0)()
+        backup = task(database_preparation.backup_before_migration, task_id="backup_and_verify")()
+        expand = task(database_preparation.expand_schema, task_id="expand_schema")()
+        fill = task(database_preparation.backfill_new_columns, task_id="backfill_new_columns")()
+        scratch = task(database_preparation.restore_backup_for_validation, task_id="restore_backup_for_validation")(
             backup, scratch_db=GX_SCRATCH_DB
         )
-        validate = task(migration.validate_expanded_database, task_id="validate_with_great_expectations", retries=1)(
+        validate = task(database_preparation.validate_expanded_database, task_id="validate_with_great_expectations", retries=1)(
             backup, GX_SCRATCH_DB
         )
-        drop_scratch = task(database.drop_backup_scratch, task_id="drop_validation_scratch", trigger_rule=TriggerRule.ALL_DONE)(
+        drop_scratch = task(database_preparation.drop_backup_scratch, task_id="drop_validation_scratch", trigger_rule=TriggerRule.ALL_DONE)(
             scratch_db=GX_SCRATCH_DB
         )
         chain(version, backup, expand, fill, scratch, validate, drop_scratch)
 
     with TaskGroup("stage_03_feature_flags") as stage_03:
-        rails_default = task(flags.ensure_rails_default, task_id="flags_at_rails_default")(
+        rails_default = task(feature_flags.ensure_rails_default, task_id="flags_at_rails_default")(
             plan_task_id=plan.operator.task_id
         )
 
     with TaskGroup("stage_05_health_checks") as stage_05:
-        health_checks = [
-            task(health.check_color_health, task_id="blue_health")("blue"),
-            task(health.check_color_health, task_id="green_health")("green"),
-            task(health.check_postgres, task_id="postgres")(),
-            task(health.check_redis, task_id="redis")(),
+        health_tasks = [
+            task(health_checks.check_color_health, task_id="blue_health")("blue"),
+            task(health_checks.check_color_health, task_id="green_health")("green"),
+            task(health_checks.check_postgres, task_id="postgres")(),
+            task(health_checks.check_redis, task_id="redis")(),
         ]
-        stage_05_tasks = [check.operator for check in health_checks]
+        stage_05_tasks = [check.operator for check in health_tasks]
 
     with TaskGroup("stage_08_rollback_procedures") as stage_08:
-        drill = task(traffic.rollback_drill, task_id="rollback_drill", retries=0)(plan)
+        drill = task(rollback_procedures.rollback_drill, task_id="rollback_drill", retries=0)(plan)
 
     with TaskGroup("stage_09_blue_green_setup") as stage_09:
-        setup = task(traffic.blue_green_setup, task_id="blue_green_ready")()
+        setup = task(blue_green_setup.blue_green_setup, task_id="blue_green_ready")()
 
     with TaskGroup("stage_12_blue_monitoring") as stage_12:
-        baseline = task(traffic.capture_blue_baseline, task_id="capture_blue_baseline", retries=5)(plan)
-        blue_warm = task(traffic.verify_blue_warm, task_id="verify_blue_kept_warm")()
+        baseline = task(blue_monitoring.capture_blue_baseline, task_id="capture_blue_baseline", retries=5)(plan)
+        blue_warm = task(blue_monitoring.verify_blue_warm, task_id="verify_blue_kept_warm")()
 
-    with TaskGroup("database_rollback") as database_rollback:
-        database_halt = task(migration.record_database_halt, task_id="halt_at_database", retries=0)(
+    with TaskGroup("database_rollback") as database_rollback_group:
+        database_halt = task(database_rollback.record_database_halt, task_id="halt_at_database", retries=0)(
             validate.operator.task_id
         )
-        database_down = task(migration.rollback_database, task_id="down_migration_verified")()
+        database_down = task(database_rollback.rollback_database, task_id="down_migration_verified")()
         database_halt >> database_down
 
     decide_database = decide_validation(
@@ -163,7 +171,7 @@ with DAG(
     with TaskGroup("rollback") as rollback_group:
         # Two levels, in the plan's order: flags -> Rails (features move back without the router),
         # then traffic -> 100 % blue. The traffic level runs even if the flag level failed.
-        flags_back = task(flags.flags_to_rails, task_id="flags_to_rails", trigger_rule=TriggerRule.ONE_SUCCESS, retries=3, retry_delay=timedelta(seconds=1))(
+        flags_back = task(rollback.flags_to_rails, task_id="flags_to_rails", trigger_rule=TriggerRule.ONE_SUCCESS, retries=3, retry_delay=timedelta(seconds=1))(
             plan_task_id=plan.operator.task_id
         )
         # NONE_SKIPPED: after the flag level succeeded or failed, never when no rollback happened.
@@ -173,20 +181,21 @@ with DAG(
 
     GATE_INPUTS = {"plan_task_id": plan.operator.task_id, "baseline_task_id": baseline.operator.task_id}
 
-    def traffic_step(percent: int, next_task_id: str):
-        """set weights -> smoke checks (stage 11) -> SLO gate -> decide: next step or halt."""
+    def traffic_step(stage, percent: int, next_task_id: str):
+        """set weights -> smoke checks (stage 11) -> SLO gate -> decide: next step or halt.
+        `stage`: the module of the enclosing stage group (stage 10's, or stage 13's for 100 %)."""
         label = f"{percent} %"
         with TaskGroup(f"step_{percent}") as step:
             # Flags before weights: green serves the step's features itself before more users reach it.
-            step_flags = task(flags.set_step_flags, task_id="set_flags")(percent, plan_task_id=plan.operator.task_id)
-            weights = task(traffic.set_traffic, task_id="set_weights")(percent)
-            smoke = task(traffic.smoke_checks, task_id="stage_11_smoke_checks", retries=0)(
+            step_flags = task(stage.set_step_flags, task_id="set_flags")(percent, plan_task_id=plan.operator.task_id)
+            weights = task(stage.set_traffic, task_id="set_weights")(percent)
+            smoke = task(stage.smoke_checks, task_id="stage_11_smoke_checks", retries=0)(
                 label, plan_task_id=plan.operator.task_id
             )
-            gate = SLOGateSensor(
+            gate = SLOGateOperator(
                 task_id="slo_gate", step_label=label, weights_set_at=weights, retries=0, **GATE_INPUTS
             )
-            branch = decide.override(task_id="decide")(gate.task_id, next_task_id, f"rollback.halt_at_{percent}")
+            branch = decide_step[stage].override(task_id="decide")(gate.task_id, next_task_id, f"rollback.halt_at_{percent}")
             chain(step_flags, weights, smoke, gate, branch)
         halt = task(rollback.record_halt, task_id=f"halt_at_{percent}", task_group=rollback_group, retries=0)(
             label, gate.task_id, smoke.operator.task_id, weights.operator.task_id
@@ -200,13 +209,13 @@ with DAG(
     halts, heads, tails = [], [], []
     with TaskGroup("stage_10_traffic_migration") as stage_10:
         for index, percent in enumerate(migration_steps):
-            head, _, tail, halt = traffic_step(percent, step_ids[index + 1])
+            head, _, tail, halt = traffic_step(traffic_migration, percent, step_ids[index + 1])
             heads.append(head), tails.append(tail), halts.append(halt)
 
     with TaskGroup("stage_13_full_cutover") as stage_13:
-        head, weights_100, tail, halt = traffic_step(100, "stage_13_full_cutover.standby_watch")
+        head, weights_100, tail, halt = traffic_step(full_cutover, 100, "stage_13_full_cutover.standby_watch")
         heads.append(head), tails.append(tail), halts.append(halt)
-        standby = SLOGateSensor(
+        standby = SLOGateOperator(
             task_id="standby_watch",
             step_label="100 % standby",
             weights_set_at=weights_100,
@@ -214,10 +223,10 @@ with DAG(
             **GATE_INPUTS,
             retries=0,
         )
-        standby_branch = decide.override(task_id="decide_standby")(
+        standby_branch = decide_step[full_cutover].override(task_id="decide_standby")(
             standby.task_id, blue_warm.operator.task_id, "rollback.halt_at_standby"
         )
-        promote = task(traffic.record_promotion, task_id="promote")(plan)
+        promote = task(full_cutover.record_promotion, task_id="promote")(plan)
     standby_halt = task(rollback.record_halt, task_id="halt_at_standby", task_group=rollback_group, retries=0)(
         "100 % standby", standby.task_id, None, weights_100.operator.task_id
     )
@@ -228,7 +237,7 @@ with DAG(
         tail >> next_head
     tails[-1] >> standby >> standby_branch >> blue_warm >> promote
 
-    verdict = verdict_task(
+    run_verdict = verdict_task(
         promote.operator.task_id,
         [h.operator.task_id for h in [database_halt, *halts]],
         [verify_back.operator.task_id, database_down.operator.task_id],
@@ -238,7 +247,7 @@ with DAG(
     chain(stage_05, stage_08, stage_09, baseline, heads[0])
     # Zero data loss, proven at the end of every path: promoted, rolled back, and above all the
     # paths where something failed (a rollback not verified, a step that broke): ALL_DONE. It only reads.
-    integrity = task(migration.verify_data_integrity, task_id="verify_data_integrity", trigger_rule=TriggerRule.ALL_DONE)(
+    integrity = task(verdict.verify_data_integrity, task_id="verify_data_integrity", trigger_rule=TriggerRule.ALL_DONE)(
         acknowledged_writes_file="{{ params.acknowledged_writes_file or '' }}"
     )
-    [promote, verify_back, database_down] >> integrity >> verdict
+    [promote, verify_back, database_down] >> integrity >> run_verdict

@@ -1,4 +1,4 @@
-"""Emergency rollback DAG: wiring only. Tasks live in cutover_kit.stages (emergency, rollback, traffic)."""
+"""Emergency rollback DAG: wiring only. Its tasks live in cutover_kit.stages.emergency_rollback."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param, TriggerRule, chain, task
 
 from cutover_kit.control import REASON_MAX_CHARS, REASON_MIN_CHARS
-from cutover_kit.stages import emergency, rollback, traffic
+from cutover_kit.flags.model import FLAG_BACKENDS
+from cutover_kit.stages import emergency_rollback
 
 DOC = """
 ### Emergency rollback: everything back to blue (Rails), now
@@ -49,23 +50,23 @@ with DAG(
         # No default: the UI and the REST API refuse a trigger without a reason before a run exists.
         "reason": Param(type="string", minLength=REASON_MIN_CHARS, maxLength=REASON_MAX_CHARS, pattern=r"\S",
                         description="Why you roll back (shown in the cutover's verdict and in every log line)"),
-        "flag_backend": Param(None, type=["null", "string"], enum=[None, "file", "unleash"],
+        "flag_backend": Param(None, type=["null", "string"], enum=[None, *FLAG_BACKENDS],
                               description="Flag store to flip; empty = the one the apps report they evaluate"),
     },
     tags=["cutover", "blue-green", "emergency"],
 ) as dag:
-    latch = task(emergency.latch_emergency_stop, task_id="latch_emergency_stop")(reason="{{ params.reason }}")
+    latch = task(emergency_rollback.latch_emergency_stop, task_id="latch_emergency_stop")(reason="{{ params.reason }}")
     # ALL_DONE: flags and traffic go back even if the latch (or the flag flip) failed.
-    flags_back = task(emergency.flags_to_rails, task_id="flags_to_rails", trigger_rule=TriggerRule.ALL_DONE)(
+    flags_back = task(emergency_rollback.flags_to_rails, task_id="flags_to_rails", trigger_rule=TriggerRule.ALL_DONE)(
         flag_backend="{{ params.flag_backend or '' }}"
     )
-    traffic_back = task(rollback.route_all_to_blue, task_id="route_all_to_blue", trigger_rule=TriggerRule.ALL_DONE)()
-    blue_serving = task(rollback.verify_blue_serving, task_id="verify_blue_serving")()
+    traffic_back = task(emergency_rollback.route_all_to_blue, task_id="route_all_to_blue", trigger_rule=TriggerRule.ALL_DONE)()
+    blue_serving = task(emergency_rollback.verify_blue_serving, task_id="verify_blue_serving")()
     # No plan here: a failed smoke check flips flags in the param's store (else the apps' own).
-    smoke = task(traffic.smoke_checks, task_id="smoke_checks_on_blue", retries=1)(
-        "emergency rollback", targets=("app_blue", "app_router"), flag_backend="{{ params.flag_backend or '' }}"
+    smoke = task(emergency_rollback.smoke_checks_on_blue, task_id="smoke_checks_on_blue", retries=1)(
+        flag_backend="{{ params.flag_backend or '' }}"
     )
-    report = task(emergency.report_emergency_rollback, task_id="report", trigger_rule=TriggerRule.ALL_DONE, retries=0)(
+    report = task(emergency_rollback.report_emergency_rollback, task_id="report", trigger_rule=TriggerRule.ALL_DONE, retries=0)(
         latch.operator.task_id,
         {"flags": flags_back.operator.task_id, "traffic": traffic_back.operator.task_id, "blue serving": blue_serving.operator.task_id,
          "smoke on blue": smoke.operator.task_id},

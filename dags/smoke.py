@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param, task
 
 from cutover_kit.notifiers.webhook import WebhookNotifier
-from cutover_kit.stages import smoke_run
+from cutover_kit import connections
+from cutover_kit.stages import smoke as smoke_tasks
 
 DOC = """
 ### Smoke: both colors, every 15 minutes
@@ -18,7 +19,8 @@ Tells operators, before users do, that one side has drifted. Each run:
    and validate; a malformed file fails here, naming the file and the entry, before any request.
 2. **checks_blue / checks_green / checks_router**: the stage-11 smoke checks (liveness,
    readiness, read a user, write an order and read it back) on each color directly (Connections
-   `app_blue`, `app_green`) and through the router (`app_router`). Retried: a failure may be a blip.
+   `app_blue`, `app_green`; green with `X-Cutover-Serve: typescript`, as stage 11 sends it, so its
+   own code answers) and through the router (`app_router`). Retried: a failure may be a blip.
 3. **parity_blue_green**: each read-only request of the parity set goes to blue and to green
    (green with `X-Cutover-Serve: typescript`, so its own code answers); statuses and JSON bodies
    must match except for the declared volatile paths. One log line per differing field, e.g.
@@ -29,7 +31,7 @@ A failed task is red in the grid and posts a Slack-compatible notice to the webh
 Without that Connection the task log says so in one line; the failure stands either way.
 """
 
-notify_failure = WebhookNotifier(conn_id="smoke_webhook", title="Smoke FAILED")
+notify_failure = WebhookNotifier(conn_id=connections.SMOKE_WEBHOOK, title="Smoke FAILED")
 
 DEFAULT_ARGS = {
     "owner": "platform",
@@ -40,10 +42,10 @@ DEFAULT_ARGS = {
     "on_failure_callback": [notify_failure],
 }
 
-validate_files = task(smoke_run.validate_request_files, task_id="validate_request_files",
+validate_files = task(smoke_tasks.validate_request_files, task_id="validate_request_files",
                       execution_timeout=timedelta(seconds=30))
-smoke_checks = task(smoke_run.run_smoke_checks)
-parity = task(smoke_run.check_parity, task_id="parity_blue_green")
+smoke_checks = task(smoke_tasks.run_smoke_checks)
+parity = task(smoke_tasks.check_parity, task_id="parity_blue_green")
 
 with DAG(
     dag_id="smoke",
@@ -70,7 +72,7 @@ with DAG(
     files = validate_files("{{ params.checks_file }}", "{{ params.parity_file }}")
     targets = [
         smoke_checks.override(task_id=f"checks_{name}")(conn_id, "{{ params.checks_file }}")
-        for name, conn_id in (("blue", "app_blue"), ("green", "app_green"), ("router", "app_router"))
+        for name, conn_id in (("blue", connections.APP_BLUE), ("green", connections.APP_GREEN), ("router", connections.APP_ROUTER))
     ]
     same_answers = parity("{{ params.parity_file }}")
     files >> [*targets, same_answers]

@@ -9,15 +9,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from cutover_kit.db.schema_versions import EXPAND_VERSION
+from cutover_kit.flags.model import FLAG_BACKENDS
+from cutover_kit.paths import REPO_ROOT
+
 HOST = "127.0.0.1"
 COLORS = ("blue", "green")
 SCHEMAS = ("expanded", "legacy")
-# Where the cutover's feature flags live: a flagd-format JSON file the apps read in-process, or an
-# Unleash server the launcher starts beside the sandbox (SANDBOX_FLAG_BACKEND).
-FLAG_BACKENDS = ("file", "unleash")
+# SANDBOX_FLAG_BACKEND is one of FLAG_BACKENDS: "file" (a flagd-format JSON file the apps read
+# in-process) or "unleash" (a server the launcher starts beside the sandbox).
 # Green (the rewrite) reads and writes the expanded shape: below this version it is not ready.
-GREEN_REQUIRED_SCHEMA = "20261126000001"
+GREEN_REQUIRED_SCHEMA = EXPAND_VERSION
 
 # Component -> (environment variable, default port). Defaults sit above 15000 so they do not
 # collide with system services (5432, 6379, 8080, 9090) that may run on a developer's machine.

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+# Not cutover_kit.paths.REPO_ROOT: this module is what puts plugins/ (and so cutover_kit) on the path.
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MARKER = "DAG_RUN "
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import psycopg2
 
+from cutover_kit.db.schema_versions import EXPAND_VERSION
+
 log = logging.getLogger("sandbox.data_faults")
-EXPAND_VERSION = "20261126000001"
 POLL_SECONDS = 0.2
 
 

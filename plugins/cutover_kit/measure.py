@@ -1,7 +1,9 @@
 """Turn Prometheus answers into :class:`~cutover_kit.slo.ColorWindow` measurements.
 
 Synchronous on purpose: the trigger runs it in a worker thread (``sync_to_async``), tasks call it
-directly. "No data" stays ``None`` all the way to the judge.
+directly. "No data" stays ``None`` all the way to the judge; any other failure of a query
+(Prometheus unavailable, a bad answer) becomes one :class:`MeasurementError` naming the color and
+the measure, so a caller never has to know the source's own exception types.
 """
 
 from __future__ import annotations
@@ -13,7 +15,17 @@ from cutover_kit.slo import ColorWindow
 
 
 class MetricsSource(Protocol):
-    def query_optional(self, promql: str) -> float | None: ...
+    def query_optional(self, promql: str) -> float | None:
+        """One float, None for no data; raises a PrometheusError for anything else."""
+
+
+class MeasurementError(RuntimeError):
+    """One measure of one color could not be taken; the message says which and why."""
+
+    def __init__(self, color: str, measure: str, cause: Exception) -> None:
+        self.color, self.measure, self.cause = color, measure, cause
+        kind = getattr(cause, "kind", type(cause).__name__)
+        super().__init__(f"{kind} measuring {color} {measure}: {cause}")
 
 
 def measure_color(
@@ -23,11 +35,21 @@ def measure_color(
     quantiles: tuple[float, ...],
     metrics: AppMetrics = AppMetrics(),
 ) -> ColorWindow:
-    up = source.query_optional(metrics.up(color))
-    requests = source.query_optional(metrics.requests(color, window_seconds))
-    errors = source.query_optional(metrics.errors(color, window_seconds)) if requests is not None else None
+    def take(measure: str, promql: str) -> float | None:
+        # Imported here, not at module level: the DAG files import this module through the gate
+        # operator, and parsing must not pull in requests and the hook.
+        from cutover_kit.hooks.prometheus import PrometheusError
+
+        try:
+            return source.query_optional(promql)
+        except PrometheusError as error:
+            raise MeasurementError(color, measure, error) from error
+
+    up = take("up", metrics.up(color))
+    requests = take("requests", metrics.requests(color, window_seconds))
+    errors = take("5xx", metrics.errors(color, window_seconds)) if requests is not None else None
     latency = {
-        quantile: source.query_optional(metrics.latency_quantile(color, quantile, window_seconds))
+        quantile: take(f"p{quantile * 100:g} latency", metrics.latency_quantile(color, quantile, window_seconds))
         for quantile in quantiles
     }
     return ColorWindow(

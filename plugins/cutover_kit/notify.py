@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from cutover_kit import connections
 from cutover_kit.hooks import http_base_url
 
-DEFAULT_WEBHOOK_CONN_ID = "smoke_webhook"
+DEFAULT_WEBHOOK_CONN_ID = connections.SMOKE_WEBHOOK
 # XCom key under which a smoke task records its failure text before raising (read back by the
 # notifier when the callback context carries no exception).
 FAILURE_XCOM_KEY = "smoke_failure"

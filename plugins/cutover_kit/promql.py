@@ -1,8 +1,8 @@
 """PromQL for one color over one window, built from the metric names the apps expose.
 
-Kept apart from the trigger so the exact queries are visible, unit-tested and reusable by the
-smoke DAG and the benchmarks. Only API routes count: health checks and Prometheus' own scrapes
-must not dilute error ratios.
+Kept apart from the trigger so the exact queries are visible in one place; used by
+cutover_kit.measure (the SLO gate and stage 12's baseline) and by stage 1's scrape-target check.
+Only API routes count: health checks and Prometheus' own scrapes must not dilute error ratios.
 """
 
 from __future__ import annotations

@@ -9,7 +9,16 @@ from typing import Any, Callable
 
 from cutover_kit.yaml_loader import YAMLFileError, load_yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from cutover_kit import connections
+from cutover_kit.flags.model import TYPESCRIPT
+from cutover_kit.paths import REPO_ROOT
+
+# Green honours this header on direct (non-router) requests by serving from its own (TypeScript)
+# code even where its feature flags would forward to Rails; HAProxy strips it from client traffic.
+# Every direct smoke or parity request to green sends it (stage 11, the scheduled smoke DAG).
+SERVE_HEADER = "X-Cutover-Serve"
+GREEN_OWN_CODE_HEADERS = {SERVE_HEADER: TYPESCRIPT}
+
 DEFAULT_CHECKS_FILE = REPO_ROOT / "include" / "smoke" / "checks.yaml"
 ALLOWED_METHODS = {"GET", "POST", "PUT", "DELETE"}
 
@@ -149,3 +158,9 @@ def run_checks(checks: list[SmokeCheck], target: str, send: Callable[[str, str, 
         if result.ok and isinstance(probe.body, dict):
             memory.update({name: probe.body.get(key) for name, key in check.remember.items()})
     return results
+
+
+def direct_request_headers(conn_id: str) -> dict[str, str] | None:
+    """Headers for a direct smoke request to `conn_id`: green is asked to serve its own code
+    (whatever the flags say), blue and the router get none (through the router the flags decide)."""
+    return dict(GREEN_OWN_CODE_HEADERS) if conn_id == connections.APP_GREEN else None

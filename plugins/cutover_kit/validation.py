@@ -1,7 +1,7 @@
 """Run the stage-2 Great Expectations suites and turn their results into log lines and artifacts.
 
 No Airflow here, and no great_expectations import at module level (6-9 s, ~230 MB): the functions
-that need GX import it when called. The Airflow side lives in ``cutover_kit.stages.database``.
+that need GX import it when called. The Airflow side lives in ``cutover_kit.stages.database_preparation``.
 
 * :func:`run_validation` registers the live database (and the restored backup, for the checksum
   comparison) in an ephemeral GX context and runs the per-table suites of ``include/gx/suites.py``

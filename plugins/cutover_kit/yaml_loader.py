@@ -5,6 +5,9 @@ silently keeps the last one, so a file with two ``bake_seconds:`` lines would ru
 reviewed), and every problem names the file and the line, e.g.
 ``include/plans/x.yaml line 12: duplicate key 'bake_seconds' (first at line 4)``.
 
+With ``lines=True`` every mapping comes back as a :class:`LineDict` (a dict that also knows the
+1-based line it starts on), so a caller validating entries can name the line of a bad one.
+
 Pure Python on purpose: no Airflow import, no I/O at import time. Callers wrap
 :class:`YAMLFileError` into their own error type (PlanError, ScenarioError, ...).
 """
@@ -26,6 +29,17 @@ class YAMLFileError(ValueError):
         self.source, self.problem, self.line = source, problem, line
         where = source if line is None else f"{source} line {line}"
         super().__init__(f"{where}: {problem}")
+
+
+class LineDict(dict):
+    """A mapping read from YAML, with the 1-based line it starts on (``line``; None if built by hand)."""
+
+    line: int | None = None
+
+
+def line_of(value: Any) -> int | None:
+    """The line a mapping read with ``lines=True`` starts on; None for anything else."""
+    return value.line if isinstance(value, LineDict) else None
 
 
 class _DuplicateKey(yaml.constructor.ConstructorError):
@@ -52,10 +66,24 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def parse_yaml(text: str, source: str) -> Any:
-    """The document in `text` (None for an empty one); `source` names it in errors."""
+class _LineLoader(_StrictLoader):
+    """The strict loader, building every mapping as a LineDict carrying its first line."""
+
+    def construct_yaml_map(self, node: yaml.MappingNode):  # type: ignore[override]
+        data = LineDict()
+        data.line = node.start_mark.line + 1
+        yield data
+        data.update(self.construct_mapping(node))
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:map", _LineLoader.construct_yaml_map)
+
+
+def parse_yaml(text: str, source: str, *, lines: bool = False) -> Any:
+    """The document in `text` (None for an empty one); `source` names it in errors. With
+    `lines`, mappings are LineDicts (see the module docstring)."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_LineLoader if lines else _StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except _DuplicateKey as exc:
         raise YAMLFileError(source, exc.problem, exc.line) from None
     except yaml.MarkedYAMLError as exc:
@@ -67,10 +95,10 @@ def parse_yaml(text: str, source: str) -> Any:
         raise YAMLFileError(source, f"is not valid YAML: {' '.join(str(exc).split())}") from None
 
 
-def load_yaml(path: Path | str) -> Any:
+def load_yaml(path: Path | str, *, lines: bool = False) -> Any:
     """Read and parse the YAML file at `path` strictly (see the module docstring)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise YAMLFileError(str(path), f"cannot read it: {exc.strerror or exc}") from None
-    return parse_yaml(text, str(path))
+    return parse_yaml(text, str(path), lines=lines)

@@ -69,7 +69,7 @@ def test_garbage_in_the_key_is_named(sandbox):
 def test_step_refuses_to_advance_while_stopped_and_when_state_unknown(monkeypatch):
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-    from cutover_kit.stages.emergency import ensure_not_stopped
+    from cutover_kit.stages._shared import ensure_not_stopped
 
     ensure_not_stopped("move green to 25 %")  # nothing latched: passes
     CutoverStateHook().latch_emergency_stop(stop())
@@ -98,7 +98,7 @@ def test_step_flags_refuse_while_stopped_and_leave_the_store_at_rails(sandbox):
 
     from cutover_kit.flags.flagd_file import FlagdFileStore
     from cutover_kit.flags.model import FlagState, apply_flags
-    from cutover_kit.stages.flags import set_step_flags
+    from cutover_kit.stages.traffic_migration import set_step_flags
 
     store = FlagdFileStore(sandbox.config.flags_file)
     apply_flags(store, FlagState.rails())  # where an emergency run leaves the flags

@@ -156,40 +156,44 @@ def test_experiment_variant_is_sticky_by_user(sandbox):
 
 
 def test_stage_callables_verify_in_the_store_and_every_app(sandbox):
-    from cutover_kit.stages.flags import apply_everywhere, flags_to_rails_now
-    from cutover_kit.stages.traffic import restore_blue_now
+    from cutover_kit.actions.flags import apply_everywhere, flags_to_rails_now
+    from cutover_kit.actions.rollback import restore_blue_now
+    from cutover_kit.hooks.flags import flag_store
+    from cutover_kit.hooks.levers import app_reports, connected_levers
 
-    facts = apply_everywhere(FlagState.for_step(50), "file")
+    facts = apply_everywhere(FlagState.for_step(50), "file", flag_store, app_reports)
     assert facts["apps"] == "app_blue rails (no flags), app_green typescript for users+orders"
     assert facts["propagation_seconds"] < 1.0 and facts["verified_at"] >= facts["store_verified_at"]
     assert flags_of(sandbox, "green")["rollout_percent"] == 50
 
     HAProxyHook().set_green_percent(50)
     decided_at = time.time()
-    reflex = restore_blue_now(flag_backend="file")
+    reflex = restore_blue_now(connected_levers(), "file")
     assert decided_at <= reflex["flags_restored_at"] <= reflex["traffic_restored_at"]
     assert reflex["flags_restored_at"] - decided_at < 1.0, "flip -> every app serves Rails within a second"
     assert reflex["weights_after_rollback"] == {"blue": 100, "green": 0}
     assert served_by(sandbox, "/api/users/2", {"X-User-Id": "2"}) == "rails"
     # Idempotent: asking again changes nothing and still verifies.
-    assert "flags_restored_at" in flags_to_rails_now("file")
+    assert "flags_restored_at" in flags_to_rails_now("file", flag_store, app_reports)
 
 
 def test_unknown_backend_and_unusable_store_are_reported_not_half_applied(sandbox, monkeypatch, tmp_path):
     from cutover_kit.flags.model import FlagStoreError
-    from cutover_kit.stages.flags import apply_everywhere, flags_to_rails_now
+    from cutover_kit.actions.flags import apply_everywhere, flags_to_rails_now
+    from cutover_kit.hooks.flags import flag_store
+    from cutover_kit.hooks.levers import app_reports
 
     with pytest.raises(FlagStoreError, match="unknown flag backend 'flagsmith'"):
-        apply_everywhere(FlagState.rails(), "flagsmith")
+        apply_everywhere(FlagState.rails(), "flagsmith", flag_store, app_reports)
     # The store is written but green reads another file: the apps' disagreement is named, not ignored.
     other = tmp_path / "elsewhere.json"
     monkeypatch.setenv("AIRFLOW_CONN_FLAGD_DEFAULT", json.dumps({"conn_type": "flagd", "extra": {"path": str(other)}}))
     apply_flags(FlagdFileStore(sandbox.config.flags_file), FlagState.rails())
     with pytest.raises(FlagStoreError, match="app_green: green.feature.users evaluates off, want on"):
-        apply_everywhere(FlagState.for_step(25), "file", timeout_seconds=0.3)
+        apply_everywhere(FlagState.for_step(25), "file", flag_store, app_reports, timeout_seconds=0.3)
     assert FlagdFileStore(other).read() == FlagState.for_step(25)
     # The reflex never raises: it reports, so the traffic level still runs.
     other.write_text("{broken")
     monkeypatch.setenv("AIRFLOW_CONN_FLAGD_DEFAULT", json.dumps({"conn_type": "flagd", "extra": {"path": str(tmp_path / "x" / "y")}}))
     (tmp_path / "x").write_text("a file where a directory should be")
-    assert "cannot write in" in flags_to_rails_now("file")["flags_restore_error"]
+    assert "cannot write in" in flags_to_rails_now("file", flag_store, app_reports)["flags_restore_error"]

@@ -25,7 +25,7 @@ import pytest
 
 from cutover_kit import validation
 from cutover_kit.db import backup, migrations, restore
-from cutover_kit.stages import database
+from cutover_kit.stages import database_preparation as database
 from sandbox.launcher import Sandbox
 
 pytestmark = pytest.mark.timeout(120)
@@ -344,14 +344,14 @@ def test_task_fails_naming_expectations_and_writes_artifacts(env: Env, live: str
 
     run_sql(live, "ALTER TABLE orders DISABLE TRIGGER orders_sync_shapes",
             "UPDATE orders SET amount = amount + 1 WHERE id IN (17, 42, 99)")
-    caplog.set_level("INFO", logger="cutover_kit.stages.database")
+    caplog.set_level("INFO", logger="cutover_kit.stages.database_preparation")
     with pytest.raises(AirflowFailException) as failure:
         database.validate_and_report(url_of(live), backup_url=url_of(env.dsn("gx_backup")), snapshot=env.snapshot,
                                      tables=None, out_dir=tmp_path / "gx")
     message = str(failure.value)
     assert message.startswith("GX validation failed: 1 of 34 expectations: ")
     assert "orders: unexpected rows: amount <> amount_cents/100 — 3 rows (ids 17, 42, 99)" in message
-    logged = [r.getMessage() for r in caplog.records if r.name == "cutover_kit.stages.database"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "cutover_kit.stages.database_preparation"]
     assert sum(1 for m in logged if m.startswith(("PASS ", "FAIL ", "ERROR "))) == 34
     payload = json.loads((tmp_path / "gx" / "validation.json").read_text())
     assert payload["summary"]["failed_names"] == ["orders: amount <> amount_cents/100"]
@@ -392,12 +392,19 @@ from datetime import datetime
 
 from airflow.sdk import DAG, TaskGroup, task
 
-from cutover_kit.stages import database
+from cutover_kit.stages import database_preparation
+from cutover_kit.stages._shared import connection_dsn
+
+
+def snapshot_row_counts(conn_id):
+    return database_preparation.row_counts(connection_dsn(conn_id))
+
 
 with DAG("gx_stage_02_test", schedule=None, start_date=datetime(2026, 1, 1), default_args={"retries": 2}) as dag:
     with TaskGroup("stage_02_database_preparation"):
-        snapshot = task(database.snapshot_row_counts, task_id="snapshot_row_counts")(conn_id="gx_backup")
-        database.build_validation_task(snapshot=snapshot, conn_id="gx_live", backup_conn_id="gx_backup")
+        snapshot = task(snapshot_row_counts, task_id="snapshot_row_counts")(conn_id="gx_backup")
+        task(database_preparation.validate_migration, task_id="validate_migration_gx")(
+            snapshot, conn_id="gx_live", backup_conn_id="gx_backup")
 
 if __name__ == "__main__":  # dag.test() parses this file again: run only once
     from airflow.utils import db

@@ -14,7 +14,9 @@ from cutover_kit.hooks.prometheus import PrometheusHook, PrometheusNoData, Prome
 from cutover_kit.plan import load_plan
 from cutover_kit.flags.model import FlagState
 from cutover_kit.routing import RouterError
-from cutover_kit.stages.flags import app_reports, apply_everywhere
+from cutover_kit.actions.flags import apply_everywhere
+from cutover_kit.hooks.flags import flag_store
+from cutover_kit.hooks.levers import app_reports
 from cutover_kit.triggers.slo_gate import SLOGateTrigger
 from sandbox.faults import FaultController
 from sandbox.traffic import TrafficGenerator, report
@@ -28,7 +30,7 @@ def connections(sandbox, use_connections):
     yield
     HAProxyHook().set_green_percent(0)
     FaultController(sandbox.config).clear("green")
-    apply_everywhere(FlagState.rails(), "file")
+    apply_everywhere(FlagState.rails(), "file", flag_store, app_reports)
 
 
 @pytest.fixture
@@ -97,7 +99,7 @@ def test_prometheus_down_is_unavailable_not_zero(monkeypatch):
 
 def run_gate(percent: int, **plan_overrides) -> dict:
     plan = load_plan("rehearsal", {"bake_seconds": 4, "window_seconds": 4, "min_requests": 5, **plan_overrides}).to_dict()
-    apply_everywhere(FlagState.for_step(percent), "file")  # as each DAG step does before its weights
+    apply_everywhere(FlagState.for_step(percent), "file", flag_store, app_reports)  # as each DAG step does before its weights
     weights = HAProxyHook().set_green_percent(percent)
     assert weights.green_percent == percent
     trigger = SLOGateTrigger(

@@ -319,9 +319,11 @@ def test_running_apps_follow_unleash_flags_per_feature(unleash_sandbox: Sandbox,
     assert served_by("/api/users/3/orders") == "rails"
 
     # The stage callables verify in the store and in every app's own report, with this backend too.
-    from cutover_kit.stages.flags import apply_everywhere
+    from cutover_kit.actions.flags import apply_everywhere
+    from cutover_kit.hooks.flags import flag_store
+    from cutover_kit.hooks.levers import app_reports
 
-    facts = apply_everywhere(FlagState.rails(), "unleash", timeout_seconds=10)
+    facts = apply_everywhere(FlagState.rails(), "unleash", flag_store, app_reports, timeout_seconds=10)
     assert facts["store"].startswith("unleash") or "unleash" in facts["store"], facts
     assert served_by("/api/users/3") == "rails" and green_reports(FlagState.rails())
 

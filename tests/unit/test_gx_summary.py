@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_modules_do_not_import_great_expectations_at_import_time() -> None:
-    code = ("import sys; import include.gx.suites, cutover_kit.validation, cutover_kit.stages.database; "
+    code = ("import sys; import include.gx.suites, cutover_kit.validation, cutover_kit.stages.database_preparation; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'great_expectations'))")  # not the provider's metadata
     env = {"PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'plugins'}", "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO_ROOT,
@@ -169,7 +169,7 @@ def test_empty_summary_is_a_success() -> None:
 
 
 def test_artifact_dir_is_per_run_and_filesystem_safe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from cutover_kit.stages import database
+    from cutover_kit.stages import database_preparation as database
 
     monkeypatch.delenv(database.ARTIFACT_ENV, raising=False)
     assert database.artifact_dir_for("manual__2026-11-26T10:00:00+00:00") == (
@@ -182,7 +182,7 @@ def test_artifact_dir_is_per_run_and_filesystem_safe(monkeypatch: pytest.MonkeyP
 def test_snapshot_from_backup_record() -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from cutover_kit.stages import database
+    from cutover_kit.stages import database_preparation as database
 
     record = {"fingerprints": {
         "users": {"count": 4, "checksum": "a", "max_id": 4, "count_to_max_id": 4},

@@ -95,13 +95,6 @@ def test_lost_data_outranks_a_clean_rollback_or_promotion():
     assert outcome.outcome == "failed" and "integrity" in outcome.reason and "Halt at 25 %" in outcome.reason
 
 
-def test_stage_versions_match_the_migration_runner():
-    from cutover_kit.db import migrations
-    from cutover_kit.stages import migration
-
-    assert (migration.BASE_VERSION, migration.EXPAND_VERSION) == (migrations.BASE_VERSION, migrations.EXPAND_VERSION)
-
-
 def test_emergency_stop_without_a_halt_is_never_promoted():
     from cutover_kit.outcome import final_outcome
 
@@ -114,7 +107,7 @@ def test_emergency_stop_without_a_halt_is_never_promoted():
 
 
 def test_down_migration_only_with_green_drained():
-    from cutover_kit.stages.migration import down_migration_refusal
+    from cutover_kit.stages.database_rollback import down_migration_refusal
 
     assert down_migration_refusal(0) is None
     for percent in (0.4, 5, 100):

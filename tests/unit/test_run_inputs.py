@@ -9,7 +9,7 @@ from airflow.sdk.execution_time.context import set_current_context
 
 from cutover_kit.acknowledged_writes import AcknowledgedWritesError, load_acknowledged_writes, parse_acknowledged_writes
 from cutover_kit.smoke import SmokeCheckError, load_checks
-from cutover_kit.stages.readiness import validate_plan
+from cutover_kit.stages.deployment_readiness import validate_plan
 
 DAG_STEPS = [5, 25, 50, 100]
 

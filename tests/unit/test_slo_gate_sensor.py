@@ -1,23 +1,25 @@
-"""The deferrable SLO gate: trigger serialization is exact, the sensor defers at once, and
-execute_complete refuses anything but an explicit success."""
+"""The deferrable SLO gate: trigger serialization is exact, the operator defers at once with a
+deferral timeout that is the plan's (or the one asked for), sensor arguments are refused instead
+of ignored, and execute_complete refuses anything but an explicit success."""
 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 
 from cutover_kit.plan import load_plan
-from cutover_kit.sensors.slo_gate import SLOGateSensor
+from cutover_kit.sensors.slo_gate import DEFERRAL_MARGIN, SLOGateOperator
 from cutover_kit.triggers.slo_gate import SLOGateTrigger
 
 PLAN = load_plan("rehearsal").to_dict()
 
 
-def make_sensor(**overrides):
+def make_gate(**overrides):
     arguments = dict(task_id="slo_gate", step_label="25 %", plan=PLAN, weights_set_at={"set_at": 1000.0}, blue_baseline={"window": {"color": "blue", "requests": 10, "errors": 0, "latency_seconds": {"0.95": 0.01}, "up": True}})
     arguments.update(overrides)
-    return SLOGateSensor(**arguments)
+    return SLOGateOperator(**arguments)
 
 
 def test_trigger_serialize_is_exact_and_round_trips():
@@ -39,22 +41,55 @@ def test_trigger_serialize_is_exact_and_round_trips():
     assert SLOGateTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
-def test_sensor_defers_immediately_with_the_plan_timings():
+def test_gate_defers_immediately_with_the_plan_timings():
     from airflow.sdk.exceptions import TaskDeferred
 
-    sensor = make_sensor()
+    gate = make_gate()
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute(context={"ti": FakeTI()})
+        gate.execute(context={"ti": FakeTI()})
     trigger = deferred.value.trigger
     assert isinstance(trigger, SLOGateTrigger)
     assert (trigger.bake_seconds, trigger.step_timeout_seconds) == (PLAN["bake_seconds"], PLAN["step_timeout_seconds"])
     assert trigger.weights_set_at == 1000.0 and trigger.blue_baseline["color"] == "blue"
     assert trigger.state_conn_id == "redis_default"  # every gate obeys the emergency stop
     assert abs(trigger.gate_started_at - time.time()) < 5
+    # A lost triggerer still ends the step: the plan's step timeout plus the margin, then the task fails.
+    assert deferred.value.timeout == timedelta(seconds=PLAN["step_timeout_seconds"]) + DEFERRAL_MARGIN
+
+
+def test_an_explicit_deferral_timeout_is_the_one_the_gate_defers_with():
+    from airflow.sdk.exceptions import TaskDeferred
+
+    with pytest.raises(TaskDeferred) as deferred:
+        make_gate(deferral_timeout=timedelta(minutes=7)).execute(context={"ti": FakeTI()})
+    assert deferred.value.timeout == timedelta(minutes=7)
+    assert deferred.value.trigger.step_timeout_seconds == PLAN["step_timeout_seconds"]  # the gate's own rule is unchanged
+
+
+def test_the_standby_watch_defers_for_its_own_longer_timeout():
+    from airflow.sdk.exceptions import TaskDeferred
+
+    with pytest.raises(TaskDeferred) as deferred:
+        make_gate(bake_seconds_field="standby_seconds").execute(context={"ti": FakeTI()})
+    assert deferred.value.timeout == timedelta(seconds=deferred.value.trigger.step_timeout_seconds) + DEFERRAL_MARGIN
+    assert deferred.value.trigger.step_timeout_seconds > PLAN["step_timeout_seconds"]
+
+
+@pytest.mark.parametrize("argument", [{"mode": "poke"}, {"mode": "reschedule"}, {"timeout": 60}, {"poke_interval": 5}])
+def test_sensor_arguments_are_refused_not_ignored(argument):
+    name = next(iter(argument))
+    with pytest.raises(TypeError, match=rf"slo_gate: {name} would be ignored: the SLO gate is an operator that defers .*deferral_timeout"):
+        make_gate(**argument)
+
+
+@pytest.mark.parametrize("bad", [timedelta(0), timedelta(seconds=-1), 60])
+def test_a_deferral_timeout_must_be_a_positive_timedelta(bad):
+    with pytest.raises(ValueError, match="deferral_timeout must be a positive timedelta"):
+        make_gate(deferral_timeout=bad)
 
 
 def test_standby_gate_bakes_for_the_standby_time():
-    trigger = make_sensor(bake_seconds_field="standby_seconds").build_trigger()
+    trigger = make_gate(bake_seconds_field="standby_seconds").build_trigger()
     assert trigger.bake_seconds == PLAN["standby_seconds"]
     assert trigger.step_timeout_seconds == PLAN["standby_seconds"] + PLAN["step_timeout_seconds"] - PLAN["bake_seconds"]
 
@@ -78,29 +113,29 @@ def test_execute_complete_fails_without_retry_and_keeps_the_result(status):
     ti = FakeTI()
     event = {"status": status, "line": f"Halt at 25 %: {status}"}
     with pytest.raises(AirflowFailException, match="Halt at 25 %"):
-        make_sensor().execute_complete({"ti": ti}, event)
+        make_gate().execute_complete({"ti": ti}, event)
     assert ti.pushed["gate_result"] == event
 
 
 def test_execute_complete_returns_the_event_on_success():
     ti = FakeTI()
     event = {"status": "success", "line": "Promote past 25 %: ok"}
-    assert make_sensor().execute_complete({"ti": ti}, event) == event
+    assert make_gate().execute_complete({"ti": ti}, event) == event
 
 
 def test_gate_pulls_plan_and_baseline_by_task_id():
     from airflow.sdk.exceptions import TaskDeferred
 
     baseline = {"verdict": "PASS", "window": {"color": "blue", "requests": 50, "errors": 0, "latency_seconds": {}, "up": True}}
-    sensor = SLOGateSensor(task_id="slo_gate", step_label="5 %", weights_set_at=1.0, plan_task_id="plan", baseline_task_id="baseline")
+    gate = SLOGateOperator(task_id="slo_gate", step_label="5 %", weights_set_at=1.0, plan_task_id="plan", baseline_task_id="baseline")
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute({"ti": FakeTI({"plan": PLAN, "baseline": baseline})})
+        gate.execute({"ti": FakeTI({"plan": PLAN, "baseline": baseline})})
     assert deferred.value.trigger.plan == PLAN and deferred.value.trigger.blue_baseline["requests"] == 50
 
 
 def test_gate_without_a_plan_fails_instead_of_judging_blind():
     from airflow.sdk.exceptions import AirflowFailException
 
-    sensor = SLOGateSensor(task_id="slo_gate", step_label="5 %", weights_set_at=1.0, plan_task_id="plan")
+    gate = SLOGateOperator(task_id="slo_gate", step_label="5 %", weights_set_at=1.0, plan_task_id="plan")
     with pytest.raises(AirflowFailException, match="no plan"):
-        sensor.execute({"ti": FakeTI()})
+        gate.execute({"ti": FakeTI()})

@@ -112,3 +112,14 @@ def test_a_parity_file_with_a_duplicate_key_is_refused_naming_file_and_line(tmp_
     with pytest.raises(ParityFileError) as caught:
         load_parity(path)
     assert str(caught.value) == f"parity file {path} line 5: duplicate key 'path' (first at line 4)"
+
+
+def test_with_lines_every_mapping_knows_its_first_line_and_is_still_a_dict():
+    from cutover_kit.yaml_loader import line_of
+
+    document = parse_yaml("a: 1\nlist:\n  - x: 1\n    y: 2\n  - {z: 3}\n", "f.yaml", lines=True)
+    assert document == {"a": 1, "list": [{"x": 1, "y": 2}, {"z": 3}]}
+    assert [line_of(document), *(line_of(item) for item in document["list"])] == [1, 3, 5]
+    assert line_of(parse_yaml("a: 1\n", "f.yaml")) is None  # off by default: plain dicts
+    with pytest.raises(YAMLFileError, match=r"^f\.yaml line 3: duplicate key 'x' \(first at line 2\)$"):
+        parse_yaml("a:\n  x: 1\n  x: 2\n", "f.yaml", lines=True)

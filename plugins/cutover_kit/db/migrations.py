@@ -36,9 +36,10 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
-BASE_VERSION = "20240101000000"  # the Rails schema as loaded by include/sql/bootstrap/legacy_schema.sql
-EXPAND_VERSION = "20261126000001"  # expand to the TypeScript shape (stage 2)
-MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "include" / "sql" / "migrations"
+from cutover_kit.db.schema_versions import BASE_VERSION, EXPAND_VERSION  # noqa: F401 - callers name them here
+from cutover_kit.paths import REPO_ROOT
+
+MIGRATIONS_DIR = REPO_ROOT / "include" / "sql" / "migrations"
 LOCK_TIMEOUT = "2s"
 STATEMENT_TIMEOUT = "60s"
 # Any constant works; it only has to be the same for every runner.

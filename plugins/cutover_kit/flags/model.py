@@ -21,11 +21,13 @@ flag is on for it (serves_new_code). Everything here is pure: no I/O, no Airflow
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+# Where the flags live: a flagd-format JSON file the apps read in-process, or an Unleash server.
+# The plan's ``flag_backend``, the sandbox's SANDBOX_FLAG_BACKEND and the hooks all mean these.
+FLAG_BACKENDS: tuple[str, ...] = ("file", "unleash")
 FEATURES: tuple[str, ...] = ("users", "orders")
 FEATURE_FLAG_PREFIX = "green.feature."
 ROLLOUT_FLAG = "green.rollout"
@@ -140,16 +142,6 @@ def apply_flags(store: FlagStore, desired: FlagState) -> FlagState:
 
 
 # --------------------------------------------------------------------------- evaluation (apps)
-
-def user_bucket(flag: str, user_id: int | str) -> int:
-    """Sticky bucket 0-99 for a user and a flag: same inputs, same bucket, on every host.
-
-    Reference semantics for backends that evaluate locally; flagd and Unleash each use their own
-    (murmur3-based) hashing, which is equally sticky but places users differently.
-    """
-    digest = hashlib.sha256(f"{flag}:{user_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") % 100
-
 
 def serves_new_code(feature_on: bool, rollout_on: bool) -> bool:
     """Green serves a request with its own code only if both its feature and the rollout allow it."""

@@ -278,9 +278,10 @@ class UnleashFlagStore:
     def from_connection(cls, conn: Any) -> UnleashFlagStore:
         """From an Airflow Connection (unleash_default): host/port (or extra.base_url), password = the
         admin token, extra.project / extra.environment."""
+        from cutover_kit import connections
         from cutover_kit.hooks import http_base_url  # no Airflow import: a plain helper
 
-        conn_id = getattr(conn, "conn_id", None) or "unleash_default"
+        conn_id = getattr(conn, "conn_id", None) or connections.UNLEASH
         try:
             base_url = http_base_url(conn, conn_id)
         except ValueError as error:

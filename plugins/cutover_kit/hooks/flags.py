@@ -2,8 +2,8 @@
 
 - "file": Connection ``flagd_default`` (conn_type "flagd", ``extra.path`` = the flagd JSON file
   the apps evaluate) -> :class:`~cutover_kit.flags.flagd_file.FlagdFileStore`.
-- "unleash": Connection ``unleash_default`` ->
-  ``cutover_kit.flags.unleash_store.UnleashFlagStore.from_connection(conn)``, imported only then.
+- "unleash": Connection ``unleash_default`` -> :class:`~cutover_kit.hooks.unleash.UnleashHook`
+  (an UnleashFlagStore on the server's admin API), imported only then.
 
 Anything else is refused with FlagStoreError naming the backend and the choices. Connections are
 fetched when a store is asked for, never at import or DAG parse.
@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from airflow.sdk import BaseHook
 
-from cutover_kit.flags.model import FlagStore, FlagStoreError
+from cutover_kit import connections
+from cutover_kit.flags.model import FLAG_BACKENDS, FlagStore, FlagStoreError
 
-FLAG_BACKENDS = ("file", "unleash")
-DEFAULT_CONN_IDS = {"file": "flagd_default", "unleash": "unleash_default"}
+DEFAULT_CONN_IDS = {"file": connections.FLAGD, "unleash": connections.UNLEASH}
 
 
 class FlagdFileHook(BaseHook):
     conn_name_attr = "flagd_conn_id"
-    default_conn_name = "flagd_default"
+    default_conn_name = connections.FLAGD
     conn_type = "flagd"
     hook_name = "flagd flag file"
 
@@ -54,10 +54,6 @@ def flag_store(backend: str, conn_id: str | None = None) -> FlagStore:
     conn_id = conn_id or DEFAULT_CONN_IDS[backend]
     if backend == "file":
         return FlagdFileHook(conn_id).get_conn()
-    try:
-        conn = BaseHook.get_connection(conn_id)
-    except Exception as error:  # AirflowNotFoundException and secrets-backend errors alike
-        raise FlagStoreError(f"flag backend unleash: Connection {conn_id!r} unavailable: {error}") from error
-    from cutover_kit.flags.unleash_store import UnleashFlagStore
+    from cutover_kit.hooks.unleash import UnleashHook
 
-    return UnleashFlagStore.from_connection(conn)
+    return UnleashHook(conn_id).get_conn()

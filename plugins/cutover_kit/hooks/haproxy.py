@@ -11,13 +11,14 @@ from functools import cached_property
 
 from airflow.sdk import BaseHook
 
+from cutover_kit import connections
 from cutover_kit.routing import RouterWeights
 from cutover_kit.routing.haproxy_runtime import HAProxyRuntimeRouter
 
 
 class HAProxyHook(BaseHook):
     conn_name_attr = "haproxy_conn_id"
-    default_conn_name = "haproxy_default"
+    default_conn_name = connections.HAPROXY
     conn_type = "haproxy"
     hook_name = "HAProxy runtime API"
 

@@ -1,9 +1,11 @@
 """PrometheusHook: instant PromQL queries as floats, with "no data" distinct from failure.
 
-Modelled on Flagger's metrics providers: a query returns one float or raises
-:class:`PrometheusNoData` (the series does not exist or is NaN), and :class:`PrometheusUnavailable`
-when Prometheus itself cannot answer. Callers decide what each means; the SLO gate treats both as
-INCONCLUSIVE, never as healthy.
+Modelled on Flagger's metrics providers: a query returns one float or raises one of three typed
+errors, all :class:`PrometheusError`: :class:`PrometheusNoData` (the series does not exist or is
+NaN), :class:`PrometheusUnavailable` (Prometheus did not answer, timed out or refused the query)
+and :class:`PrometheusBadAnswer` (it answered, but not with one number: several series, a
+non-number, a body that is not Prometheus JSON). Callers decide what each means; the SLO gate
+treats every one as INCONCLUSIVE, never as healthy.
 """
 
 from __future__ import annotations
@@ -15,20 +17,37 @@ from typing import Any
 import requests
 from airflow.sdk import BaseHook
 
+from cutover_kit import connections
 from cutover_kit.hooks import http_base_url
 
 
-class PrometheusNoData(LookupError):
+class PrometheusError(Exception):
+    """A query gave no usable number. ``kind`` names what happened, for one-line reasons."""
+
+    kind = "Prometheus error"
+
+
+class PrometheusNoData(PrometheusError, LookupError):
     """The query ran but returned no sample (or NaN, e.g. a quantile of zero requests)."""
 
+    kind = "no data"
 
-class PrometheusUnavailable(RuntimeError):
-    """Prometheus did not answer, or answered with an error."""
+
+class PrometheusUnavailable(PrometheusError, RuntimeError):
+    """Prometheus did not answer (refused connection, timeout), or answered with an error."""
+
+    kind = "Prometheus unavailable"
+
+
+class PrometheusBadAnswer(PrometheusError, ValueError):
+    """Prometheus answered, but not with one number: several series, a non-number, not its JSON."""
+
+    kind = "Prometheus bad answer"
 
 
 class PrometheusHook(BaseHook):
     conn_name_attr = "prometheus_conn_id"
-    default_conn_name = "prometheus_default"
+    default_conn_name = connections.PROMETHEUS
     conn_type = "http"
     hook_name = "Prometheus"
 
@@ -53,31 +72,56 @@ class PrometheusHook(BaseHook):
         return self.get_conn()
 
     def query(self, promql: str) -> list[dict[str, Any]]:
-        """Run an instant query; return the raw result vector."""
+        """Run an instant query; return the raw result vector (a scalar becomes one sample)."""
         try:
             response = self.session.get(
                 f"{self.base_url}/api/v1/query", params={"query": promql}, timeout=self.timeout_seconds
             )
-            body = response.json()
-        except (requests.RequestException, ValueError) as error:
-            raise PrometheusUnavailable(f"Prometheus at {self.base_url} did not answer: {error}") from error
-        if response.status_code != 200 or body.get("status") != "success":
+        except requests.Timeout as error:
             raise PrometheusUnavailable(
-                f"Prometheus refused query {promql!r}: HTTP {response.status_code} {body.get('error', '')}".strip()
+                f"Prometheus at {self.base_url} did not answer {promql!r} within {self.timeout_seconds:g} s: {error}"
+            ) from error
+        except requests.RequestException as error:
+            raise PrometheusUnavailable(f"Prometheus at {self.base_url} did not answer {promql!r}: {error}") from error
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code != 200 or not isinstance(body, dict) or body.get("status") != "success":
+            if response.status_code == 200 and not isinstance(body, dict):
+                raise PrometheusBadAnswer(
+                    f"Prometheus answered {promql!r} with HTTP 200 but no JSON object: {_snippet(response)}"
+                )
+            detail = body.get("error", "") if isinstance(body, dict) else _snippet(response)
+            raise PrometheusUnavailable(
+                f"Prometheus refused query {promql!r}: HTTP {response.status_code} {detail}".strip()
             )
-        result = body["data"]["result"]
-        if body["data"].get("resultType") == "scalar":
+        data = body.get("data")
+        if not isinstance(data, dict) or "result" not in data:
+            raise PrometheusBadAnswer(f"Prometheus answered {promql!r} without data.result: {_snippet(response)}")
+        result = data["result"]
+        if data.get("resultType") == "scalar":
             return [{"metric": {}, "value": result}]
+        if not isinstance(result, list):
+            raise PrometheusBadAnswer(f"Prometheus answered {promql!r} with a {type(result).__name__} result, not a vector")
         return result
 
     def query_value(self, promql: str) -> float:
-        """One float, or PrometheusNoData. More than one series is a query bug: refuse it."""
+        """One float, or a typed error: no sample / NaN is PrometheusNoData; several series (a query
+        that forgot to aggregate) or a value that is not a number is PrometheusBadAnswer."""
         result = self.query(promql)
         if not result:
             raise PrometheusNoData(f"no data for {promql!r}")
         if len(result) > 1:
-            raise ValueError(f"query {promql!r} returned {len(result)} series; expected one (aggregate it)")
-        value = float(result[0]["value"][1])
+            raise PrometheusBadAnswer(
+                f"query {promql!r} returned {len(result)} series; expected one (aggregate it)"
+            )
+        try:
+            value = float(result[0]["value"][1])
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise PrometheusBadAnswer(
+                f"query {promql!r} returned a sample that is not a number: {result[0]!r:.200}"
+            ) from error
         if math.isnan(value):
             raise PrometheusNoData(f"NaN for {promql!r}")
         return value
@@ -93,3 +137,8 @@ class PrometheusHook(BaseHook):
             return self.session.get(f"{self.base_url}/-/ready", timeout=self.timeout_seconds).status_code == 200
         except requests.RequestException:
             return False
+
+
+def _snippet(response: requests.Response, limit: int = 200) -> str:
+    text = " ".join((response.text or "").split())
+    return text[:limit] + ("..." if len(text) > limit else "")

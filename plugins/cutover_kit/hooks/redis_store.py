@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from airflow.sdk import BaseHook
 
+from cutover_kit import connections
+
 
 class RedisHook(BaseHook):
     conn_name_attr = "redis_conn_id"
-    default_conn_name = "redis_default"
+    default_conn_name = connections.REDIS
     conn_type = "redis"
     hook_name = "Redis"
 

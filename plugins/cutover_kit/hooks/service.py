@@ -14,6 +14,7 @@ from typing import Any
 import requests
 from airflow.sdk import BaseHook
 
+from cutover_kit import connections
 from cutover_kit.hooks import http_base_url
 
 
@@ -42,7 +43,7 @@ def short_error(error: requests.RequestException, timeout_seconds: float) -> str
 
 class ServiceHook(BaseHook):
     conn_name_attr = "service_conn_id"
-    default_conn_name = "app_router"
+    default_conn_name = connections.APP_ROUTER
     conn_type = "http"
     hook_name = "Service endpoint"
 

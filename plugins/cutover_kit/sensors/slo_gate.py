@@ -1,5 +1,12 @@
-"""SLOGateSensor: gate one traffic step on SLOs measured against live blue, without holding a
+"""SLOGateOperator: gate one traffic step on SLOs measured against live blue, without holding a
 worker slot: it defers at once to :class:`~cutover_kit.triggers.slo_gate.SLOGateTrigger`.
+
+A plain operator that defers, like the providers-standard HITL operators, not a sensor: a gate
+can never pass on a first look, so there is nothing to poke, and a sensor's ``timeout``, ``mode``
+and ``poke_interval`` would be silently ignored. They are refused instead. The wait is bounded by
+the deferral timeout: the gate's own step timeout plus :data:`DEFERRAL_MARGIN` (the trigger always
+decides by its step timeout; the margin only ends a gate whose triggerer was lost, and a timed-out
+deferral fails the task, it never passes), or ``deferral_timeout`` when given.
 
 The gate result is always pushed to XCom (key ``gate_result``) so the branch after the gate can
 route on it; a halt or timeout then fails this task *without retries* (a retry could re-judge a
@@ -17,14 +24,18 @@ from datetime import timedelta
 from typing import Any, Sequence
 
 from airflow.sdk.exceptions import AirflowFailException
-from airflow.sdk import BaseSensorOperator
+from airflow.sdk import BaseOperator
 
 from cutover_kit.triggers.slo_gate import SLOGateTrigger
 
 GATE_RESULT_KEY = "gate_result"
+DEFERRAL_MARGIN = timedelta(seconds=120)
+# BaseSensorOperator's arguments: meaningless for a gate that defers at once, so refused by name.
+SENSOR_ONLY_ARGUMENTS = ("mode", "poke_interval", "timeout", "soft_fail", "exponential_backoff", "max_wait",
+                         "silent_fail", "never_fail")
 
 
-class SLOGateSensor(BaseSensorOperator):
+class SLOGateOperator(BaseOperator):
     template_fields: Sequence[str] = ("plan", "weights_set_at", "blue_baseline")
 
     def __init__(
@@ -40,11 +51,25 @@ class SLOGateSensor(BaseSensorOperator):
         prometheus_conn_id: str = "prometheus_default",
         haproxy_conn_id: str | None = "haproxy_default",
         state_conn_id: str | None = "redis_default",
+        deferral_timeout: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
+        task_id = kwargs.get("task_id")
+        sensor_arguments = sorted(set(kwargs) & set(SENSOR_ONLY_ARGUMENTS))
+        if sensor_arguments:
+            raise TypeError(
+                f"{task_id}: {', '.join(sensor_arguments)} would be ignored: the SLO gate is an operator that "
+                f"defers to its trigger at once, it never pokes or reschedules; its wait ends at the plan's "
+                f"step timeout + {DEFERRAL_MARGIN.total_seconds():.0f} s, or at deferral_timeout=timedelta(...)"
+            )
+        if deferral_timeout is not None and (
+            not isinstance(deferral_timeout, timedelta) or deferral_timeout <= timedelta(0)
+        ):
+            raise ValueError(f"{task_id}: deferral_timeout must be a positive timedelta; got {deferral_timeout!r}")
         super().__init__(**kwargs)
         if (plan is None) == (plan_task_id is None):
-            raise ValueError(f"{kwargs.get('task_id')}: give exactly one of plan or plan_task_id")
+            raise ValueError(f"{task_id}: give exactly one of plan or plan_task_id")
+        self.deferral_timeout = deferral_timeout
         self.step_label = step_label
         self.plan = plan
         self.plan_task_id = plan_task_id
@@ -81,10 +106,6 @@ class SLOGateSensor(BaseSensorOperator):
             state_conn_id=self.state_conn_id,
         )
 
-    def poke(self, context: Any) -> bool:
-        # A gate can never pass on its first look: the bake window has not elapsed yet.
-        return False
-
     def _pull_inputs(self, context: Any) -> None:
         ti = context["ti"]
         if self.plan_task_id:
@@ -94,13 +115,23 @@ class SLOGateSensor(BaseSensorOperator):
         if self.baseline_task_id:
             self.blue_baseline = ti.xcom_pull(task_ids=self.baseline_task_id)
 
+    def _deferral_timeout(self, trigger: SLOGateTrigger) -> timedelta:
+        if self.deferral_timeout is None:
+            return timedelta(seconds=trigger.step_timeout_seconds) + DEFERRAL_MARGIN
+        if self.deferral_timeout.total_seconds() < trigger.step_timeout_seconds:
+            self.log.warning("Gate at %s: deferral_timeout %s s is shorter than the step timeout %s s: the task "
+                             "will fail at %s s without the gate's verdict or its reflex rollback",
+                             self.step_label, self.deferral_timeout.total_seconds(), trigger.step_timeout_seconds,
+                             self.deferral_timeout.total_seconds())
+        return self.deferral_timeout
+
     def execute(self, context: Any) -> None:
         self._pull_inputs(context)
-        if not self.poke(context):
-            trigger = self.build_trigger()
-            # A trigger that never reports (triggerer lost) must still end the step: fail late, never pass.
-            deadline = timedelta(seconds=trigger.step_timeout_seconds + 120)
-            self.defer(trigger=trigger, method_name="execute_complete", timeout=deadline)
+        trigger = self.build_trigger()
+        timeout = self._deferral_timeout(trigger)
+        self.log.info("Gate at %s: deferring, bake %s s, step timeout %s s, deferral timeout %s s", self.step_label,
+                      trigger.bake_seconds, trigger.step_timeout_seconds, timeout.total_seconds())
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         if not event:

@@ -1,5 +1,6 @@
-"""The rollback path: record why, flags -> Rails (verified in the store and every app; the task
-lives in stages/flags.py), then 100 % of traffic on blue (verified), then prove blue serves.
+"""The rollback path (task group ``rollback``): record why (``halt_at_<step>``), flags -> Rails
+(verified in the store and every app), then 100 % of traffic on blue (verified), then prove blue
+serves. Two levels, in the plan's order; the traffic level runs even if the flag level failed.
 
 ``route_all_to_blue`` re-asserts the absolute state even when the gate's reflex already did it:
 setting weights is idempotent, and the read-back is the proof we record.
@@ -13,7 +14,11 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from cutover_kit import connections
+from cutover_kit.control import emergency_halt_line
+from cutover_kit.flags.model import FlagState
 from cutover_kit.outcome import halt_reason
+from cutover_kit.stages._shared import applied_flags, latched_stop_or_none, plan_of_run
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +26,15 @@ log = logging.getLogger(__name__)
 def record_halt(step_label: str, gate_task_id: str, smoke_task_id: str | None, set_weights_task_id: str) -> dict[str, Any]:
     from airflow.sdk import get_current_context
 
+    from cutover_kit.sensors.slo_gate import GATE_RESULT_KEY  # not at import: the sensor pulls in the trigger
+
     context = get_current_context()
     ti = context["ti"]
-    gate_result = ti.xcom_pull(task_ids=gate_task_id, key="gate_result")
+    gate_result = ti.xcom_pull(task_ids=gate_task_id, key=GATE_RESULT_KEY)
     smoke_result = ti.xcom_pull(task_ids=smoke_task_id, key="smoke_result") if smoke_task_id else None
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
     failed = sorted(task for task, state in states.items() if state == "failed")
     reason = halt_reason(step_label, gate_result, smoke_result, failed)
-    from cutover_kit.stages.emergency import emergency_halt_line, latched_stop_or_none
-
     stop = latched_stop_or_none()
     if stop is not None:  # the operator's reason outranks whatever the step saw
         reason = emergency_halt_line(step_label, stop)
@@ -54,6 +59,12 @@ def record_halt(step_label: str, gate_task_id: str, smoke_task_id: str | None, s
     }
 
 
+def flags_to_rails(plan_task_id: str) -> dict[str, Any]:
+    """Level 1: re-assert flags -> Rails in the plan's store and verify it everywhere, timed."""
+    plan = plan_of_run(plan_task_id)
+    return applied_flags(FlagState.rails(), plan.flag_backend, "Rollback level 1, flags -> Rails")
+
+
 def route_all_to_blue() -> dict[str, Any]:
     from cutover_kit.hooks.haproxy import HAProxyHook
 
@@ -70,7 +81,7 @@ def verify_blue_serving(probes: int = 10) -> dict[str, Any]:
     """Through the router, every answer must come from blue and succeed."""
     from cutover_kit.hooks.service import ServiceHook
 
-    router = ServiceHook("app_router")
+    router = ServiceHook(connections.APP_ROUTER)
     served_by, failures = [], []
     for _ in range(probes):
         probe = router.probe("GET", "/api/users/1")

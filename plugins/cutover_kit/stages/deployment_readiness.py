@@ -1,5 +1,6 @@
-"""Stage 1, deployment readiness: the plan and the run's input files are valid, every Connection
-resolves, every endpoint answers.
+"""Stage 1, deployment readiness (task group ``stage_01_deployment_readiness``): the plan and the
+run's input files are valid, every Connection resolves, every endpoint answers, the plan's flag
+store reads cleanly and every app reports its flags, and no emergency stop is latched.
 
 Nothing here changes the world: a bad plan or a missing Connection stops the run before any side effect.
 """
@@ -10,21 +11,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from cutover_kit import connections
+from cutover_kit.control import CutoverStateError
+from cutover_kit.flags.model import FlagStoreError
+from cutover_kit.flags.propagation import serving_summary
+from cutover_kit.hooks.levers import app_reports
 from cutover_kit.plan import PlanError, plan_for_params
+from cutover_kit.stages._shared import plan_of_run
 
 log = logging.getLogger(__name__)
-
-REQUIRED_CONNECTIONS = (
-    "prometheus_default",
-    "haproxy_default",
-    "postgres_default",
-    "redis_default",
-    "app_blue",
-    "app_green",
-    "app_router",
-)
 
 
 def validate_plan(dag_steps: list[int]) -> dict[str, Any]:
@@ -78,7 +75,7 @@ def validate_run_inputs(acknowledged_writes_file: str | None, checks_file: str |
              acknowledged_writes_file, len(ids))
 
 
-def resolve_connections(conn_ids: tuple[str, ...] = REQUIRED_CONNECTIONS) -> dict[str, Any]:
+def resolve_connections(conn_ids: tuple[str, ...] = connections.REQUIRED_CONNECTIONS) -> dict[str, Any]:
     from airflow.sdk import BaseHook
 
     resolved, missing = {}, []
@@ -121,7 +118,7 @@ def check_endpoints_reachable() -> dict[str, Any]:
     except Exception as error:
         problems.append(f"HAProxy runtime API: {error}")
 
-    for conn_id in ("app_router", "app_blue", "app_green"):
+    for conn_id in (connections.APP_ROUTER, connections.APP_BLUE, connections.APP_GREEN):
         probe = ServiceHook(conn_id).probe("GET", "/healthz")
         if probe.status is None:
             problems.append(f"{conn_id} at {probe.url} unreachable: {probe.error}")
@@ -133,3 +130,53 @@ def check_endpoints_reachable() -> dict[str, Any]:
     reason = "Every endpoint answers: " + "; ".join(f"{k}: {v}" for k, v in findings.items())
     log.info(reason)
     return {"verdict": "PASS", "reason": reason, "endpoints": findings}
+
+
+def check_flag_store(plan_task_id: str) -> dict[str, Any]:
+    """The plan's flag store answers with a well-formed state and every app reports its flags.
+    Changes nothing; an unreachable, misconfigured or malformed store stops the run here."""
+    from cutover_kit.hooks.flags import flag_store
+
+    backend = plan_of_run(plan_task_id).flag_backend
+    try:
+        store = flag_store(backend)
+        state = store.read()
+    except FlagStoreError as error:
+        raise AirflowException(f"Flag store not usable ({backend} backend): {error}") from error
+    reports = app_reports()
+    problems = [f"{app}: {report}" for app, report in reports.items() if isinstance(report, str)]
+    problems += [f"{app} evaluates flags from {report.get('backend')!r}, the plan selects {backend!r}"
+                 for app, report in reports.items()
+                 if isinstance(report, dict) and report.get("evaluates_flags") and report.get("backend") != backend]
+    if problems:
+        raise AirflowFailException("Flags: apps not ready: " + "; ".join(problems))
+    reason = f"Flag store {store.name} readable ({state.describe()}); apps: {serving_summary(reports)}"
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason, "flags": state.as_flags()}
+
+
+def check_emergency_stop() -> dict[str, Any]:
+    """A latched stop blocks a new cutover until an operator acknowledges it (param
+    ``acknowledge_emergency_stop``), so a cutover never resumes by itself after an emergency."""
+    from airflow.sdk import get_current_context
+
+    from cutover_kit.hooks.cutover_state import CutoverStateHook
+
+    acknowledge = bool(get_current_context()["params"].get("acknowledge_emergency_stop"))
+    hook = CutoverStateHook()
+    try:
+        stop = hook.emergency_stop()
+        if stop is None:
+            log.info("No emergency stop latched: the cutover may start")
+            return {"verdict": "PASS", "reason": "no emergency stop latched"}
+        if not acknowledge:
+            raise AirflowFailException(
+                f"Cutover refused: {stop.describe()}. It stays latched until a run is triggered with "
+                "acknowledge_emergency_stop=true"
+            )
+        hook.clear_emergency_stop()
+    except CutoverStateError as error:
+        raise AirflowException(f"Cutover refused for now: {error}") from error
+    reason = f"Emergency stop acknowledged and cleared by this run: {stop.describe()}"
+    log.warning(reason)
+    return {"verdict": "PASS", "reason": reason, "cleared": stop.to_json()}

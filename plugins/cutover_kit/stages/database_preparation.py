@@ -1,16 +1,18 @@
-"""Stage 2, database preparation: Great Expectations validation of the expanded schema.
+"""Stage 2, database preparation (task group ``stage_02_database_preparation``): schema version
+check, verified backup, expand migration, batched backfill, then Great Expectations validation of
+the expanded schema against the backup. Every task sets absolute state: the expand is a no-op when
+already applied, the backfill only fills NULLs. The way back (down migration) is stage
+``database_rollback`` (:mod:`cutover_kit.stages.database_rollback`).
 
-Task callables (the `cutover` DAG runs the validation through
-:func:`cutover_kit.stages.migration.validate_expanded_database`, which calls :func:`validate_migration`
-with :func:`snapshot_from_backup`; :func:`build_validation_task` wires the same callable into any DAG):
+Validation (``validate_with_great_expectations`` runs :func:`validate_expanded_database`, which
+calls :func:`validate_migration` with :func:`snapshot_from_backup`):
 
-* :func:`snapshot_row_counts` -> ``{table: {"count": n, "max_id": m}}`` before the migration (one
-  snapshot, counted in PostgreSQL): the table's rows then were exactly the n rows with id <= m.
-  :func:`snapshot_from_backup` derives the same dict from a backup record's dump-time
-  fingerprints, which were taken in the dump's own snapshot. Prefer it when a backup is compared
-  too: the row counts and the checksums then bound the pre-existing rows at the same moment.
+* :func:`snapshot_from_backup` -> ``{table: {"count": n, "max_id": m}}`` from a backup record's
+  dump-time fingerprints, which were taken in the dump's own snapshot: the row counts and the
+  checksums then bound the pre-existing rows at the same moment. :func:`row_counts` takes the same
+  dict from a live database (one snapshot, counted in PostgreSQL).
 * :func:`restore_backup_for_validation` restores the verified backup into a scratch database that
-  stays in place for the checksum comparison (``backup.restore_to_scratch``);
+  stays in place for the checksum comparison (``db.restore.restore_to_scratch``);
   :func:`drop_backup_scratch` removes it afterwards.
 
 Both apps keep inserting during stage 2, so the checks compare the pre-existing rows only: rows
@@ -55,41 +57,18 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from cutover_kit import connections
+from cutover_kit.db.schema_versions import BASE_VERSION, EXPAND_VERSION
+from cutover_kit.paths import REPO_ROOT
+from cutover_kit.stages._shared import connection_dsn, connection_url
+
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+BACKUP_DIR_ENV = "CUTOVER_BACKUP_DIR"
 ARTIFACT_ENV = "CUTOVER_GX_ARTIFACT_DIR"  # base directory; the run id is appended
 DEFAULT_ARTIFACT_ROOT = REPO_ROOT / ".artifacts" / "gx"
 DEFAULT_SCRATCH_DB = "cutover_gx_backup"
 TABLES = ("users", "orders", "line_items")
-
-
-# --------------------------------------------------------------------------------------------
-# Connections
-
-
-def connection_url(conn_id: str, database: str | None = None) -> str:
-    """SQLAlchemy URL of an Airflow Connection (``database`` overrides its schema field)."""
-    from airflow.sdk import BaseHook
-
-    from cutover_kit.validation import postgres_url
-
-    conn = BaseHook.get_connection(conn_id)
-    name = database or conn.schema
-    if not name:
-        raise AirflowFailException(f"Connection {conn_id} names no database: set its schema field")
-    return postgres_url(host=conn.host, port=conn.port, login=conn.login, password=conn.password, database=name)
-
-
-def connection_dsn(conn_id: str, database: str | None = None) -> str:
-    """libpq DSN of an Airflow Connection (for psycopg2 and the backup helpers)."""
-    import psycopg2.extensions
-    from airflow.sdk import BaseHook
-
-    conn = BaseHook.get_connection(conn_id)
-    params = {"host": conn.host, "port": conn.port, "user": conn.login, "password": conn.password,
-              "dbname": database or conn.schema}
-    return psycopg2.extensions.make_dsn(**{key: value for key, value in params.items() if value})
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,17 +78,12 @@ def connection_dsn(conn_id: str, database: str | None = None) -> str:
 Snapshot = dict[str, dict[str, Any]]  # {table: {"count": n, "max_id": m or None}}
 
 
-def snapshot_row_counts(conn_id: str = "postgres_default", tables: Sequence[str] = TABLES) -> Snapshot:
-    """{table: {"count", "max_id"}} of the live database, all tables counted in one snapshot."""
-    return row_counts(connection_dsn(conn_id), tables)
-
-
 def row_counts(dsn: str, tables: Sequence[str] = TABLES) -> Snapshot:
     """{table: {"count": n, "max_id": m}}: the n rows with id <= m are the table's rows now (m is
-    the settled bound of ``backup.row_snapshot``, normally max(id))."""
-    from cutover_kit.db import fingerprints as backup
+    the settled bound of ``db.fingerprints.row_snapshot``, normally max(id))."""
+    from cutover_kit.db.fingerprints import row_snapshot
 
-    snapshot = backup.row_snapshot(dsn, tables)
+    snapshot = row_snapshot(dsn, tables)
     log.info("Row counts before the migration: %s", _describe_snapshot(snapshot))
     return snapshot
 
@@ -138,24 +112,25 @@ def _describe_snapshot(snapshot: Mapping[str, Mapping[str, Any]]) -> str:
                      for table, entry in snapshot.items())
 
 
-def restore_backup_for_validation(record: Mapping[str, Any], conn_id: str = "postgres_default",
+def restore_backup_for_validation(record: Mapping[str, Any], conn_id: str = connections.POSTGRES,
                                   scratch_db: str = DEFAULT_SCRATCH_DB) -> str:
     """Restore the backup file of `record` into `scratch_db` (re-created) on the live server and
     keep it for the checksum comparison. Returns the scratch database's name."""
-    from cutover_kit.db import restore as backup
+    from cutover_kit.db.errors import BackupUnusable
+    from cutover_kit.db.restore import restore_to_scratch
 
     try:
-        backup.restore_to_scratch(connection_dsn(conn_id), record, scratch_db)
-    except backup.BackupUnusable as error:  # a bad file stays bad: no retry
+        restore_to_scratch(connection_dsn(conn_id), record, scratch_db)
+    except BackupUnusable as error:  # a bad file stays bad: no retry
         raise AirflowFailException(f"backup not usable for validation: {error}") from error
     log.info("Backup %s restored into %s for the checksum comparison", record.get("path"), scratch_db)
     return scratch_db
 
 
-def drop_backup_scratch(conn_id: str = "postgres_default", scratch_db: str = DEFAULT_SCRATCH_DB) -> None:
-    from cutover_kit.db import restore as backup
+def drop_backup_scratch(conn_id: str = connections.POSTGRES, scratch_db: str = DEFAULT_SCRATCH_DB) -> None:
+    from cutover_kit.db.restore import drop_scratch
 
-    backup.drop_scratch(connection_dsn(conn_id), scratch_db)
+    drop_scratch(connection_dsn(conn_id), scratch_db)
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,7 +144,7 @@ def artifact_dir_for(run_id: str | None, base: str | Path | None = None) -> Path
     return root / safe
 
 
-def validate_migration(snapshot: Mapping[str, Any] | None = None, *, conn_id: str = "postgres_default",
+def validate_migration(snapshot: Mapping[str, Any] | None = None, *, conn_id: str = connections.POSTGRES,
                        backup_conn_id: str | None = None, backup_database: str | None = None,
                        tables: Sequence[str] | None = None, artifact_dir: str | None = None,
                        run_id: str | None = None,
@@ -196,7 +171,7 @@ def validate_migration(snapshot: Mapping[str, Any] | None = None, *, conn_id: st
 
 def backup_max_ids_of(record: Mapping[str, Any], tables: Sequence[str] = TABLES) -> dict[str, int | None] | None:
     """{table: max_id} from a BackupRecord's fingerprints (the bound its rows were settled at,
-    see ``backup.row_snapshot``), or None for a record from before max_id was recorded."""
+    see ``db.fingerprints.row_snapshot``), or None for a record from before max_id was recorded."""
     fingerprints = record.get("fingerprints") or {}
     if not all("max_id" in (fingerprints.get(table) or {}) for table in tables):
         return None
@@ -237,16 +212,102 @@ def _current_run_id() -> str | None:
         return None
 
 
-def build_validation_task(*, snapshot: Any, conn_id: str = "postgres_default", backup_conn_id: str | None = None,
-                          backup_database: str | None = None, tables: Sequence[str] | None = None,
-                          artifact_dir: str | None = None, task_id: str = "validate_migration_gx") -> Any:
-    """Add the validation task to the DAG / TaskGroup being defined; returns its XComArg.
+# --------------------------------------------------------------------------------------------
+# Version, backup, expand, backfill (in run order)
 
-    `snapshot` is usually the XComArg of a :func:`snapshot_row_counts` task (or of a task returning
-    :func:`snapshot_from_backup`). Must be called inside a DAG (and, optionally, TaskGroup) context.
-    """
-    from airflow.sdk import task
 
-    return task(validate_migration, task_id=task_id)(
-        snapshot, conn_id=conn_id, backup_conn_id=backup_conn_id, backup_database=backup_database,
-        tables=list(tables) if tables else None, artifact_dir=artifact_dir)
+def check_schema_version(conn_id: str = connections.POSTGRES) -> dict[str, Any]:
+    import psycopg2
+
+    from cutover_kit.db.migrations import current_version
+
+    with psycopg2.connect(connection_dsn(conn_id)) as conn:
+        version = current_version(conn)
+    if version not in (BASE_VERSION, EXPAND_VERSION):
+        raise AirflowFailException(
+            f"Database is at version {version}, expected {BASE_VERSION} (legacy) or {EXPAND_VERSION} (already expanded)"
+        )
+    state = "legacy, expand pending" if version == BASE_VERSION else "already expanded (re-run)"
+    reason = f"Database at version {version}: {state}"
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason, "version": version}
+
+
+def backup_before_migration(conn_id: str = connections.POSTGRES) -> dict[str, Any]:
+    """pg_dump -Fc of the live database, restored into a scratch database and compared with the
+    dump-time fingerprints before the migration may proceed (``db.verify.verify_backup``: the whole
+    archive listed, tables and rows restored). Returns the backup record."""
+    from airflow.sdk import get_current_context
+
+    from cutover_kit.db.backup import backup_database
+    from cutover_kit.db.errors import BackupError
+    from cutover_kit.db.verify import verify_backup
+
+    run_id = get_current_context()["run_id"]
+    backup_dir = Path(os.environ.get(BACKUP_DIR_ENV) or REPO_ROOT / ".artifacts" / "backups") / run_id.replace(":", "_").replace("+", "_")
+    dsn = connection_dsn(conn_id)
+    try:
+        record = backup_database(dsn, backup_dir)
+        # The apps keep writing: the live database cannot equal the dump, so only "the file restores
+        # exactly what was dumped" decides, and a second full pass over the live tables is skipped.
+        verification = verify_backup(dsn, record, compare_live=False)
+    except BackupError as error:
+        raise AirflowException(f"Backup failed: {error}") from error
+    if not verification.restored_matches_dump:
+        raise AirflowFailException(f"Backup {record.path} does not restore to what was dumped: {verification.mismatches}")
+    reason = (
+        f"Backup {record.path} ({record.bytes / 1e6:.1f} MB, sha256 {record.sha256[:12]}): "
+        f"{verification.archive_entries} archive entries listed, tables and rows restored into a scratch "
+        f"database and matched the dump's per-table counts and checksums in {verification.seconds:.1f} s"
+    )
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason, "verified": True, **record.as_dict()}
+
+
+def expand_schema(conn_id: str = connections.POSTGRES) -> dict[str, Any]:
+    from cutover_kit.db.migrations import MigrationError, migrate_up
+
+    try:
+        report = migrate_up(connection_dsn(conn_id), EXPAND_VERSION, expected_current=BASE_VERSION)
+    except MigrationError as error:
+        raise AirflowFailException(f"Expand refused: {error}") from error
+    reason = (
+        f"Expand {EXPAND_VERSION} already applied (no-op)" if report.noop
+        else f"Expand {report.from_version} -> {report.to_version} applied in {report.seconds:.2f} s"
+    )
+    log.info(reason)
+    # `applied`: this run changed the schema, so a failed stage 2 has something of its own to undo.
+    return {"verdict": "PASS", "reason": reason, "applied": not report.noop}
+
+
+def backfill_new_columns(conn_id: str = connections.POSTGRES) -> dict[str, Any]:
+    """The batched backfill, then VACUUM (ANALYZE) of the rewritten tables, so that validation
+    reads live rows with fresh statistics (``migrations.vacuum_analyze`` says why)."""
+    from cutover_kit.db.migrations import backfill, vacuum_analyze
+
+    dsn = connection_dsn(conn_id)
+    report = backfill(dsn)
+    if not report.complete:
+        raise AirflowException(f"Backfill incomplete: {report.remaining} rows still NULL; retrying")
+    vacuum_seconds = vacuum_analyze(dsn)
+    reason = (
+        f"Backfill: {report.rows} rows in {report.batches} batches, {report.seconds:.1f} s, "
+        f"longest batch {report.max_batch_seconds * 1000:.0f} ms; VACUUM ANALYZE {vacuum_seconds:.1f} s"
+    )
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason}
+
+
+def validate_expanded_database(backup_record: dict[str, Any], scratch_db: str, conn_id: str = connections.POSTGRES) -> dict[str, Any]:
+    """Great Expectations on the expanded database, against the backup's dump-time snapshot and a
+    scratch restore of the backup. On failure the summary is kept in XCom for the halt record."""
+    from airflow.sdk import get_current_context
+
+    snapshot = snapshot_from_backup(backup_record)
+    try:
+        summary = validate_migration(snapshot, conn_id=conn_id, backup_database=scratch_db,
+                                     backup_max_ids=backup_max_ids_of(backup_record))
+    except AirflowFailException as error:
+        get_current_context()["ti"].xcom_push(key="validation_failure", value={"reason": str(error)})
+        raise
+    return {"verdict": "PASS", "reason": f"GX: {summary['expectations']} expectations passed in {summary['seconds']:.1f} s", **summary}

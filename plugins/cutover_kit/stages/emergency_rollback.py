@@ -1,4 +1,7 @@
-"""The emergency stop: the `emergency_rollback` DAG's tasks, and the checks `cutover` makes.
+"""The `emergency_rollback` DAG's tasks. The stop they latch is obeyed by `cutover`: every step
+refuses to advance (cutover_kit.actions.emergency), every gate poll reads it (the SLO trigger),
+and stage 1 refuses to start while it is latched
+(:func:`cutover_kit.stages.deployment_readiness.check_emergency_stop`).
 
 Order in an emergency run: latch the stop first (so the cutover stops advancing within one gate
 poll), then flags -> Rails, then traffic -> 100 % blue, then smoke checks on blue, then one line
@@ -13,80 +16,16 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from cutover_kit.control import (
-    CutoverStateError, EmergencyStop, emergency_halt_line, refusal_line, validate_reason,
-)
+from cutover_kit import connections
+from cutover_kit.control import CutoverStateError, EmergencyStop, validate_reason
+from cutover_kit.flags.model import FlagState
+from cutover_kit.flags.propagation import choose_flag_backend
+from cutover_kit.hooks.levers import app_reports
+from cutover_kit.stages import rollback, traffic_migration
+from cutover_kit.stages._shared import applied_flags
 
 log = logging.getLogger(__name__)
 
-
-# --------------------------------------------------------------------------- checks used by `cutover`
-
-def ensure_not_stopped(action: str) -> None:
-    """Refuse `action` while an emergency stop is latched; an unreadable state also refuses
-    (retryable): the cutover never advances on an unknown."""
-    from cutover_kit.hooks.cutover_state import CutoverStateHook
-
-    try:
-        stop = CutoverStateHook().emergency_stop()
-    except CutoverStateError as error:
-        raise AirflowException(f"Refusing to {action}: {error}") from error
-    if stop is not None:
-        line = refusal_line(action, stop)
-        log.error(line)
-        raise AirflowFailException(line)
-
-
-def latched_stop_or_none() -> EmergencyStop | None:
-    """Best effort, for the rollback record and the verdict: they must run even if Redis is down."""
-    from cutover_kit.hooks.cutover_state import CutoverStateHook
-
-    try:
-        return CutoverStateHook().emergency_stop()
-    except CutoverStateError as error:
-        log.warning("Could not read the emergency stop (continuing without it): %s", error)
-        return None
-
-
-def record_step_progress(step_label: str) -> None:
-    from airflow.sdk import get_current_context
-
-    from cutover_kit.hooks.cutover_state import CutoverStateHook
-
-    try:
-        CutoverStateHook().record_progress(get_current_context()["run_id"], step_label)
-    except CutoverStateError as error:  # progress is informational; the stop check is what guards
-        log.warning("Could not record progress at %s: %s", step_label, error)
-
-
-def check_emergency_stop() -> dict[str, Any]:
-    """Stage 1: a latched stop blocks a new cutover until an operator acknowledges it (param
-    ``acknowledge_emergency_stop``), so a cutover never resumes by itself after an emergency."""
-    from airflow.sdk import get_current_context
-
-    from cutover_kit.hooks.cutover_state import CutoverStateHook
-
-    acknowledge = bool(get_current_context()["params"].get("acknowledge_emergency_stop"))
-    hook = CutoverStateHook()
-    try:
-        stop = hook.emergency_stop()
-        if stop is None:
-            log.info("No emergency stop latched: the cutover may start")
-            return {"verdict": "PASS", "reason": "no emergency stop latched"}
-        if not acknowledge:
-            raise AirflowFailException(
-                f"Cutover refused: {stop.describe()}. It stays latched until a run is triggered with "
-                "acknowledge_emergency_stop=true"
-            )
-        hook.clear_emergency_stop()
-    except CutoverStateError as error:
-        raise AirflowException(f"Cutover refused for now: {error}") from error
-    reason = f"Emergency stop acknowledged and cleared by this run: {stop.describe()}"
-    log.warning(reason)
-    return {"verdict": "PASS", "reason": reason, "cleared": stop.to_json()}
-
-
-# --------------------------------------------------------------------------- emergency_rollback tasks
 
 def _trigger_time(dag_run: Any) -> float:
     for field in ("queued_at", "start_date", "run_after"):
@@ -132,14 +71,27 @@ def flags_to_rails(flag_backend: str | None = None) -> dict[str, Any]:
     The backend comes from the param when given, else from the apps' own /__flags reports (an
     emergency run has no plan), so the button works whichever store the running cutover uses.
     """
-    from cutover_kit.flags.model import FlagState
-    from cutover_kit.flags.propagation import choose_flag_backend
-    from cutover_kit.stages.flags import _applied, app_reports
-
     backend, why = choose_flag_backend(None, flag_backend, app_reports)  # the same rule as a smoke rollback
     if backend is None:
         raise AirflowException(f"Cannot tell which flag store the apps use: {why}; trigger with flag_backend set")
-    return _applied(FlagState.rails(), backend, "Emergency level 1, flags -> Rails")
+    return applied_flags(FlagState.rails(), backend, "Emergency level 1, flags -> Rails")
+
+
+def route_all_to_blue() -> dict[str, Any]:
+    """Level 2: 100 % of traffic on blue, read back (the cutover's rollback level 2)."""
+    return rollback.route_all_to_blue()
+
+
+def verify_blue_serving() -> dict[str, Any]:
+    """Through the router, every answer comes from blue and succeeds."""
+    return rollback.verify_blue_serving()
+
+
+def smoke_checks_on_blue(flag_backend: str | None = None) -> dict[str, Any]:
+    """The stage-11 smoke checks on blue directly and through the router. No plan here: a failed
+    check flips flags in `flag_backend` (the param), else in the store the apps report."""
+    return traffic_migration.smoke_checks("emergency rollback", targets=(connections.APP_BLUE, connections.APP_ROUTER),
+                                          flag_backend=flag_backend)
 
 
 def report_emergency_rollback(latch_task_id: str, step_task_ids: dict[str, str]) -> dict[str, Any]:
@@ -168,9 +120,3 @@ def report_emergency_rollback(latch_task_id: str, step_task_ids: dict[str, str])
     traffic = results.get("traffic") or {}
     return {"verdict": "PASS", "line": line, "triggered_at": triggered_at,
             "traffic_verified_seconds": round(traffic["verified_at"] - triggered_at, 3)}
-
-
-__all__ = [
-    "check_emergency_stop", "emergency_halt_line", "ensure_not_stopped", "latch_emergency_stop",
-    "latched_stop_or_none", "record_step_progress", "report_emergency_rollback",
-]

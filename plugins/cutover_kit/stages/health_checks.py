@@ -1,4 +1,4 @@
-"""Stage 5, health checks: liveness and readiness of both colors, PostgreSQL and Redis round trips."""
+"""Stage 5, health checks (task group ``stage_05_health_checks``): liveness and readiness of both colors, PostgreSQL and Redis round trips."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import logging
 import uuid
 
 from airflow.sdk.exceptions import AirflowException
+
+from cutover_kit import connections
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ def check_color_health(color: str) -> dict[str, object]:
 def check_postgres() -> dict[str, object]:
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    hook = PostgresHook(postgres_conn_id="postgres_default")
+    hook = PostgresHook(postgres_conn_id=connections.POSTGRES)
     version = hook.get_first("SHOW server_version")[0]
     migrations = hook.get_first("SELECT count(*), max(version) FROM schema_migrations")
     line = f"PostgreSQL {version} answers; schema_migrations has {migrations[0]} versions, latest {migrations[1]}"

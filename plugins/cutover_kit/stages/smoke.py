@@ -17,11 +17,12 @@ from typing import Any, NoReturn
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from cutover_kit import connections
+from cutover_kit.paths import REPO_ROOT
+from cutover_kit.smoke import GREEN_OWN_CODE_HEADERS
+
 log = logging.getLogger(__name__)
 
-# Green honours this header on direct (non-router) requests by serving from its own (TypeScript)
-# code even where its feature flags would forward to Rails, so parity always exercises green.
-SERVE_HEADER = {"X-Cutover-Serve": "typescript"}
 REQUEST_TIMEOUT_SECONDS = 3.0
 
 
@@ -40,8 +41,6 @@ def fail(message: str, retryable: bool) -> NoReturn:
 
 def resolve_file(name: str) -> Path:
     """A request file named relative to the project root (as in the DAG params) or absolute."""
-    from cutover_kit.smoke import REPO_ROOT
-
     path = Path(name)
     return path if path.is_absolute() else REPO_ROOT / path
 
@@ -64,14 +63,18 @@ def validate_request_files(checks_file: str, parity_file: str) -> dict[str, Any]
 
 
 def run_smoke_checks(conn_id: str, checks_file: str) -> dict[str, Any]:
-    """The smoke check list on one target (a color directly, or the router); one log line per check."""
+    """The smoke check list on one target (a color directly, or the router); one log line per check.
+    Green, asked directly, serves its own code (the header stage 11 sends too), so these are the
+    same checks stage 11 runs whatever the flags say."""
     from cutover_kit.hooks.service import ServiceHook
-    from cutover_kit.smoke import load_checks, run_checks
+    from cutover_kit.smoke import direct_request_headers, load_checks, run_checks
 
     checks = load_checks(resolve_file(checks_file))
     hook = ServiceHook(conn_id, timeout_seconds=REQUEST_TIMEOUT_SECONDS)
-    log.info("Smoke checks on %s (%s): %d checks", conn_id, hook.base_url, len(checks))
-    results = run_checks(checks, conn_id, lambda method, path, body: hook.probe(method, path, body))
+    headers = direct_request_headers(conn_id)
+    log.info("Smoke checks on %s (%s): %d checks%s", conn_id, hook.base_url, len(checks),
+             f", sent with {headers}" if headers else "")
+    results = run_checks(checks, conn_id, lambda method, path, body: hook.probe(method, path, body, headers=headers))
     for result in results:
         (log.info if result.ok else log.error)(result.line)
     failures = [result.line for result in results if not result.ok]
@@ -82,7 +85,7 @@ def run_smoke_checks(conn_id: str, checks_file: str) -> dict[str, Any]:
     return {"verdict": "PASS", "target": conn_id, "reason": reason, "results": [r.to_dict() for r in results]}
 
 
-def check_parity(parity_file: str, blue_conn_id: str = "app_blue", green_conn_id: str = "app_green") -> dict[str, Any]:
+def check_parity(parity_file: str, blue_conn_id: str = connections.APP_BLUE, green_conn_id: str = connections.APP_GREEN) -> dict[str, Any]:
     """Every parity request to blue and to green (directly); one log line per differing field."""
     from cutover_kit.hooks.service import ServiceHook
     from cutover_kit.parity import Answer, compare, load_parity, summary_line
@@ -91,11 +94,11 @@ def check_parity(parity_file: str, blue_conn_id: str = "app_blue", green_conn_id
     blue = ServiceHook(blue_conn_id, timeout_seconds=REQUEST_TIMEOUT_SECONDS)
     green = ServiceHook(green_conn_id, timeout_seconds=REQUEST_TIMEOUT_SECONDS)
     log.info("Parity of %d requests: %s (%s) vs %s (%s), green asked with %s", len(spec.requests), blue_conn_id,
-             blue.base_url, green_conn_id, green.base_url, SERVE_HEADER)
+             blue.base_url, green_conn_id, green.base_url, GREEN_OWN_CODE_HEADERS)
     results = []
     for request in spec.requests:
         answers = []
-        for hook, headers in ((blue, None), (green, SERVE_HEADER)):
+        for hook, headers in ((blue, None), (green, GREEN_OWN_CODE_HEADERS)):
             probe = hook.probe(request.method, request.path, request.body, headers=headers)
             answers.append(Answer(probe.status, probe.body, probe.error, probe.headers.get("x-served-by")))
         result = compare(request, answers[0], answers[1], spec.ignore_for(request))

@@ -1,0 +1,18 @@
+"""Every Airflow Connection id the project uses, defined once (public: the sandbox, the README and
+operators' secrets backends create Connections under these ids). No imports, safe anywhere."""
+
+APP_BLUE = "app_blue"
+APP_GREEN = "app_green"
+APP_ROUTER = "app_router"
+HAPROXY = "haproxy_default"
+PROMETHEUS = "prometheus_default"
+REDIS = "redis_default"
+POSTGRES = "postgres_default"
+FLAGD = "flagd_default"
+UNLEASH = "unleash_default"
+SMOKE_WEBHOOK = "smoke_webhook"
+
+# The two apps, each reporting on GET /__flags what it evaluates.
+APP_CONN_IDS = (APP_BLUE, APP_GREEN)
+# What stage 1 proves resolvable before anything moves (the flag store's is checked by its own task).
+REQUIRED_CONNECTIONS = (PROMETHEUS, HAPROXY, POSTGRES, REDIS, APP_BLUE, APP_GREEN, APP_ROUTER)

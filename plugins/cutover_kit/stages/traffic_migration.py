@@ -1,0 +1,115 @@
+"""Stage 10, gradual traffic migration (task group ``stage_10_traffic_migration``): per step
+(``step_<percent>``), flags for the step (``set_flags``), weights (``set_weights``), the stage 11
+smoke checks (``stage_11_smoke_checks``), the SLO gate (an operator, cutover_kit.sensors) and the
+branch after it (``decide``): next step or rollback. Stage 13's step at 100 % runs the same tasks
+through :mod:`cutover_kit.stages.full_cutover`, which wraps these.
+
+Each task sets absolute state (a weight, never "+20 %"; a whole FlagState, never "one more flag
+on") so a cleared and re-run task converges to the same place.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from cutover_kit import connections
+from cutover_kit.actions.rollback import log_reflex, restore_blue_now
+from cutover_kit.flags.model import FlagState
+from cutover_kit.hooks.levers import app_reports, connected_levers
+from cutover_kit.outcome import choose_after_gate
+from cutover_kit.stages._shared import applied_flags, ensure_not_stopped, plan_of_run, record_step_progress
+
+log = logging.getLogger(__name__)
+
+def set_step_flags(percent: int, plan_task_id: str) -> dict[str, Any]:
+    """Before a traffic step raises the weight: features on in green, rollout at the step's share.
+
+    The step's first task, so it obeys the emergency stop before anything is written: a step
+    starting just after a latch must not turn green's features back on (possibly after the
+    emergency run verified flags -> Rails)."""
+    ensure_not_stopped(f"turn green's features on for {percent} %")
+    plan = plan_of_run(plan_task_id)
+    return {**applied_flags(FlagState.for_step(percent), plan.flag_backend, f"Flags for {percent} %"), "percent": percent}
+
+
+def set_traffic(percent: int) -> dict[str, Any]:
+    from cutover_kit.hooks.haproxy import HAProxyHook
+
+    # Checked before every step: an operator's emergency stop ends the advance here.
+    ensure_not_stopped(f"move green to {percent} %")
+    record_step_progress(f"{percent} %")
+    weights = HAProxyHook().set_green_percent(percent)
+    reason = f"Green at {percent} %: weights blue {weights.blue} / green {weights.green}, verified by read-back"
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason, "percent": percent, "weights": weights.to_dict(), "set_at": time.time()}
+
+
+def smoke_checks(step_label: str, targets: tuple[str, ...] = (connections.APP_ROUTER, connections.APP_GREEN, connections.APP_BLUE),
+                 plan_task_id: str | None = None, flag_backend: str | None = None) -> dict[str, Any]:
+    """Stage 11: the fixed smoke request list on the router and on each color directly.
+
+    A failure rolls back at once, flags first: in the store of the run's plan (`plan_task_id`),
+    else in `flag_backend` (the emergency DAG has no plan; its param), else in the one the apps
+    report they evaluate (cutover_kit.flags.propagation.choose_flag_backend)."""
+    from airflow.sdk import get_current_context
+
+    from cutover_kit.hooks.service import ServiceHook
+    from cutover_kit.smoke import direct_request_headers, load_checks, run_checks
+
+    checks = load_checks()
+    results = []
+    for conn_id in targets:
+        hook = ServiceHook(conn_id)
+        headers = direct_request_headers(conn_id)
+        results += run_checks(checks, conn_id, lambda method, path, body: hook.probe(method, path, body, headers=headers))
+    for result in results:
+        log.info(result.line)
+    failures = [result.line for result in results if not result.ok]
+    summary = {
+        "verdict": "FAIL" if failures else "PASS",
+        "reason": f"Smoke at {step_label}: " + ("; ".join(failures) if failures else f"{len(results)} checks ok on {', '.join(targets)}"),
+        "results": [result.to_dict() for result in results],
+        "decided_at": time.time(),
+    }
+    if failures:
+        # A failed critical check rolls back at once, like a halted gate: flags, then traffic, then report.
+        backend, why = _smoke_rollback_flag_backend(plan_task_id, flag_backend)
+        if backend:
+            log.info("Smoke rollback: flags -> Rails in %s", why)
+        else:
+            log.error("Smoke rollback leaves the flags as they are: %s; traffic still goes back to blue", why)
+        summary.update(restore_blue_now(connected_levers(), backend))
+        if not backend:
+            summary["flags_restore_error"] = f"flags left as they are: {why}"
+        log_reflex(summary)
+        get_current_context()["ti"].xcom_push(key="smoke_result", value=summary)
+        raise AirflowFailException(summary["reason"])
+    log.info(summary["reason"])
+    return summary
+
+
+def _smoke_rollback_flag_backend(plan_task_id: str | None, flag_backend: str | None) -> tuple[str | None, str]:
+    """The store a smoke failure flips and why (see choose_flag_backend); None skips the flag lever."""
+    from cutover_kit.flags.propagation import choose_flag_backend
+
+    try:
+        plan_backend = plan_of_run(plan_task_id).flag_backend if plan_task_id else None
+        return choose_flag_backend(plan_backend, flag_backend, app_reports)
+    except Exception as error:  # noqa: BLE001 - the traffic lever must still run
+        return None, f"the flag store could not be told ({type(error).__name__}: {error})"
+
+
+def decide_after_gate(gate_task_id: str, proceed_task_id: str, halt_task_id: str) -> str:
+    """The branch after a step's gate: the next step, or the step's halt in the rollback group."""
+    from airflow.sdk import get_current_context
+
+    from cutover_kit.sensors.slo_gate import GATE_RESULT_KEY  # not at import: the sensor pulls in the trigger
+
+    gate_result = get_current_context()["ti"].xcom_pull(task_ids=gate_task_id, key=GATE_RESULT_KEY)
+    chosen, line = choose_after_gate(gate_result, proceed_task_id, halt_task_id)
+    log.info(line)
+    return chosen
