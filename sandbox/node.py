@@ -122,7 +122,7 @@ def npm_ci(package_dir: Path) -> bool:
 
 
 # What `npm run build` (tsc) reads: a change to any of these rebuilds dist/.
-BUILD_INPUTS = ("package-lock.json", "tsconfig.json", "src", "test")
+BUILD_INPUTS = ("package.json", "package-lock.json", "tsconfig.json", "src", "test")
 
 
 def build_stamp(package_dir: Path) -> Path:

@@ -135,9 +135,9 @@ class Apps:
         self._wait_app(name, pid)
         return pid
 
-    def _blue_worker_heartbeat(self) -> bool:
+    def _blue_worker_heartbeat(self, redis_port: int | None = None) -> bool:
         """Sidekiq registers itself in Redis (`processes`) once it has booted and fetches jobs."""
-        client = redis.Redis(host=self.config.host, port=self.config.redis_port, socket_timeout=PROBE_TIMEOUT)
+        client = redis.Redis(host=self.config.host, port=redis_port or self.config.redis_port, socket_timeout=PROBE_TIMEOUT)
         try:
             tag = self._process_tag(BLUE_WORKER)
             return any(tag.encode() in (client.hget(key, "info") or b"") for key in client.smembers("processes"))

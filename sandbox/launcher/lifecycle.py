@@ -276,7 +276,7 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
             "redis": lambda: redis.Redis(host=cfg.host, port=ports["redis_port"], socket_timeout=PROBE_TIMEOUT).ping(),
             "blue": lambda: http_ok(f"http://{cfg.host}:{ports['blue_port']}/healthz"),
             "green": lambda: http_ok(f"http://{cfg.host}:{ports['green_port']}/healthz"),
-            "blue_worker": self._blue_worker_heartbeat,
+            "blue_worker": lambda: self._blue_worker_heartbeat(ports["redis_port"]),
             "haproxy": lambda: http_ok(f"http://{cfg.host}:{ports['haproxy_exporter_port']}/metrics", timeout=2),
             "prometheus": lambda: http_ok(f"http://{cfg.host}:{ports['prometheus_port']}/-/healthy"),
             "unleash": lambda: http_ok(f"http://{cfg.host}:{ports['unleash_port']}/health"),

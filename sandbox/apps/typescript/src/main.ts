@@ -1,6 +1,6 @@
 /**
  * Process entry point: `node dist/src/main.js --port 18082 --rails-url http://127.0.0.1:18081`
- * (the same flags as `python -m sandbox.app`, environment variables otherwise; see config.ts and
+ * (the flags sandbox/launcher/apps.py passes, environment variables otherwise; see config.ts and
  * README.md). Starts the flag evaluator, the database pool, the BullMQ worker and the WebSocket
  * feed, listens on loopback, and stops in order on SIGTERM/SIGINT.
  */
