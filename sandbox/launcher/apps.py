@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 import redis
+import requests
 
 from sandbox.config import GREEN_REQUIRED_SCHEMA, SandboxConfig
 from sandbox.launcher.errors import SandboxError
@@ -143,6 +145,43 @@ class Apps:
             return any(tag.encode() in (client.hget(key, "info") or b"") for key in client.smembers("processes"))
         finally:
             client.close()
+
+    def app_versions(self) -> dict[str, dict[str, str]]:
+        """Per color: the runtime the running app reports (app_info on /metrics) and the version
+        of the source it runs (the last commit of its directory, "+changes" if edited since)."""
+        plugins_on_path()  # sandbox.result reads cutover_kit
+        from sandbox.result import app_runtime, parse_app_info
+
+        versions = {}
+        for color, directory in (("blue", self.rails_dir), ("green", self.typescript_dir)):
+            exposition = requests.get(f"{self.config.app_url(color)}/metrics", timeout=5).text
+            versions[color] = {"runtime": app_runtime(parse_app_info(exposition)),
+                               "version": self._source_version(directory)}
+        return versions
+
+    def _source_version(self, directory: Path) -> str:
+        def git(*args: str) -> str:
+            return subprocess.run(["git", "-C", str(self.config.repo_root), *args, "--", str(directory)],
+                                  capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        try:
+            commit = git("log", "-1", "--format=%h")
+            changed = git("status", "--porcelain", "--untracked-files=no")
+        except (OSError, subprocess.SubprocessError):
+            return "unknown (no git checkout)"
+        return f"{commit or 'uncommitted'}{'+changes' if changed else ''}"
+
+    def app_rss_mb(self) -> dict[str, dict[str, float]]:
+        """Resident memory (MB) of each running app process: blue's web and worker, green."""
+        state = self._require_state()
+        found: dict[str, dict[str, float]] = {}
+        for name, color, role in (("blue", "blue", "web"), (BLUE_WORKER, "blue", "worker"), ("green", "green", "web")):
+            info = state["components"].get(name)
+            if not info or not self._owned(int(info["pid"])):
+                continue
+            status = Path(f"/proc/{info['pid']}/status").read_text()
+            kilobytes = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+            found.setdefault(color, {})[role] = round(kilobytes / 1024, 1)
+        return found
 
     def _app_can_be_ready(self, color: str) -> bool:
         """False for green while the database is below the schema version green requires."""

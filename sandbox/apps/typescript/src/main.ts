@@ -46,6 +46,7 @@ async function main(): Promise<number> {
   let jobs: OrderConfirmations | undefined;
   const app = buildApp({ db, metrics, flags, rails, schema: new SchemaGate(db), log,
                          confirmOrder: async (id) => jobs?.enqueue(id) });
+  metrics.info.set({ color: 'green', runtime: 'node', version: process.versions.node, fastify: app.version }, 1);
   app.server.on('upgrade', (request, socket, head) => feed.handleUpgrade(request, socket, head));
   try {
     await app.listen({ host: config.host, port: config.port });
