@@ -32,6 +32,11 @@ APP_READY_TIMEOUT_SECONDS = 120.0
 # carries a tag (APP_PROCESS_TAG:role + the state dir): it is how ownership checks and the
 # leftover sweep recognise them, before and after the rewrite.
 GREEN_NODE_MAJOR = 20  # package.json engines: >=20 <21
+# Puma threads of blue: HAProxy's maxconn per server (include/haproxy/haproxy.cfg.tmpl). With the
+# app's default 5, sixteen routed requests queue inside Puma and HAProxy's /readyz check (1 s
+# timeout) and Prometheus' scrape wait behind them: measured here at 60 rps on the loaded machine,
+# blue was marked DOWN ("Layer7 timeout") and 68 of 696 requests got 503; with 16, none.
+BLUE_PUMA_THREADS = 16
 BLUE_WORKER = "blue_worker"
 
 
@@ -86,6 +91,7 @@ class Apps:
             "PGUSER": pg["user"], "PGPASSWORD": pg["password"],
             "REDIS_URL": self.redis_url, "PORT": str(cfg.blue_port), "APP_COLOR": "blue",
             "METRICS_DIR": str(cfg.state_dir / "blue-metrics"), "RAILS_ENV": "production",
+            "RAILS_MAX_THREADS": str(BLUE_PUMA_THREADS),
             "RAILS_LOG_TO_STDOUT": "1",
         })
         return env
