@@ -5,8 +5,8 @@ detection_seconds, rollback_seconds, requests, writes. Extra fields: expected, b
 reason, drill_rollback_seconds, fault_onsets, wall_seconds, plan, flags_rollback_seconds (decision ->
 every app serves Rails; the first rollback level, before traffic moves), served_by (requests per
 implementation that answered: rails, typescript, none), apps (per color: the runtime the running
-app reported, e.g. "ruby 3.1.2 / rails 6.1.7.10 / puma 5.6.5", the version of its source, and
-its processes' resident memory at the end of the run).
+app reported, e.g. "ruby 3.1.2 / puma 5.6.5 / rails 6.1.7.10", the version of its source, and
+its processes' resident memory at the end of the run, rss_mb).
 """
 
 from __future__ import annotations
@@ -97,13 +97,14 @@ def parse_app_info(exposition: str) -> list[tuple[str, str]]:
 
 
 def app_runtime(labels: list[tuple[str, str]]) -> str:
-    """"ruby 3.1.2 / rails 6.1.7.10 / puma 5.6.5" from app_info's labels: the runtime and its
-    version first, then every other component with its version in the app's order."""
+    """"ruby 3.1.2 / puma 5.6.5 / rails 6.1.7.10" from app_info's labels: the runtime and its
+    version first, then every other component with its version, by name (client libraries
+    differ in the order they print labels: prometheus-client-mmap sorts them, prom-client not)."""
     named = dict(labels)
     if "runtime" not in named or "version" not in named:
         raise ValueError(f"app_info has no runtime and version labels: {labels}")
     parts = [f"{named['runtime']} {named['version']}"]
-    parts += [f"{name} {value}" for name, value in labels if name not in ("color", "runtime", "version")]
+    parts += [f"{name} {value}" for name, value in sorted(labels) if name not in ("color", "runtime", "version")]
     return " / ".join(parts)
 
 

