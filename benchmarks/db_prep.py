@@ -21,8 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "plugins")]
 
 from cutover_kit.db import backup, migrations, restore, verify  # noqa: E402
 from sandbox import datagen  # noqa: E402

@@ -15,12 +15,9 @@ import argparse
 import json
 import os
 import statistics
-import sys
 from datetime import datetime
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "plugins")]
 
 
 def main() -> int:
@@ -32,6 +29,7 @@ def main() -> int:
 
     import redis
 
+    from cutover_kit import connections
     from cutover_kit.hooks.cutover_state import EMERGENCY_STOP_KEY
     from cutover_kit.routing.haproxy_runtime import HAProxyRuntimeRouter
     from sandbox.airflow_stack import sandbox_under_airflow
@@ -39,7 +37,7 @@ def main() -> int:
     rows = []
     with sandbox_under_airflow("cutover-bench-emergency-", args.port_offset, ("emergency_rollback",),
                                traffic_rps=30, traffic_seconds=1800, seed=17) as (airflow, box):
-        extra = box.connections()["haproxy_default"]["extra"]
+        extra = box.connections()[connections.HAPROXY]["extra"]
         router = HAProxyRuntimeRouter(backend=extra["backend"], socket_path=extra["socket_path"])
         state = redis.Redis(host="127.0.0.1", port=box.config.redis_port)
         for run in range(args.runs):

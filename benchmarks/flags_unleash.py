@@ -30,8 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "plugins")]
 
 from cutover_kit.flags.model import FEATURES, FlagState, apply_flags  # noqa: E402
 from cutover_kit.flags.unleash_store import UnleashFlagStore  # noqa: E402

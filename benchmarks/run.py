@@ -24,8 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "plugins")]
+from benchmarks import REPO_ROOT  # also puts the project on the path
 
 from sandbox import airflow_env  # noqa: E402
 

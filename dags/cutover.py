@@ -22,7 +22,7 @@ order, each one task group whose code is one module of `plugins/cutover_kit/stag
 
 | Stage | Task group | Module | What it does |
 |---|---|---|---|
-| 1 | `stage_01_deployment_readiness` | `deployment_readiness.py` | The plan and the run's files validate, every Connection resolves, every endpoint answers, the plan's flag store (flagd file or Unleash) reads cleanly and every app reports its flags, no emergency stop is latched. |
+| 1 | `stage_01_deployment_readiness` | `deployment_readiness.py` | The plan and the run's files validate, every Connection resolves, every endpoint answers, every metric template parses and answers one series at most per color, the plan's flag store (flagd file or Unleash) reads cleanly and every app reports its flags, no emergency stop is latched. |
 | 2 | `stage_02_database_preparation` | `database_preparation.py` | Schema version check, pg_dump backup restored and compared, expand migration (TypeScript shape beside the Rails one, sync triggers), batched backfill, then Great Expectations against the backup. |
 | - | `decide_after_validation` | `verdict.py` | Branch: a failed validation goes to `database_rollback` and no traffic moves. |
 | - | `database_rollback` | `database_rollback.py` | Why stage 2 stopped, then the down migration (only this run's expand, only while green gets no traffic), verified. |
@@ -110,9 +110,12 @@ with DAG(
         plan = task(deployment_readiness.validate_plan, task_id="validate_plan", retries=0)(dag_steps=list(DAG_STEPS))
         connections = task(deployment_readiness.resolve_connections, task_id="resolve_connections", retries=0)()
         endpoints = task(deployment_readiness.check_endpoints_reachable, task_id="check_endpoints_reachable")()
+        metric_templates = task(deployment_readiness.check_metric_templates, task_id="check_metric_templates")(
+            plan_task_id=plan.operator.task_id
+        )
         flag_store_ready = task(deployment_readiness.check_flag_store, task_id="check_flag_store")(plan_task_id=plan.operator.task_id)
         no_stop = task(deployment_readiness.check_emergency_stop, task_id="check_emergency_stop")()
-        chain(plan, connections, endpoints, flag_store_ready, no_stop)
+        chain(plan, connections, endpoints, metric_templates, flag_store_ready, no_stop)
 
     with TaskGroup("stage_02_database_preparation") as stage_02:
         version = task(database_preparation.check_schema_version, task_id="check_schema_version", retries=0)()

@@ -180,6 +180,7 @@ def _rehearse(scenario: Any, conf: dict[str, Any], result_path: Path, console: C
     # The apps evaluate the flags of the backend the plan writes to (file or Unleash).
     os.environ.setdefault("SANDBOX_FLAG_BACKEND", scenario.plan.flag_backend)
 
+    from cutover_kit.connections import HAPROXY
     from cutover_kit.routing.haproxy_runtime import HAProxyRuntimeRouter
     from sandbox.config import SandboxConfig
     from sandbox.faults import FaultController, FaultSchedule
@@ -200,7 +201,7 @@ def _rehearse(scenario: Any, conf: dict[str, Any], result_path: Path, console: C
         connections = sandbox.connections()
         for conn_id, connection in connections.items():
             os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(connection)
-        router = HAProxyRuntimeRouter(backend="app", socket_path=connections["haproxy_default"]["extra"]["socket_path"])
+        router = HAProxyRuntimeRouter(backend="app", socket_path=connections[HAPROXY]["extra"]["socket_path"])
         router.set_green_percent(0)  # a rehearsal always starts from "all on blue"
 
         _prepare_airflow()

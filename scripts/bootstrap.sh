@@ -16,7 +16,7 @@ PYTHON=/usr/bin/python3
 VENV=.venv
 LOCK=requirements.lock
 VENV_APT_PACKAGES=(python3-venv)
-SANDBOX_APT_PACKAGES=(haproxy prometheus postgresql redis-server)
+SANDBOX_APT_PACKAGES=(haproxy prometheus prometheus-alertmanager postgresql redis-server)
 # Blue's gems: only Debian-packaged ones (rubygems.org is not reachable from the sandbox's machine).
 RAILS_APT_PACKAGES=(ruby-rails ruby-pg puma ruby-prometheus-client-mmap ruby-redis ruby-sidekiq
                     ruby-sentry-rails ruby-lograge bundler)

@@ -58,7 +58,7 @@ mkdir -p "$DIR"
 if [ ! -f "$ROOTFS/.debootstrap-done" ]; then
   log "debootstrap --variant=minbase bookworm (about 2 minutes; kept in $ROOTFS)"
   rm -rf "$ROOTFS"
-  debootstrap --variant=minbase bookworm "$ROOTFS" http://deb.debian.org/debian >"$DIR/debootstrap.log" 2>&1 \
+  debootstrap --variant=minbase bookworm "$ROOTFS" >"$DIR/debootstrap.log" 2>&1 \
     || { tail -20 "$DIR/debootstrap.log" >&2; exit 1; }
   touch "$ROOTFS/.debootstrap-done"
 fi

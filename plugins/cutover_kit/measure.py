@@ -3,14 +3,15 @@
 Synchronous on purpose: the trigger runs it in a worker thread (``sync_to_async``), tasks call it
 directly. "No data" stays ``None`` all the way to the judge; any other failure of a query
 (Prometheus unavailable, a bad answer) becomes one :class:`MeasurementError` naming the color and
-the measure, so a caller never has to know the source's own exception types.
+the measure, so a caller never has to know the source's own exception types. The queries come
+from the plan's per-color metric templates (:class:`~cutover_kit.promql.MetricTemplates`).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from cutover_kit.promql import AppMetrics
+from cutover_kit.promql import MetricTemplates
 from cutover_kit.slo import ColorWindow
 
 
@@ -33,8 +34,10 @@ def measure_color(
     color: str,
     window_seconds: int,
     quantiles: tuple[float, ...],
-    metrics: AppMetrics = AppMetrics(),
+    metrics: MetricTemplates,
 ) -> ColorWindow:
+    """One color's window. A template set without a latency histogram measures no quantile
+    (``latency_seconds`` stays empty; the judge is told by ``metrics.latency_available``)."""
     def take(measure: str, promql: str) -> float | None:
         # Imported here, not at module level: the DAG files import this module through the gate
         # operator, and parsing must not pull in requests and the hook.
@@ -51,7 +54,7 @@ def measure_color(
     latency = {
         quantile: take(f"p{quantile * 100:g} latency", metrics.latency_quantile(color, quantile, window_seconds))
         for quantile in quantiles
-    }
+    } if metrics.latency_available else {}
     return ColorWindow(
         color=color,
         requests=requests,

@@ -30,21 +30,19 @@ from typing import Any
 
 import jsonschema
 
+from cutover_kit.paths import REPO_ROOT
 from cutover_kit.plan import (
     DEFAULT_PLANS_DIR,
     OVERRIDABLE_FIELDS,
-    REPO_ROOT,
-    YAML_SUFFIXES,
     CutoverPlan,
     PlanError,
     describe_schema_errors,
     green_percent_of_stage,
     load_plan,
-    looks_like_path,
-    read_yaml_mapping,
     shortest_promotion_seconds,
     stage_names,
 )
+from cutover_kit.yaml_loader import YAML_SUFFIXES, looks_like_path, read_yaml_mapping
 
 DEFAULT_SCENARIOS_DIR = REPO_ROOT / "include" / "scenarios"
 

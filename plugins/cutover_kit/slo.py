@@ -17,6 +17,8 @@ Rules, in the order a human would check them:
    is judged only with at least ``TAIL_SAMPLES`` requests beyond it (p95: 100, p99: 500): the
    p99 of 40 requests is just the slowest one, and one slow request is not a degradation (seen
    under a real scheduler: "green p99 158 ms vs blue 29 ms" over 2 s, then healthy).
+   A plan whose metric templates have no latency histogram (e.g. the HAProxy-only set) is judged
+   without rule 5 (``judge_latency=False``); every PASS then says that latency was not judged.
 6. Blue's own SLOs (stage 12): blue must not regress against its pre-cutover baseline while
    traffic moves (5xx over the limit, or p95 over ``max_blue_regression_ratio`` x baseline); a
    regression is a FAIL (a shared dependency is hurting both sides).
@@ -223,8 +225,10 @@ def judge_window(
     min_requests: int,
     window_seconds: float,
     blue_baseline: ColorWindow | None = None,
+    judge_latency: bool = True,
 ) -> Judgement:
-    """Judge one window: green against live blue (or blue's baseline), and blue against its baseline."""
+    """Judge one window: green against live blue (or blue's baseline), and blue against its baseline.
+    ``judge_latency=False``: the plan's templates measure no latency, so latency rules are skipped."""
     window_label = f"{window_seconds:.0f} s"
     breaches = _check_critical(green, blue)
     doubts: list[str] = []
@@ -237,18 +241,23 @@ def judge_window(
         else:
             reference, reference_name = _blue_reference(blue, blue_baseline, min_requests)
             error_breaches, error_doubts = _check_green_errors(green, reference, reference_name, policy, window_label)
-            latency_breaches, latency_doubts = _check_latency(green, reference, reference_name, policy, "vs")
+            latency_breaches, latency_doubts = (
+                _check_latency(green, reference, reference_name, policy, "vs") if judge_latency else ([], [])
+            )
             breaches += error_breaches + latency_breaches
             doubts += error_doubts + latency_doubts
 
-        blue_breaches = _check_blue_regression(blue, blue_baseline, policy, min_requests, window_label)
+        blue_breaches = _check_blue_regression(blue, blue_baseline, policy, min_requests, window_label, judge_latency)
         breaches += blue_breaches
 
     if breaches:
         return Judgement(Verdict.FAIL, "; ".join(breaches), tuple(breaches), tuple(doubts))
     if doubts:
         return Judgement(Verdict.INCONCLUSIVE, "; ".join(doubts), (), tuple(doubts))
-    return Judgement(Verdict.PASS, _healthy_summary(green, blue, blue_baseline, policy, min_requests, window_label))
+    summary = _healthy_summary(green, blue, blue_baseline, policy, min_requests, window_label)
+    if not judge_latency:
+        summary += "; latency not judged (the plan's metric templates have no latency histogram)"
+    return Judgement(Verdict.PASS, summary)
 
 
 def _check_blue_regression(
@@ -257,6 +266,7 @@ def _check_blue_regression(
     policy: SLOPolicy,
     min_requests: int,
     window_label: str,
+    judge_latency: bool = True,
 ) -> list[str]:
     """Stage 12: blue keeps its own SLOs while traffic moves. Too little blue traffic: nothing to judge."""
     if blue.requests is None or blue.requests < min_requests:
@@ -268,7 +278,7 @@ def _check_blue_regression(
             f"blue 5xx {format_percent(blue.error_ratio or 0.0)} > {format_percent(policy.max_error_ratio)} "
             f"over {window_label}, {blue.requests:.0f} requests"
         )
-    if baseline is not None:
+    if baseline is not None and judge_latency:
         latency_breaches, _ = _check_latency(
             blue, baseline, "its baseline", policy, "regressed vs",
             max_ratio=policy.max_blue_regression_ratio, quantiles=policy.quantiles[:1],
@@ -310,6 +320,7 @@ def summarize_baseline(blue: ColorWindow, *, min_requests: int, window_seconds: 
     if missing:
         return Judgement(Verdict.INCONCLUSIVE, f"blue baseline lacks {', '.join(missing)} latency")
     latency = ", ".join(f"{quantile_label(q)} {format_ms(v)}" for q, v in blue.latency_seconds.items() if v is not None)
+    latency = latency or "latency not measured (no histogram in the plan's metric templates)"
     return Judgement(
         Verdict.PASS,
         f"blue baseline: 5xx {format_percent(blue.error_ratio or 0.0)}, {latency} over "

@@ -102,3 +102,24 @@ def load_yaml(path: Path | str, *, lines: bool = False) -> Any:
     except OSError as exc:
         raise YAMLFileError(str(path), f"cannot read it: {exc.strerror or exc}") from None
     return parse_yaml(text, str(path), lines=lines)
+
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def read_yaml_mapping(path: Path, *, context: str, error: type[ValueError]) -> dict[str, Any]:
+    """Parse a YAML file strictly (cutover_kit.yaml_loader) whose top level must be a mapping; any
+    problem raises `error`, naming the file and, for a syntax error or a duplicate key, the line."""
+    try:
+        document = load_yaml(path)
+    except YAMLFileError as exc:
+        raise error(f"{context}: {exc}") from exc
+    if not isinstance(document, dict):
+        got = "an empty file" if document is None else f"a {type(document).__name__}"
+        raise error(f"{context}: {path} must contain a YAML mapping at the top level; got {got}")
+    return document
+
+
+def looks_like_path(name_or_path: str) -> bool:
+    """A slash or a .yaml/.yml suffix means a file path; anything else is a name."""
+    return "/" in name_or_path or "\\" in name_or_path or name_or_path.endswith(YAML_SUFFIXES)

@@ -1,7 +1,7 @@
 """One stage, one module: every task of a `cutover` task group runs a callable of
 ``cutover_kit.stages.<group without its stage_NN_ prefix>`` (the top-level group for nested ones
 like ``stage_10_traffic_migration.step_25``); the tasks outside any group run ``stages.verdict``.
-Operators (the SLO gate sensors) have no python callable and are exempt. Stages that later issues
+Operators (the SLO gate operators) have no python callable and are exempt. Stages that later issues
 add follow the same rule (``stage_04_monitoring`` -> ``stages/monitoring.py``)."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def test_every_task_runs_a_callable_of_its_stage_module(cutover):
     wrong, checked = [], 0
     for task in cutover.tasks:
         function = getattr(task, "python_callable", None)
-        if function is None:  # an operator (SLOGateSensor): its code is its class
+        if function is None:  # an operator (SLOGateOperator): its code is its class
             continue
         checked += 1
         if function.__module__ != expected_module(task.task_id):

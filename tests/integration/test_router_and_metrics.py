@@ -11,7 +11,9 @@ import pytest
 
 from cutover_kit.hooks.haproxy import HAProxyHook
 from cutover_kit.hooks.prometheus import PrometheusHook, PrometheusNoData, PrometheusUnavailable
-from cutover_kit.plan import load_plan
+from cutover_kit.plan import list_metric_templates, load_metric_templates, load_plan
+from cutover_kit.promql import MetricTemplates
+from cutover_kit.stages.deployment_readiness import TemplateCheck
 from cutover_kit.flags.model import FlagState
 from cutover_kit.routing import RouterError
 from cutover_kit.actions.flags import apply_everywhere
@@ -95,6 +97,30 @@ def test_prometheus_down_is_unavailable_not_zero(monkeypatch):
     assert not hook.is_online()
     with pytest.raises(PrometheusUnavailable, match="did not answer"):
         hook.query_value("up")
+
+
+@pytest.mark.parametrize("name", list_metric_templates())
+def test_every_shipped_metric_template_set_passes_stage_one_against_real_prometheus(name, traffic):
+    time.sleep(3)  # a few scrapes of real traffic, so rates and quantiles have samples
+    templates = MetricTemplates(load_metric_templates(name), name)
+    check = TemplateCheck(PrometheusHook(), templates, 10, 0.95)
+    assert check.refusals == [] and check.unavailable == [], check.refusals + check.unavailable
+    assert "blue.up = 1" in check.values and "green.up = 1" in check.values, check.values
+    if name != "sandbox_apps":  # the real apps are not wired into the sandbox yet: their names have no data
+        assert any(value.startswith("blue.requests = ") and value != "blue.requests = 0" for value in check.values), check.values
+
+
+def test_stage_one_refuses_a_template_that_does_not_parse_or_returns_several_series(traffic):
+    time.sleep(2)
+    own = dict(load_metric_templates("python_demo"))
+    own["green"] = {**own["green"],
+                    "errors": 'sum by (route) (increase(http_requests_total{color="green",route=~"/api/.*"}[{window}]))',
+                    "requests": 'sum(increase(http_requests_total{color="green"}[{window}])'}
+    check = TemplateCheck(PrometheusHook(), MetricTemplates(own), 10, 0.95)
+    assert len(check.refusals) == 2 and check.unavailable == [], check.refusals
+    parse, several = check.refusals
+    assert parse.startswith("metric template green.requests does not parse: Prometheus refused query") and "HTTP 400" in parse
+    assert several.startswith("metric template green.errors returns ") and 'route="/api/' in several, several
 
 
 def run_gate(percent: int, **plan_overrides) -> dict:

@@ -430,8 +430,11 @@ def test_fault_schedule_under_traffic_separates_injected_from_real_failures(sand
 
 def test_promtool_checks_and_tests_the_rules() -> None:
     prometheus = REPO_ROOT / "include" / "prometheus"
+    # Every test file: cutover_test.yml (the gate-window rules), slo_test.yml (burn-rate timing).
+    test_files = sorted((prometheus / "tests").glob("*_test.yml"))
+    assert {path.name for path in test_files} >= {"cutover_test.yml", "slo_test.yml"}
     for argv in (["promtool", "check", "rules", *map(str, sorted((prometheus / "rules").glob("*.yml")))],
-                 ["promtool", "test", "rules", str(prometheus / "tests" / "cutover_test.yml")]):
+                 ["promtool", "test", "rules", *map(str, test_files)]):
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, f"{' '.join(argv)}:\n{done.stdout}{done.stderr}"
 

@@ -2,8 +2,8 @@
 
 Modelled on Flagger's metrics providers: a query returns one float or raises one of three typed
 errors, all :class:`PrometheusError`: :class:`PrometheusNoData` (the series does not exist or is
-NaN), :class:`PrometheusUnavailable` (Prometheus did not answer, timed out or refused the query)
-and :class:`PrometheusBadAnswer` (it answered, but not with one number: several series, a
+NaN), :class:`PrometheusUnavailable` (Prometheus did not answer, timed out or refused the query;
+its subclass :class:`PrometheusBadQuery` when Prometheus itself says the query is wrong) and :class:`PrometheusBadAnswer` (it answered, but not with one number: several series, a
 non-number, a body that is not Prometheus JSON). Callers decide what each means; the SLO gate
 treats every one as INCONCLUSIVE, never as healthy.
 """
@@ -37,6 +37,14 @@ class PrometheusUnavailable(PrometheusError, RuntimeError):
     """Prometheus did not answer (refused connection, timeout), or answered with an error."""
 
     kind = "Prometheus unavailable"
+
+
+class PrometheusBadQuery(PrometheusUnavailable):
+    """Prometheus answered 400 (bad_data: the query does not parse) or 422 (it cannot be executed,
+    e.g. a many-to-many match): the query is at fault, not Prometheus, so asking again will not
+    help. A PrometheusUnavailable for callers that only care that there is no number."""
+
+    kind = "Prometheus refused the query"
 
 
 class PrometheusBadAnswer(PrometheusError, ValueError):
@@ -93,6 +101,10 @@ class PrometheusHook(BaseHook):
                     f"Prometheus answered {promql!r} with HTTP 200 but no JSON object: {_snippet(response)}"
                 )
             detail = body.get("error", "") if isinstance(body, dict) else _snippet(response)
+            if response.status_code in (400, 422) and isinstance(body, dict) and body.get("status") == "error":
+                raise PrometheusBadQuery(
+                    f"Prometheus refused query {promql!r}: HTTP {response.status_code} {detail}".strip()
+                )
             raise PrometheusUnavailable(
                 f"Prometheus refused query {promql!r}: HTTP {response.status_code} {detail}".strip()
             )

@@ -14,13 +14,12 @@ are the package's interface; import them from ``cutover_kit.plan``.
 
 from cutover_kit.plan.loader import (
     DEFAULT_PLANS_DIR,
-    REPO_ROOT,
-    YAML_SUFFIXES,
+    DEFAULT_TEMPLATES_DIR,
+    list_metric_templates,
     list_plans,
+    load_metric_templates,
     load_plan,
-    looks_like_path,
     plan_for_params,
-    read_yaml_mapping,
 )
 from cutover_kit.plan.model import (
     STANDBY_STAGE,
@@ -32,6 +31,7 @@ from cutover_kit.plan.model import (
     stage_names,
 )
 from cutover_kit.plan.schema import (
+    DEFAULT_METRIC_TEMPLATES,
     FLAG_BACKENDS,
     OPTIONAL_FIELD_DEFAULTS,
     OVERRIDABLE_FIELDS,
@@ -41,8 +41,9 @@ from cutover_kit.plan.schema import (
 )
 
 __all__ = [
-    "DEFAULT_PLANS_DIR", "FLAG_BACKENDS", "OPTIONAL_FIELD_DEFAULTS", "OVERRIDABLE_FIELDS", "PLAN_SCHEMA", "REPO_ROOT",
-    "STANDBY_STAGE", "TRAFFIC_STAGE_PREFIX", "YAML_SUFFIXES", "CutoverPlan", "PlanError", "SLOPolicy",
-    "describe_schema_errors", "green_percent_of_stage", "list_plans", "load_plan", "looks_like_path",
-    "plan_for_params", "read_yaml_mapping", "shortest_promotion_seconds", "stage_names",
+    "DEFAULT_METRIC_TEMPLATES", "DEFAULT_PLANS_DIR", "DEFAULT_TEMPLATES_DIR", "FLAG_BACKENDS", "OPTIONAL_FIELD_DEFAULTS", "OVERRIDABLE_FIELDS", "PLAN_SCHEMA",
+    "STANDBY_STAGE", "TRAFFIC_STAGE_PREFIX", "CutoverPlan", "PlanError", "SLOPolicy",
+    "describe_schema_errors", "green_percent_of_stage", "list_metric_templates", "list_plans",
+    "load_metric_templates", "load_plan",
+    "plan_for_params", "shortest_promotion_seconds", "stage_names",
 ]

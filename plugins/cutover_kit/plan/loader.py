@@ -8,45 +8,67 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cutover_kit.paths import REPO_ROOT
 from cutover_kit.plan.model import CutoverPlan, build_plan
 from cutover_kit.plan.schema import (
+    DEFAULT_METRIC_TEMPLATES,
     OVERRIDABLE_FIELDS,
     OVERRIDES_VALIDATOR,
     PLAN_FILE_VALIDATOR,
     SLO_OVERRIDE_PREFIX,
+    TEMPLATE_SET_VALIDATOR,
     PlanError,
     as_json_document,
     describe_schema_errors,
     refuse_invalid_plan,
 )
-from cutover_kit.yaml_loader import YAMLFileError, load_yaml
+from cutover_kit.promql import COLORS, template_problems
+from cutover_kit.yaml_loader import YAML_SUFFIXES, looks_like_path, read_yaml_mapping
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_PLANS_DIR = REPO_ROOT / "include" / "plans"
-YAML_SUFFIXES = (".yaml", ".yml")
-
-
-def read_yaml_mapping(path: Path, *, context: str, error: type[ValueError]) -> dict[str, Any]:
-    """Parse a YAML file strictly (cutover_kit.yaml_loader) whose top level must be a mapping; any
-    problem raises `error`, naming the file and, for a syntax error or a duplicate key, the line."""
-    try:
-        document = load_yaml(path)
-    except YAMLFileError as exc:
-        raise error(f"{context}: {exc}") from exc
-    if not isinstance(document, dict):
-        got = "an empty file" if document is None else f"a {type(document).__name__}"
-        raise error(f"{context}: {path} must contain a YAML mapping at the top level; got {got}")
-    return document
-
-
-def looks_like_path(name_or_path: str) -> bool:
-    """A slash or a .yaml/.yml suffix means a file path; anything else is a name."""
-    return "/" in name_or_path or "\\" in name_or_path or name_or_path.endswith(YAML_SUFFIXES)
+DEFAULT_TEMPLATES_DIR = REPO_ROOT / "include" / "prometheus" / "templates"
 
 
 def list_plans(plans_dir: Path = DEFAULT_PLANS_DIR) -> list[str]:
     """Names of the plan files in plans_dir, sorted."""
     return sorted(path.stem for path in Path(plans_dir).glob("*.yaml"))
+
+
+def list_metric_templates(templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> list[str]:
+    """Names of the shipped metric template sets, sorted."""
+    return sorted(path.stem for path in Path(templates_dir).glob("*.yaml"))
+
+
+def load_metric_templates(name: str, templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> dict[str, Any]:
+    """The {blue: ..., green: ...} templates of the shipped set `name`, validated; PlanError otherwise."""
+    context = f"metric templates {name!r}"
+    path = Path(templates_dir) / f"{name}.yaml"
+    if not path.is_file():
+        available = ", ".join(list_metric_templates(templates_dir)) or "none"
+        raise PlanError(f"{context}: no file {path} (sets in {templates_dir}: {available})")
+    document = read_yaml_mapping(path, context=context, error=PlanError)
+    problems = describe_schema_errors(TEMPLATE_SET_VALIDATOR, document) or template_problems(document)
+    if problems:
+        raise PlanError(f"{context} ({path}): " + "; ".join(problems))
+    return {color: document[color] for color in COLORS}
+
+
+def _resolve_metrics(document: Mapping[str, Any], context: str, templates_dir: Path) -> dict[str, Any]:
+    """The document with `metrics` holding the templates every measurement will run: the plan's
+    own (`metrics`, then metric_templates is None) or the named set's (default DEFAULT_METRIC_TEMPLATES)."""
+    resolved = dict(document)
+    if "metrics" in document:
+        if "metric_templates" in document:
+            raise PlanError(f"{context}: give metric_templates (a shipped set) or metrics (inline), not both")
+        resolved["metric_templates"] = None
+        return resolved
+    name = document.get("metric_templates", DEFAULT_METRIC_TEMPLATES)
+    try:
+        resolved["metrics"] = load_metric_templates(name, templates_dir)
+    except PlanError as error:
+        raise PlanError(f"{context}: metric_templates: {error}") from error
+    resolved["metric_templates"] = name
+    return resolved
 
 
 def _plan_path(name_or_path: str, plans_dir: Path) -> Path:
@@ -102,6 +124,7 @@ def load_plan(
     name_or_path: str,
     overrides: Mapping[str, Any] | None = None,
     plans_dir: Path = DEFAULT_PLANS_DIR,
+    templates_dir: Path = DEFAULT_TEMPLATES_DIR,
 ) -> CutoverPlan:
     """Load, validate and (optionally) override a plan.
 
@@ -114,15 +137,15 @@ def load_plan(
     # Check the file on its own first, so its mistakes are not blamed on the overrides.
     refuse_invalid_plan(document, PLAN_FILE_VALIDATOR, context)
     if overrides is None:
-        return build_plan(path.stem, document)
+        return build_plan(path.stem, _resolve_metrics(document, context, templates_dir))
     overridden = _apply_overrides(document, overrides, context)
     applied = [key for key, value in overrides.items() if value is not None]
     if not applied:
-        return build_plan(path.stem, document)
+        return build_plan(path.stem, _resolve_metrics(document, context, templates_dir))
     refuse_invalid_plan(
         overridden, PLAN_FILE_VALIDATOR, f"{context} with overrides ({', '.join(applied)})"
     )
-    return build_plan(path.stem, overridden)
+    return build_plan(path.stem, _resolve_metrics(overridden, context, templates_dir))
 
 
 def plan_for_params(

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from cutover_kit.promql import MetricTemplates
 from cutover_kit.plan.schema import (
     OPTIONAL_FIELD_DEFAULTS,
     PLAN_DICT_VALIDATOR,
@@ -69,14 +70,27 @@ class CutoverPlan:
     rollback_drill_percent: int
     baseline_seconds: int
     slo: SLOPolicy
+    #: The per-color PromQL every measurement of this plan runs (cutover_kit.promql).
+    metrics: MetricTemplates
     flag_backend: str = OPTIONAL_FIELD_DEFAULTS["flag_backend"]
+    #: The shipped template set `metrics` came from; None when the plan wrote its own.
+    metric_templates: str | None = OPTIONAL_FIELD_DEFAULTS["metric_templates"]
 
     def __post_init__(self) -> None:
         if not isinstance(self.slo, SLOPolicy):
             raise PlanError(f"plan {self.name!r}: slo must be an SLOPolicy; got {self.slo!r}")
-        raw = {f.name: as_json_document(getattr(self, f.name)) for f in fields(self)}
+        if not isinstance(self.metrics, (MetricTemplates, Mapping)):
+            raise PlanError(f"plan {self.name!r}: metrics must be MetricTemplates; got {type(self.metrics).__name__}")
+        raw = {f.name: as_json_document(getattr(self, f.name)) for f in fields(self) if f.name != "metrics"}
         raw["slo"] = self.slo.to_dict()
+        # A mapping is the dict form's {blue: ..., green: ...}: schema-checked here, then built.
+        raw["metrics"] = self.metrics.to_dict() if isinstance(self.metrics, MetricTemplates) else as_json_document(self.metrics)
         refuse_invalid_plan(raw, PLAN_DICT_VALIDATOR, f"plan {self.name!r}")
+        if isinstance(self.metrics, Mapping):
+            try:
+                object.__setattr__(self, "metrics", MetricTemplates(raw["metrics"], self.metric_templates))
+            except ValueError as error:
+                raise PlanError(f"plan {self.name!r}: {error}") from error
         # JSON schema accepts 300.0 as an integer; store real ints so to_dict() round-trips.
         object.__setattr__(self, "steps", tuple(int(step) for step in self.steps))
         for name in _INTEGER_FIELDS:
@@ -85,8 +99,9 @@ class CutoverPlan:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (lists, not tuples), used as XCom; CutoverPlan.from_dict inverts it."""
-        document = {f.name: as_json_document(getattr(self, f.name)) for f in fields(self)}
+        document = {f.name: as_json_document(getattr(self, f.name)) for f in fields(self) if f.name != "metrics"}
         document["slo"] = self.slo.to_dict()
+        document["metrics"] = self.metrics.to_dict()
         return document
 
     @classmethod
@@ -100,9 +115,14 @@ class CutoverPlan:
 
 
 def build_plan(name: str, document: Mapping[str, Any]) -> CutoverPlan:
-    """Build from a schema-valid document (file form or dict form)."""
+    """Build from a schema-valid document whose `metrics` holds the resolved templates (the dict
+    form, or a file form after the loader resolved its `metric_templates`)."""
     plan_fields = {key: document.get(key, OPTIONAL_FIELD_DEFAULTS.get(key)) for key in PLAN_PROPERTIES}
-    return CutoverPlan(name=name, slo=SLOPolicy(**document.get("slo", {})), **plan_fields)
+    try:
+        metrics = MetricTemplates(document["metrics"], plan_fields["metric_templates"])
+    except ValueError as error:
+        raise PlanError(f"plan {name!r}: {error}") from error
+    return CutoverPlan(name=name, slo=SLOPolicy(**document.get("slo", {})), metrics=metrics, **plan_fields)
 
 
 def stage_names(plan: CutoverPlan) -> list[str]:

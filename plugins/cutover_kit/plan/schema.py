@@ -9,8 +9,8 @@ from typing import Any
 
 import jsonschema
 
-# Kept equal to cutover_kit.hooks.flags.FLAG_BACKENDS (a unit test checks); that module imports Airflow.
-FLAG_BACKENDS = ("file", "unleash")
+from cutover_kit.flags.model import FLAG_BACKENDS
+from cutover_kit.promql import COLORS, MEASURES, REQUIRED_MEASURES, template_problems
 
 
 class PlanError(ValueError):
@@ -102,10 +102,49 @@ PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
         "type": "string", "enum": list(FLAG_BACKENDS),
         "description": "Where the feature flags live: a flagd JSON file (Connection flagd_default) or Unleash (unleash_default).",
     },
+    "metric_templates": {
+        "type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
+        "description": "Shipped per-color metric template set include/prometheus/templates/<name>.yaml "
+                       "(or give `metrics` inline instead).",
+    },
 }
 
+# The template set the sandbox's Python demo app (sandbox/app.py, both colors) needs; the default
+# while it is what the sandbox runs.
+DEFAULT_METRIC_TEMPLATES = "python_demo"
+
 #: Plan fields a plan file may leave out, with the value they then take.
-OPTIONAL_FIELD_DEFAULTS: dict[str, Any] = {"flag_backend": "file"}
+OPTIONAL_FIELD_DEFAULTS: dict[str, Any] = {"flag_backend": "file", "metric_templates": DEFAULT_METRIC_TEMPLATES}
+
+_COLOR_TEMPLATES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": list(REQUIRED_MEASURES),
+    "properties": {
+        measure: ({"type": "string", "minLength": 1} if measure in REQUIRED_MEASURES
+                  else {"type": ["string", "null"], "minLength": 1})
+        for measure in MEASURES
+    },
+}
+
+#: {blue: {measure: PromQL template}, green: {...}}: a plan's inline `metrics`, a template file's body.
+METRICS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": list(COLORS),
+    "properties": {color: _COLOR_TEMPLATES_SCHEMA for color in COLORS},
+    "description": "Per-color PromQL templates with {window} (cutover_kit.promql).",
+}
+
+#: A shipped template set file: the two colors plus a line saying which apps it fits.
+TEMPLATE_SET_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Metric template set",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["description", *COLORS],
+    "properties": {"description": {"type": "string", "minLength": 1}, **METRICS_SCHEMA["properties"]},
+}
 
 #: JSON schema (draft 2020-12) of a plan file. Cross-field rules (steps increasing to 100,
 #: drill below the first step, timeout >= bake, window <= bake) are checked in code because
@@ -116,17 +155,20 @@ PLAN_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": sorted(set(PLAN_PROPERTIES) - set(OPTIONAL_FIELD_DEFAULTS)),
-    "properties": {**PLAN_PROPERTIES, "slo": _SLO_SCHEMA},
+    "properties": {**PLAN_PROPERTIES, "slo": _SLO_SCHEMA, "metrics": METRICS_SCHEMA},
 }
 
 # The dict form (to_dict / from_dict, XCom) also carries the name, and nothing is optional.
 _PLAN_DICT_SCHEMA: dict[str, Any] = {
     **PLAN_SCHEMA,
     "title": "Cutover plan (dict form)",
-    "required": sorted([*(set(PLAN_PROPERTIES) - set(OPTIONAL_FIELD_DEFAULTS)), "name", "slo"]),
+    # `metrics` is the resolved templates (from the named set or inline), so a task or trigger
+    # never reads a template file again: it runs what stage 1 checked.
+    "required": sorted([*(set(PLAN_PROPERTIES) - set(OPTIONAL_FIELD_DEFAULTS)), "name", "slo", "metrics"]),
     "properties": {
         **PLAN_SCHEMA["properties"],
         "name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+        "metric_templates": {"type": ["string", "null"]},  # null: the plan's own inline templates
     },
 }
 
@@ -167,6 +209,7 @@ _OVERRIDES_SCHEMA: dict[str, Any] = {
 PLAN_FILE_VALIDATOR = jsonschema.Draft202012Validator(PLAN_SCHEMA)
 PLAN_DICT_VALIDATOR = jsonschema.Draft202012Validator(_PLAN_DICT_SCHEMA)
 SLO_VALIDATOR = jsonschema.Draft202012Validator(_SLO_SCHEMA)
+TEMPLATE_SET_VALIDATOR = jsonschema.Draft202012Validator(TEMPLATE_SET_SCHEMA)
 OVERRIDES_VALIDATOR = jsonschema.Draft202012Validator(_OVERRIDES_SCHEMA)
 
 
@@ -218,6 +261,8 @@ def _plan_rule_violations(document: Mapping[str, Any]) -> list[str]:
         violations.append(
             f"window_seconds must be <= bake_seconds ({bake}); got {document['window_seconds']}"
         )
+    if isinstance(document.get("metrics"), Mapping):
+        violations += [f"metrics: {problem}" for problem in template_problems(document["metrics"])]
     return violations
 
 

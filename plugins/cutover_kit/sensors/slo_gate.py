@@ -26,6 +26,7 @@ from typing import Any, Sequence
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk import BaseOperator
 
+from cutover_kit import connections
 from cutover_kit.triggers.slo_gate import SLOGateTrigger
 
 GATE_RESULT_KEY = "gate_result"
@@ -48,9 +49,9 @@ class SLOGateOperator(BaseOperator):
         blue_baseline: dict[str, Any] | None = None,
         baseline_task_id: str | None = None,
         bake_seconds_field: str = "bake_seconds",
-        prometheus_conn_id: str = "prometheus_default",
-        haproxy_conn_id: str | None = "haproxy_default",
-        state_conn_id: str | None = "redis_default",
+        prometheus_conn_id: str = connections.PROMETHEUS,
+        haproxy_conn_id: str | None = connections.HAPROXY,
+        state_conn_id: str | None = connections.REDIS,
         deferral_timeout: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
@@ -119,10 +120,12 @@ class SLOGateOperator(BaseOperator):
         if self.deferral_timeout is None:
             return timedelta(seconds=trigger.step_timeout_seconds) + DEFERRAL_MARGIN
         if self.deferral_timeout.total_seconds() < trigger.step_timeout_seconds:
-            self.log.warning("Gate at %s: deferral_timeout %s s is shorter than the step timeout %s s: the task "
-                             "will fail at %s s without the gate's verdict or its reflex rollback",
-                             self.step_label, self.deferral_timeout.total_seconds(), trigger.step_timeout_seconds,
-                             self.deferral_timeout.total_seconds())
+            # Refused before deferring: the task would die at the deferral timeout without the
+            # gate's verdict or its reflex rollback, leaving green with its share.
+            raise AirflowFailException(
+                f"Gate at {self.step_label}: deferral_timeout {self.deferral_timeout.total_seconds():g} s is shorter "
+                f"than the step timeout {trigger.step_timeout_seconds:g} s; the gate would die without a verdict "
+                "or its reflex rollback")
         return self.deferral_timeout
 
     def execute(self, context: Any) -> None:

@@ -1,6 +1,7 @@
 """Stage 1, deployment readiness (task group ``stage_01_deployment_readiness``): the plan and the
-run's input files are valid, every Connection resolves, every endpoint answers, the plan's flag
-store reads cleanly and every app reports its flags, and no emergency stop is latched.
+run's input files are valid, every Connection resolves, every endpoint answers, every metric
+template of the plan parses and answers with at most one series per color, the plan's flag store
+reads cleanly and every app reports its flags, and no emergency stop is latched.
 
 Nothing here changes the world: a bad plan or a missing Connection stops the run before any side effect.
 """
@@ -19,6 +20,7 @@ from cutover_kit.flags.model import FlagStoreError
 from cutover_kit.flags.propagation import serving_summary
 from cutover_kit.hooks.levers import app_reports
 from cutover_kit.plan import PlanError, plan_for_params
+from cutover_kit.promql import MetricTemplates
 from cutover_kit.stages._shared import plan_of_run
 
 log = logging.getLogger(__name__)
@@ -97,19 +99,15 @@ def check_endpoints_reachable() -> dict[str, Any]:
     from cutover_kit.hooks.haproxy import HAProxyHook
     from cutover_kit.hooks.prometheus import PrometheusHook
     from cutover_kit.hooks.service import ServiceHook
-    from cutover_kit.promql import AppMetrics
 
     findings: dict[str, str] = {}
     problems: list[str] = []
 
+    # Whether Prometheus scrapes each color is the plan's `up` template's question (check_metric_templates).
     prometheus = PrometheusHook()
     if not prometheus.is_online():
         problems.append(f"Prometheus at {prometheus.base_url} is not ready")
     else:
-        for color in ("blue", "green"):
-            up = prometheus.query_optional(AppMetrics().up(color))
-            if up is None:
-                problems.append(f"Prometheus has no scrape target for {color}")
         findings["prometheus"] = prometheus.base_url
 
     try:
@@ -130,6 +128,79 @@ def check_endpoints_reachable() -> dict[str, Any]:
     reason = "Every endpoint answers: " + "; ".join(f"{k}: {v}" for k, v in findings.items())
     log.info(reason)
     return {"verdict": "PASS", "reason": reason, "endpoints": findings}
+
+
+class TemplateCheck:
+    """What Prometheus said to each of a plan's metric templates (stage 1), before traffic moves.
+
+    ``refusals``: templates that are wrong and stay wrong (Prometheus cannot parse or execute
+    them, they answer several series or a non-number, an ``up`` without a series: no scrape
+    target); the run is refused naming them. ``unavailable``: Prometheus did not answer, which may
+    clear up (the task retries). ``values``: "green.errors = 0" for each template that answered.
+    No data (e.g. green's jobs before any job ran) is fine for every measure but ``up``.
+    """
+
+    def __init__(self, source: Any, templates: MetricTemplates, window_seconds: int, quantile: float) -> None:
+        from cutover_kit.hooks.prometheus import PrometheusBadQuery, PrometheusError, PrometheusUnavailable
+
+        self.refusals: list[str] = []
+        self.unavailable: list[str] = []
+        self.values: list[str] = []
+        for name, promql in templates.checks(window_seconds, quantile):
+            try:
+                series = source.query(promql)
+            except PrometheusBadQuery as error:
+                self.refusals.append(f"metric template {name} does not parse: {error}")
+                continue
+            except PrometheusUnavailable as error:
+                self.unavailable.append(f"metric template {name}: {error}")
+                continue
+            except PrometheusError as error:  # a bad answer: not Prometheus JSON, not a vector
+                self.refusals.append(f"metric template {name}: {error}")
+                continue
+            self._judge(name, promql, series)
+
+    def _judge(self, name: str, promql: str, series: list[dict[str, Any]]) -> None:
+        if len(series) > 1:
+            labels = "; ".join(_labels(sample) for sample in series[:3]) + ("; ..." if len(series) > 3 else "")
+            self.refusals.append(f"metric template {name} returns {len(series)} series: {labels} "
+                                 f"(aggregate it to one series per color): {promql}")
+        elif not series:
+            if name.endswith(".up"):
+                color = name.split(".")[0]
+                self.refusals.append(f"metric template {name} returns no data: Prometheus has no scrape target for {color}: {promql}")
+            else:
+                self.values.append(f"{name} no data yet")
+        else:
+            value = series[0].get("value")
+            try:
+                self.values.append(f"{name} = {float(value[1]):g}")
+            except (TypeError, ValueError, IndexError):
+                self.refusals.append(f"metric template {name} returns a sample that is not a number: {value!r:.100}: {promql}")
+
+
+def _labels(sample: dict[str, Any]) -> str:
+    metric = sample.get("metric") or {}
+    return "{" + ",".join(f'{key}="{value}"' for key, value in sorted(metric.items())) + "}"
+
+
+def check_metric_templates(plan_task_id: str) -> dict[str, Any]:
+    """Every metric template of the plan, rendered with the plan's window, is asked of Prometheus
+    now: a gate that finds out mid-step that its query does not parse, or sums the wrong series,
+    would judge green on nothing. Changes nothing."""
+    from cutover_kit.hooks.prometheus import PrometheusHook
+
+    plan = plan_of_run(plan_task_id)
+    check = TemplateCheck(PrometheusHook(), plan.metrics, plan.window_seconds, plan.slo.quantiles[0])
+    source = plan.metric_templates or "inline metrics"
+    if check.refusals:
+        raise AirflowFailException(f"Metric templates ({source}) refused: " + "; ".join(check.refusals))
+    if check.unavailable:
+        raise AirflowException("Metric templates not checked, Prometheus did not answer: " + "; ".join(check.unavailable))
+    latency = "" if plan.metrics.latency_available else "; latency unavailable in this set: the gate will not judge it"
+    reason = f"Metric templates ({source}) parse and answer one series at most: {', '.join(check.values)}{latency}"
+    log.info(reason)
+    return {"verdict": "PASS", "reason": reason, "metric_templates": plan.metric_templates}
 
 
 def check_flag_store(plan_task_id: str) -> dict[str, Any]:

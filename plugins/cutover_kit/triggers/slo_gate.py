@@ -35,6 +35,7 @@ from typing import Any, AsyncIterator
 from asgiref.sync import sync_to_async
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from cutover_kit import connections
 from cutover_kit.control import CutoverStateError, EmergencyStop, emergency_halt_line
 from cutover_kit.gate import GateDecision, GateProgress, advance_gate, decision_line, initial_credit_start, judging_window_seconds
 from cutover_kit.measure import MeasurementError, MetricsSource, measure_color
@@ -53,7 +54,7 @@ class SLOGateTrigger(BaseTrigger):
         gate_started_at: float,
         weights_set_at: float,
         blue_baseline: dict[str, Any] | None = None,
-        prometheus_conn_id: str = "prometheus_default",
+        prometheus_conn_id: str = connections.PROMETHEUS,
         haproxy_conn_id: str | None = None,
         state_conn_id: str | None = None,
     ) -> None:
@@ -93,9 +94,9 @@ class SLOGateTrigger(BaseTrigger):
 
     def _read_emergency_stop(self) -> EmergencyStop | None:
         """The latched stop or None; raises CutoverStateError when the state cannot be read."""
-        from cutover_kit.hooks.cutover_state import CutoverStateHook
+        from cutover_kit.hooks.levers import read_emergency_stop
 
-        return CutoverStateHook(self.state_conn_id).emergency_stop()
+        return read_emergency_stop(self.state_conn_id)
 
     def _reflex_rollback(self, event: dict[str, Any], flag_backend: str | None) -> None:
         """Flags -> Rails (verified in the store and every app), then traffic -> 100 % blue (read
@@ -109,7 +110,8 @@ class SLOGateTrigger(BaseTrigger):
 
     def _measure(self, source: MetricsSource, plan: CutoverPlan, window: int) -> tuple[ColorWindow, ColorWindow]:
         quantiles = tuple(plan.slo.quantiles)
-        return measure_color(source, "green", window, quantiles), measure_color(source, "blue", window, quantiles)
+        return (measure_color(source, "green", window, quantiles, plan.metrics),
+                measure_color(source, "blue", window, quantiles, plan.metrics))
 
     async def _judge_once(self, source: MetricsSource, plan: CutoverPlan, baseline: ColorWindow | None) -> tuple[Judgement, dict]:
         window = judging_window_seconds(time.time() - self.weights_set_at, plan.window_seconds)
@@ -118,7 +120,8 @@ class SLOGateTrigger(BaseTrigger):
         except MeasurementError as error:
             return Judgement(Verdict.INCONCLUSIVE, str(error)), {}
         judgement = judge_window(
-            green, blue, plan.slo, min_requests=plan.min_requests, window_seconds=window, blue_baseline=baseline
+            green, blue, plan.slo, min_requests=plan.min_requests, window_seconds=window, blue_baseline=baseline,
+            judge_latency=plan.metrics.latency_available,
         )
         return judgement, {"window_seconds": window, "green": green.to_dict(), "blue": blue.to_dict()}
 

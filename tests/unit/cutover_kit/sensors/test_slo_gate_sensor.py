@@ -66,6 +66,15 @@ def test_an_explicit_deferral_timeout_is_the_one_the_gate_defers_with():
     assert deferred.value.trigger.step_timeout_seconds == PLAN["step_timeout_seconds"]  # the gate's own rule is unchanged
 
 
+def test_a_deferral_timeout_shorter_than_the_step_timeout_is_refused_before_deferring():
+    """The task would otherwise die at the deferral timeout, without a verdict or the reflex rollback."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    too_short = timedelta(seconds=PLAN["step_timeout_seconds"] - 1)
+    with pytest.raises(AirflowFailException, match="shorter than the step timeout"):
+        make_gate(deferral_timeout=too_short).execute(context={"ti": FakeTI()})
+
+
 def test_the_standby_watch_defers_for_its_own_longer_timeout():
     from airflow.sdk.exceptions import TaskDeferred
 

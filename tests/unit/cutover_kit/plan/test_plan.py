@@ -314,13 +314,6 @@ def test_unknown_flag_backend_is_refused_naming_the_field(tmp_path) -> None:
         load_plan(str(tmp_path / "odd.yaml"))
 
 
-def test_plan_and_flag_model_agree_on_the_flag_backends() -> None:
-    from cutover_kit.flags.model import FLAG_BACKENDS
-    from cutover_kit.plan import FLAG_BACKENDS as PLAN_BACKENDS
-
-    assert PLAN_BACKENDS == FLAG_BACKENDS
-
-
 @pytest.mark.parametrize("name", sorted(OVERRIDABLE_FIELDS))
 def test_each_override_fragment_accepts_null_and_the_default_value(name: str) -> None:
     fragment = OVERRIDABLE_FIELDS[name]

@@ -14,7 +14,7 @@ import pytest
 from sandbox import node
 from sandbox.node import NodeError, node_env, npm_argv, npm_ci, project_node
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -126,7 +126,7 @@ MEASUREMENT_ERRORS = {
     "timeout": ("", lambda a: raise_(requests.ReadTimeout("read timed out")),
                 "Prometheus unavailable measuring green up: Prometheus at http://127.0.0.1:9 did not answer"),
     "refused query": (GREEN_P95, lambda a: lambda q: a.http(400, {"status": "error", "error": "parse error"}),
-                      "Prometheus unavailable measuring green p95 latency: Prometheus refused query"),
+                      "Prometheus refused the query measuring green p95 latency: Prometheus refused query"),
     "HTTP 5xx": ("", lambda a: lambda q: a.http(503, "Service Unavailable"), "HTTP 503 Service Unavailable"),
     "connection refused": ("", lambda a: raise_(requests.ConnectionError("[Errno 111] Connection refused")),
                            "Prometheus unavailable measuring green up"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "plugins"
+PACKAGE_ROOT = Path(__file__).resolve().parents[3] / "plugins"
 PACKAGE = "cutover_kit"
 
 

@@ -12,7 +12,7 @@ import pytest
 from cutover_kit.validation import ValidationSummary, save_artifacts, summarize_validation
 from include.gx import suites
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_modules_do_not_import_great_expectations_at_import_time() -> None:

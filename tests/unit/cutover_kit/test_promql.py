@@ -1,0 +1,134 @@
+"""Per-color metric templates: the shipped sets, the plan's two ways to choose them, the text
+checks, and measuring and judging with a set that has no latency histogram."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from cutover_kit.measure import measure_color
+from cutover_kit.plan import CutoverPlan, PlanError, list_metric_templates, load_metric_templates, load_plan
+from cutover_kit.promql import MetricTemplates
+from cutover_kit.slo import ColorWindow, Verdict, judge_window
+
+SHIPPED = ("haproxy", "python_demo", "sandbox_apps")
+
+
+def test_the_shipped_sets_load_and_the_shipped_plans_select_the_demo_app_set():
+    assert set(SHIPPED) <= set(list_metric_templates())
+    for name in SHIPPED:
+        MetricTemplates(load_metric_templates(name), name)
+    for plan_name in ("default", "rehearsal"):
+        plan = load_plan(plan_name)
+        assert plan.metric_templates == "python_demo"
+        assert plan.metrics.to_dict() == load_metric_templates("python_demo")
+
+
+def test_the_demo_app_set_renders_the_queries_the_gate_always_ran():
+    metrics = load_plan("rehearsal").metrics
+    assert metrics.requests("green", 10) == 'sum(increase(http_requests_total{color="green",route=~"/api/.*"}[10s]))'
+    assert metrics.errors("blue", 4) == (
+        'sum(increase(http_requests_total{color="blue",route=~"/api/.*",code=~"5.."}[4s])) or vector(0)')
+    assert metrics.latency_quantile("green", 0.99, 10) == (
+        'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{color="green",route=~"/api/.*"}[10s])))')
+    assert metrics.up("blue") == 'max(up{job="apps",color="blue"})'
+    assert metrics.render("green", "jobs_processed", 10) is None  # the demo app has no jobs
+
+
+def test_the_real_apps_set_counts_green_s_own_and_forwarded_requests_and_each_app_s_names():
+    metrics = MetricTemplates(load_metric_templates("sandbox_apps"), "sandbox_apps")
+    green_requests, green_errors = metrics.requests("green", 10), metrics.errors("green", 10)
+    for query in (green_requests, green_errors):
+        assert "http_requests_total{" in query and "http_forwarded_requests_total{" in query and "[10s]" in query
+    assert 'status_code=~"5.."' in green_errors and "{window}" not in green_errors
+    assert "http_forward_duration_seconds_bucket" in metrics.latency_quantile("green", 0.95, 10)
+    assert metrics.requests("blue", 10).startswith("sum(increase(http_server_requests_total{") and 'path=~"/api/.*"' in metrics.requests("blue", 10)
+    assert "sidekiq_jobs_failed_total" in metrics.render("blue", "jobs_failed", 10)
+    assert "bullmq_jobs_completed_total" in metrics.render("green", "jobs_processed", 10)
+    assert metrics.render("blue", "websocket_connections", 10) == 'sum(actioncable_connections{job="apps",color="blue"})'
+    assert metrics.render("green", "websocket_connections", 10) == 'sum(ws_connections_active{job="apps",color="green"})'
+
+
+def test_the_haproxy_set_reads_per_server_counters_and_declares_latency_unavailable():
+    metrics = MetricTemplates(load_metric_templates("haproxy"), "haproxy")
+    assert not metrics.latency_available and metrics.latency_quantile("green", 0.95, 10) is None
+    assert metrics.errors("green", 10).startswith(
+        'sum(increase(haproxy_server_http_responses_total{job="haproxy",proxy="app",server="green",code="5xx"}[10s]))')
+    assert [name for name, _ in metrics.checks(10, 0.95)] == [
+        "blue.requests", "blue.errors", "blue.up", "green.requests", "green.errors", "green.up"]
+
+
+def write_plan(tmp_path, extra: str):
+    text = textwrap.dedent("""\
+        steps: [5, 25, 50, 100]
+        bake_seconds: 10
+        step_timeout_seconds: 40
+        poll_interval_seconds: 1
+        window_seconds: 10
+        min_requests: 15
+        consecutive_breaches: 2
+        standby_seconds: 20
+        rollback_drill_percent: 1
+        baseline_seconds: 8
+        """) + textwrap.dedent(extra)
+    path = tmp_path / "custom.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+INLINE = """\
+    metrics:
+      blue:
+        requests: 'sum(increase(app_requests{side="old"}[{window}]))'
+        errors: 'sum(increase(app_requests{side="old",status="500"}[{window}])) or vector(0)'
+        up: 'max(up{side="old"})'
+      green:
+        requests: 'sum(increase(app_requests{side="new"}[{window}]))'
+        errors: 'sum(increase(app_requests{side="new",status="500"}[{window}])) or vector(0)'
+        up: 'max(up{side="new"})'
+    """
+
+
+def test_a_plan_may_write_its_own_templates_and_they_survive_xcom(tmp_path):
+    plan = load_plan(write_plan(tmp_path, INLINE))
+    assert plan.metric_templates is None and not plan.metrics.latency_available
+    assert plan.metrics.requests("green", 6) == 'sum(increase(app_requests{side="new"}[6s]))'
+    document = plan.to_dict()
+    assert document["metric_templates"] is None and document["metrics"]["green"]["jobs_failed"] is None
+    assert CutoverPlan.from_dict(document) == plan
+
+
+def test_a_plan_without_metric_templates_gets_the_default_set(tmp_path):
+    assert load_plan(write_plan(tmp_path, "")).metric_templates == "python_demo"
+    assert load_plan(write_plan(tmp_path, "metric_templates: haproxy\n")).metrics.errors("blue", 10).startswith(
+        "sum(increase(haproxy_server_http_responses_total")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("metric_templates: nope\n", r"metric_templates: metric templates 'nope': no file .*nope.yaml \(sets in .*: haproxy, python_demo, sandbox_apps"),
+    ("metric_templates: sandbox_apps\n" + textwrap.dedent(INLINE), "give metric_templates .* or metrics .*, not both"),
+    (textwrap.dedent(INLINE).replace("[{window}]", "[30s]", 1), r"metric template blue.requests must count over \{window\}"),
+    (textwrap.dedent(INLINE).replace("[{window}]", "[{windw}]", 1), r"metric template blue.requests has unknown placeholder\(s\) \{windw\}"),
+    (textwrap.dedent(INLINE).replace("  green:\n", "    latency_buckets: 'sum by (le) (rate(h_bucket[{window}]))'\n  green:\n"),
+     "latency_buckets is set for blue only"),
+    (textwrap.dedent(INLINE).replace("    up: 'max(up{side=\"new\"})'\n", ""), r"metrics.green: 'up' is a required property"),
+    (textwrap.dedent(INLINE).replace("  blue:\n", "  blue:\n    p50: 'x'\n"), r"metrics.blue: Additional properties"),
+])
+def test_bad_templates_are_refused_naming_the_template(tmp_path, extra, message):
+    with pytest.raises(PlanError, match=message):
+        load_plan(write_plan(tmp_path, extra))
+
+
+def test_a_set_without_latency_measures_none_and_the_judge_says_latency_was_not_judged(prometheus, answers):
+    plan = load_plan("rehearsal", {})
+    haproxy = MetricTemplates(load_metric_templates("haproxy"), "haproxy")
+    source = prometheus(lambda promql: answers.vector("1" if "haproxy_server_status" in promql else "0" if 'code="5xx"' in promql else "400"))
+    green = measure_color(source, "green", 10, (0.95, 0.99), haproxy)
+    blue = measure_color(source, "blue", 10, (0.95, 0.99), haproxy)
+    assert green == ColorWindow("green", 400.0, 0.0, {}, True)
+    assert not any("histogram_quantile" in query for query in source.queries)
+    judged = judge_window(green, blue, plan.slo, min_requests=15, window_seconds=10, judge_latency=False)
+    assert judged.verdict is Verdict.PASS and "latency not judged" in judged.reason, judged.reason
+    # The same empty latency with the judge told to judge it is "no data", never a pass.
+    assert judge_window(green, blue, plan.slo, min_requests=15, window_seconds=10).verdict is Verdict.INCONCLUSIVE

@@ -1,0 +1,25 @@
+"""tests/unit mirrors the code: tests/unit/cutover_kit/<pkg>/ tests plugins/cutover_kit/<pkg>/, and
+tests/unit/sandbox/<pkg>/ tests sandbox/<pkg>/, so a module's tests are one hop from the module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+UNIT = Path(__file__).resolve().parent
+REPO_ROOT = UNIT.parents[1]
+CODE_ROOTS = {"cutover_kit": REPO_ROOT / "plugins" / "cutover_kit", "sandbox": REPO_ROOT / "sandbox"}
+
+
+def test_every_unit_test_sits_beside_a_real_package():
+    stray = []
+    for test_file in sorted(UNIT.rglob("test_*.py")):
+        relative = test_file.parent.relative_to(UNIT)
+        if relative == Path("."):
+            if test_file.name != Path(__file__).name:
+                stray.append(f"{test_file.name}: put it under tests/unit/cutover_kit/... or tests/unit/sandbox/...")
+            continue
+        root, *rest = relative.parts
+        package = CODE_ROOTS.get(root)
+        if package is None or not package.joinpath(*rest).is_dir():
+            stray.append(f"{test_file.relative_to(UNIT)}: no package {root}/{'/'.join(rest)} to mirror")
+    assert stray == [], "\n".join(stray)
