@@ -62,6 +62,7 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
             if self._resume_existing(state):
                 return state
         self._check_prerequisites()
+        self._check_apps_built()  # both apps as bootstrap left them, before any process starts
         started = time.monotonic()
         self._prepare_state_dir()
         self._state = self._new_state()
@@ -217,7 +218,6 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
         if missing:
             raise SandboxError(f"missing executables: {', '.join(missing)}")
         self._pg_bindir()  # raises with a clear message
-        self._check_apps_built()
         if self.config.flag_backend == "unleash":
             self._unleash_command()  # raises with a clear message
         ports = {field: port for field, port in self.config.ports().items()
