@@ -162,9 +162,17 @@ class AirflowStack:
             time.sleep(1)
         raise AirflowStackError(f"DAG {dag_id} not parsed within {timeout:.0f} s")
 
-    def unpause(self, dag_id: str) -> None:
+    def unpause(self, dag_id: str, timeout: float = 60.0) -> None:
         self.wait_for_dag(dag_id)
-        reply = self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        # The API server shares SQLite with the scheduler and the DAG processor: right after the
+        # first parse, a write can meet their lock and answer 500. Retried for a bounded time; any
+        # other answer, or a 500 that persists, still fails.
+        deadline = time.time() + timeout
+        while True:
+            reply = self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+            if reply.status_code < 500 or time.time() > deadline:
+                break
+            time.sleep(2)
         reply.raise_for_status()
 
     def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> requests.Response:
