@@ -1,5 +1,6 @@
 """The clients the actions layer (``cutover_kit.actions``) is given, built from Connections: the
-router, the flag store of a backend, the apps' own flag reports, the shared emergency stop.
+router, the flag store of a backend, the apps' own flag reports, the shared emergency stop and the
+gate heartbeat.
 Tasks and the gate trigger both build them here, so they pull exactly the same levers."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import Any
 from cutover_kit import connections
 from cutover_kit.actions.rollback import Levers
 from cutover_kit.control import EmergencyStop
+from cutover_kit.dead_man import GateHeartbeat
 
 
 def app_reports(conn_ids: tuple[str, ...] = connections.APP_CONN_IDS, timeout_seconds: float = 1.0) -> dict[str, Any]:
@@ -39,3 +41,17 @@ def read_emergency_stop(state_conn_id: str = connections.REDIS) -> EmergencyStop
     from cutover_kit.hooks.cutover_state import CutoverStateHook
 
     return CutoverStateHook(state_conn_id).emergency_stop()
+
+
+def write_gate_heartbeat(heartbeat: GateHeartbeat, state_conn_id: str = connections.REDIS) -> None:
+    """Persist a gate's poll (CutoverStateError when the state cannot be written)."""
+    from cutover_kit.hooks.cutover_state import CutoverStateHook
+
+    CutoverStateHook(state_conn_id).write_gate_heartbeat(heartbeat)
+
+
+def read_gate_heartbeat(state_conn_id: str = connections.REDIS) -> GateHeartbeat | None:
+    """The latest gate heartbeat or None; CutoverStateError when the state cannot be read."""
+    from cutover_kit.hooks.cutover_state import CutoverStateHook
+
+    return CutoverStateHook(state_conn_id).gate_heartbeat()

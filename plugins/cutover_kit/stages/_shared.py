@@ -55,7 +55,8 @@ def record_step_progress(step_label: str) -> None:
     from cutover_kit.hooks.cutover_state import CutoverStateHook
 
     try:
-        CutoverStateHook().record_progress(get_current_context()["run_id"], step_label)
+        context = get_current_context()
+        CutoverStateHook().record_progress(context["run_id"], step_label, dag_id=context["ti"].dag_id)
     except CutoverStateError as error:  # progress is informational; the stop check is what guards
         log.warning("Could not record progress at %s: %s", step_label, error)
 
