@@ -1,0 +1,77 @@
+"""The dead-man's switch against the real sandbox: the gate heartbeat in real Redis, and the
+watchdog task rolling back a silent gate through the real router, flag store and apps (flags to
+Rails verified in every app, traffic to blue read back), then recording the outcome."""
+
+from __future__ import annotations
+
+import json
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from cutover_kit.dead_man import GateHeartbeat
+from cutover_kit.gate import GateDecision, GateProgress
+from cutover_kit.hooks.cutover_state import GATE_HEARTBEAT_KEY, PROGRESS_KEY, CutoverStateHook
+from cutover_kit.hooks.haproxy import HAProxyHook
+from cutover_kit.previous_cutover import ROLLED_BACK
+
+pytestmark = pytest.mark.timeout(180)
+
+RUN = "manual__watchdog_it"
+
+
+@pytest.fixture(autouse=True)
+def connections(sandbox, use_connections, monkeypatch):
+    use_connections(sandbox)
+    ti = SimpleNamespace(dag_id="gate_watchdog", get_dagrun_state=lambda dag_id, run_id: "running")
+    monkeypatch.setattr("airflow.sdk.get_current_context", lambda: {"ti": ti, "run_id": "scheduled__it"})
+    CutoverStateHook().get_conn().delete(GATE_HEARTBEAT_KEY)
+    yield
+    CutoverStateHook().get_conn().delete(GATE_HEARTBEAT_KEY)
+    HAProxyHook().set_green_percent(0)
+
+
+def heartbeat(silent_for: float, flag_backend: str) -> GateHeartbeat:
+    now = time.time()
+    return GateHeartbeat.of(dag_id="cutover", run_id=RUN, step="25 %", gate_started_at=now - 60, at=now - silent_for,
+                            poll_interval=1.0, green_percent=25.0, verdict="PASS", decision=GateDecision.CONTINUE,
+                            line="Hold at 25 %: PASS", flag_backend=flag_backend,
+                            progress=GateProgress(polls=50, passes=50, healthy_seconds=50.0, last_elapsed_seconds=59.0))
+
+
+def test_heartbeat_round_trips_through_redis(sandbox):
+    hook = CutoverStateHook()
+    assert hook.gate_heartbeat() is None
+    beat = heartbeat(1.0, sandbox.config.flag_backend)
+    hook.write_gate_heartbeat(beat)
+    assert hook.gate_heartbeat() == beat
+
+
+def test_the_watchdog_leaves_a_live_gate_alone_and_rolls_back_a_silent_one(sandbox):
+    from cutover_kit.stages import gate_watchdog
+
+    state, router = CutoverStateHook(), HAProxyHook()
+    router.set_green_percent(25)
+    # The 25 % step set its weights two minutes ago; its gate started a minute ago (heartbeat()).
+    state.get_conn().set(PROGRESS_KEY, json.dumps({"run_id": RUN, "step": "25 %", "at": time.time() - 120,
+                                                   "dag_id": "cutover"}))
+    state.write_gate_heartbeat(heartbeat(2.0, sandbox.config.flag_backend))
+    quiet = gate_watchdog.watch_gates()
+    assert quiet["rolled_back"] is False and "alive" in quiet["line"] and router.read_weights().green_percent == 25
+
+    state.write_gate_heartbeat(heartbeat(47.0, sandbox.config.flag_backend))
+    started = time.monotonic()
+    result = gate_watchdog.watch_gates()
+    seconds = time.monotonic() - started
+    assert result["rolled_back"] is True
+    assert result["line"] == (f"Dead-man: gate of cutover/{RUN} silent for 47 s (limit 13 s) at 25 %; "
+                              "flags -> Rails, traffic -> blue")
+    assert router.read_weights().green_percent == 0 and "flags_restore_error" not in result
+    assert result["decided_at"] <= result["flags_restored_at"] <= result["traffic_restored_at"]
+    last = state.last_outcome()
+    assert (last.outcome, last.dag_id, last.reason) == (ROLLED_BACK, "gate_watchdog", result["line"])
+    print(f"dead-man rollback: flags {result['flags_restored_at'] - result['decided_at']:.3f} s, traffic "
+          f"{result['traffic_restored_at'] - result['decided_at']:.3f} s after the decision; task {seconds:.2f} s")
+    # Green at 0 %: the next minute's run has nothing to watch.
+    assert gate_watchdog.watch_gates()["line"] == "Green gets 0 % of traffic: no gate to watch"
