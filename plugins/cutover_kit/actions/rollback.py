@@ -176,13 +176,16 @@ def reflex_lines(result: dict[str, Any]) -> list[str]:
     decided = result.get("decided_at")
     lines = []
     if "flags_restored_at" in result:
-        lines.append(f"Flags -> Rails {result['flags_restored_at'] - decided:.3f} s after the decision, "
+        late = " (after traffic: the store missed its head start)" if result.get("flags_overtaken") else ""
+        lines.append(f"Flags -> Rails {result['flags_restored_at'] - decided:.3f} s after the decision{late}, "
                      f"verified in {result.get('flags_store')} and every app ({result.get('flags_apps')})")
     elif "flags_restore_error" in result:
         lines.append(f"Flags -> Rails NOT verified: {result['flags_restore_error']}")
     if "traffic_restored_at" in result:
+        attempts = result.get("traffic_attempts", 1)
+        retried = f", on attempt {attempts}" if attempts > 1 else ""
         lines.append(f"Traffic back on blue {result['traffic_restored_at'] - decided:.3f} s after the decision "
-                     f"(weights {result.get('weights_after_rollback')}, verified by read-back)")
+                     f"(weights {result.get('weights_after_rollback')}, verified by read-back{retried})")
     elif "traffic_restore_error" in result:
         lines.append(f"Traffic rollback failed: {result['traffic_restore_error']}")
     return lines

@@ -121,6 +121,8 @@ def test_a_router_back_within_the_deadline_is_a_verified_rollback():
     assert facts["weights_after_rollback"] == {"blue": 100, "green": 0} and "traffic_restore_error" not in facts
     assert rollback_failure(facts) is None
     require_verified(facts)
+    assert reflex_lines({**facts, "decided_at": facts["traffic_restored_at"]})[0].endswith(
+        "(weights {'blue': 100, 'green': 0}, verified by read-back, on attempt 3)")
 
 
 def hanging_store_levers(calls: list[str], release: threading.Event, answers_after: float | None = None) -> Levers:
@@ -165,6 +167,8 @@ def test_a_slow_flag_store_is_overtaken_by_traffic_and_still_verified_within_its
     assert calls == ["flags file", "traffic 0"]
     assert facts["traffic_restored_at"] < facts["flags_restored_at"]  # traffic did not wait for the slow store
     assert facts["flags_overtaken"] is True and rollback_failure(facts) is None
+    flags_line = reflex_lines({**facts, "decided_at": facts["traffic_restored_at"]})[0]
+    assert "s after the decision (after traffic: the store missed its head start), verified in memory" in flags_line
 
 
 def test_a_router_that_hangs_past_its_deadline_is_abandoned_and_reported(monkeypatch):
