@@ -16,9 +16,10 @@ DOC = """
 Every SLO gate writes a heartbeat to the shared cutover state on every poll. Every minute this DAG
 reads it with the router's weights and the cutover's progress. When green has traffic and the
 running cutover's gate has been silent longer than its plan allows (3 polls + 10 s: 13 s at 1 s
-polls), or a step set its weights and its gate never reported within 120 s, it runs the same
-rollback as a halted gate (flags -> Rails, then traffic -> blue, each verified and within its own
-deadline), logs why in one line, e.g.
+polls), or a step set its weights and its gate never reported within 120 s, it latches the
+emergency stop with its own reason (the cutover stops advancing; the next one needs
+`acknowledge_emergency_stop`), runs the same rollback as a halted gate (flags -> Rails, then
+traffic -> blue, each verified and within its own deadline), logs why in one line, e.g.
 
 `Dead-man: gate of cutover/<run> silent for 47 s (limit 13 s) at 25 %; flags -> Rails, traffic -> blue`
 

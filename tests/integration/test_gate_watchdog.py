@@ -1,6 +1,6 @@
 """The dead-man's switch against the real sandbox: the gate heartbeat in real Redis, and the
-watchdog task rolling back a silent gate through the real router, flag store and apps (flags to
-Rails verified in every app, traffic to blue read back), then recording the outcome."""
+watchdog task rolling back a silent gate through the real router, flag store and apps (the stop
+latched, flags to Rails verified in every app, traffic to blue read back), then recording the outcome."""
 
 from __future__ import annotations
 
@@ -27,8 +27,10 @@ def connections(sandbox, use_connections, monkeypatch):
     ti = SimpleNamespace(dag_id="gate_watchdog", get_dagrun_state=lambda dag_id, run_id: "running")
     monkeypatch.setattr("airflow.sdk.get_current_context", lambda: {"ti": ti, "run_id": "scheduled__it"})
     CutoverStateHook().get_conn().delete(GATE_HEARTBEAT_KEY)
+    CutoverStateHook().clear_emergency_stop()
     yield
     CutoverStateHook().get_conn().delete(GATE_HEARTBEAT_KEY)
+    CutoverStateHook().clear_emergency_stop()
     HAProxyHook().set_green_percent(0)
 
 
@@ -69,6 +71,8 @@ def test_the_watchdog_leaves_a_live_gate_alone_and_rolls_back_a_silent_one(sandb
                               "flags -> Rails, traffic -> blue")
     assert router.read_weights().green_percent == 0 and "flags_restore_error" not in result
     assert result["decided_at"] <= result["flags_restored_at"] <= result["traffic_restored_at"]
+    stop = state.emergency_stop()  # the cutover stops advancing, with the dead-man's reason
+    assert stop is not None and (stop.requested_by, stop.reason) == ("gate_watchdog", result["line"])
     last = state.last_outcome()
     assert (last.outcome, last.dag_id, last.reason) == (ROLLED_BACK, "gate_watchdog", result["line"])
     print(f"dead-man rollback: flags {result['flags_restored_at'] - result['decided_at']:.3f} s, traffic "

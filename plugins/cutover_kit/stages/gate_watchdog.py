@@ -1,10 +1,19 @@
 """The `gate_watchdog` DAG's task: the dead-man's switch over the SLO gates (cutover_kit.dead_man).
 
-Every minute it reads three witnesses, decides with :func:`~cutover_kit.dead_man.judge_gate_silence`
+Every minute it reads its witnesses (the gate heartbeat, the cutover's progress, the last outcome,
+the router's weights, the run's state), decides with :func:`~cutover_kit.dead_man.judge_gate_silence`
 and, when traffic is on green and the running cutover's gate is silent (triggerer down, trigger
-lost), runs the same reflex rollback as a halted gate (flags -> Rails, then traffic -> blue, each
-within its own deadline: cutover_kit.actions.rollback) with its own reason in one log line, and
-records the outcome "rolled_back" for the next cutover's stage 1, like the rollback group does.
+lost), it:
+
+1. latches the emergency stop with its own reason (cutover_kit.control), as the red button does:
+   the cutover must not climb again by itself. Without it, a gate whose triggerer comes back would
+   resume its bake, could pass on the window that still holds green's traffic from before the
+   rollback, and the next step would move green from 0 % straight to its next share. With it, the
+   gate halts at its next poll with the dead-man's reason, the run ends rolled back, and the next
+   cutover starts only with ``acknowledge_emergency_stop``;
+2. runs the same reflex rollback as a halted gate (flags -> Rails, then traffic -> blue, each within
+   its own deadline: cutover_kit.actions.rollback), with one log line per level;
+3. records the outcome "rolled_back" for the next cutover's stage 1, like the rollback group does.
 
 It acts on what it can read and never guesses: an unreadable shared state or router fails the task
 (retried, then the next minute's run) without touching anything. A rollback that does not verify
@@ -20,7 +29,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowException
 
 from cutover_kit.actions.rollback import log_reflex, restore_blue_now, rollback_failure
-from cutover_kit.control import CutoverStateError
+from cutover_kit.control import CutoverStateError, EmergencyStop
 from cutover_kit.dead_man import GateHeartbeat, judge_gate_silence, progress_record
 from cutover_kit.flags.propagation import choose_flag_backend
 from cutover_kit.hooks.levers import app_reports, connected_levers
@@ -46,6 +55,21 @@ def _run_state(ti: Any, progress: dict[str, Any] | None, heartbeat: GateHeartbea
         log.warning("Could not read the state of %s/%s (treated as running): %s: %s", dag_id, run_id,
                     type(error).__name__, error)
         return None
+
+
+def _latch_stop(state: Any, line: str, decided_at: float) -> bool:
+    """Latch the emergency stop with the dead-man's reason (an earlier latch's reason stands).
+    Best effort here: the rollback runs either way, and the task fails afterwards if this did not hold."""
+    from airflow.sdk import get_current_context
+
+    try:
+        in_force = state.latch_emergency_stop(EmergencyStop(line, "gate_watchdog", decided_at,
+                                                            get_current_context()["run_id"]))
+    except CutoverStateError as error:
+        log.error("Emergency stop NOT latched (rolling back anyway): %s", error)
+        return False
+    log.info("Emergency stop latched: the cutover stops advancing; %s", in_force.describe())
+    return True
 
 
 def watch_gates() -> dict[str, Any]:
@@ -76,6 +100,7 @@ def watch_gates() -> dict[str, Any]:
 
     decided_at = time.time()
     log.error(decision.line)
+    latched = _latch_stop(state, decision.line, decided_at)
     # The gate's heartbeat names the plan's flag store; without one, the store the apps report they evaluate.
     backend, why = choose_flag_backend(None, decision.flag_backend, app_reports)
     facts: dict[str, Any] = {"decided_at": decided_at, **restore_blue_now(connected_levers(), backend)}
@@ -88,5 +113,8 @@ def watch_gates() -> dict[str, Any]:
     failure = rollback_failure(facts)
     if failure:
         raise AirflowException(f"{decision.line}; rollback NOT verified: {failure}")
-    return {"rolled_back": True, "line": decision.line, "outcome_recorded": recorded,
+    if not latched:
+        raise AirflowException(f"{decision.line}; rolled back and verified, but the emergency stop was NOT latched, "
+                               "so the cutover may climb again: trigger emergency_rollback")
+    return {"rolled_back": True, "line": decision.line, "outcome_recorded": recorded, "stop_latched": latched,
             **{key: value for key, value in facts.items() if key != "flags_apps"}}

@@ -36,6 +36,8 @@ class World:
         self.recorded = []
         self.flags = FlagState.for_step(25)
         self.run_state = "running"
+        self.latched = []
+        self.latch_broken = False
 
     # CutoverStateHook
     def gate_heartbeat(self):
@@ -51,6 +53,13 @@ class World:
 
     def record_outcome(self, outcome) -> None:
         self.recorded.append(outcome)
+
+    def latch_emergency_stop(self, stop):
+        self.calls.append("latch")
+        if self.latch_broken:
+            raise CutoverStateError("cutover state (redis_default) unavailable while latching the emergency stop")
+        self.latched.append(stop)
+        return stop
 
     # Router
     def read_weights(self) -> RouterWeights:
@@ -87,7 +96,7 @@ class World:
 def world(monkeypatch):
     world = World()
     state = SimpleNamespace(gate_heartbeat=world.gate_heartbeat, progress=world.progress_, last_outcome=world.last_outcome,
-                            record_outcome=world.record_outcome)
+                            record_outcome=world.record_outcome, latch_emergency_stop=world.latch_emergency_stop)
     ti = SimpleNamespace(dag_id="gate_watchdog", get_dagrun_state=lambda dag_id, run_id: world.run_state)
     monkeypatch.setattr("cutover_kit.hooks.cutover_state.CutoverStateHook", lambda: state)
     monkeypatch.setattr("cutover_kit.hooks.haproxy.HAProxyHook", lambda: world)
@@ -111,7 +120,11 @@ def test_a_silent_gate_is_rolled_back_flags_first_with_its_own_reason_and_record
         result = gate_watchdog.watch_gates()
     line = f"Dead-man: gate of cutover/{RUN} silent for 47 s (limit 13 s) at 25 %; flags -> Rails, traffic -> blue"
     assert result["rolled_back"] is True and result["line"] == line and line in caplog.text
-    assert world.calls == ["flags unleash", "traffic 0"]  # the plan's store, named by the heartbeat
+    # The stop first (the cutover must not climb again), then flags in the plan's store (named by the
+    # heartbeat), then traffic.
+    assert world.calls == ["latch", "flags unleash", "traffic 0"]
+    [stop] = world.latched
+    assert (stop.reason, stop.requested_by, stop.source_run_id) == (line, "gate_watchdog", "scheduled__2026-12-07T19:05:00+00:00")
     assert world.flags == FlagState.rails() and world.weights.green == 0
     [outcome] = world.recorded
     assert (outcome.outcome, outcome.dag_id, outcome.reason) == (ROLLED_BACK, "gate_watchdog", line)
@@ -123,13 +136,13 @@ def test_a_live_gate_is_left_alone(world):
     world.heartbeat = heartbeat(silent_for=2)
     result = gate_watchdog.watch_gates()
     assert result["rolled_back"] is False and "alive" in result["line"]
-    assert world.calls == [] and world.recorded == []
+    assert world.calls == [] and world.recorded == [] and world.latched == []
 
 
 def test_a_step_whose_gate_never_reported_rolls_back_in_the_store_the_apps_evaluate(world):
     result = gate_watchdog.watch_gates()  # no heartbeat at all; the step set its weights 300 s ago
     assert result["rolled_back"] is True and "its gate never reported" in result["line"]
-    assert world.calls == ["flags file", "traffic 0"]
+    assert world.calls == ["latch", "flags file", "traffic 0"]
 
 
 def test_a_finished_run_is_not_the_watchdog_s_business(world):
@@ -150,5 +163,13 @@ def test_a_rollback_that_cannot_reach_the_router_fails_with_the_reason_and_recor
     with pytest.raises(AirflowException, match=r"Dead-man: gate of .* silent for 47 s .*; rollback NOT verified: traffic "
                                                r"NOT back on blue \(router not set back to blue after \d+ attempt"):
         gate_watchdog.watch_gates()
-    assert world.calls[0] == "flags unleash" and world.calls.count("traffic 0") >= 2  # retried within its deadline
+    assert world.calls[:2] == ["latch", "flags unleash"] and world.calls.count("traffic 0") >= 2  # retried within its deadline
     assert world.recorded == []
+
+
+def test_a_stop_that_cannot_be_latched_still_rolls_back_then_fails_saying_so(world):
+    world.heartbeat, world.latch_broken = heartbeat(silent_for=47), True
+    with pytest.raises(AirflowException, match="rolled back and verified, but the emergency stop was NOT latched"):
+        gate_watchdog.watch_gates()
+    assert world.calls == ["latch", "flags unleash", "traffic 0"] and world.weights.green == 0
+    assert [outcome.outcome for outcome in world.recorded] == [ROLLED_BACK]

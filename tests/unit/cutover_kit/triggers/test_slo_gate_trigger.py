@@ -182,7 +182,7 @@ def test_a_reflex_rollback_that_raises_still_yields_the_halt(prometheus, answers
 def test_the_seams_are_not_serialized():
     trigger = gate(object())
     _, kwargs = trigger.serialize()
-    assert not {"_metrics_source", "_read_emergency_stop", "_reflex_rollback"} & set(kwargs)
+    assert not {"_metrics_source", "_read_emergency_stop", "_reflex_rollback", "_write_heartbeat", "_read_heartbeat"} & set(kwargs)
     assert SLOGateTrigger(**kwargs).serialize() == trigger.serialize()
 
 
