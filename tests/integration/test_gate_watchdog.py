@@ -79,3 +79,39 @@ def test_the_watchdog_leaves_a_live_gate_alone_and_rolls_back_a_silent_one(sandb
           f"{result['traffic_restored_at'] - result['decided_at']:.3f} s after the decision; task {seconds:.2f} s")
     # Green at 0 %: the next minute's run has nothing to watch.
     assert gate_watchdog.watch_gates()["line"] == "Green gets 0 % of traffic: no gate to watch"
+
+
+def test_a_gate_beats_in_redis_and_its_restarted_trigger_delivers_the_same_decision(sandbox):
+    """Real seams: a gate halted by a latched stop marks its heartbeat ended in Redis; the same
+    trigger started again (as a triggerer would, from its serialized kwargs) delivers that decision
+    without judging again."""
+    import asyncio
+
+    from cutover_kit.control import EmergencyStop
+    from cutover_kit.plan import load_plan
+    from cutover_kit.triggers.slo_gate import SLOGateTrigger
+
+    plan = load_plan("rehearsal").to_dict()
+    now = time.time()
+    trigger = SLOGateTrigger(step_label="25 %", plan=plan, bake_seconds=plan["bake_seconds"],
+                             step_timeout_seconds=plan["step_timeout_seconds"], gate_started_at=now, weights_set_at=now,
+                             state_conn_id="redis_default", dag_id="cutover", run_id=RUN, green_percent=25.0)
+    CutoverStateHook().latch_emergency_stop(EmergencyStop("integration: stop the gate", "alice", now, "manual__stop"))
+
+    def first_event(gate: SLOGateTrigger) -> dict:
+        async def run():
+            async for event in gate.run():
+                return event.payload
+        return asyncio.run(asyncio.wait_for(run(), timeout=60))
+
+    event = first_event(trigger)
+    beat = CutoverStateHook().gate_heartbeat()
+    assert event["status"] == "failed" and beat.ended and beat.decision == "failed"
+    assert (beat.dag_id, beat.run_id, beat.step, beat.gate_started_at) == ("cutover", RUN, "25 %", now)
+    assert beat.line == event["line"] and beat.flag_backend == plan["flag_backend"]
+
+    CutoverStateHook().clear_emergency_stop()  # a re-judging gate would now find nothing to halt on
+    restarted = SLOGateTrigger(**trigger.serialize()[1])
+    again = first_event(restarted)
+    assert again["status"] == "failed" and again["resumed"] is True
+    assert again["line"] == f"{event['line']} (decided before the trigger restarted)"
