@@ -197,8 +197,8 @@ def judge_gate_silence(*, now: float, green_percent: float, progress: dict[str, 
         return WatchdogDecision(False, f"Cutover {run} has ended ({last_outcome.describe()}): green at "
                                        f"{_percent(green_percent)} is its result, not an unwatched step")
     if run_state is not None and run_state != RUNNING:
-        return WatchdogDecision(False, f"Cutover {run} is {run_state}, no longer running: its gates are over "
-                                       f"(green at {_percent(green_percent)})")
+        return WatchdogDecision(False, f"Cutover {run} is {run_state} in this Airflow, not running: its gates are "
+                                       f"over (green at {_percent(green_percent)})")
     # The heartbeat belongs to this step when it is this run's and its gate started after the
     # step's weights were set (the standby watch's gate counts for the 100 % step).
     current = heartbeat if (heartbeat is not None and heartbeat.run_id == run_id

@@ -38,6 +38,7 @@ from cutover_kit.stages._shared import record_outcome
 
 log = logging.getLogger(__name__)
 
+NOT_FOUND = "not found"
 CUTOVER_DAG_ID = "cutover"  # whose runs record progress without naming their DAG (records written before it did)
 
 
@@ -52,6 +53,10 @@ def _run_state(ti: Any, progress: dict[str, Any] | None, heartbeat: GateHeartbea
     try:
         return str(ti.get_dagrun_state(dag_id=dag_id, run_id=run_id))
     except Exception as error:  # noqa: BLE001 - unknown is treated as running (the safe side), and said so
+        if getattr(getattr(error, "response", None), "status_code", None) == 404:
+            # This Airflow has no such run (deleted, or state left by another Airflow): nothing runs it.
+            log.info("No DAG run %s/%s in this Airflow (404)", dag_id, run_id)
+            return NOT_FOUND
         log.warning("Could not read the state of %s/%s (treated as running): %s: %s", dag_id, run_id,
                     type(error).__name__, error)
         return None

@@ -160,7 +160,7 @@ def test_a_promoted_run_at_100_percent_with_no_gate_is_normal():
 def test_an_ended_run_is_never_rolled_back_by_the_watchdog():
     silent = beat(at=NOW - 600)  # left behind by a run whose triggerer died, then ended (timeout, verdict)
     finished = judge(progress=in_step(), heartbeat=silent, run_state="failed")
-    assert not finished.roll_back and finished.line == f"Cutover cutover/{RUN} is failed, no longer running: its gates are over (green at 25 %)"
+    assert not finished.roll_back and finished.line == f"Cutover cutover/{RUN} is failed in this Airflow, not running: its gates are over (green at 25 %)"
     rolled_back = RecordedOutcome(ROLLED_BACK, "scheduled__x", "emergency_rollback", NOW - 60, "emergency rollback: x")
     assert not judge(progress=in_step(), heartbeat=silent, last=rolled_back).roll_back  # newer than the step
     older = RecordedOutcome(ROLLED_BACK, "manual__earlier", "cutover", STEPPED_AT - 3600, "an earlier run")

@@ -39,6 +39,10 @@ class World:
         self.latched = []
         self.latch_broken = False
 
+    def state_of(self, dag_id: str, run_id: str) -> str:  # TaskInstance.get_dagrun_state
+        assert (dag_id, run_id) == ("cutover", RUN)
+        return self.run_state
+
     # CutoverStateHook
     def gate_heartbeat(self):
         if self.state_broken:
@@ -97,7 +101,7 @@ def world(monkeypatch):
     world = World()
     state = SimpleNamespace(gate_heartbeat=world.gate_heartbeat, progress=world.progress_, last_outcome=world.last_outcome,
                             record_outcome=world.record_outcome, latch_emergency_stop=world.latch_emergency_stop)
-    ti = SimpleNamespace(dag_id="gate_watchdog", get_dagrun_state=lambda dag_id, run_id: world.run_state)
+    ti = SimpleNamespace(dag_id="gate_watchdog", get_dagrun_state=lambda dag_id, run_id: world.state_of(dag_id, run_id))
     monkeypatch.setattr("cutover_kit.hooks.cutover_state.CutoverStateHook", lambda: state)
     monkeypatch.setattr("cutover_kit.hooks.haproxy.HAProxyHook", lambda: world)
     monkeypatch.setattr("airflow.sdk.get_current_context", lambda: {"ti": ti, "run_id": "scheduled__2026-12-07T19:05:00+00:00"})
@@ -148,6 +152,20 @@ def test_a_step_whose_gate_never_reported_rolls_back_in_the_store_the_apps_evalu
 def test_a_finished_run_is_not_the_watchdog_s_business(world):
     world.heartbeat, world.run_state = heartbeat(silent_for=600), "success"
     assert gate_watchdog.watch_gates()["rolled_back"] is False and world.calls == []
+
+
+@pytest.mark.parametrize("status, rolls_back", [(404, False), (500, True)])
+def test_a_run_this_airflow_does_not_know_is_not_running_but_an_unreadable_state_counts_as_running(world, status, rolls_back):
+    class ServerResponseError(Exception):
+        response = SimpleNamespace(status_code=status)
+
+    def state_of(dag_id, run_id):
+        raise ServerResponseError("Server returned error")
+    world.heartbeat, world.state_of = heartbeat(silent_for=47), state_of
+    result = gate_watchdog.watch_gates()
+    assert result["rolled_back"] is rolls_back
+    if not rolls_back:
+        assert result["line"] == f"Cutover cutover/{RUN} is not found in this Airflow, not running: its gates are over (green at 25 %)"
 
 
 def test_an_unreadable_state_touches_nothing(world):
