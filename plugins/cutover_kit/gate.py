@@ -100,14 +100,16 @@ def decision_line(decision: GateDecision, step_label: str, judgement: Judgement,
     return f"Hold at {step_label}: {judgement.verdict.value} {judgement.reason} ({progress.healthy_seconds:.0f} s healthy)"
 
 
-def progress_to_dict(progress: GateProgress) -> dict[str, float | int]:
-    """The progress as persisted with the gate's heartbeat (cutover_kit.dead_man)."""
-    return {field.name: getattr(progress, field.name) for field in fields(GateProgress)}
+def progress_to_dict(progress: GateProgress) -> dict[str, Any]:
+    """The progress as persisted with the gate's heartbeat (cutover_kit.dead_man): JSON values."""
+    return {field.name: list(value) if isinstance(value := getattr(progress, field.name), tuple) else value
+            for field in fields(GateProgress)}
 
 
 def progress_from_dict(data: Any) -> GateProgress:
-    """Read a persisted progress; ValueError when it is not a mapping or a field is missing or not a
-    number. Fields this version does not know are ignored."""
+    """Read a persisted progress; ValueError when it is not a mapping, a field is missing, or a
+    numeric field is not a finite number (a list comes back as the tuple it was). Fields this
+    version does not know are ignored."""
     if not isinstance(data, dict):
         raise ValueError(f"gate progress is not a mapping: {data!r}")
     values = {}
@@ -115,9 +117,13 @@ def progress_from_dict(data: Any) -> GateProgress:
         if field.name not in data:
             raise ValueError(f"gate progress lacks {field.name!r}")
         value = data[field.name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"gate progress field {field.name} is not a finite number: {value!r}")
-        values[field.name] = float(value) if isinstance(field.default, float) else int(value)
+        if isinstance(field.default, (int, float)) and not isinstance(field.default, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"gate progress field {field.name} is not a finite number: {value!r}")
+            value = float(value) if isinstance(field.default, float) else int(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[field.name] = value
     return GateProgress(**values)
 
 
