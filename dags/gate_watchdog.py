@@ -37,7 +37,8 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(seconds=5),
     # A rollback jumps the queue of the shared executor slots, like the red button's tasks.
     "priority_weight": 100,
-    # The rollback's own deadlines: flags 15 s, traffic 60 s; reading the state takes seconds.
+    # The rollback's own deadlines (flags 5 s ahead of traffic, traffic 60 s + its last attempt's 12 s)
+    # and a few seconds of reading: under 80 s.
     "execution_timeout": timedelta(minutes=2),
     "on_failure_callback": [notify_failure],
 }

@@ -13,8 +13,8 @@ the log says how long after the decision it held, and each has its own deadline:
   flags first keeps features on Rails for users still routed to green during the weight change.
 - Traffic retries a router that refuses or cannot be reached (HAProxy's runtime API down, a
   restart) with a short backoff until ``traffic_deadline_seconds`` (60 s, the brief's traffic
-  budget). Each attempt is bounded by the router client's own socket timeout (2 s); an attempt
-  that hangs beyond the deadline anyway is abandoned in its thread and reported.
+  budget). Each attempt is bounded by the router client's own socket timeouts (2 s per command);
+  an attempt that hangs beyond that anyway is abandoned in its thread and reported.
 
 :func:`restore_blue_now` never raises: a level that did not verify is reported as
 ``flags_restore_error`` / ``traffic_restore_error``; :func:`rollback_failure` turns the facts into
@@ -36,7 +36,10 @@ FLAGS_HEAD_START_SECONDS = 5.0
 FLAGS_DEADLINE_SECONDS = 15.0
 TRAFFIC_DEADLINE_SECONDS = 60.0
 TRAFFIC_RETRY_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0)  # then every 2 s until the deadline
-TRAFFIC_LAST_ATTEMPT_SECONDS = 5.0  # the router client's 2 s socket timeout, twice (connect, read back), and slack
+# One attempt is up to six runtime-API commands (read both weights, set both, read both back), each
+# bounded by the client's 2 s socket timeout: how long the last one, started just before the
+# deadline, is waited for before it is abandoned.
+TRAFFIC_LAST_ATTEMPT_SECONDS = 12.0
 
 
 class Router(Protocol):
