@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 class Router(Protocol):
-    """What the rollback needs of the router (HAProxyHook and HAProxyRuntimeRouter both qualify)."""
+    """What the rollback needs of the router (HAProxyHook, GatewayAPIHook and their routers qualify)."""
 
     def set_green_percent(self, percent: int) -> Any:  # returns RouterWeights, read back
         ...
