@@ -20,6 +20,7 @@ cluster yet: it is tested against the client's request layer with API-server ans
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
@@ -73,10 +74,17 @@ def _is_service_ref(ref: Mapping[str, Any], service: str) -> bool:
 
 
 def _api_failure(what: str, route: HTTPRouteRef, error: Exception) -> RouterError:
+    """One line: the HTTP status and the API server's own explanation (its Status message), or the
+    transport error when no answer came."""
     status = getattr(error, "status", None)
-    reason = getattr(error, "reason", None)
-    detail = f"HTTP {status} {reason}" if status else f"{type(error).__name__}: {error}"
-    return RouterError(f"{route.describe()}: {what} failed: {detail}")
+    if not status:
+        return RouterError(f"{route.describe()}: {what} failed: {type(error).__name__}: {error}")
+    detail = f"HTTP {status} {getattr(error, 'reason', '') or ''}".rstrip()
+    try:
+        message = json.loads(getattr(error, "body", None) or "{}").get("message")
+    except (TypeError, ValueError, AttributeError):
+        message = None
+    return RouterError(f"{route.describe()}: {what} failed: {detail}" + (f": {message}" if message else ""))
 
 
 @dataclass(frozen=True)
