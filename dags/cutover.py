@@ -176,7 +176,9 @@ with DAG(
         database_halt = task(database_rollback.record_database_halt, task_id="halt_at_database", retries=0)(
             validate.operator.task_id
         )
-        database_down = task(database_rollback.rollback_database, task_id="down_migration_verified")()
+        database_down = task(database_rollback.rollback_database, task_id="down_migration_verified")(
+            plan_task_id=plan.operator.task_id
+        )
         database_halt >> database_down
 
     decide_database = decide_validation(
