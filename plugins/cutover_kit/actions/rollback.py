@@ -43,7 +43,7 @@ TRAFFIC_LAST_ATTEMPT_SECONDS = 12.0
 
 
 class Router(Protocol):
-    """What the rollback needs of the router (HAProxyHook and HAProxyRuntimeRouter both qualify)."""
+    """What the rollback needs of the router (HAProxyHook, GatewayAPIHook and their routers qualify)."""
 
     def set_green_percent(self, percent: int) -> Any:  # returns RouterWeights, read back
         ...

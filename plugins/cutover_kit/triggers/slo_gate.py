@@ -8,7 +8,8 @@ before the step timeout).
 
 Reflex rollback: when ``haproxy_conn_id`` is set, any end but a promote first flips the plan's
 feature flags to Rails (verified in the flag store and in every app), then puts 100 % of traffic
-back on blue, verified by read-back, from inside the trigger, before the event is even delivered. Waiting for the
+back on blue in the plan's router (HAProxy, or the gateway_api HTTPRoute), verified by read-back,
+from inside the trigger, before the event is even delivered. Waiting for the
 scheduler to run a rollback task costs seconds of user-facing errors; the DAG's rollback tasks
 then re-assert the same absolute state (idempotent) and verify it end to end.
 
@@ -129,7 +130,9 @@ class SLOGateTrigger(BaseTrigger):
         from cutover_kit.actions.rollback import log_reflex, restore_blue_now
         from cutover_kit.hooks.levers import connected_levers
 
-        event.update(restore_blue_now(connected_levers(self.haproxy_conn_id), flag_backend))
+        # The plan's router (haproxy_conn_id serves the haproxy router; gateway_api reads the plan's HTTPRoute).
+        plan = CutoverPlan.from_dict(self.plan)
+        event.update(restore_blue_now(connected_levers(self.haproxy_conn_id, plan=plan), flag_backend))
         log_reflex(event, self.log)
 
     def _write_heartbeat(self, heartbeat: GateHeartbeat) -> None:
