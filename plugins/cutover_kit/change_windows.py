@@ -206,6 +206,16 @@ def _first_instant_at_or_after(zone: ZoneInfo, day: date, seconds: int) -> datet
     return high.replace(microsecond=0) if reached(high.replace(microsecond=0)) else high
 
 
+def _openings(zone: ZoneInfo, day: date, seconds: int) -> list[datetime]:
+    """Every instant a window starting at `seconds` on `day` opens: once, or twice when its start
+    is in the hour repeated in autumn (the window is open in both occurrences of that wall time)."""
+    first = _first_instant_at_or_after(zone, day, seconds)
+    wall = datetime.combine(day, time()) + timedelta(seconds=seconds)
+    second = wall.replace(tzinfo=zone, fold=1).astimezone(timezone.utc)
+    repeated = second != first and second.astimezone(zone).replace(tzinfo=None) == wall
+    return [first, second] if repeated else [first]
+
+
 def next_window_opening(windows: ChangeWindows, moment: datetime) -> datetime:
     """The earliest instant at or after `moment` (UTC) at which an advance is allowed."""
     _require_aware(moment)
@@ -214,11 +224,12 @@ def next_window_opening(windows: ChangeWindows, moment: datetime) -> datetime:
     zone = windows.zone
     today = moment.astimezone(zone).date()
     openings = [
-        _first_instant_at_or_after(zone, day, window.start_seconds)
+        opening
         for offset in range(-1, _LOOKAHEAD_DAYS)
         for day in [today + timedelta(days=offset)]
         for window in windows.windows
         if DAYS[day.weekday()] in window.days
+        for opening in _openings(zone, day, window.start_seconds)
     ]
     later = [opening for opening in openings if opening > moment and inside_window(windows, opening)]
     if not later:  # cannot happen for validated windows (every window opens once a week)
