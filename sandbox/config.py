@@ -155,6 +155,11 @@ class SandboxConfig:
         return self.run_dir / "haproxy.sock"
 
     @property
+    def haproxy_cohort_map(self) -> Path:
+        """User id -> cohort map HAProxy routes cohort members to green by (runtime API only)."""
+        return self.state_dir / "haproxy" / "cohorts.map"
+
+    @property
     def postgres_dir(self) -> Path:
         return self.state_dir / "pg"
 

@@ -8,7 +8,7 @@ During a step at p % green:
   the whole step, and as p grows users only move blue -> green (bucket < 5 implies bucket < 25);
   on rollback (p = 0) everyone, cohort members included, is back on blue.
 
-The same rule runs in HAProxy (include/haproxy/haproxy.cfg.tmpl): ``req.hdr(X-User-Id),crc32,
+The same rule runs in HAProxy (include/haproxy/haproxy.cfg.tmpl): ``req.fhdr(X-User-Id),crc32,
 mod(100)`` compared with green's share of the weights, and a map of cohort members. CRC-32 because
 HAProxy's ``crc32`` converter and Python's ``zlib.crc32`` are the same function (checked against the
 real HAProxy in tests/integration/test_cohort_routing.py), so the model here predicts the router's

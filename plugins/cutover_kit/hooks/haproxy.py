@@ -2,7 +2,9 @@
 
 Connection fields: ``extra.socket_path`` (runtime API unix socket) or host/port of an
 ``ipv4@`` stats socket; ``extra.backend`` (default "app"), ``extra.blue_server`` and
-``extra.green_server`` (default "blue"/"green"), ``extra.frontend_url`` (where clients enter).
+``extra.green_server`` (default "blue"/"green"), ``extra.frontend_url`` (where clients enter),
+``extra.cohort_map`` (the user id -> cohort map's file name as HAProxy's configuration gives it;
+absent = no cohort routing).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from functools import cached_property
 from airflow.sdk import BaseHook
 
 from cutover_kit import connections
-from cutover_kit.routing import RouterWeights
+from cutover_kit.routing import CohortMapUpdate, RouterWeights
 from cutover_kit.routing.haproxy_runtime import HAProxyRuntimeRouter
 
 
@@ -40,6 +42,7 @@ class HAProxyHook(BaseHook):
             socket_path=extra.get("socket_path"),
             host=conn.host,
             port=conn.port,
+            cohort_map=extra.get("cohort_map"),
         )
 
     @cached_property
@@ -61,3 +64,12 @@ class HAProxyHook(BaseHook):
 
     def server_states(self) -> dict[str, str]:
         return self.router.server_states()
+
+    def read_cohort_map(self) -> dict[str, str]:
+        return self.router.read_cohort_map()
+
+    def replace_cohort_map(self, entries: dict[str, str]) -> CohortMapUpdate:
+        return self.router.replace_cohort_map(entries)
+
+    def clear_cohort_map(self) -> CohortMapUpdate:
+        return self.router.clear_cohort_map()
