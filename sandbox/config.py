@@ -160,6 +160,11 @@ class SandboxConfig:
         return self.state_dir / "haproxy" / "cohorts.map"
 
     @property
+    def haproxy_routing_map(self) -> Path:
+        """HAProxy's routing settings map ("user_routing on" routes identified users by user)."""
+        return self.state_dir / "haproxy" / "routing.map"
+
+    @property
     def postgres_dir(self) -> Path:
         return self.state_dir / "pg"
 

@@ -119,26 +119,30 @@ def _stop(process: subprocess.Popen) -> None:
 
 @contextmanager
 def standalone_router(work_dir: Path, ready_timeout: float = 20.0) -> Iterator[StandaloneRouter]:
-    """HAProxy from the sandbox template in `work_dir`, both colors UP, blue 100 / green 0."""
+    """HAProxy from the sandbox template in `work_dir`, both colors UP, blue 100 / green 0, routing
+    by user off (as the sandbox starts it)."""
     if shutil.which("haproxy") is None:
         raise RuntimeError("haproxy is not installed (Debian: apt-get install haproxy)")
     work_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         ports = {"blue_port": _start_color_app("blue", stack), "green_port": _start_color_app("green", stack),
                  "router_port": free_port(), "haproxy_exporter_port": free_port()}
-        socket_path, cohort_map = work_dir / "haproxy.sock", work_dir / "cohorts.map"
+        socket_path, cohort_map, routing_map = work_dir / "haproxy.sock", work_dir / "cohorts.map", work_dir / "routing.map"
         cohort_map.write_text("")
+        routing_map.write_text("")
         config_file = work_dir / "haproxy.cfg"
         config_file.write_text(Template(TEMPLATE.read_text()).substitute(
             {**{key: str(value) for key, value in ports.items()}, "host": HOST,
-             "haproxy_socket": str(socket_path), "haproxy_cohort_map": str(cohort_map)}))
+             "haproxy_socket": str(socket_path), "haproxy_cohort_map": str(cohort_map),
+             "haproxy_routing_map": str(routing_map)}))
         check = subprocess.run(["haproxy", "-c", "-f", str(config_file)], capture_output=True, text=True, timeout=30)
         if check.returncode != 0:
             raise RuntimeError(f"haproxy -c refused {config_file}:\n{check.stdout}{check.stderr}")
         log = stack.enter_context(open(work_dir / "haproxy.log", "wb"))
         process = subprocess.Popen(["haproxy", "-db", "-f", str(config_file)], stdout=log, stderr=subprocess.STDOUT)
         stack.callback(_stop, process)
-        runtime = HAProxyRuntimeRouter(backend="app", socket_path=str(socket_path), cohort_map=str(cohort_map))
+        runtime = HAProxyRuntimeRouter(backend="app", socket_path=str(socket_path), cohort_map=str(cohort_map),
+                                       routing_map=str(routing_map))
         deadline = time.monotonic() + ready_timeout
         while True:
             if process.poll() is not None:

@@ -26,7 +26,8 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneRoute
 
 
 @pytest.fixture(autouse=True)
-def back_to_blue(router: StandaloneRouter) -> Iterator[None]:
+def by_user_then_back_to_blue(router: StandaloneRouter) -> Iterator[None]:
+    router.runtime.set_user_routing(True)
     yield
     router.runtime.set_green_percent(0)
     router.runtime.clear_cohort_map()
@@ -92,6 +93,17 @@ def test_requests_without_a_user_follow_the_weights(router: StandaloneRouter) ->
     # Weighted round robin at 75/25: exact over whole rounds, +-1 for where the round started.
     for counts in (served, served_empty):
         assert abs(counts["green"] - 50) <= 1 and counts["blue"] + counts["green"] == 200, counts
+
+
+def test_with_routing_by_user_off_identified_users_follow_the_weights_as_before(router: StandaloneRouter) -> None:
+    router.runtime.replace_cohort_map({"5": "beta"})
+    assert router.runtime.set_user_routing(False) is False and not router.runtime.user_routing_enabled()
+    router.runtime.set_green_percent(50)
+    seen = colors_of(router, ["5"], requests_each=40)
+    assert seen == {"5": {"blue", "green"}}  # per request, cohort map or not
+    router.runtime.set_user_routing(True)
+    assert router.runtime.user_routing_enabled()
+    assert colors_of(router, ["5"], requests_each=10) == {"5": {"green"}}
 
 
 def test_a_big_map_is_swapped_atomically_in_several_payloads_and_read_back(router: StandaloneRouter) -> None:

@@ -3,8 +3,8 @@
 Connection fields: ``extra.socket_path`` (runtime API unix socket) or host/port of an
 ``ipv4@`` stats socket; ``extra.backend`` (default "app"), ``extra.blue_server`` and
 ``extra.green_server`` (default "blue"/"green"), ``extra.frontend_url`` (where clients enter),
-``extra.cohort_map`` (the user id -> cohort map's file name as HAProxy's configuration gives it;
-absent = no cohort routing).
+``extra.cohort_map`` (the user id -> cohort map's file name as HAProxy's configuration gives it)
+and ``extra.routing_map`` (the map holding the "user_routing" switch); absent = no routing by user.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class HAProxyHook(BaseHook):
             host=conn.host,
             port=conn.port,
             cohort_map=extra.get("cohort_map"),
+            routing_map=extra.get("routing_map"),
         )
 
     @cached_property
@@ -64,6 +65,12 @@ class HAProxyHook(BaseHook):
 
     def server_states(self) -> dict[str, str]:
         return self.router.server_states()
+
+    def user_routing_enabled(self) -> bool:
+        return self.router.user_routing_enabled()
+
+    def set_user_routing(self, enabled: bool) -> bool:
+        return self.router.set_user_routing(enabled)
 
     def read_cohort_map(self) -> dict[str, str]:
         return self.router.read_cohort_map()

@@ -34,6 +34,8 @@ from cutover_kit.routing import (
 MAP_PAYLOAD_BYTES = 12000
 _COHORT_VALUE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _NEW_VERSION = re.compile(r"New version created: (\d+)")
+#: The routing map's key of the switch (include/haproxy/haproxy.cfg.tmpl reads the same name).
+USER_ROUTING_KEY = "user_routing"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class HAProxyRuntimeRouter:
     timeout_seconds: float = 2.0
     #: The cohort map as HAProxy names it (the file path in its configuration); None = no cohort routing.
     cohort_map: str | None = None
+    #: The routing settings map (key "user_routing": "on" routes identified users by user).
+    routing_map: str | None = None
 
     def command(self, line: str, payload: str | None = None) -> str:
         """Send one command (with an optional `<<` payload, ended by an empty line) and read the answer."""
@@ -112,6 +116,39 @@ class HAProxyRuntimeRouter:
             raise RouterError(f"backend {self.backend!r} has no server for {', '.join(sorted(missing))}")
         return states
 
+    # ------------------------------------------------------------------ routing by user
+
+    def user_routing_enabled(self) -> bool:
+        """Whether identified users are routed by user (cohorts, sticky hash) rather than by the weights."""
+        if not self.routing_map:
+            return False
+        return self._get_map_value(self.routing_map, USER_ROUTING_KEY) == "on"
+
+    def set_user_routing(self, enabled: bool) -> bool:
+        """Switch routing by user on or off (`add map` / `set map` on the routing map), verified."""
+        if not self.routing_map:
+            raise RouterError(f"no routing map configured for backend {self.backend!r} (Connection extra.routing_map)")
+        self._put_map_value(self.routing_map, USER_ROUTING_KEY, "on" if enabled else "off")
+        return enabled
+
+    def _get_map_value(self, map_name: str, key: str) -> str | None:
+        answer = self.command(f"get map {map_name} {key}")
+        if "found=no" in answer:
+            return None
+        value = re.search(r'value="([^"]*)"', answer)
+        if "found=yes" not in answer or not value:
+            raise RouterError(f"HAProxy refused 'get map {map_name} {key}': {answer.strip()!r}")
+        return value.group(1)
+
+    def _put_map_value(self, map_name: str, key: str, value: str) -> None:
+        verb = "set" if self._get_map_value(map_name, key) is not None else "add"
+        reply = self.command(f"{verb} map {map_name} {key} {value}").strip()
+        if reply:
+            raise RouterError(f"HAProxy refused '{verb} map {map_name} {key} {value}': {reply}")
+        observed = self._get_map_value(map_name, key)
+        if observed != value:
+            raise RouterError(f"map {map_name}: {key!r} read back as {observed!r}, expected {value!r}")
+
     # ------------------------------------------------------------------ cohort map
 
     def _map(self) -> str:
@@ -171,25 +208,13 @@ class HAProxyRuntimeRouter:
 
     def set_cohort_member(self, user_id: str, cohort: str) -> None:
         """Add one member to the live map, or move them to another cohort (`add map` / `set map`), verified."""
-        map_name = self._map()
         ((key, value),) = _checked_entries({user_id: cohort})
-        verb = "set" if self.cohort_of(key) is not None else "add"
-        reply = self.command(f"{verb} map {map_name} {key} {value}").strip()
-        if reply:
-            raise RouterError(f"HAProxy refused '{verb} map {map_name} {key} {value}': {reply}")
-        if self.cohort_of(key) != value:
-            raise RouterError(f"cohort map {map_name}: {key!r} read back as {self.cohort_of(key)!r}, expected {value!r}")
+        self._put_map_value(self._map(), key, value)
 
     def cohort_of(self, user_id: str) -> str | None:
         """The cohort the live map holds for a user (`get map`), or None."""
         ((key, _),) = _checked_entries({user_id: "lookup"})
-        answer = self.command(f"get map {self._map()} {key}")
-        if "found=no" in answer:
-            return None
-        value = re.search(r'value="([^"]*)"', answer)
-        if "found=yes" not in answer or not value:
-            raise RouterError(f"HAProxy refused 'get map {self._map()} {key}': {answer.strip()!r}")
-        return value.group(1)
+        return self._get_map_value(self._map(), key)
 
 
 def _checked_entries(entries: Mapping[str, str]) -> list[tuple[str, str]]:
