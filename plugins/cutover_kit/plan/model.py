@@ -106,6 +106,8 @@ class CutoverPlan:
     """A validated plan; constructing one with invalid values raises PlanError."""
 
     name: str
+    #: Percent on green at each step. Given in any plan form (5, {percent: 5, cohorts: [...]}, a
+    #: TrafficStep); always stored as the plain percents (the full steps are `traffic_steps`).
     steps: tuple[int, ...]
     bake_seconds: int
     step_timeout_seconds: int

@@ -12,8 +12,16 @@ import pytest
 import yaml
 
 from cutover_kit.change_windows import ChangeWindows
-from cutover_kit.plan import DEFAULT_PLANS_DIR, CutoverPlan, PlanError, load_plan, shortest_promotion_seconds, stage_names
-from cutover_kit.plan.model import CohortSource, TrafficStep
+from cutover_kit.plan import (
+    DEFAULT_PLANS_DIR,
+    CohortSource,
+    CutoverPlan,
+    PlanError,
+    TrafficStep,
+    load_plan,
+    shortest_promotion_seconds,
+    stage_names,
+)
 
 DEFAULT_DOCUMENT = yaml.safe_load((DEFAULT_PLANS_DIR / "default.yaml").read_text())
 
