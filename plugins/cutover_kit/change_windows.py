@@ -117,7 +117,10 @@ class ChangeWindows:
     windows: tuple[ChangeWindow, ...]
 
     def __post_init__(self) -> None:
+        zone_of(self.timezone)
         object.__setattr__(self, "windows", tuple(self.windows))
+        if not self.windows or not all(isinstance(window, ChangeWindow) for window in self.windows):
+            raise ChangeWindowError(f"windows: give at least one ChangeWindow; got {self.windows!r}")
 
     @classmethod
     def from_dict(cls, document: Mapping[str, Any], field: str = "change_windows") -> ChangeWindows:

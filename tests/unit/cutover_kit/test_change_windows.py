@@ -145,5 +145,14 @@ def test_bad_windows_are_refused_naming_the_field(document: dict, expected: str)
     assert expected in str(caught.value)
 
 
+def test_windows_built_directly_are_checked_too() -> None:
+    with pytest.raises(ChangeWindowError, match="unknown time zone 'Berlin'"):
+        ChangeWindows("Berlin", (ChangeWindow(("mon",), "09:00", "10:00"),))
+    with pytest.raises(ChangeWindowError, match="give at least one ChangeWindow"):
+        ChangeWindows("Europe/Berlin", ())
+    with pytest.raises(ChangeWindowError, match="window.end: end 08:00 must be after start|window: end 08:00 must be after"):
+        ChangeWindow(("mon",), "09:00", "08:00")
+
+
 def test_windows_round_trip() -> None:
     assert ChangeWindows.from_dict(WEEKDAYS.to_dict()) == WEEKDAYS
