@@ -11,12 +11,18 @@ color apps behind it, routing by user switched on), for each map size:
   cohort of every entry alternates), so no run is a no-op;
 - ``read_back_seconds``: the read back alone (``show map`` + parse + compare), so the fill and
   commit cost is the difference;
-- ``request_ms``: median latency of a request routed by user (cohort lookup + crc32 bucket) through
-  HAProxy to a color app, on one keep-alive connection, with the map at that size (0 = empty map),
-  showing whether the per-request lookup grows with the number of members.
+- ``request_ms_full_map`` / ``request_ms_empty_map``: latency of a request routed by user (cohort
+  lookup + crc32 bucket) through HAProxy to a color app, on one keep-alive connection, with the
+  map at that size and with it empty, measured in alternating rounds (the map swapped between
+  them) so both see the same machine load; each is the median of the rounds' medians. It shows
+  whether the per-request lookup grows with the number of members.
 
-Each figure is the median of --runs runs (request latency: of 2,000 requests). The machine's load
-average is printed before and after: on 2 shared cores it moves these figures more than the map does.
+- ``member_add_ms`` / ``member_move_ms`` / ``member_remove_ms``: one verified single-member change
+  with the map at that size (set_cohort_member for a new user: `add map`; for a member, to
+  another cohort: `set map`; remove_cohort_member: `del map`), each read back with `get map`.
+
+Each update figure is the median of --runs runs. The machine's load average is printed before and
+after: on 2 shared cores it moves these figures more than the map does.
 """
 
 from __future__ import annotations
@@ -37,6 +43,12 @@ from benchmarks import REPO_ROOT  # also puts the project on the path
 def entries_for(size: int, run: int) -> dict[str, str]:
     cohorts = ("beta", "internal") if run % 2 else ("internal", "beta")
     return {f"user-{n:07d}": cohorts[n % 2] for n in range(size)}
+
+
+def timed(function, *args) -> float:
+    started = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - started
 
 
 def request_latency_ms(router, users: list[str], requests: int) -> float:
@@ -68,13 +80,30 @@ def measure_size(router, size: int, runs: int, requests: int) -> dict[str, objec
         read_back.append(time.perf_counter() - started)
     # Half members, half not: both the map hit and the hash path are exercised.
     users = [f"user-{n:07d}" for n in range(0, size, max(1, size // 500))][:500] + [f"guest-{n}" for n in range(500)]
+    router.runtime.replace_cohort_map(entries_for(size, 0))
+    added, moved, removed = [], [], []
+    for n in range(max(runs, 10)):
+        new_user, member = f"late-{n}", f"user-{n * 7:07d}"
+        added.append(timed(router.runtime.set_cohort_member, new_user, "beta"))
+        moved.append(timed(router.runtime.set_cohort_member, member, "early_adopters"))
+        removed.append(timed(router.runtime.remove_cohort_member, new_user))
+    full_map, empty_map = [], []
+    for run in range(runs):
+        router.runtime.replace_cohort_map(entries_for(size, run))
+        full_map.append(request_latency_ms(router, users, requests))
+        router.runtime.clear_cohort_map()
+        empty_map.append(request_latency_ms(router, users, requests))
     return {
         "entries": size,
         "payloads": payloads,
         "median_replace_seconds": round(statistics.median(replace), 4),
         "max_replace_seconds": round(max(replace), 4),
         "median_read_back_seconds": round(statistics.median(read_back), 4),
-        "median_request_ms": request_latency_ms(router, users, requests),
+        "member_add_ms": round(statistics.median(added) * 1000, 3),
+        "member_move_ms": round(statistics.median(moved) * 1000, 3),
+        "member_remove_ms": round(statistics.median(removed) * 1000, 3),
+        "request_ms_full_map": round(statistics.median(full_map), 3),
+        "request_ms_empty_map": round(statistics.median(empty_map), 3),
         "replace_samples": [round(sample, 4) for sample in replace],
     }
 
@@ -85,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=500, help="requests per latency round")
     parser.add_argument("--json", type=Path, default=REPO_ROOT / "benchmarks" / "cohort_map.json")
     args = parser.parse_args(argv)
     if args.runs < 3:
@@ -98,16 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             standalone_router(Path(work_dir)) as router:
         router.runtime.set_user_routing(True)
         router.runtime.set_green_percent(25)
-        router.runtime.clear_cohort_map()
-        results = [{"entries": 0, "median_request_ms": request_latency_ms(
-            router, [f"guest-{n}" for n in range(1000)], args.requests)}]
+        results = []
         for size in args.sizes:
             results.append(measure_size(router, size, args.runs, args.requests))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "replace_samples"}), flush=True)
-        started = time.perf_counter()
-        for n in range(50):
-            router.runtime.set_cohort_member(f"late-{n}", "beta")
-        single_ms = (time.perf_counter() - started) / 50 * 1000
         router.runtime.clear_cohort_map()
     load_after = os.getloadavg()
     haproxy_version = subprocess.run(["haproxy", "-v"], capture_output=True, text=True).stdout.splitlines()[0]
@@ -116,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
                 "and per-request latency of routing by user",
         "runs": args.runs,
         "sizes": results,
-        "single_member_add_verified_ms": round(single_ms, 3),
         "haproxy": haproxy_version,
         "load_average_before": [round(value, 2) for value in load_before],
         "load_average_after": [round(value, 2) for value in load_after],

@@ -122,6 +122,9 @@ def test_single_members_are_added_moved_and_read_back(router: StandaloneRouter) 
     router.runtime.set_cohort_member("7", "beta")       # set map
     assert router.runtime.read_cohort_map() == {"7": "beta", "8": "beta"}
     assert router.runtime.cohort_of("8") == "beta" and router.runtime.cohort_of("9") is None
+    router.runtime.remove_cohort_member("7")            # del map
+    router.runtime.remove_cohort_member("9")            # absent: nothing to do
+    assert router.runtime.read_cohort_map() == {"8": "beta"}
     assert router.runtime.clear_cohort_map().entries == 0 and router.runtime.read_cohort_map() == {}
 
 

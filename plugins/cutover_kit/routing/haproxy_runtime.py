@@ -207,9 +207,22 @@ class HAProxyRuntimeRouter:
         return self.replace_cohort_map({})
 
     def set_cohort_member(self, user_id: str, cohort: str) -> None:
-        """Add one member to the live map, or move them to another cohort (`add map` / `set map`), verified."""
+        """Add one member to the live map, or move them to another cohort (`add map` / `set map`), verified.
+        `add map` costs the same at any map size; `set map` and `del map` walk the whole map
+        (benchmarks/cohort_map.py): to refresh a cohort, swap the map (replace_cohort_map)."""
         ((key, value),) = _checked_entries({user_id: cohort})
         self._put_map_value(self._map(), key, value)
+
+    def remove_cohort_member(self, user_id: str) -> None:
+        """Take one user out of the live map (`del map`), verified; absent already is fine."""
+        ((key, _),) = _checked_entries({user_id: "lookup"})
+        if self.cohort_of(key) is None:
+            return
+        reply = self.command(f"del map {self._map()} {key}").strip()
+        if reply:
+            raise RouterError(f"HAProxy refused 'del map {self._map()} {key}': {reply}")
+        if self.cohort_of(key) is not None:
+            raise RouterError(f"cohort map {self._map()}: {key!r} still present after 'del map'")
 
     def cohort_of(self, user_id: str) -> str | None:
         """The cohort the live map holds for a user (`get map`), or None."""
