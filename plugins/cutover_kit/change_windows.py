@@ -288,3 +288,4 @@ def windows_from_plan_field(document: Mapping[str, Any] | ChangeWindows | None) 
         return document
     return ChangeWindows.from_dict(document)
 
+

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 
+from cutover_kit.change_windows import ChangeWindows, decide_advance
 from cutover_kit.slo import Judgement, Verdict
 
 
@@ -97,3 +99,18 @@ def decision_line(decision: GateDecision, step_label: str, judgement: Judgement,
         return (f"Give up at {step_label}: step timeout before a full bake of healthy verdicts "
                 f"({progress.healthy_seconds:.0f} s healthy); last: {judgement.reason}")
     return f"Hold at {step_label}: {judgement.verdict.value} {judgement.reason} ({progress.healthy_seconds:.0f} s healthy)"
+
+
+def hold_outside_change_windows(
+    decision: GateDecision, windows: ChangeWindows | None, now: datetime, step_label: str
+) -> tuple[GateDecision, str | None]:
+    """The gate's decision with change windows applied: a step that would be promoted outside every
+    window holds (CONTINUE: the gate keeps judging, so a breach during the hold still halts at
+    once); HALT and TIMEOUT, the ways back to blue, are never held. The line says why it holds
+    and when it may advance (None when nothing is held)."""
+    if decision is not GateDecision.PROMOTE:
+        return decision, None
+    advance = decide_advance(windows, now)
+    if advance.allowed:
+        return decision, None
+    return GateDecision.CONTINUE, f"Hold at {step_label}: baked, but {advance.reason}"

@@ -156,3 +156,4 @@ def test_windows_built_directly_are_checked_too() -> None:
 
 def test_windows_round_trip() -> None:
     assert ChangeWindows.from_dict(WEEKDAYS.to_dict()) == WEEKDAYS
+
