@@ -5,6 +5,7 @@ weights, and the cohort map swapped atomically through the runtime API and read 
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -80,6 +81,21 @@ def test_cohort_members_always_land_on_green_and_return_to_blue_on_rollback(rout
     assert colors_of(router, non_members, requests_each=2) == {user: {"blue"} for user in non_members}
     router.runtime.set_green_percent(0)  # rollback: one lever, cohort members included
     assert colors_of(router, members, requests_each=2) == {user: {"blue"} for user in members}
+
+
+def test_users_of_a_green_in_maintenance_fall_back_to_blue(router: StandaloneRouter) -> None:
+    on_green = [user for user in USERS if color_for_user(user, 50) == "green"][:20]
+    router.runtime.replace_cohort_map({on_green[0]: "beta"})
+    router.runtime.set_green_percent(50)
+    assert colors_of(router, on_green) == {user: {"green"} for user in on_green}
+    try:
+        assert router.runtime.command("set server app/green state maint").strip() == ""
+        assert colors_of(router, on_green) == {user: {"blue"} for user in on_green}
+    finally:
+        router.runtime.command("set server app/green state ready")
+        deadline = time.monotonic() + 10  # the next tests need green UP again (health checks: rise 2)
+        while router.runtime.server_states()["green"] != "UP" and time.monotonic() < deadline:
+            time.sleep(0.1)
 
 
 def test_requests_without_a_user_follow_the_weights(router: StandaloneRouter) -> None:
