@@ -12,8 +12,9 @@ The same rule runs in HAProxy (include/haproxy/haproxy.cfg.tmpl): ``req.fhdr(X-U
 mod(100)`` compared with green's share of the weights, and a map of cohort members. CRC-32 because
 HAProxy's ``crc32`` converter and Python's ``zlib.crc32`` are the same function (checked against the
 real HAProxy in tests/integration/test_cohort_routing.py), so the model here predicts the router's
-choice exactly, and its buckets are even over numeric ids, e-mails and UUIDs (within ~7 % of 1/100
-per bucket at 100,000 ids).
+choice exactly; and its buckets are even over numeric ids, e-mails and UUIDs (at 100,000 ids
+every bucket holds within 8 % of 1,000). The routing applies only while HAProxy's switch is on
+(see the template): off, every request follows the weights.
 
 Pure: no I/O. Reading a cohort's source (SQL, file) lives elsewhere; the checks of what a source
 and a member id may look like live here, so the plan model and the readers agree.
