@@ -173,7 +173,9 @@ class HAProxyRuntimeRouter:
         """Swap the whole map for `entries` atomically (prepare, fill, commit), then read it back.
 
         Entries are checked before anything is sent: a key or value with a space or a line break
-        would otherwise end the payload early or inject a runtime API command.
+        would otherwise end the payload early or inject a runtime API command. A failure before
+        the commit leaves the live map as it was (HAProxy drops an uncommitted version at the next
+        commit); a read-back that differs raises RouterError.
         """
         map_name = self._map()
         lines = [f"{key} {value}\n" for key, value in _checked_entries(entries)]
