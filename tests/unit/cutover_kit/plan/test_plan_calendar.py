@@ -214,3 +214,10 @@ def test_from_dict_refuses_an_undeclared_cohort(tmp_path: Path) -> None:
     document["cohorts"].pop("beta")
     with pytest.raises(PlanError, match=r"steps\[0\].cohorts: 'beta' is not declared in cohorts"):
         CutoverPlan.from_dict(document)
+
+
+def test_cohorts_need_the_haproxy_router(tmp_path: Path) -> None:
+    document = calendar_document(router="gateway_api", gateway_api={
+        "namespace": "shop", "http_route": "storefront", "blue_backend": "rails", "green_backend": "typescript"})
+    with pytest.raises(PlanError, match="cohorts: routing by user needs router haproxy; router 'gateway_api' splits by weight only"):
+        load(tmp_path, document)
