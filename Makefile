@@ -6,7 +6,7 @@ SCENARIO ?= happy
 RESULT ?= rehearsal-result.json
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap venv test-fresh-debian rehearsal test test-unit test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-emergency benchmark-smoke benchmark-flags benchmark-unleash clean
+.PHONY: bootstrap venv test-fresh-debian rehearsal test test-unit test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-emergency benchmark-smoke benchmark-flags benchmark-unleash benchmark-gate clean
 
 bootstrap:  ## Debian packages of the sandbox services, .venv, unleash-server's npm packages
 	@bash scripts/bootstrap.sh
@@ -57,6 +57,9 @@ benchmark-flags: bootstrap  ## flag flip -> every app serves Rails (file backend
 
 benchmark-unleash: bootstrap  ## flag flip -> every app's Unleash SDK serves Rails (median of 12 flips)
 	$(PY) -m benchmarks.flags_unleash --flips 12 --json benchmarks/flags_unleash.json
+
+benchmark-gate: venv  ## gate quality: Monte-Carlo of the real judge + gate (and Flagger/Argo defaults) on synthetic traffic, ~4 min on one core
+	nice -n 15 $(PY) -m benchmarks.gate_quality --json benchmarks/gate_quality.json
 
 # A universal lock (environment markers kept, e.g. async-timeout only below Python 3.11.3) from
 # uv's resolver, which keeps the pins already in requirements.lock where requirements.txt allows.
