@@ -63,7 +63,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -341,31 +343,38 @@ class SyntheticPrometheus:
         return None if value is None or math.isnan(value) else float(value)
 
 
+@functools.lru_cache(maxsize=None)
+def _takes_confidence_z(measure) -> bool:
+    return "confidence_z" in inspect.signature(measure).parameters
+
+
 def measure_windows(source: SyntheticPrometheus, plan: CutoverPlan, window: int, colors: Sequence[str] = ("green", "blue"),
                     ) -> list[ColorWindow]:
-    """The one place ColorWindows are built: measure.measure_color, as the trigger calls it. When
-    slo.py judges quantiles with confidence bounds (``quantile_confidence_levels``) and
-    measure_color did not fill ``latency_bounds`` itself, the bounds are read here the way the
-    judge defines them: histogram_quantile of the same buckets at the lower and upper levels."""
-    quantiles = tuple(plan.slo.quantiles)
+    """The one place ColorWindows are built: measure.measure_color, called as the trigger calls it
+    (with the plan's ``confidence_z`` where measure_color takes one, so it reads each quantile's
+    confidence bounds itself). Should slo.py judge quantiles with confidence bounds
+    (``quantile_confidence_levels``) while measure_color cannot read them, the bounds are read
+    here the way the judge defines them: histogram_quantile of the same buckets at the lower and
+    upper levels."""
+    quantiles, z = tuple(plan.slo.quantiles), plan.slo.confidence_z
+    if _takes_confidence_z(measure_color):
+        return [measure_color(source, color, window, quantiles, plan.metrics, z) for color in colors]
     windows = [measure_color(source, color, window, quantiles, plan.metrics) for color in colors]
     levels = getattr(slo, "quantile_confidence_levels", None)
     if levels is None or not plan.metrics.latency_available:
         return windows
     filled = []
     for color_window in windows:
-        if getattr(color_window, "latency_bounds", None) or not hasattr(color_window, "latency_bounds"):
+        if not hasattr(color_window, "latency_bounds") or not color_window.requests:
             filled.append(color_window)
             continue
         bounds = {}
-        for quantile in quantiles:
-            if not color_window.requests:
-                bounds[quantile] = (None, None)
+        for quantile, point in color_window.latency_seconds.items():
+            if point is None:
                 continue
-            lower_level, upper_level = levels(quantile, color_window.requests, plan.slo.confidence_z)
-            bounds[quantile] = tuple(
-                None if level is None else source.query_optional(plan.metrics.latency_quantile(color_window.color, level, window))
-                for level in (lower_level, upper_level))
+            low_level, high_level = levels(quantile, color_window.requests, z)
+            bounds[quantile] = tuple(source.query_optional(plan.metrics.latency_quantile(color_window.color, level, window))
+                                     for level in (low_level, high_level))
         filled.append(dataclasses.replace(color_window, latency_bounds=bounds))
     return filled
 

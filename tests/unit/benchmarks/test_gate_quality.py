@@ -134,22 +134,46 @@ def test_no_green_traffic_reads_as_no_latency_data():
     assert blue.requests == 0 and blue.latency_seconds[0.95] is None  # NaN quantile -> None, as the hook does
 
 
-@dataclasses.dataclass(frozen=True)
-class _WindowWithBounds(gq.ColorWindow):
-    latency_bounds: dict = dataclasses.field(default_factory=dict)
+if "latency_bounds" in {f.name for f in dataclasses.fields(gq.ColorWindow)}:
+    _WindowWithBounds = gq.ColorWindow
+else:
+    @dataclasses.dataclass(frozen=True)
+    class _WindowWithBounds(gq.ColorWindow):  # the ColorWindow of a judge with confidence bounds
+        latency_bounds: dict = dataclasses.field(default_factory=dict)
 
 
-def test_measure_windows_fills_latency_bounds_when_the_judge_uses_them(monkeypatch):
+def test_measure_windows_reads_latency_bounds_when_measure_color_cannot(monkeypatch):
+    """A judge with quantile_confidence_levels but a measure_color without confidence_z: the bounds
+    are the same histogram read at the judge's levels."""
     plan = load_plan("default")
     source = gq.SyntheticPrometheus(plan, _streams(np.random.default_rng(5), plan)).at(40.3)
     monkeypatch.setattr(gq.slo, "quantile_confidence_levels", lambda q, n, z: (q - 0.02, min(q + 0.02, 0.999)),
                         raising=False)
     real = gq.measure_color
-    monkeypatch.setattr(gq, "measure_color", lambda *args: _WindowWithBounds(**dataclasses.asdict(real(*args))))
+
+    def measure_color_without_bounds(source, color, window, quantiles, metrics):
+        window = real(source, color, window, quantiles, metrics)
+        return _WindowWithBounds(**{**dataclasses.asdict(window), "latency_bounds": {}})
+
+    monkeypatch.setattr(gq, "measure_color", measure_color_without_bounds)
     green, _ = gq.measure_windows(source, plan, 30)
     low, high = green.latency_bounds[0.95]
     assert low < green.latency_seconds[0.95] < high
     assert low == source.query_optional(plan.metrics.latency_quantile("green", 0.95 - 0.02, 30))
+
+
+def test_measure_windows_passes_the_plans_confidence_z_to_a_measure_color_that_takes_it(monkeypatch):
+    plan = load_plan("default")
+    source = gq.SyntheticPrometheus(plan, _streams(np.random.default_rng(7), plan)).at(40.3)
+    seen = []
+
+    def measure_color_with_z(source, color, window, quantiles, metrics, confidence_z=None):
+        seen.append(confidence_z)
+        return gq.ColorWindow(color=color, requests=1.0, errors=0.0)
+
+    monkeypatch.setattr(gq, "measure_color", measure_color_with_z)
+    gq.measure_windows(source, plan, 30)
+    assert seen == [plan.slo.confidence_z, plan.slo.confidence_z]
 
 
 # --- the real gate on the synthetic streams -------------------------------------------------------
