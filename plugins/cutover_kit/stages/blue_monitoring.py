@@ -23,7 +23,8 @@ def capture_blue_baseline(plan: dict[str, Any]) -> dict[str, Any]:
     from cutover_kit.slo import Verdict, summarize_baseline
 
     parsed = CutoverPlan.from_dict(plan)
-    blue = measure_color(PrometheusHook(), "blue", parsed.baseline_seconds, tuple(parsed.slo.quantiles), parsed.metrics)
+    blue = measure_color(PrometheusHook(), "blue", parsed.baseline_seconds, tuple(parsed.slo.quantiles), parsed.metrics,
+                         parsed.slo.confidence_z)
     judgement = summarize_baseline(blue, min_requests=parsed.min_requests, window_seconds=parsed.baseline_seconds)
     log.info("%s: %s", judgement.verdict.value, judgement.reason)
     if judgement.verdict is Verdict.FAIL:

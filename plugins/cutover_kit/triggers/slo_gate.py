@@ -109,9 +109,9 @@ class SLOGateTrigger(BaseTrigger):
         log_reflex(event, self.log)
 
     def _measure(self, source: MetricsSource, plan: CutoverPlan, window: int) -> tuple[ColorWindow, ColorWindow]:
-        quantiles = tuple(plan.slo.quantiles)
-        return (measure_color(source, "green", window, quantiles, plan.metrics),
-                measure_color(source, "blue", window, quantiles, plan.metrics))
+        quantiles, z = tuple(plan.slo.quantiles), plan.slo.confidence_z
+        return (measure_color(source, "green", window, quantiles, plan.metrics, z),
+                measure_color(source, "blue", window, quantiles, plan.metrics, z))
 
     async def _judge_once(self, source: MetricsSource, plan: CutoverPlan, baseline: ColorWindow | None) -> tuple[Judgement, dict]:
         window = judging_window_seconds(time.time() - self.weights_set_at, plan.window_seconds)
