@@ -155,15 +155,15 @@ def scrape_span(t: float, window: float) -> tuple[int, int]:
 def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
     """Prometheus 2.x ``histogram_quantile`` (promql/quantile.go bucketQuantile) of one histogram:
     ``buckets`` are (upper bound, cumulative count) pairs, +Inf included; NaN when undefined."""
-    if math.isnan(q):
-        return math.nan
-    if q < 0:
-        return -INF
-    if q > 1:
-        return INF
+    return prepared_quantile(q, prepare_histogram(buckets))
+
+
+def prepare_histogram(buckets: Sequence[tuple[float, float]]) -> list[list[float]] | None:
+    """bucketQuantile's preparation, done once per histogram: sorted by bound, equal bounds added
+    up, counts made monotonic; None when no quantile is defined (no +Inf bucket, one bucket)."""
     ordered = sorted(buckets, key=lambda bucket: bucket[0])
     if not ordered or ordered[-1][0] != INF:
-        return math.nan
+        return None
     coalesced: list[list[float]] = []
     for upper, count in ordered:  # same le twice: Prometheus adds them up
         if coalesced and coalesced[-1][0] == upper:
@@ -174,7 +174,17 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
     for bucket in coalesced:  # ensureMonotonic: a lower count than the bucket below is raised to it
         running = max(running, bucket[1])
         bucket[1] = running
-    if len(coalesced) < 2:
+    return coalesced if len(coalesced) >= 2 else None
+
+
+def prepared_quantile(q: float, coalesced: list[list[float]] | None) -> float:
+    if math.isnan(q):
+        return math.nan
+    if q < 0:
+        return -INF
+    if q > 1:
+        return INF
+    if coalesced is None:
         return math.nan
     observations = coalesced[-1][1]
     if observations == 0:
@@ -326,7 +336,7 @@ class SyntheticPrometheus:
                 value = stream.increase(stream.errors, self.t, window)
             else:
                 increases = stream.bucket_increases(self.t, window)
-                value = None if increases is None else list(zip(stream.bounds, increases))
+                value = None if increases is None else prepare_histogram(list(zip(stream.bounds, increases)))
             self._cache[key] = value
         return self._cache[key]
 
@@ -334,10 +344,9 @@ class SyntheticPrometheus:
         match = _QUANTILE_QUERY.match(promql)
         if match:
             color, measure, window = self._lookup(match.group(2))
-            buckets = self.measure(color, "buckets", window) if measure == "buckets" else None
-            if buckets is None:
+            if measure != "buckets":
                 raise ValueError(f"histogram_quantile over something that is not a histogram: {promql!r}")
-            value = histogram_quantile(float(match.group(1)), buckets)
+            value = prepared_quantile(float(match.group(1)), self.measure(color, "buckets", window))
         else:
             value = self.measure(*self._lookup(promql))
         return None if value is None or math.isnan(value) else float(value)
@@ -411,6 +420,7 @@ SCENARIOS = (
 class Outcome:
     decision: str  # promote / halt / timeout
     seconds: float  # step time of the decision
+    reason: str = dataclasses.field(default="", compare=False)  # the gate's last judgement, for --explain
 
 
 def step_seconds(plan: CutoverPlan) -> int:
@@ -461,11 +471,11 @@ def run_gate(plan: CutoverPlan, streams: dict[str, ColorStream], baseline: Color
                                           step_timeout_seconds=plan.step_timeout_seconds,
                                           consecutive_breach_limit=plan.consecutive_breaches)
         if decision is GateDecision.PROMOTE:
-            return Outcome(PROMOTE, elapsed)
+            return Outcome(PROMOTE, elapsed, judgement.reason)
         if decision is GateDecision.HALT:
-            return Outcome(HALT, elapsed)
+            return Outcome(HALT, elapsed, judgement.reason)
         if decision is GateDecision.TIMEOUT:
-            return Outcome(TIMEOUT, elapsed)
+            return Outcome(TIMEOUT, elapsed, judgement.reason)
         elapsed += plan.poll_interval_seconds
 
 
@@ -577,7 +587,7 @@ def summarize(outcomes: list[Outcome], scenario: Scenario, onset: int) -> dict[s
 
 
 def cell_seed(seed: int, plan: str, scenario: str, share: int, rate: float, bucket_set: str) -> np.random.SeedSequence:
-    digest = hashlib.sha256(f"{seed}|{plan}|{scenario}|{share}|{rate}|{bucket_set}".encode()).digest()
+    digest = hashlib.sha256(f"{seed}|{plan}|{scenario}|{share}|{rate:g}|{bucket_set}".encode()).digest()
     return np.random.SeedSequence(int.from_bytes(digest[:16], "big"))
 
 
@@ -590,6 +600,20 @@ def run_cell(plan: CutoverPlan, scenario: Scenario, share: int, rate: float, tri
             results[tool].append(outcome)
     return {"plan": plan.name, "scenario": scenario.name, "family": scenario.family, "share": share, "rate": rate,
             **{tool: summarize(outcomes, scenario, onset) for tool, outcomes in results.items()}}
+
+
+def explain_cell(plan: CutoverPlan, scenario: Scenario, share: int, rate: float, trials: int, seed: int, onset: int,
+                 bucket_set: str) -> list[str]:
+    """The gate's wrong decisions in one cell (same seed, same trials as the run), with the
+    judgement that made each: the failing cases behind a figure."""
+    rng = np.random.default_rng(cell_seed(seed, plan.name, scenario.name, share, rate, bucket_set))
+    lines = []
+    for index in range(trials):
+        outcome = run_trial(rng, plan, scenario, share, rate, onset, bucket_set)["gate"]
+        wrong = outcome.decision == (PROMOTE if scenario.faulty else HALT)
+        if wrong or outcome.decision == TIMEOUT:
+            lines.append(f"trial {index}: {outcome.decision} at {outcome.seconds:.1f} s: {outcome.reason}")
+    return lines
 
 
 def trials_for(plan: CutoverPlan, scenario: Scenario, trials: int) -> int:
@@ -677,6 +701,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--onset-seconds", type=int, default=0, help="fault onset, seconds after the weights change")
     parser.add_argument("--buckets", choices=sorted(BUCKET_SETS), default="apps")
     parser.add_argument("--plans", nargs="+", default=list(PLANS), help="plan names in include/plans/")
+    parser.add_argument("--explain", metavar="PLAN/SCENARIO/SHARE/RATE", default=None,
+                        help='print why the gate erred in one cell, e.g. "default/latency x1.3/25/20", and stop')
     parser.add_argument("--json", type=Path, default=None, help="write every cell here (e.g. benchmarks/gate_quality.json)")
     args = parser.parse_args(argv)
     trials = args.trials if args.trials is not None else (4 if args.quick else 60)
@@ -685,7 +711,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.onset_seconds < 0:
         parser.error("--onset-seconds must be >= 0")
 
-    started = time.perf_counter()
+    if args.explain:
+        try:
+            plan_name, scenario_name, share, rate = args.explain.split("/")
+            scenario = next(s for s in SCENARIOS if s.name.startswith(scenario_name))
+            plan = load_plan(plan_name)
+        except (ValueError, StopIteration) as error:
+            parser.error(f"--explain {args.explain!r}: expected PLAN/SCENARIO/SHARE/RATE with a scenario from "
+                         f"{', '.join(s.name for s in SCENARIOS)} ({error})")
+        for line in explain_cell(plan, scenario, int(share), float(rate), trials_for(plan, scenario, trials), args.seed,
+                                 args.onset_seconds, args.buckets):
+            print(line)
+        return 0
+
+    started, cpu_started = time.perf_counter(), time.process_time()
     plans = [load_plan(name) for name in args.plans]
     cells = []
     for plan in plans:
@@ -700,8 +739,8 @@ def main(argv: list[str] | None = None) -> int:
     print("Cells that miss the issue's targets (gate):" if misses else "Every cell meets the issue's targets.")
     for line in misses:
         print(f"  {line}")
-    elapsed = time.perf_counter() - started
-    print(f"{len(cells)} cells in {elapsed:.0f} s (seed {args.seed}, buckets {args.buckets}, onset {args.onset_seconds} s, "
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    print(f"{len(cells)} cells in {elapsed:.0f} s ({cpu:.0f} s of CPU; seed {args.seed}, buckets {args.buckets}, onset {args.onset_seconds} s, "
           f"judge with{'' if hasattr(slo, 'quantile_confidence_levels') else 'out'} quantile confidence bounds)")
     if args.json:
         result = {
@@ -716,6 +755,8 @@ def main(argv: list[str] | None = None) -> int:
             "cells": cells,
             "target_misses": misses,
             "elapsed_seconds": round(elapsed, 1),
+            "cpu_seconds": round(cpu, 1),
+            "load_average": os.getloadavg(),
             "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
