@@ -34,12 +34,12 @@ def capture_blue_baseline(plan: dict[str, Any]) -> dict[str, Any]:
     return {"verdict": "PASS", "reason": judgement.reason, "window": blue.to_dict()}
 
 
-def verify_blue_warm() -> dict[str, Any]:
+def verify_blue_warm(plan_task_id: str) -> dict[str, Any]:
     """Stage 12 after cutover: blue is kept warm (healthy, ready) so a rollback stays instant."""
-    from cutover_kit.hooks.haproxy import HAProxyHook
     from cutover_kit.hooks.service import ServiceHook
+    from cutover_kit.stages._shared import router_of_run
 
-    state = HAProxyHook().server_states()["blue"]
+    state = router_of_run(plan_task_id).server_states()["blue"]
     ready = ServiceHook(connections.APP_BLUE).probe("GET", "/readyz")
     if not state.startswith("UP") or ready.status != 200:
         raise AirflowFailException(f"Blue is not warm: router says {state}, /readyz {ready.status or ready.error}")
