@@ -691,6 +691,31 @@ def target_misses(cells: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _worst(cells: list[dict[str, Any]], tool: str, key: str = "wrong_rate") -> str:
+    worst = max(cells, key=lambda c: (c[tool][key] or 0, -c["share"], -c["rate"]))
+    value = worst[tool][key] or 0
+    return "0" if value == 0 else f"{value * 100:.0f} % ({worst['share']} % of {worst['rate']:g})"
+
+
+def compare_markdown(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> str:
+    """Markdown before/after table of two runs' JSON cells: per plan and scenario, the worst cell
+    and how many of the 16 cells miss the 1 % target, for the gate, and Flagger's and Argo's worst."""
+    lines = ["| plan | scenario | gate before: worst cell | cells > 1 % | gate after: worst cell | cells > 1 % | "
+             "after: timeouts, worst | Flagger worst | Argo worst |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for plan in PLANS:
+        for scenario in SCENARIOS:
+            rows = [[c for c in run if c["plan"] == plan and c["scenario"] == scenario.name] for run in (before, after)]
+            if not all(rows):
+                continue
+            old, new = rows
+            over = [sum((c["gate"]["wrong_rate"] or 0) > 0.01 for c in run) for run in (old, new)]
+            lines.append(f"| {plan} | {scenario.name.replace(' (= latency x1.0)', ' / latency x1.0')} | "
+                         f"{_worst(old, 'gate')} | {over[0]} | {_worst(new, 'gate')} | {over[1]} | "
+                         f"{_worst(new, 'gate', 'timeout_rate')} | {_worst(new, 'flagger')} | {_worst(new, 'argo')} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=None,
@@ -703,6 +728,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plans", nargs="+", default=list(PLANS), help="plan names in include/plans/")
     parser.add_argument("--explain", metavar="PLAN/SCENARIO/SHARE/RATE", default=None,
                         help='print why the gate erred in one cell, e.g. "default/latency x1.3/25/20", and stop')
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE_JSON", "AFTER_JSON"), default=None,
+                        help="print a markdown before/after table of two runs' JSON, and stop")
     parser.add_argument("--json", type=Path, default=None, help="write every cell here (e.g. benchmarks/gate_quality.json)")
     args = parser.parse_args(argv)
     trials = args.trials if args.trials is not None else (4 if args.quick else 60)
@@ -711,6 +738,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.onset_seconds < 0:
         parser.error("--onset-seconds must be >= 0")
 
+    if args.compare:
+        before, after = (json.loads(path.read_text())["cells"] for path in args.compare)
+        print(compare_markdown(before, after))
+        return 0
     if args.explain:
         try:
             plan_name, scenario_name, share, rate = args.explain.split("/")
