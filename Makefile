@@ -61,7 +61,7 @@ benchmark-flags: bootstrap  ## flag flip -> every app serves Rails (file backend
 benchmark-unleash: bootstrap  ## flag flip -> every app's Unleash SDK serves Rails (median of 12 flips)
 	$(PY) -m benchmarks.flags_unleash --flips 12 --json benchmarks/flags_unleash.json
 
-benchmark-gate: venv  ## gate quality: Monte-Carlo of the real judge + gate (and Flagger/Argo defaults) on synthetic traffic, ~4 min on one core
+benchmark-gate: venv  ## gate quality: Monte-Carlo of the real judge + gate (and Flagger/Argo defaults) on synthetic traffic, ~200 s of CPU
 	nice -n 15 $(PY) -m benchmarks.gate_quality --json benchmarks/gate_quality.json
 
 # A universal lock (environment markers kept, e.g. async-timeout only below Python 3.11.3) from
