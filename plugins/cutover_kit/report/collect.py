@@ -207,3 +207,13 @@ def build_run_record(
         drill=drill_record(tasks), rollback=rollback_record(tasks), data_validation=data_validation(tasks),
         series=tuple(series), series_note=series_note, load_test=load_test, security=security,
     )
+
+
+def stage_block(tasks: Iterable[TaskFacts], group_prefix: str, keys: tuple[str, ...]) -> dict[str, Any] | None:
+    """The result block a stage recorded (stage 6's load_test summary, stage 7's security verdict):
+    the return value of the first task of a group starting with ``group_prefix`` that carries every
+    key. None when the run has no such stage: the report then says it was never judged."""
+    for facts in sorted(tasks, key=lambda t: t.task_id):
+        if facts.task_id.startswith(group_prefix) and all(key in facts.value for key in keys):
+            return facts.value
+    return None

@@ -60,3 +60,35 @@ def range_step_seconds(duration_seconds: float, max_points: int = 240) -> int:
 def points_between(points: Points, start: float | None, end: float | None) -> Points:
     """The points with start <= t <= end (an open bound when None)."""
     return tuple((t, v) for t, v in points if (start is None or t >= start) and (end is None or t <= end))
+
+
+#: The latency quantiles the report charts, by series measure.
+REPORT_QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+
+
+def range_queries(metrics: Any, window_seconds: int) -> list[tuple[str, str, str]]:
+    """(what, color, PromQL) of every range query the report runs, from the plan's metric
+    templates (cutover_kit.promql.MetricTemplates): requests and 5xx per window, and each latency
+    quantile when the templates have a histogram. ``what`` is "requests", "errors" or p50/p95/p99."""
+    queries = []
+    for color in ("blue", "green"):
+        queries.append(("requests", color, metrics.requests(color, window_seconds)))
+        queries.append(("errors", color, metrics.errors(color, window_seconds)))
+        for label, quantile in REPORT_QUANTILES.items():
+            promql = metrics.latency_quantile(color, quantile, window_seconds)
+            if promql is not None:
+                queries.append((label, color, promql))
+    return queries
+
+
+def measure_series(answers: dict[tuple[str, str], Points]) -> list[tuple[str, str, Points]]:
+    """(measure, color, points) for the report from the range answers by (what, color): traffic
+    share and error ratio from the request and 5xx counts, latency as answered."""
+    requests = {color: answers.get(("requests", color), ()) for color in ("blue", "green")}
+    series = []
+    for color, other in (("blue", "green"), ("green", "blue")):
+        series.append(("traffic_share", color, share_points(requests[color], requests[other])))
+        series.append(("error_ratio", color, ratio_points(answers.get(("errors", color), ()), requests[color])))
+        for label in REPORT_QUANTILES:
+            series.append((label, color, answers.get((label, color), ())))
+    return [(measure, color, points) for measure, color, points in series if points]

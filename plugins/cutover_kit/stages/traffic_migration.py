@@ -21,6 +21,7 @@ from cutover_kit.actions.rollback import log_reflex, restore_blue_now
 from cutover_kit.flags.model import FlagState
 from cutover_kit.hooks.levers import app_reports, connected_levers
 from cutover_kit.outcome import choose_after_gate
+from cutover_kit.runbooks import with_runbook
 from cutover_kit.stages._shared import applied_flags, ensure_not_stopped, plan_of_run, record_step_progress
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def smoke_checks(step_label: str, targets: tuple[str, ...] = (connections.APP_RO
             summary["flags_restore_error"] = f"flags left as they are: {why}"
         log_reflex(summary)
         get_current_context()["ti"].xcom_push(key="smoke_result", value=summary)
-        raise AirflowFailException(summary["reason"])
+        raise AirflowFailException(with_runbook(summary["reason"]))
     log.info(summary["reason"])
     return summary
 

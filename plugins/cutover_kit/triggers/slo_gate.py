@@ -40,6 +40,7 @@ from cutover_kit.control import CutoverStateError, EmergencyStop, emergency_halt
 from cutover_kit.gate import GateDecision, GateProgress, advance_gate, decision_line, initial_credit_start, judging_window_seconds
 from cutover_kit.measure import MeasurementError, MetricsSource, measure_color
 from cutover_kit.plan import OPTIONAL_FIELD_DEFAULTS, CutoverPlan
+from cutover_kit.runbooks import with_runbook
 from cutover_kit.slo import ColorWindow, Judgement, Verdict, judge_window
 
 
@@ -190,7 +191,7 @@ class SLOGateTrigger(BaseTrigger):
         return {
             "status": GateDecision.HALT.value,
             "step": self.step_label,
-            "line": f"Halt at {self.step_label}: {reason}",
+            "line": with_runbook(f"Halt at {self.step_label}: {reason}"),
             "verdict": Verdict.INCONCLUSIVE.value,
             "reason": reason,
             "decided_at": time.time(),
