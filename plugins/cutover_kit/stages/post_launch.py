@@ -84,6 +84,8 @@ def gather_series(plan_dict: dict[str, Any] | None, start: float, end: float, so
         plan = CutoverPlan.from_dict(plan_dict)
     except PlanError as error:
         return [], f"the recorded plan does not load ({error}), so no metric templates to query"
+    if end <= start:
+        return [], f"the run's interval is empty (start {start:.0f} >= end {end:.0f}), so nothing to query"
     step = range_step_seconds(end - start)
     # Each point counts the window before it: never narrower than the step (no gaps between points).
     window = max(plan.window_seconds, step)
