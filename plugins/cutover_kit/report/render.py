@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cutover_kit.report.charts import CHARTS, render_png
-from cutover_kit.report.html import render_html
+from cutover_kit.report.page import render_html
 from cutover_kit.report.record import RunRecord
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from cutover_kit.report import render
-from cutover_kit.report.html import render_html
+from cutover_kit.report.page import render_html
 from cutover_kit.report.lessons import lessons, never_judged
 from cutover_kit.report.render import write_report
 from tests.unit.cutover_kit.report.png import SIGNATURE
