@@ -50,6 +50,13 @@ checks its latched stop, and the run ends rolled back with the operator's reason
 blocks new runs until one is triggered with `acknowledge_emergency_stop`.
 """
 
+REPORT_DOC = """
+The post-launch report of this run: `report.html` and five PNG charts under
+`$CUTOVER_REPORT_DIR/cutover/<run_id>/` (default `$AIRFLOW_HOME/reports/cutover/<run_id>/`).
+The exact path is the last line of this task's log and `html` in its XCom (return_value).
+See docs/post-launch-report.md; what to do after a halt: docs/runbooks/.
+"""
+
 # The DAG's shape (one task group per traffic step) is fixed at parse time by the default plan;
 # stage 1 refuses a chosen plan whose steps differ, before anything moves.
 DAG_STEPS = load_plan("default").steps
@@ -268,5 +275,5 @@ with DAG(
     # setup): Airflow leaves teardowns out of the run's state, so cutover_verdict stays the leaf
     # that decides it (a failed verdict still fails the run) and a report problem never does.
     with TaskGroup("stage_15_post_launch") as stage_15:
-        report = task(post_launch.write_post_launch_report, task_id="write_report")()
+        report = task(post_launch.write_post_launch_report, task_id="write_report", doc_md=REPORT_DOC)()
     run_verdict >> report.as_teardown()
