@@ -88,7 +88,7 @@ def error_ratio_chart(record: RunRecord) -> Any:
     if not rows:
         return no_data_chart(title, record.series_note or "no error ratio series for either color")
     ceiling = slo_policy(record)["max_error_ratio"] * 100
-    lines = alt.Chart(alt.Data(values=rows)).mark_line(point=alt.OverlayMarkDef(size=12)).encode(
+    lines = alt.Chart(alt.Data(values=rows)).mark_line().encode(
         x=alt.X("t:Q", title=X_TITLE), y=alt.Y("value:Q", title="5xx (% of requests)"),
         color=alt.Color("color:N", scale=alt.Scale(**COLOR_SCALE), title="color"))
     rule = alt.Chart(alt.Data(values=[{"ceiling": ceiling}])).mark_rule(color="#d62728", strokeDash=[4, 4]).encode(y="ceiling:Q")
@@ -154,6 +154,15 @@ def timeline_rows(record: RunRecord) -> tuple[list[dict[str, Any]], list[dict[st
     return bars, events
 
 
+def timeline_domain(bars: list[dict[str, Any]], events: list[dict[str, Any]]) -> list[float]:
+    """The x range of the timeline: the traffic steps, not the whole run (the gates are what it shows;
+    the stages before them recorded no times), with room on the right for the last label."""
+    times = [b["start"] for b in bars] + [b["end"] for b in bars] + [e["t"] for e in events]
+    first, last = min(times), max(times)
+    span = max(last - first, 1.0)
+    return [max(0.0, first - 0.05 * span), last + 0.3 * span]
+
+
 def timeline_chart(record: RunRecord) -> Any:
     alt = _alt()
     title = "Timeline: gates (start to decision), weight changes, rollback"
@@ -162,9 +171,7 @@ def timeline_chart(record: RunRecord) -> Any:
         return no_data_chart(title, "no gate decided and no weight change recorded")
     lanes = list(dict.fromkeys([b["lane"] for b in bars] + [e["lane"] for e in events]))
     y = alt.Y("lane:N", sort=lanes, title=None)
-    # Room on the right for the last event's label.
-    last = max([b["end"] for b in bars] + [e["t"] for e in events] + [1.0])
-    x_scale = alt.Scale(domain=[0, last * 1.25], nice=False)
+    x_scale = alt.Scale(domain=timeline_domain(bars, events), nice=False)
     color = alt.Color("status:N", scale=alt.Scale(**STATUS_COLORS), title="gate / event")
     layers = []
     if bars:

@@ -68,3 +68,11 @@ def test_step_markers_and_timeline_rows_are_seconds_since_the_start():
 def test_a_promoted_run_has_no_rollback_lane():
     _, events = timeline_rows(promoted_record())
     assert not [e for e in events if e["lane"] == "rollback"]
+
+
+def test_the_timeline_spans_the_traffic_steps_with_room_for_labels():
+    from cutover_kit.report.charts import timeline_domain
+
+    bars, events = timeline_rows(rolled_back_record())
+    start, end = timeline_domain(bars, events)
+    assert start == pytest.approx(10 - 0.05 * 87.59, abs=0.01) and end == pytest.approx(97.59 + 0.3 * 87.59, abs=0.01)
