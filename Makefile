@@ -6,7 +6,7 @@ SCENARIO ?= happy
 RESULT ?= rehearsal-result.json
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap venv test-fresh-debian rehearsal test test-unit test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-emergency benchmark-smoke benchmark-flags benchmark-unleash clean
+.PHONY: bootstrap venv test-fresh-debian rehearsal test test-unit test-deploy test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-emergency benchmark-smoke benchmark-flags benchmark-unleash clean
 
 bootstrap:  ## Debian packages of the sandbox services, .venv, unleash-server's npm packages
 	@bash scripts/bootstrap.sh
@@ -22,6 +22,9 @@ test: bootstrap  ## every test: DAG integrity, unit, integration (real services)
 
 test-unit: venv  ## DAG integrity and unit tests: no sandbox service, no Node
 	$(PY) -m pytest tests/dags tests/unit $(PYTEST_ARGS)
+
+test-deploy: venv  ## offline deployment checks: Kubernetes manifests, Gateway API schemas, CI workflow, .env.example, secret scan
+	$(PY) -m pytest tests/deploy $(PYTEST_ARGS)
 
 test-integration: bootstrap
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)

@@ -53,6 +53,9 @@ class HAProxyHook(BaseHook):
             raise ValueError(f"Connection {self.haproxy_conn_id!r} has no extra.frontend_url")
         return str(url).rstrip("/")
 
+    def describe(self) -> str:
+        return f"HAProxy (Connection {self.haproxy_conn_id})"
+
     def read_weights(self) -> RouterWeights:
         return self.router.read_weights()
 

@@ -75,6 +75,11 @@ class CutoverPlan:
     flag_backend: str = OPTIONAL_FIELD_DEFAULTS["flag_backend"]
     #: The shipped template set `metrics` came from; None when the plan wrote its own.
     metric_templates: str | None = OPTIONAL_FIELD_DEFAULTS["metric_templates"]
+    #: What splits traffic: "haproxy" or "gateway_api" (cutover_kit.routing.ROUTERS).
+    router: str = OPTIONAL_FIELD_DEFAULTS["router"]
+    #: The HTTPRoute of the gateway_api router ({namespace, http_route, blue_backend, green_backend,
+    #: kubernetes_conn_id?}); None with the haproxy router.
+    gateway_api: Mapping[str, str] | None = OPTIONAL_FIELD_DEFAULTS["gateway_api"]
 
     def __post_init__(self) -> None:
         if not isinstance(self.slo, SLOPolicy):

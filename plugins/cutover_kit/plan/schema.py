@@ -11,6 +11,7 @@ import jsonschema
 
 from cutover_kit.flags.model import FLAG_BACKENDS
 from cutover_kit.promql import COLORS, MEASURES, REQUIRED_MEASURES, template_problems
+from cutover_kit.routing import DEFAULT_ROUTER, GATEWAY_API_ROUTER, ROUTERS
 
 
 class PlanError(ValueError):
@@ -55,6 +56,11 @@ _SLO_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "properties": SLO_PROPERTIES,
 }
+
+# Kubernetes object name rules (DNS-1123 label and subdomain; a Service name is a DNS-1035 label).
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_SERVICE_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 
 PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
     "steps": {
@@ -107,6 +113,30 @@ PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
         "description": "Shipped per-color metric template set include/prometheus/templates/<name>.yaml "
                        "(or give `metrics` inline instead).",
     },
+    "router": {
+        "type": "string", "enum": list(ROUTERS),
+        "description": "What splits traffic: HAProxy's runtime API (Connection haproxy_default) or a Gateway API "
+                       "HTTPRoute's weighted backendRefs through the Kubernetes API (section gateway_api).",
+    },
+    "gateway_api": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["namespace", "http_route", "blue_backend", "green_backend"],
+        "properties": {
+            # Kubernetes' own name rules, so a typo is refused at plan load, not by the API server mid-run.
+            "namespace": {"type": "string", "maxLength": 63, "pattern": _DNS_LABEL,
+                          "description": "Namespace of the HTTPRoute (and of its backend Services)."},
+            "http_route": {"type": "string", "maxLength": 253, "pattern": _DNS_SUBDOMAIN,
+                           "description": "Name of the HTTPRoute whose backendRef weights split the traffic."},
+            "blue_backend": {"type": "string", "maxLength": 63, "pattern": _SERVICE_NAME,
+                             "description": "Service name of blue's backendRef in that HTTPRoute."},
+            "green_backend": {"type": "string", "maxLength": 63, "pattern": _SERVICE_NAME,
+                              "description": "Service name of green's backendRef in that HTTPRoute."},
+            "kubernetes_conn_id": {"type": "string", "minLength": 1,
+                                   "description": "Airflow Connection of the cluster (default kubernetes_default)."},
+        },
+        "description": "The HTTPRoute the gateway_api router patches; required when router is gateway_api.",
+    },
 }
 
 # The template set the sandbox's Python demo app (sandbox/app.py, both colors) needs; the default
@@ -114,7 +144,9 @@ PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
 DEFAULT_METRIC_TEMPLATES = "python_demo"
 
 #: Plan fields a plan file may leave out, with the value they then take.
-OPTIONAL_FIELD_DEFAULTS: dict[str, Any] = {"flag_backend": "file", "metric_templates": DEFAULT_METRIC_TEMPLATES}
+OPTIONAL_FIELD_DEFAULTS: dict[str, Any] = {
+    "flag_backend": "file", "metric_templates": DEFAULT_METRIC_TEMPLATES, "router": DEFAULT_ROUTER, "gateway_api": None,
+}
 
 _COLOR_TEMPLATES_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -169,6 +201,7 @@ _PLAN_DICT_SCHEMA: dict[str, Any] = {
         **PLAN_SCHEMA["properties"],
         "name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
         "metric_templates": {"type": ["string", "null"]},  # null: the plan's own inline templates
+        "gateway_api": {**PLAN_PROPERTIES["gateway_api"], "type": ["object", "null"]},  # null: router is haproxy
     },
 }
 
@@ -263,7 +296,22 @@ def _plan_rule_violations(document: Mapping[str, Any]) -> list[str]:
         )
     if isinstance(document.get("metrics"), Mapping):
         violations += [f"metrics: {problem}" for problem in template_problems(document["metrics"])]
-    return violations
+    return violations + _router_violations(document)
+
+
+def _router_violations(document: Mapping[str, Any]) -> list[str]:
+    """The gateway_api section goes with router gateway_api, and only with it: a section the chosen
+    router ignores would let an operator believe the run patches an HTTPRoute when it drives HAProxy."""
+    router = document.get("router", DEFAULT_ROUTER)
+    route = document.get("gateway_api")
+    if router == GATEWAY_API_ROUTER and not route:
+        return [f"gateway_api: required when router is {GATEWAY_API_ROUTER} "
+                "(namespace, http_route, blue_backend, green_backend)"]
+    if router != GATEWAY_API_ROUTER and route:
+        return [f"gateway_api: given but router is {router!r}; set router: {GATEWAY_API_ROUTER} or remove the section"]
+    if route and route["blue_backend"] == route["green_backend"]:
+        return [f"gateway_api.green_backend: must differ from blue_backend ({route['blue_backend']!r})"]
+    return []
 
 
 def refuse_invalid_plan(

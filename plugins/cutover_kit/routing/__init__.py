@@ -2,7 +2,7 @@
 
 A router splits traffic between the two colors by integer weights that always sum to
 ``TOTAL_WEIGHT``, so a green percentage maps to weights exactly (5 % -> blue 95 / green 5).
-Implementations (HAProxy's runtime API today) must make ``set_green_percent`` idempotent and
+Implementations (HAProxy's runtime API, a Gateway API HTTPRoute) must make ``set_green_percent`` idempotent and
 verify it by reading the weights back.
 """
 
@@ -12,6 +12,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 TOTAL_WEIGHT = 100
+
+#: The routers a plan may choose (plan field ``router``): HAProxy's runtime API, or a Gateway API
+#: HTTPRoute's weighted backendRefs patched through the Kubernetes API.
+HAPROXY_ROUTER = "haproxy"
+GATEWAY_API_ROUTER = "gateway_api"
+ROUTERS = (HAPROXY_ROUTER, GATEWAY_API_ROUTER)
+DEFAULT_ROUTER = HAPROXY_ROUTER
 
 
 class RouterError(RuntimeError):

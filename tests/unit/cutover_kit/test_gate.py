@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from cutover_kit.gate import GateDecision, GateProgress, advance_gate, decision_line, judging_window_seconds
 from cutover_kit.slo import Judgement, Verdict
 
@@ -81,3 +83,30 @@ def test_a_restarted_gate_credits_only_the_window_it_judged():
     progress, decision = advance_gate(GateProgress(last_elapsed_seconds=start), PASS, 200.0, bake_seconds=300,
                                       step_timeout_seconds=900, consecutive_breach_limit=2)
     assert decision is GateDecision.CONTINUE and progress.healthy_seconds == 10.0
+
+
+def test_progress_persists_and_reads_back_and_refuses_a_malformed_record():
+    from cutover_kit.gate import progress_from_dict, progress_to_dict
+
+    progress = GateProgress(polls=4, consecutive_breaches=1, passes=2, fails=1, inconclusives=1, healthy_seconds=3.5,
+                            last_elapsed_seconds=9.25)
+    assert progress_from_dict(progress_to_dict(progress)) == progress
+    assert progress_from_dict({**progress_to_dict(progress), "added_by_a_newer_gate": 1}) == progress
+    for bad in ([], {"polls": 1}, {**progress_to_dict(progress), "polls": "4"}, {**progress_to_dict(progress), "fails": True},
+                {**progress_to_dict(progress), "healthy_seconds": float("inf")}):
+        with pytest.raises(ValueError, match="gate progress"):
+            progress_from_dict(bad)
+
+
+def test_resumed_progress_keeps_every_count_and_credits_only_the_next_window():
+    from cutover_kit.gate import resumed_progress
+
+    saved = GateProgress(polls=4, consecutive_breaches=1, passes=3, fails=1, healthy_seconds=5.0, last_elapsed_seconds=20.0)
+    # Down from 20 s to 80 s of the step: the next PASS judges 30 s back, so credit starts at 50 s.
+    later = resumed_progress(saved, elapsed_seconds=80.0, window_seconds=30)
+    assert later == GateProgress(polls=4, consecutive_breaches=1, passes=3, fails=1, healthy_seconds=5.0, last_elapsed_seconds=50.0)
+    # A short outage inside one window: the window covers it, so nothing is lost either.
+    assert resumed_progress(saved, elapsed_seconds=25.0, window_seconds=30).last_elapsed_seconds == 20.0
+    progress, decision = advance_gate(later, Judgement(Verdict.PASS, "ok"), 80.0, bake_seconds=60,
+                                      step_timeout_seconds=900, consecutive_breach_limit=2)
+    assert progress.healthy_seconds == 35.0 and decision is GateDecision.CONTINUE  # 5 + 30, not 5 + 60

@@ -75,4 +75,5 @@ def test_the_timeline_spans_the_traffic_steps_with_room_for_labels():
 
     bars, events = timeline_rows(rolled_back_record())
     start, end = timeline_domain(bars, events)
-    assert start == pytest.approx(10 - 0.05 * 87.59, abs=0.01) and end == pytest.approx(97.59 + 0.3 * 87.59, abs=0.01)
+    # From the 5 % weights (+10 s) to the route-back read-back (+102.5 s), 5 % margin left, 30 % right.
+    assert start == pytest.approx(10 - 0.05 * 92.5) and end == pytest.approx(102.5 + 0.3 * 92.5)
