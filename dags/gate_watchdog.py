@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, Param, task
 
 from cutover_kit import connections
 from cutover_kit.notifiers.webhook import WebhookNotifier
+from cutover_kit.plan import list_plans
 from cutover_kit.stages import gate_watchdog
 
 DOC = """
@@ -56,5 +57,11 @@ with DAG(
     dagrun_timeout=timedelta(minutes=8),
     default_args=DEFAULT_ARGS,
     tags=["cutover", "blue-green", "safety"],
+    params={
+        # Scheduled runs have no cutover plan of their own: as for emergency_rollback, the plan file
+        # whose router (haproxy or gateway_api) the watchdog reads and drives.
+        "router_plan": Param("default", type="string", enum=list_plans(),
+                             description="Plan file whose router the watchdog reads and rolls back"),
+    },
 ) as dag:
-    task(gate_watchdog.watch_gates, task_id="watch_gates")()
+    task(gate_watchdog.watch_gates, task_id="watch_gates")(router_plan="{{ params.router_plan }}")

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from cutover_kit.change_windows import ChangeWindows, decide_advance
 from cutover_kit.runbooks import with_runbook
 from cutover_kit.slo import Judgement, Verdict
 
@@ -135,3 +137,18 @@ def resumed_progress(saved: GateProgress, elapsed_seconds: float, window_seconds
     exactly like a fresh gate: time the gate was down and did not judge is never credited."""
     return replace(saved, last_elapsed_seconds=max(saved.last_elapsed_seconds,
                                                    initial_credit_start(elapsed_seconds, window_seconds)))
+
+
+def hold_outside_change_windows(
+    decision: GateDecision, windows: ChangeWindows | None, now: datetime, step_label: str
+) -> tuple[GateDecision, str | None]:
+    """The gate's decision with change windows applied: a step that would be promoted outside every
+    window holds (CONTINUE: the gate keeps judging, so a breach during the hold still halts at
+    once); HALT and TIMEOUT, the ways back to blue, are never held. The line says why it holds
+    and when it may advance (None when nothing is held)."""
+    if decision is not GateDecision.PROMOTE:
+        return decision, None
+    advance = decide_advance(windows, now)
+    if advance.allowed:
+        return decision, None
+    return GateDecision.CONTINUE, f"Hold at {step_label}: baked, but {advance.reason}"

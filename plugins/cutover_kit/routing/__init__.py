@@ -52,9 +52,31 @@ def weight_change_order(current: RouterWeights, target: RouterWeights) -> list[t
     return sorted(changes, key=lambda change: change[1] < getattr(current, change[0]))
 
 
+@dataclass(frozen=True)
+class CohortMapUpdate:
+    """A cohort map swapped in and read back: which map, its new version, how many users, in how
+    many runtime API payloads."""
+
+    map_name: str
+    version: int
+    entries: int
+    payloads: int
+
+
 class TrafficRouter(Protocol):
     def read_weights(self) -> RouterWeights: ...
 
     def set_green_percent(self, percent: int) -> RouterWeights: ...
 
     def server_states(self) -> dict[str, str]: ...
+
+
+class CohortRouter(Protocol):
+    """A router that also sends cohort members to green (user id -> cohort map) and routes the
+    other identified users by a sticky hash (cutover_kit.cohorts)."""
+
+    def read_cohort_map(self) -> dict[str, str]: ...
+
+    def replace_cohort_map(self, entries: dict[str, str]) -> CohortMapUpdate: ...
+
+    def clear_cohort_map(self) -> CohortMapUpdate: ...

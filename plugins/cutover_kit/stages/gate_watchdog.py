@@ -26,7 +26,7 @@ import logging
 import time
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from cutover_kit.actions.rollback import log_reflex, restore_blue_now, rollback_failure
 from cutover_kit.control import CutoverStateError, EmergencyStop
@@ -77,12 +77,14 @@ def _latch_stop(state: Any, line: str, decided_at: float) -> bool:
     return True
 
 
-def watch_gates() -> dict[str, Any]:
-    """Decide from the heartbeat, the progress, the last outcome and the router; roll back if the gate is dead."""
+def watch_gates(router_plan: str = "default") -> dict[str, Any]:
+    """Decide from the heartbeat, the progress, the last outcome and the router; roll back if the gate
+    is dead. The router is the one plan file `router_plan` chose (haproxy or gateway_api)."""
     from airflow.sdk import get_current_context
 
     from cutover_kit.hooks.cutover_state import CutoverStateHook
-    from cutover_kit.hooks.haproxy import HAProxyHook
+    from cutover_kit.hooks.levers import router_for_plan
+    from cutover_kit.plan import PlanError, load_plan
 
     ti = get_current_context()["ti"]
     state = CutoverStateHook()
@@ -93,7 +95,12 @@ def watch_gates() -> dict[str, Any]:
     except CutoverStateError as error:
         raise AirflowException(f"Gate watchdog cannot tell whether a gate is silent, nothing done: {error}") from error
     try:
-        weights = HAProxyHook().read_weights()
+        plan = load_plan(router_plan or "default")
+    except PlanError as error:
+        raise AirflowFailException(f"Gate watchdog cannot tell which router to read, nothing done: {error}") from error
+    router = router_for_plan(plan)
+    try:
+        weights = router.read_weights()
     except Exception as error:  # noqa: BLE001 - RouterError, a missing Connection: one clear line, then retried
         raise AirflowException(f"Gate watchdog cannot read the router's weights, nothing done: "
                                f"{type(error).__name__}: {error}") from error
@@ -108,7 +115,7 @@ def watch_gates() -> dict[str, Any]:
     latched = _latch_stop(state, decision.line, decided_at)
     # The gate's heartbeat names the plan's flag store; without one, the store the apps report they evaluate.
     backend, why = choose_flag_backend(None, decision.flag_backend, app_reports)
-    facts: dict[str, Any] = {"decided_at": decided_at, **restore_blue_now(connected_levers(), backend)}
+    facts: dict[str, Any] = {"decided_at": decided_at, **restore_blue_now(connected_levers(plan=plan), backend)}
     if not backend:
         facts["flags_restore_error"] = f"flags left as they are: {why}"
     log_reflex(facts)

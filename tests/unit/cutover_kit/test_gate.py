@@ -1,8 +1,19 @@
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 
-from cutover_kit.gate import GateDecision, GateProgress, advance_gate, decision_line, judging_window_seconds
+from cutover_kit.change_windows import ChangeWindows
+from cutover_kit.gate import (
+    GateDecision,
+    GateProgress,
+    advance_gate,
+    decision_line,
+    hold_outside_change_windows,
+    judging_window_seconds,
+)
 from cutover_kit.slo import Judgement, Verdict
 
 PASS = Judgement(Verdict.PASS, "ok")
@@ -110,3 +121,32 @@ def test_resumed_progress_keeps_every_count_and_credits_only_the_next_window():
     progress, decision = advance_gate(later, Judgement(Verdict.PASS, "ok"), 80.0, bake_seconds=60,
                                       step_timeout_seconds=900, consecutive_breach_limit=2)
     assert progress.healthy_seconds == 35.0 and decision is GateDecision.CONTINUE  # 5 + 30, not 5 + 60
+
+
+# --------------------------------------------------------------------------- change windows
+
+WEEKDAYS = ChangeWindows.from_dict(
+    {"timezone": "Europe/Berlin", "windows": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "16:00"}]}
+)
+
+
+def berlin(*args: int) -> datetime:
+    return datetime(*args, tzinfo=ZoneInfo("Europe/Berlin"))
+
+
+@pytest.mark.parametrize(("decision", "moment", "expected"), [
+    (GateDecision.PROMOTE, berlin(2026, 12, 7, 10, 0), GateDecision.PROMOTE),      # inside: advance
+    (GateDecision.PROMOTE, berlin(2026, 12, 12, 10, 0), GateDecision.CONTINUE),    # Saturday: hold
+    (GateDecision.HALT, berlin(2026, 12, 12, 10, 0), GateDecision.HALT),            # rollback never held
+    (GateDecision.TIMEOUT, berlin(2026, 12, 12, 10, 0), GateDecision.TIMEOUT),
+    (GateDecision.CONTINUE, berlin(2026, 12, 12, 10, 0), GateDecision.CONTINUE),
+])
+def test_gate_decisions_with_change_windows(decision: GateDecision, moment: datetime, expected: GateDecision) -> None:
+    held, line = hold_outside_change_windows(decision, WEEKDAYS, moment, "25 %")
+    assert held is expected
+    if decision is GateDecision.PROMOTE and expected is GateDecision.CONTINUE:
+        assert line is not None and line.startswith("Hold at 25 %: baked, but hold: outside change windows")
+        assert "next advance allowed Mon 2026-12-14 09:00 CET (08:00 UTC)" in line
+    else:
+        assert line is None
+    assert hold_outside_change_windows(decision, None, moment, "25 %") == (decision, None)

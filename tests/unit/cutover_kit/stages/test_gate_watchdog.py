@@ -11,7 +11,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from cutover_kit.actions.rollback import Levers, restore_blue_now
 from cutover_kit.control import CutoverStateError
@@ -103,9 +103,11 @@ def world(monkeypatch):
                             record_outcome=world.record_outcome, latch_emergency_stop=world.latch_emergency_stop)
     ti = SimpleNamespace(dag_id="gate_watchdog", get_dagrun_state=lambda dag_id, run_id: world.state_of(dag_id, run_id))
     monkeypatch.setattr("cutover_kit.hooks.cutover_state.CutoverStateHook", lambda: state)
-    monkeypatch.setattr("cutover_kit.hooks.haproxy.HAProxyHook", lambda: world)
+    routers_for = []  # the plans the watchdog asked a router for
+    monkeypatch.setattr("cutover_kit.hooks.levers.router_for_plan", lambda plan: routers_for.append(plan.router) or world)
+    world.routers_for = routers_for
     monkeypatch.setattr("airflow.sdk.get_current_context", lambda: {"ti": ti, "run_id": "scheduled__2026-12-07T19:05:00+00:00"})
-    monkeypatch.setattr(gate_watchdog, "connected_levers", lambda: Levers(world, world.open_store, world.reports))
+    monkeypatch.setattr(gate_watchdog, "connected_levers", lambda plan=None: Levers(world, world.open_store, world.reports))
     monkeypatch.setattr(gate_watchdog, "app_reports", world.reports)
     monkeypatch.setattr("cutover_kit.actions.flags.app_differences", lambda desired, backend, reports: [])
     return world
@@ -191,3 +193,13 @@ def test_a_stop_that_cannot_be_latched_still_rolls_back_then_fails_saying_so(wor
         gate_watchdog.watch_gates()
     assert world.calls == ["latch", "flags unleash", "traffic 0"] and world.weights.green == 0
     assert [outcome.outcome for outcome in world.recorded] == [ROLLED_BACK]
+
+
+def test_the_router_comes_from_the_named_plan_and_an_unknown_plan_touches_nothing(world):
+    world.heartbeat = heartbeat(silent_for=47)
+    gate_watchdog.watch_gates(router_plan="kubernetes")
+    assert world.routers_for == ["gateway_api"]
+    world.calls.clear()
+    with pytest.raises(AirflowFailException, match="cannot tell which router to read, nothing done"):
+        gate_watchdog.watch_gates(router_plan="no-such-plan")
+    assert world.calls == []

@@ -23,11 +23,15 @@ class Router:
             raise ConnectionRefusedError("runtime API refused")
         return RouterWeights(blue=100, green=0)
 
+    def describe(self) -> str:
+        return "a router that refuses at first"
+
 
 @pytest.fixture
 def router(monkeypatch):
     router = Router(refusals=2)
-    monkeypatch.setattr("cutover_kit.hooks.haproxy.HAProxyHook", lambda: router)
+    # The emergency DAG's path: no run plan, the router of the named plan file.
+    monkeypatch.setattr("cutover_kit.hooks.levers.router_for_plan", lambda plan: router)
     monkeypatch.setattr(rollback, "traffic_to_blue_within", functools.partial(traffic_to_blue_within, deadline_seconds=0.4))
     return router
 
