@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cutover_kit.report.compliance import as_rows, compliance_by_step, slo_policy
-from cutover_kit.report.record import COLORS, ERROR_RATIO, LATENCY_MEASURES, TRAFFIC_SHARE, RunRecord
+from cutover_kit.report.record import COLORS, ERROR_RATIO, LATENCY_MEASURES, TRAFFIC_SHARE, RunRecord, format_duration
 
 COLOR_SCALE = {"domain": list(COLORS), "range": ["#1f77b4", "#2ca02c"]}
 WIDTH, HEIGHT = 640, 220
@@ -148,7 +148,7 @@ def timeline_rows(record: RunRecord) -> tuple[list[dict[str, Any]], list[dict[st
         parts = [f"halt at {rollback.step}"]
         for name, seconds in (("flags -> Rails", rollback.flags_seconds), ("traffic -> blue", rollback.traffic_seconds)):
             if seconds is not None:
-                parts.append(f"{name} +{seconds:.3f} s")
+                parts.append(f"{name} +{format_duration(seconds)}")
         events.append({"lane": "rollback", "t": round(rollback.decided_at - zero, 3), "what": "; ".join(parts),
                        "status": "failed"})
     return bars, events

@@ -7,7 +7,7 @@ post-incident review starts from.
 
 from __future__ import annotations
 
-from cutover_kit.report.record import RunRecord
+from cutover_kit.report.record import RunRecord, format_duration
 
 #: Stages of the plan that this DAG does not run yet: the report says they were never judged.
 STAGES_NOT_IN_DAG = {
@@ -16,8 +16,7 @@ STAGES_NOT_IN_DAG = {
 }
 
 
-def _seconds(value: float | None) -> str:
-    return "not recorded" if value is None else f"{value:.3f} s"
+_seconds = format_duration
 
 
 def plan_steps(record: RunRecord) -> list[str]:
@@ -53,9 +52,9 @@ def lessons(record: RunRecord) -> list[str]:
         if rollback.emergency_stop:
             facts.append(f"An operator stopped the run (emergency rollback {rollback.emergency_stop}).")
     if record.drill is not None and record.drill.rollback_seconds is not None:
-        drill = f"The stage-8 drill rolled traffic back in {record.drill.rollback_seconds:.3f} s"
+        drill = f"The stage-8 drill rolled traffic back in {_seconds(record.drill.rollback_seconds)}"
         real = rollback.traffic_seconds if rollback is not None else None
-        facts.append(drill + (f"; the real rollback took {real:.3f} s." if real is not None else "; no real rollback was needed."))
+        facts.append(drill + (f"; the real rollback took {_seconds(real)}." if real is not None else "; no real rollback was needed."))
     inconclusive = [g for g in record.gates if g.verdict == "INCONCLUSIVE"]
     if inconclusive:
         facts.append(f"Gate(s) ending INCONCLUSIVE (not enough data or no measurement): {', '.join(g.step for g in inconclusive)}.")

@@ -14,7 +14,7 @@ from typing import Any
 
 from cutover_kit.report.compliance import compliance_by_step
 from cutover_kit.report.lessons import lessons
-from cutover_kit.report.record import RunRecord
+from cutover_kit.report.record import RunRecord, format_duration
 
 CHART_TITLES = {
     "traffic_share": "Traffic share over time, with step markers",
@@ -40,7 +40,12 @@ def utc(epoch: float | None) -> str:
 
 
 def seconds(value: float | None, digits: int = 3) -> str:
+    """Gate and run durations in seconds; rollback timings go through format_duration (ms under 1 s)."""
     return "–" if value is None else f"{value:.{digits}f} s"
+
+
+def timing(value: float | None) -> str:
+    return "–" if value is None else format_duration(value)
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -121,15 +126,15 @@ def rollback_section(record: RunRecord) -> str:
         parts.append(note("The rollback drill (stage 8) did not run."))
     else:
         parts.append(table(("drill verdict", "rollback", "reason"),
-                           [(drill.verdict, seconds(drill.rollback_seconds), drill.reason)]))
+                           [(drill.verdict, timing(drill.rollback_seconds), drill.reason)]))
     rollback = record.rollback
     if rollback is None:
         parts.append(note("No rollback: no step halted."))
     else:
         verified = {True: "verified", False: "NOT verified", None: "not recorded"}[rollback.verified]
         parts.append(table(("halted at", "decided", "flags -> Rails", "traffic -> blue", "blue serving alone", "reason"),
-                           [(rollback.step, utc(rollback.decided_at), seconds(rollback.flags_seconds),
-                             seconds(rollback.traffic_seconds), verified, rollback.reason)]))
+                           [(rollback.step, utc(rollback.decided_at), timing(rollback.flags_seconds),
+                             timing(rollback.traffic_seconds), verified, rollback.reason)]))
         if rollback.emergency_stop:
             parts.append(note(f"Emergency stop {rollback.emergency_stop}"))
     return section("Rollback drill and rollback timings", "\n".join(parts))

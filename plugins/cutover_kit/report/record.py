@@ -12,6 +12,13 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 COLORS = ("blue", "green")
+
+
+def format_duration(seconds: float | None) -> str:
+    """A timing for people: milliseconds under a second (a drill takes 0.4 ms), else seconds."""
+    if seconds is None:
+        return "not recorded"
+    return f"{seconds * 1000:.1f} ms" if abs(seconds) < 1 else f"{seconds:.3f} s"
 #: Measures of the metric series, in the order the report shows them.
 ERROR_RATIO = "error_ratio"
 TRAFFIC_SHARE = "traffic_share"

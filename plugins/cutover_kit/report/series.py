@@ -50,7 +50,7 @@ def share_points(mine: Points, other: Points) -> Points:
     return tuple(shares)
 
 
-def range_step_seconds(duration_seconds: float, max_points: int = 240) -> int:
+def range_step_seconds(duration_seconds: float, max_points: int = 720) -> int:
     """A query_range step that keeps a series under ``max_points`` points (1 s at least)."""
     if duration_seconds <= 0:
         return 1

@@ -62,7 +62,7 @@ def test_step_markers_and_timeline_rows_are_seconds_since_the_start():
     bars, events = timeline_rows(record)
     assert [(b["lane"], b["status"]) for b in bars] == [("gate 5 %", "success"), ("gate 25 %", "failed")]
     rollback = [e for e in events if e["lane"] == "rollback"]
-    assert len(rollback) == 1 and "flags -> Rails +0.060 s" in rollback[0]["what"]
+    assert len(rollback) == 1 and "flags -> Rails +60.0 ms" in rollback[0]["what"]
 
 
 def test_a_promoted_run_has_no_rollback_lane():

@@ -88,3 +88,9 @@ def test_a_series_refuses_an_unknown_measure_or_color():
         Series("p42", "green", ())
     with pytest.raises(ValueError, match="color"):
         Series("p95", "purple", ())
+
+
+def test_timings_read_in_ms_under_a_second():
+    from cutover_kit.report.record import format_duration
+
+    assert format_duration(0.00041) == "0.4 ms" and format_duration(2.5) == "2.500 s" and format_duration(None) == "not recorded"

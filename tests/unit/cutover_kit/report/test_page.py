@@ -41,8 +41,8 @@ def test_lessons_name_the_halting_gate_detection_and_rollback_times():
     text = "\n".join(facts)
     assert facts[0].startswith("Outcome: rolled_back: Rolled back: Halt at 25 %")
     assert "The gate at 25 % halted after 4 polls, 17.500 s after the step's weights were set" in text
-    assert "flags -> Rails 0.060 s and traffic -> blue 0.090 s after the decision; blue serving alone verified" in text
-    assert "drill rolled traffic back in 0.004 s; the real rollback took 0.090 s" in text
+    assert "flags -> Rails 60.0 ms and traffic -> blue 90.0 ms after the decision; blue serving alone verified" in text
+    assert "drill rolled traffic back in 4.1 ms; the real rollback took 90.0 ms" in text
     assert "Never judged by a gate: 50 %, 100 %, 100 % standby." in text
     assert "Data validation: 34 expectations, 0 failed." in text
 

@@ -57,6 +57,6 @@ def test_measure_series_derives_share_and_error_ratio():
 
 
 def test_step_and_between():
-    assert range_step_seconds(600) == 3 and range_step_seconds(10) == 1 and range_step_seconds(-1) == 1
+    assert range_step_seconds(600) == 1 and range_step_seconds(3600) == 5 and range_step_seconds(-1) == 1
     assert points_between(((1.0, 1.0), (2.0, 2.0), (3.0, 3.0)), 2.0, None) == ((2.0, 2.0), (3.0, 3.0))
     assert not math.isnan(range_step_seconds(1e6))

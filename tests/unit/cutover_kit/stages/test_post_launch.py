@@ -93,8 +93,8 @@ def test_series_come_from_the_plans_templates_over_the_runs_interval():
     series, note = post_launch.gather_series(FULL_PLAN, T0, T0 + 600, source)
     assert note is None
     assert {(s.measure, s.color) for s in series} >= {("traffic_share", "green"), ("error_ratio", "blue"), ("p99", "green")}
-    assert all(start == T0 and end == T0 + 600 and step == 3 for _, start, end, step in source.queries)
-    window = max(PLAN_OF_RUN.window_seconds, 3)
+    assert all(start == T0 and end == T0 + 600 and step == 1 for _, start, end, step in source.queries)
+    window = max(PLAN_OF_RUN.window_seconds, 1)
     assert PLAN_OF_RUN.metrics.requests("green", window) in [q for q, *_ in source.queries]
 
 
