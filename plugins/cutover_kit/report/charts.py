@@ -40,10 +40,17 @@ def no_data_chart(title: str, why: str) -> Any:
 
 
 def step_marker_rows(record: RunRecord) -> list[dict[str, Any]]:
-    """One marker per weight change: when green's share changed, and to what."""
+    """One marker per change of green's share: when, to what. A change to the share already in
+    force (the gate's reflex, then the rollback task, both to 0 %) adds nothing. ``row`` alternates
+    0/1 so that labels of changes seconds apart (a step and its halt) do not print over each other."""
     zero = origin(record)
-    return [{"t": round(change.at - zero, 3), "label": f"{change.green_percent:g} %", "source": change.source}
-            for change in record.weights]
+    rows: list[dict[str, Any]] = []
+    for change in record.weights:
+        if rows and rows[-1]["percent"] == change.green_percent:
+            continue
+        rows.append({"t": round(change.at - zero, 3), "percent": change.green_percent,
+                     "label": f"{change.green_percent:g} %", "source": change.source, "row": len(rows) % 2})
+    return rows
 
 
 def _step_markers(record: RunRecord, alt: Any) -> list[Any]:
@@ -51,9 +58,10 @@ def _step_markers(record: RunRecord, alt: Any) -> list[Any]:
     if not rows:
         return []
     base = alt.Chart(alt.Data(values=rows))
+    labels = base.mark_text(align="left", dx=3, baseline="top", color="#666", fontSize=10)
     return [base.mark_rule(color="#999", strokeDash=[2, 3]).encode(x="t:Q"),
-            base.mark_text(align="left", dx=3, dy=-4, baseline="top", color="#666", fontSize=10)
-            .encode(x="t:Q", y=alt.value(2), text="label:N")]
+            labels.transform_filter("datum.row == 0").encode(x="t:Q", y=alt.value(2), text="label:N"),
+            labels.transform_filter("datum.row == 1").encode(x="t:Q", y=alt.value(14), text="label:N")]
 
 
 def series_rows(record: RunRecord, measure: str, scale: float = 1.0) -> list[dict[str, Any]]:
@@ -120,7 +128,7 @@ def compliance_chart(record: RunRecord) -> Any:
                 rows.append({"step": row["step"], "who": who, "percent": round(row[key], 1),
                              "label": f"{row[key]:.0f} %"})
     if not rows:
-        why = record.series_note or ("no gate decided" if not record.gates else "no error ratio samples during the gates")
+        why = record.series_note or ("no traffic step" if not record.weights else "no error ratio samples during the steps")
         return no_data_chart(title, why)
     steps = list(dict.fromkeys(row["step"] for row in rows))
     base = alt.Chart(alt.Data(values=rows)).encode(
@@ -140,8 +148,8 @@ def timeline_rows(record: RunRecord) -> tuple[list[dict[str, Any]], list[dict[st
     zero = origin(record)
     bars = [{"lane": f"gate {g.step}", "start": round(g.started_at - zero, 3), "end": round(g.decided_at - zero, 3),
              "status": g.status} for g in record.gates if g.started_at is not None]
-    events = [{"lane": "weights", "t": round(w.at - zero, 3), "what": f"green {w.green_percent:g} %", "status": "event"}
-              for w in record.weights]
+    events = [{"lane": "weights", "t": row["t"], "what": f"green {row['label']}", "status": "event", "row": row["row"]}
+              for row in step_marker_rows(record)]
     rollback = record.rollback
     if rollback is not None and rollback.decided_at is not None:
         # The levels land within milliseconds of the decision: one point, one label with the timings.
@@ -150,7 +158,7 @@ def timeline_rows(record: RunRecord) -> tuple[list[dict[str, Any]], list[dict[st
             if seconds is not None:
                 parts.append(f"{name} +{format_duration(seconds)}")
         events.append({"lane": "rollback", "t": round(rollback.decided_at - zero, 3), "what": "; ".join(parts),
-                       "status": "failed"})
+                       "status": "failed", "row": 0})
     return bars, events
 
 
@@ -179,8 +187,12 @@ def timeline_chart(record: RunRecord) -> Any:
             x=alt.X("start:Q", title=X_TITLE, scale=x_scale), x2="end:Q", y=y, color=color))
     if events:
         points = alt.Chart(alt.Data(values=events)).encode(x=alt.X("t:Q", title=X_TITLE, scale=x_scale), y=y)
+        # Labels alternate above and below their point, so that close events stay readable.
         layers += [points.mark_point(filled=True, size=60).encode(color=color),
-                   points.mark_text(align="left", dx=5, dy=-7, fontSize=9, color="#333").encode(text="what:N")]
+                   points.transform_filter("datum.row == 0").mark_text(align="left", dx=5, dy=-8, fontSize=9, color="#333")
+                   .encode(text="what:N"),
+                   points.transform_filter("datum.row == 1").mark_text(align="left", dx=5, dy=9, fontSize=9, color="#333")
+                   .encode(text="what:N")]
     return alt.layer(*layers).properties(title=title, width=WIDTH, height=max(80, 28 * len(lanes)))
 
 

@@ -1,7 +1,9 @@
 """SLO compliance of green against blue, per traffic step, looked back at over the metric series.
 Pure.
 
-For every instant of a step's gate (from the gate's start to its decision) where green's error
+A step lasts from the weights that gave green its share to the next change of that share (the
+next step, a rollback) or the end of the run: a step that a smoke check halted before its gate
+judged anything is a step too. For every instant of a step where green's error
 ratio is known, green complies when its error ratio is within the plan's ceiling, within the
 allowed difference from blue's at the same instant, and its p95 is within the plan's ratio of
 blue's p95 (latencies under the plan's floor always comply, as in the gate). Blue complies with
@@ -15,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cutover_kit.report.record import ERROR_RATIO, GateRecord, RunRecord
+from cutover_kit.report.record import ERROR_RATIO, RunRecord
 from cutover_kit.report.series import points_between
 
 DEFAULT_SLO = {"max_error_ratio": 0.01, "max_error_ratio_delta_vs_blue": 0.005, "max_latency_ratio_vs_blue": 1.5,
@@ -57,9 +59,35 @@ def green_complies(err_g: float, err_b: float | None, p95_g: float | None, p95_b
     return True
 
 
-def step_compliance(record: RunRecord, gate: GateRecord) -> StepCompliance:
+def step_intervals(record: RunRecord) -> list[tuple[str, float, float | None]]:
+    """(label, start, end) of every traffic step: from a change of green's share to a non-zero
+    value until the next change (None: until the run's end). Repeated changes to the share in
+    force are one step."""
+    changes = []
+    for change in sorted(record.weights, key=lambda c: c.at):
+        if not changes or changes[-1][1] != change.green_percent:
+            changes.append((change.at, change.green_percent))
+    intervals = []
+    for index, (at, percent) in enumerate(changes):
+        if percent > 0:
+            end = changes[index + 1][0] if index + 1 < len(changes) else record.ended_at
+            intervals.append((f"{percent:g} %", at, end))
+    return intervals
+
+
+def step_status(record: RunRecord, label: str) -> str:
+    """The step's gate decision, else why no gate decided (halted by something else, never judged)."""
+    gate = next((g for g in record.gates if g.step == label), None)
+    if gate is not None:
+        return gate.status
+    if record.rollback is not None and record.rollback.step == label:
+        return "halted before its gate decided"
+    return "no gate decision"
+
+
+def step_compliance(record: RunRecord, label: str, start: float, end: float | None) -> StepCompliance:
     slo = slo_policy(record)
-    window = (gate.started_at, gate.decided_at)
+    window = (start, end)
 
     def during(measure: str, color: str) -> dict[float, float]:
         return dict(points_between(record.series_of(measure, color), *window))
@@ -68,12 +96,12 @@ def step_compliance(record: RunRecord, gate: GateRecord) -> StepCompliance:
     p95_g, p95_b = during("p95", "green"), during("p95", "blue")
     green_ok = sum(green_complies(v, err_b.get(t), p95_g.get(t), p95_b.get(t), slo) for t, v in err_g.items())
     blue_ok = sum(v <= slo["max_error_ratio"] for v in err_b.values())
-    return StepCompliance(gate.step, gate.status, len(err_g), green_ok, blue_ok, len(err_b))
+    return StepCompliance(label, step_status(record, label), len(err_g), green_ok, blue_ok, len(err_b))
 
 
 def compliance_by_step(record: RunRecord) -> list[StepCompliance]:
-    """One row per gate that decided, in run order."""
-    return [step_compliance(record, gate) for gate in record.gates if gate.started_at is not None]
+    """One row per traffic step, in run order."""
+    return [step_compliance(record, label, start, end) for label, start, end in step_intervals(record)]
 
 
 def as_rows(rows: list[StepCompliance]) -> list[dict[str, Any]]:

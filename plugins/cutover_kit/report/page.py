@@ -99,10 +99,10 @@ def compliance_section(record: RunRecord) -> str:
     rows = [(row.step, row.gate_status, row.samples,
              "–" if row.green_percent is None else f"{row.green_percent:.0f} %",
              "–" if row.blue_percent is None else f"{row.blue_percent:.0f} %") for row in compliance_by_step(record)]
-    body = note("Samples of the metric series during each gate (from its start to its decision); the gate's own "
-                "statistics decide, this is the view from outside.")
+    body = note("Samples of the metric series during each step (from its weights to the next change of green's "
+                "share); the gate's own statistics decide, this is the view from outside.")
     return section("SLO compliance per step", body + (table(("step", "gate", "samples", "green vs blue", "blue own SLO"), rows)
-                                                      if rows else note("no gate decided")))
+                                                      if rows else note("no traffic step")))
 
 
 def gates_section(record: RunRecord) -> str:

@@ -65,6 +65,12 @@ def test_step_markers_and_timeline_rows_are_seconds_since_the_start():
     assert len(rollback) == 1 and "flags -> Rails +60.0 ms" in rollback[0]["what"]
 
 
+def test_a_change_to_the_share_in_force_adds_no_marker_and_labels_alternate():
+    rows = step_marker_rows(rolled_back_record())
+    # 5 %, 25 %, then the reflex's 0 %; the rollback task's later 0 % changes nothing.
+    assert [(row["label"], row["row"]) for row in rows] == [("5 %", 0), ("25 %", 1), ("0 %", 0)]
+
+
 def test_a_promoted_run_has_no_rollback_lane():
     _, events = timeline_rows(promoted_record())
     assert not [e for e in events if e["lane"] == "rollback"]
@@ -75,5 +81,5 @@ def test_the_timeline_spans_the_traffic_steps_with_room_for_labels():
 
     bars, events = timeline_rows(rolled_back_record())
     start, end = timeline_domain(bars, events)
-    # From the 5 % weights (+10 s) to the route-back read-back (+102.5 s), 5 % margin left, 30 % right.
-    assert start == pytest.approx(10 - 0.05 * 92.5) and end == pytest.approx(102.5 + 0.3 * 92.5)
+    # From the 5 % weights (+10 s) to the reflex's 0 % (+97.59 s), 5 % margin left, 30 % right.
+    assert start == pytest.approx(10 - 0.05 * 87.59) and end == pytest.approx(97.59 + 0.3 * 87.59)

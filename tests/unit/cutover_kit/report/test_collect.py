@@ -3,6 +3,7 @@ rollback timings, data validation and the outcome, from hand-made task facts."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -94,3 +95,16 @@ def test_timings_read_in_ms_under_a_second():
     from cutover_kit.report.record import format_duration
 
     assert format_duration(0.00041) == "0.4 ms" and format_duration(2.5) == "2.500 s" and format_duration(None) == "not recorded"
+
+
+def test_compliance_covers_every_step_also_one_halted_before_its_gate():
+    from cutover_kit.report.compliance import compliance_by_step, step_intervals
+
+    record = rolled_back_record()
+    assert [(label, start - T0, None if end is None else end - T0) for label, start, end in step_intervals(record)] == [
+        ("5 %", 10, 80), ("25 %", 80, pytest.approx(97.59))]
+    rows = {row.step: row for row in compliance_by_step(record)}
+    assert rows["5 %"].green_percent == 100 and rows["5 %"].gate_status == "success"
+    assert rows["25 %"].gate_status == "failed" and rows["25 %"].green_percent < 100  # green's 20 % 5xx at +85..+90
+    no_gate = dataclasses.replace(record, gates=record.gates[:1])
+    assert {row.step: row.gate_status for row in compliance_by_step(no_gate)}["25 %"] == "halted before its gate decided"
