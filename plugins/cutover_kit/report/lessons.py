@@ -30,6 +30,24 @@ def never_judged(record: RunRecord) -> list[str]:
     return [step for step in plan_steps(record) if step not in judged]
 
 
+def halt_without_gate(record: RunRecord) -> str:
+    """Who stopped a step that no gate halted (a smoke check, an operator, a failed task), and when."""
+    rollback = record.rollback
+    if rollback.emergency_stop:
+        what = "an operator's emergency stop"
+    elif "Smoke at" in rollback.reason:
+        what = "a stage 11 smoke check"
+    elif rollback.step == "database":
+        what = "stage 2 (database preparation), before any traffic moved"
+    else:
+        what = "a failed task"
+    set_at = max((w.at for w in record.weights if f"{w.green_percent:g} %" == rollback.step
+                  and rollback.decided_at is not None and w.at <= rollback.decided_at), default=None)
+    when = ("" if set_at is None else
+            f", {_seconds(rollback.decided_at - set_at)} after the step's weights were set")
+    return f"No gate halted: {what} stopped the run at {rollback.step}{when}."
+
+
 def lessons(record: RunRecord) -> list[str]:
     facts = [f"Outcome: {record.outcome or 'unknown'}: {record.outcome_reason}"]
     halted = [gate for gate in record.gates if gate.status != "success"]
@@ -44,6 +62,8 @@ def lessons(record: RunRecord) -> list[str]:
             f"The gate at {gate.step} {kind} after {gate.polls if gate.polls is not None else '?'} polls, "
             f"{_seconds(detection if detection is not None else gate.elapsed_seconds)} {since}: {gate.line or gate.reason}")
     rollback = record.rollback
+    if rollback is not None and not halted:
+        facts.append(halt_without_gate(record))
     if rollback is not None:
         verified = {True: "verified", False: "NOT verified", None: "verification not recorded"}[rollback.verified]
         facts.append(

@@ -70,3 +70,14 @@ def test_a_chart_that_fails_is_named_and_the_page_is_still_written(tmp_path: Pat
     written = write_report(rolled_back_record(), tmp_path)
     assert written["chart_errors"] == {"latency": "RuntimeError: vega exploded"} and "latency" not in written["charts"]
     assert "chart not rendered: RuntimeError: vega exploded" in Path(written["html"]).read_text()
+
+
+def test_a_halt_no_gate_decided_says_who_stopped_the_step_and_when():
+    record = rolled_back_record(with_series=False)
+    smoke = dataclasses.replace(
+        record, gates=record.gates[:1],
+        rollback=dataclasses.replace(record.rollback, reason="Halt at 25 %: Smoke at 25 %: FAIL write order on app_green"))
+    assert "No gate halted: a stage 11 smoke check stopped the run at 25 %, 17.500 s after the step's weights were set." \
+        in lessons(smoke)
+    operator = dataclasses.replace(smoke, rollback=dataclasses.replace(smoke.rollback, emergency_stop="by alice: bad data"))
+    assert "No gate halted: an operator's emergency stop stopped the run at 25 %" in "\n".join(lessons(operator))
