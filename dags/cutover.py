@@ -12,7 +12,7 @@ from cutover_kit.plan import OVERRIDABLE_FIELDS, list_plans, load_plan
 from cutover_kit.sensors.slo_gate import SLOGateOperator
 from cutover_kit.stages import (
     blue_green_setup, blue_monitoring, database_preparation, database_rollback, deployment_readiness, feature_flags,
-    full_cutover, health_checks, rollback, rollback_procedures, traffic_migration, verdict,
+    full_cutover, health_checks, post_launch, rollback, rollback_procedures, traffic_migration, verdict,
 )
 
 DOC = """
@@ -36,10 +36,11 @@ order, each one task group whose code is one module of `plugins/cutover_kit/stag
 | 13 | `stage_13_full_cutover` | `full_cutover.py` | 100 %, then a standby watch with the same gate, then promote; blue stays warm. |
 | - | `rollback` | `rollback.py` | Why the run halted, flags -> Rails, then traffic -> 100 % blue, each verified; then blue proven serving alone. |
 | - | `verify_data_integrity`, `cutover_verdict` | `verdict.py` | Zero data loss checked at the end of every path; the run's last word. |
+| 15 | `stage_15_post_launch` | `post_launch.py` | After the verdict, on every path: the post-launch report (HTML + PNG charts: traffic share, error ratio and latency per color, SLO compliance per step, gate decisions, rollback timings, data validation, lessons learned) under `$CUTOVER_REPORT_DIR` or `$AIRFLOW_HOME/reports/cutover/<run_id>/`; its path is in the task's log and XCom. A teardown: it never changes the run's outcome. |
 
 Stage 12's baseline runs after stage 9 and before the first traffic step; its `verify_blue_kept_warm`
 runs after stage 13's standby watch. Stage 11 runs inside every step of stages 10 and 13.
-Stages 4, 6, 7, 14, 15 arrive in later releases.
+Stages 4, 6, 7 and 14 arrive in later releases.
 
 A run stopped before it changed the schema (refused plan, missing Connection, latched emergency
 stop, failed backup) leaves the database alone. Data integrity is checked at the end of every path.
@@ -47,6 +48,13 @@ stop, failed backup) leaves the database alone. Data integrity is checked at the
 The `emergency_rollback` DAG can stop this run at any moment: every step and every gate poll
 checks its latched stop, and the run ends rolled back with the operator's reason. A latched stop
 blocks new runs until one is triggered with `acknowledge_emergency_stop`.
+"""
+
+REPORT_DOC = """
+The post-launch report of this run: `report.html` and five PNG charts under
+`$CUTOVER_REPORT_DIR/cutover/<run_id>/` (default `$AIRFLOW_HOME/reports/cutover/<run_id>/`).
+The exact path is the last line of this task's log and `html` in its XCom (return_value).
+See docs/post-launch-report.md; what to do after a halt: docs/runbooks/.
 """
 
 # The DAG's shape (one task group per traffic step) is fixed at parse time by the default plan;
@@ -273,3 +281,10 @@ with DAG(
         acknowledged_writes_file="{{ params.acknowledged_writes_file or '' }}"
     )
     [promote, verify_back, database_down] >> integrity >> run_verdict
+
+    # Stage 15 after the verdict, on every path. A teardown (trigger rule all-done when it has no
+    # setup): Airflow leaves teardowns out of the run's state, so cutover_verdict stays the leaf
+    # that decides it (a failed verdict still fails the run) and a report problem never does.
+    with TaskGroup("stage_15_post_launch") as stage_15:
+        report = task(post_launch.write_post_launch_report, task_id="write_report", doc_md=REPORT_DOC)()
+    run_verdict >> report.as_teardown()

@@ -131,6 +131,11 @@ def _task_records(run_id: str | None = None) -> list[Any]:
         ]
 
 
+def report_base_dir(result_path: Path) -> Path:
+    """Where stage 15 writes this rehearsal's report: beside the result file, named after it."""
+    return result_path.resolve().parent / f"{result_path.stem}-report"
+
+
 def verbose_from_env() -> bool:
     return os.environ.get("VERBOSE", "").strip().lower() not in ("", "0", "false", "no")
 
@@ -179,6 +184,10 @@ def _rehearse(scenario: Any, conf: dict[str, Any], result_path: Path, console: C
     os.environ.setdefault("SANDBOX_ORDERS", str(REHEARSAL_ORDERS))
     # The apps evaluate the flags of the backend the plan writes to (file or Unleash).
     os.environ.setdefault("SANDBOX_FLAG_BACKEND", scenario.plan.flag_backend)
+    # Stage 15 writes the post-launch report beside the result: <result stem>-report/cutover/<run id>/.
+    from cutover_kit.stages.post_launch import REPORT_DIR_ENV
+
+    os.environ.setdefault(REPORT_DIR_ENV, str(report_base_dir(result_path)))
 
     from cutover_kit.connections import HAPROXY
     from cutover_kit.routing.haproxy_runtime import HAProxyRuntimeRouter

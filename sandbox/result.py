@@ -4,7 +4,8 @@ Public fields (stable; add, don't rename): scenario, outcome, final_weights, sta
 detection_seconds, rollback_seconds, requests, writes. Extra fields: expected, behaved_as_expected,
 reason, drill_rollback_seconds, fault_onsets, wall_seconds, plan, flags_rollback_seconds (decision ->
 every app serves Rails; the first rollback level, before traffic moves), served_by (requests per
-implementation that answered: rails, typescript, none).
+implementation that answered: rails, typescript, none), report (stage 15's post-launch report:
+{html, charts: {name: png path}}, null when the report task did not write one).
 """
 
 from __future__ import annotations
@@ -81,6 +82,13 @@ def backup_summary(record: TaskRecord | None) -> dict[str, Any] | None:
         "path": record.return_value.get("path"),
         "sha256": record.return_value.get("sha256"),
     }
+
+
+def report_summary(record: TaskRecord | None) -> dict[str, Any] | None:
+    """{html, charts} from stage 15's write_report (its return value), or None without a report."""
+    if record is None or not isinstance(record.return_value, dict) or not record.return_value.get("html"):
+        return None
+    return {"html": record.return_value["html"], "charts": dict(record.return_value.get("charts") or {})}
 
 
 def build_result(
@@ -164,6 +172,7 @@ def build_result(
         "fault_onsets": fault_onsets,
         "wall_seconds": round(wall_seconds, 1),
         "plan": scenario.get("plan"),
+        "report": report_summary(_find(records, "stage_15_post_launch.write_report")),
     }
 
 
@@ -182,6 +191,7 @@ def render_table(result: dict[str, Any]) -> str:
         f"served by {result.get('served_by')}",
         f"requests {requests['total']} total, {requests['failed']} failed "
         f"({requests['failed_not_injected']} not injected); writes {writes['acknowledged']} acknowledged, {writes['lost']} lost",
+        f"post-launch report: {(result.get('report') or {}).get('html') or 'not written'}",
         "BEHAVED AS EXPECTED" if result["behaved_as_expected"] else "DID NOT BEHAVE AS EXPECTED",
     ]
     return "\n".join(lines)

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from cutover_kit.runbooks import with_runbook
+
 REASON_MIN_CHARS = 3
 REASON_MAX_CHARS = 500
 
@@ -68,7 +70,7 @@ class EmergencyStop:
 
 def emergency_halt_line(step_label: str, stop: EmergencyStop) -> str:
     """The one line a step, gate or verdict logs when it stops for an operator."""
-    return f"Halt at {step_label}: {stop.describe()}"
+    return with_runbook(f"Halt at {step_label}: {stop.describe()}")
 
 
 def refusal_line(action: str, stop: EmergencyStop) -> str:

@@ -21,6 +21,7 @@ from enum import Enum
 from typing import Any
 
 from cutover_kit.change_windows import ChangeWindows, decide_advance
+from cutover_kit.runbooks import with_runbook
 from cutover_kit.slo import Judgement, Verdict
 
 
@@ -92,13 +93,14 @@ def judging_window_seconds(elapsed_seconds: float, window_seconds: int) -> int:
 def decision_line(decision: GateDecision, step_label: str, judgement: Judgement, progress: GateProgress) -> str:
     """One readable log line per decision, e.g. 'Halt at 25 %: green 5xx 3.2 % > 1.0 % ...'."""
     if decision is GateDecision.HALT:
-        return f"Halt at {step_label}: {judgement.reason} ({progress.consecutive_breaches} breaches in a row)"
+        # The runbook section goes at the end, so the line's leading text stays what logs are matched on.
+        return with_runbook(f"Halt at {step_label}: {judgement.reason} ({progress.consecutive_breaches} breaches in a row)")
     if decision is GateDecision.PROMOTE:
         return (f"Promote past {step_label}: {judgement.reason} ({progress.healthy_seconds:.0f} s healthy, "
                 f"{progress.passes}/{progress.polls} polls healthy)")
     if decision is GateDecision.TIMEOUT:
-        return (f"Give up at {step_label}: step timeout before a full bake of healthy verdicts "
-                f"({progress.healthy_seconds:.0f} s healthy); last: {judgement.reason}")
+        return with_runbook(f"Give up at {step_label}: step timeout before a full bake of healthy verdicts "
+                            f"({progress.healthy_seconds:.0f} s healthy); last: {judgement.reason}")
     return f"Hold at {step_label}: {judgement.verdict.value} {judgement.reason} ({progress.healthy_seconds:.0f} s healthy)"
 
 

@@ -118,9 +118,10 @@ def test_cutover_shape(dagbag):
         "stage_13_full_cutover",
         "rollback",
         "cutover_verdict",
+        "stage_15_post_launch",
     } == groups
     # Stages not built yet are absent, not faked.
-    assert not any(task_id.startswith(("stage_04", "stage_06", "stage_07", "stage_14", "stage_15")) for task_id in dag.task_ids)
+    assert not any(task_id.startswith(("stage_04", "stage_06", "stage_07", "stage_14")) for task_id in dag.task_ids)
     # Gates must never be retried: a retry could re-judge a real breach as healthy.
     gates = [t for t in dag.tasks if t.task_id.endswith(("slo_gate", "standby_watch"))]
     assert len(gates) == 5 and all(t.retries == 0 for t in gates)
@@ -221,3 +222,23 @@ def test_gate_watchdog_runs_every_minute_one_run_at_a_time_without_catchup(dagba
     assert dag.max_active_runs == 1 and dag.catchup is False
     assert [task.task_id for task in dag.tasks] == ["watch_gates"]
     assert dag.get_task("watch_gates").python_callable.__module__ == "cutover_kit.stages.gate_watchdog"
+
+
+def test_the_report_follows_the_verdict_on_every_path_and_never_decides_the_run(dagbag):
+    from typing import NamedTuple
+
+    from airflow.models.dagrun import DagRun
+
+    class TI(NamedTuple):
+        task_id: str
+        state: str
+
+    dag = dagbag.dags["cutover"]
+    report = dag.get_task("stage_15_post_launch.write_report")
+    # A teardown without setups: all-done (any upstream state), after the verdict.
+    assert report.is_teardown and not report.on_failure_fail_dagrun
+    assert report.trigger_rule == "all_done_setup_success" and not report.upstream_task_ids - {"cutover_verdict"}
+    # Airflow's own rule for the tasks whose states decide the run: the verdict stays one of them
+    # (a failed verdict still fails the run), the report is not (its failure never does).
+    deciding = {ti.task_id for ti in DagRun._tis_for_dagrun_state(None, dag=dag, tis=[TI(t, "success") for t in dag.task_ids])}
+    assert "cutover_verdict" in deciding and report.task_id not in deciding

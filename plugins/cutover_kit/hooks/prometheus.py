@@ -81,9 +81,32 @@ class PrometheusHook(BaseHook):
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """Run an instant query; return the raw result vector (a scalar becomes one sample)."""
+        data = self._api_data("query", {"query": promql}, promql)
+        result = data["result"]
+        if data.get("resultType") == "scalar":
+            return [{"metric": {}, "value": result}]
+        if not isinstance(result, list):
+            raise PrometheusBadAnswer(f"Prometheus answered {promql!r} with a {type(result).__name__} result, not a vector")
+        return result
+
+    def query_range(self, promql: str, start: float, end: float, step_seconds: float) -> list[dict[str, Any]]:
+        """Run a range query (``/api/v1/query_range``) from ``start`` to ``end`` (epoch seconds) every
+        ``step_seconds``; return the raw matrix: ``[{"metric": {...}, "values": [[t, "v"], ...]}]``.
+        An empty matrix is no data (returned as []); errors map as for :meth:`query`."""
+        if not end > start or step_seconds <= 0:
+            raise ValueError(f"query_range {promql!r}: need start < end and a positive step; got {start}, {end}, {step_seconds}")
+        data = self._api_data("query_range", {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}",
+                                              "step": f"{step_seconds:g}"}, promql)
+        result = data["result"]
+        if data.get("resultType") != "matrix" or not isinstance(result, list):
+            raise PrometheusBadAnswer(f"Prometheus answered range query {promql!r} with a {data.get('resultType')} result, not a matrix")
+        return result
+
+    def _api_data(self, endpoint: str, params: dict[str, str], promql: str) -> dict[str, Any]:
+        """GET /api/v1/<endpoint>; the answer's ``data`` (with a ``result``) or a typed PrometheusError."""
         try:
             response = self.session.get(
-                f"{self.base_url}/api/v1/query", params={"query": promql}, timeout=self.timeout_seconds
+                f"{self.base_url}/api/v1/{endpoint}", params=params, timeout=self.timeout_seconds
             )
         except requests.Timeout as error:
             raise PrometheusUnavailable(
@@ -111,12 +134,7 @@ class PrometheusHook(BaseHook):
         data = body.get("data")
         if not isinstance(data, dict) or "result" not in data:
             raise PrometheusBadAnswer(f"Prometheus answered {promql!r} without data.result: {_snippet(response)}")
-        result = data["result"]
-        if data.get("resultType") == "scalar":
-            return [{"metric": {}, "value": result}]
-        if not isinstance(result, list):
-            raise PrometheusBadAnswer(f"Prometheus answered {promql!r} with a {type(result).__name__} result, not a vector")
-        return result
+        return data
 
     def query_value(self, promql: str) -> float:
         """One float, or a typed error: no sample / NaN is PrometheusNoData; several series (a query

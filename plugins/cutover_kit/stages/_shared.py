@@ -20,6 +20,7 @@ from cutover_kit.control import CutoverStateError, EmergencyStop
 from cutover_kit.flags.model import FlagState, FlagStoreError
 from cutover_kit.hooks.levers import connected_levers, read_emergency_stop, router_for_plan
 from cutover_kit.plan import CutoverPlan
+from cutover_kit.runbooks import with_runbook
 
 log = logging.getLogger(__name__)
 
@@ -89,16 +90,18 @@ def record_outcome(outcome: str, reason: str) -> bool:
     return True
 
 
-def applied_flags(desired: FlagState, backend: str, what: str) -> dict[str, Any]:
-    """Write `desired` in `backend`, verified in the store and in every app; a task's result."""
+def applied_flags(desired: FlagState, backend: str, what: str, runbook: str | None = None) -> dict[str, Any]:
+    """Write `desired` in `backend`, verified in the store and in every app; a task's result.
+    `runbook`: the section (cutover_kit.runbooks) the logged line names at its end."""
     levers = connected_levers()
     try:
         facts = apply_everywhere(desired, backend, levers.open_flag_store, levers.read_app_reports)
     except FlagStoreError as error:  # unreachable store, a flag that did not stick, an app that lags
-        raise AirflowException(f"{what} not applied ({backend} backend): {error}") from error
+        message = f"{what} not applied ({backend} backend): {error}"
+        raise AirflowException(with_runbook(message, runbook) if runbook else message) from error
     reason = (f"{what}: {desired.describe()}; read back from {facts['store']} and evaluated by every app "
               f"({facts['apps']}) in {facts['seconds']:.3f} s")
-    log.info(reason)
+    log.info(with_runbook(reason, runbook) if runbook else reason)
     return {"verdict": "PASS", "reason": reason, **facts}
 
 

@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from cutover_kit import connections
 from cutover_kit.db.schema_versions import BASE_VERSION, EXPAND_VERSION
+from cutover_kit.runbooks import level_runbook, with_runbook
 from cutover_kit.stages._shared import connection_dsn
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ def record_database_halt(validate_task_id: str) -> dict[str, Any]:
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
     failed = sorted(task for task, state in states.items() if state == "failed")
     detail = failure["reason"] if failure else f"task(s) failed: {', '.join(failed) or 'none recorded'}"
-    reason = f"Halt before any traffic moved: {detail}"
+    reason = with_runbook(f"Halt before any traffic moved: {detail}")  # the data-validation section
     log.info(reason)
     return {"verdict": "FAIL", "step": "database", "reason": reason, "decided_at": time.time(), "traffic_restored_at": None}
 
@@ -69,7 +70,7 @@ def rollback_database(conn_id: str = connections.POSTGRES, router_conn_id: str =
         f"Database rolled back to {BASE_VERSION} ({'already there' if report.noop else f'in {report.seconds:.2f} s'}), "
         "legacy columns intact"
     )
-    log.info(reason)
+    log.info(with_runbook(reason, level_runbook("database")))
     return {"verdict": "PASS", "reason": reason, "verified": True}
 
 

@@ -21,6 +21,7 @@ from cutover_kit.control import emergency_halt_line
 from cutover_kit.flags.model import FlagState
 from cutover_kit.outcome import halt_reason
 from cutover_kit.previous_cutover import ROLLED_BACK
+from cutover_kit.runbooks import level_runbook, with_runbook
 from cutover_kit.stages._shared import applied_flags, latched_stop_or_none, plan_of_run, record_outcome
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def record_halt(step_label: str, gate_task_id: str, smoke_task_id: str | None, s
         decided_at_stop = stop.requested_at
     else:
         decided_at_stop = None
+    reason = with_runbook(reason)  # a gate's line names its section already; a smoke or task halt gets one
     decided_at = (decided_at_stop or (gate_result or {}).get("decided_at") or (smoke_result or {}).get("decided_at")
                   or time.time())
     log.info(reason)
@@ -67,7 +69,7 @@ def record_halt(step_label: str, gate_task_id: str, smoke_task_id: str | None, s
 def flags_to_rails(plan_task_id: str) -> dict[str, Any]:
     """Level 1: re-assert flags -> Rails in the plan's store and verify it everywhere, timed."""
     plan = plan_of_run(plan_task_id)
-    return applied_flags(FlagState.rails(), plan.flag_backend, "Rollback level 1, flags -> Rails")
+    return applied_flags(FlagState.rails(), plan.flag_backend, "Rollback level 1, flags -> Rails", runbook=level_runbook("flags"))
 
 
 def route_all_to_blue(plan_task_id: str | None = None, plan_name: str | None = None) -> dict[str, Any]:
@@ -94,7 +96,7 @@ def route_all_to_blue(plan_task_id: str | None = None, plan_name: str | None = N
     retried = f" on attempt {facts['traffic_attempts']}" if facts["traffic_attempts"] > 1 else ""
     reason = (f"Rollback level 2, traffic -> blue: weights {weights}, verified by read-back{retried} "
               f"in {time.monotonic() - started:.3f} s")
-    log.info(reason)
+    log.info(with_runbook(reason, level_runbook("traffic")))
     return {"verdict": "PASS", "reason": reason, "weights": weights, "verified_at": facts["traffic_restored_at"]}
 
 
@@ -111,12 +113,11 @@ def check_blue_serving_alone(probes: int = 10) -> dict[str, Any]:
             failures.append(str(probe.status or probe.error))
     not_blue = [color for color in served_by if color != "blue"]
     if failures or not_blue:
-        raise AirflowFailException(
+        raise AirflowFailException(with_runbook(
             f"Blue not serving alone after rollback: {len(failures)} failed probes {failures[:3]}, "
-            f"{len(not_blue)} answered by {set(not_blue)}"
-        )
+            f"{len(not_blue)} answered by {set(not_blue)}", level_runbook("not_verified")))
     reason = f"Rollback verified: {probes}/{probes} probes through the router served by blue with HTTP 200"
-    log.info(reason)
+    log.info(with_runbook(reason, level_runbook("verify")))
     return {"verdict": "PASS", "reason": reason, "verified": True}
 
 

@@ -22,6 +22,7 @@ from cutover_kit.flags.model import FlagState
 from cutover_kit.hooks.levers import app_reports, connected_levers
 from cutover_kit.outcome import choose_after_gate
 from cutover_kit.plan import CutoverPlan
+from cutover_kit.runbooks import with_runbook
 from cutover_kit.stages._shared import applied_flags, ensure_not_stopped, plan_of_run, record_step_progress, router_of_run
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def smoke_checks(step_label: str, targets: tuple[str, ...] = (connections.APP_RO
             summary["flags_restore_error"] = f"flags left as they are: {why}"
         log_reflex(summary)
         get_current_context()["ti"].xcom_push(key="smoke_result", value=summary)
-        raise AirflowFailException(summary["reason"])
+        raise AirflowFailException(with_runbook(summary["reason"]))
     log.info(summary["reason"])
     return summary
 

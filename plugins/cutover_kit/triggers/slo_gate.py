@@ -55,6 +55,7 @@ from cutover_kit.gate import (
 )
 from cutover_kit.measure import MeasurementError, MetricsSource, measure_color
 from cutover_kit.plan import OPTIONAL_FIELD_DEFAULTS, CutoverPlan
+from cutover_kit.runbooks import with_runbook
 from cutover_kit.slo import ColorWindow, Judgement, Verdict, judge_window
 
 
@@ -293,7 +294,7 @@ class SLOGateTrigger(BaseTrigger):
         return {
             "status": GateDecision.HALT.value,
             "step": self.step_label,
-            "line": f"Halt at {self.step_label}: {reason}",
+            "line": with_runbook(f"Halt at {self.step_label}: {reason}"),
             "verdict": Verdict.INCONCLUSIVE.value,
             "reason": reason,
             "decided_at": time.time(),

@@ -79,7 +79,8 @@ def test_window_never_reaches_before_the_step_started():
 
 def test_decision_line_reads_like_a_sentence():
     line = decision_line(GateDecision.HALT, "25 %", FAIL, GateProgress(polls=3, consecutive_breaches=2))
-    assert line == "Halt at 25 %: green 5xx 3.2 % > 1.0 % over 10 s, 412 requests (2 breaches in a row)"
+    assert line == ("Halt at 25 %: green 5xx 3.2 % > 1.0 % over 10 s, 412 requests (2 breaches in a row)"
+                    " — runbook: docs/runbooks/rollback.md#error-rate")
 
 
 def test_a_restarted_gate_credits_only_the_window_it_judged():

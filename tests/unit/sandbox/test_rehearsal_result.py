@@ -79,3 +79,22 @@ def test_a_failed_flag_rollback_is_not_a_verified_rollback():
     result = build_result(scenario=SCENARIO, records=records, final_weights={"blue": 100, "green": 0}, fault_onsets=[],
                           traffic_report=TRAFFIC, wall_seconds=1)
     assert result["outcome"] == "failed" and "flags not back on Rails" in result["reason"]
+
+
+def test_the_post_launch_report_paths_are_in_the_result():
+    report = {"html": "/tmp/r-report/cutover/run/report.html", "charts": {"timeline": "/tmp/r-report/cutover/run/timeline.png"},
+              "record": "/tmp/r-report/cutover/run/record.json", "chart_errors": {}, "outcome": "rolled_back"}
+    records = rolled_back_records() + [record("stage_15_post_launch.write_report", "success", 8, report)]
+    result = build_result(scenario=SCENARIO, records=records, final_weights={"blue": 100, "green": 0}, fault_onsets=[],
+                          traffic_report=TRAFFIC, wall_seconds=1)
+    assert result["report"] == {"html": report["html"], "charts": report["charts"]}
+    assert "post-launch report: /tmp/r-report/cutover/run/report.html" in render_table(result)
+    # Every field a result had before stays (add, don't rename).
+    assert {"scenario", "outcome", "final_weights", "stages", "detection_seconds", "rollback_seconds", "requests",
+            "writes", "data_validation", "backup", "plan", "served_by"} <= set(result)
+
+
+def test_without_a_report_task_the_field_is_null():
+    result = build_result(scenario=SCENARIO, records=rolled_back_records(), final_weights={"blue": 100, "green": 0},
+                          fault_onsets=[], traffic_report=TRAFFIC, wall_seconds=1)
+    assert result["report"] is None and "post-launch report: not written" in render_table(result)

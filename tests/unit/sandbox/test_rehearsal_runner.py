@@ -67,3 +67,9 @@ def test_scenario_plan_file_equal_to_the_stock_plan_runs_by_name(tmp_path):
     (tmp_path / "x" / "rehearsal.yaml").write_text("# a copy with other comments\n" + stock)
     conf = rehearsal._scenario_conf(load_scenario(str(write_scenario(tmp_path, "./x/rehearsal.yaml", "{min_requests: 7}"))))
     assert conf == {"plan": "rehearsal", "min_requests": 7}
+
+
+def test_the_report_goes_beside_the_result_file(tmp_path):
+    from sandbox.rehearsal import report_base_dir
+
+    assert report_base_dir(tmp_path / "report-happy.json") == tmp_path / "report-happy-report"

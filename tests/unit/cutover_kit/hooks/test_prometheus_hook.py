@@ -60,3 +60,50 @@ def test_every_failure_is_a_typed_error_naming_the_query(prometheus, answers, ca
     with pytest.raises(error_type, match=message) as raised:
         hook.query_optional(QUERY)  # only "no data" is optional; failures still raise
     assert isinstance(raised.value, PrometheusError) and QUERY in str(raised.value)
+
+
+class RangeSession:
+    """The hook's HTTP session for range queries: records the request, answers ``response``."""
+
+    def __init__(self, response):
+        self.response, self.calls = response, []
+
+    def get(self, url, params, timeout):
+        self.calls.append((url, params))
+        return self.response
+
+
+def range_hook(response):
+    from cutover_kit.hooks.prometheus import PrometheusHook
+
+    hook = PrometheusHook("prometheus_fake", timeout_seconds=0.5)
+    hook.__dict__["base_url"] = "http://127.0.0.1:9"
+    hook.__dict__["session"] = RangeSession(response)
+    return hook
+
+
+def test_a_range_query_returns_the_matrix_and_sends_the_interval():
+    from tests.unit.conftest import http_answer
+
+    matrix = [{"metric": {}, "values": [[1000, "1"], [1005, "2"]]}]
+    hook = range_hook(http_answer(200, {"status": "success", "data": {"resultType": "matrix", "result": matrix}}))
+    assert hook.query_range(QUERY, 1000.0, 1010.0, 5) == matrix
+    url, params = hook.session.calls[0]
+    assert url == "http://127.0.0.1:9/api/v1/query_range"
+    assert params == {"query": QUERY, "start": "1000.000", "end": "1010.000", "step": "5"}
+
+
+def test_a_range_query_maps_failures_like_an_instant_one():
+    from cutover_kit.hooks.prometheus import PrometheusBadQuery
+    from tests.unit.conftest import http_answer
+
+    refused = range_hook(http_answer(400, {"status": "error", "errorType": "bad_data", "error": "parse error"}))
+    with pytest.raises(PrometheusBadQuery, match="parse error"):
+        refused.query_range(QUERY, 1000.0, 1010.0, 5)
+    vector = range_hook(http_answer(200, {"status": "success", "data": {"resultType": "vector", "result": []}}))
+    with pytest.raises(PrometheusBadAnswer, match="not a matrix"):
+        vector.query_range(QUERY, 1000.0, 1010.0, 5)
+    asked = len(vector.session.calls)
+    with pytest.raises(ValueError, match="start < end"):
+        vector.query_range(QUERY, 1010.0, 1000.0, 5)
+    assert len(vector.session.calls) == asked  # refused before asking

@@ -161,7 +161,8 @@ def test_an_unexpected_error_still_ends_the_gate_failed_after_the_reflex_rollbac
     trigger = gate(BrokenSource(), step_timeout=40)
     event = run(trigger)
     assert event["status"] == "failed" and event["verdict"] == "INCONCLUSIVE"
-    assert event["line"] == "Halt at 25 %: the gate itself failed, so green is not judged: KeyError: 'labels'"
+    assert event["line"] == ("Halt at 25 %: the gate itself failed, so green is not judged: KeyError: 'labels'"
+                             " — runbook: docs/runbooks/incident-response.md#the-gate-itself-failed")
     assert len(trigger._reflex_rollback.calls) == 1 and "traffic_restored_at" in event
 
 
