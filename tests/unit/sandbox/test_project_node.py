@@ -107,7 +107,8 @@ def test_the_cli_runs_npm_commands_with_the_projects_node(machine_node, tmp_path
     done = subprocess.run([sys.executable, "-m", "sandbox.node", "npm", "run", "--silent", "where"], cwd=package,
                           env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str(project_node())
+    # process.execPath is the resolved path (the venv may be a symlink to another checkout's).
+    assert done.stdout.strip() == str(project_node().resolve())
     assert not (machine_node / "CALLED").exists()
 
 
@@ -122,7 +123,7 @@ def test_npm_build_compiles_once_per_inputs_with_the_projects_node(machine_node,
     (package / "src").mkdir()
     (package / "src" / "main.ts").write_text("export const a = 1;\n")
     assert node.npm_build(package) is True
-    assert (package / "dist" / "built-by").read_text().strip() == str(project_node())
+    assert (package / "dist" / "built-by").read_text().strip() == str(project_node().resolve())
     assert node.npm_build(package) is False  # done: bootstrap's second run builds nothing
     (package / "src" / "main.ts").write_text("export const a = 2;\n")
     assert node.npm_build(package) is True  # a changed source is compiled again
