@@ -70,7 +70,7 @@ def test_apps_start_at_the_rails_default_and_report_it_on_loopback_only(sandbox)
     assert spoofed.status_code == 403
 
 
-def test_forwarded_request_returns_blues_answer_and_is_not_greens_sli(sandbox):
+def test_forwarded_request_returns_blues_answer_and_is_counted_apart_from_greens_own_code(sandbox):
     green, blue = sandbox.config.app_url("green"), sandbox.config.app_url("blue")
     own_before = counter(sandbox, "http_requests_total", route="/api/users/{id}")
     forwarded_before = counter(sandbox, "http_forwarded_requests_total", route="/api/users/{id}", status_code="200")

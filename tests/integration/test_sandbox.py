@@ -83,8 +83,8 @@ def total(samples: dict, name: str, **labels: str) -> float:
     return sum(value for (found, found_labels), value in samples.items() if found == name and wanted <= set(found_labels))
 
 
-# Each app's own metric names and labels (the scrape config maps both onto the gate's names):
-# blue (Rails) http_server_requests_total{code,method,path="/api/users/:id"}, green (Node)
+# Each app's own metric names and labels (Prometheus keeps them as they are; the plan's metric
+# templates and the recording rules read them per color): blue (Rails) http_server_requests_total{code,method,path="/api/users/:id"}, green (Node)
 # http_requests_total{status_code,method,route="/api/users/{id}"}.
 APP_HTTP = {
     "blue": {"requests": "http_server_requests_total", "buckets": "http_server_request_duration_seconds_bucket",
@@ -203,17 +203,22 @@ def test_metrics_carry_color_labels_in_apps_and_prometheus(sandbox: Sandbox) -> 
         assert app_bucket(samples, color, "users", "+Inf") >= 1
         assert not any("color" in dict(labels) for name, labels in samples if name != "app_info")
 
+    # Prometheus stores each app's own names, unrenamed, with the color of its scrape target.
     def colors_in_prometheus() -> set[str]:
-        return {r["metric"]["color"] for r in prometheus_query(sandbox, 'sum by (color) (http_requests_total{job="apps"})')}
+        return {r["metric"]["color"] for r in prometheus_query(
+            sandbox, 'sum by (color) (http_server_requests_total{job="apps"}) or sum by (color) (http_requests_total{job="apps"})')}
 
     wait_for(lambda: colors_in_prometheus() == {"blue", "green"}, timeout=5, what="Prometheus to scrape both colors")
-    # Both apps' names arrive under the gate's (prometheus.yml.tmpl's metric_relabel_configs).
     for color in ("blue", "green"):
-        query = f'sum(http_requests_total{{color="{color}",route="/api/users/{{id}}",code="200"}})'
+        names = APP_HTTP[color]
+        query = f'sum({names["requests"]}{{color="{color}",{names["route"]}="{names["users"]}",{names["code"]}="200"}})'
         wait_for(lambda: [r for r in prometheus_query(sandbox, query) if float(r["value"][1]) >= 1], timeout=5,
-                 what=f"{color}'s request counted under the gate's name")
-        buckets = prometheus_query(sandbox, f'http_request_duration_seconds_bucket{{color="{color}",route="/api/users/{{id}}",le="+Inf"}}')
+                 what=f"{color}'s request counted under its own name")
+        buckets = prometheus_query(sandbox, f'{names["buckets"]}{{color="{color}",{names["route"]}="{names["users"]}",le="+Inf"}}')
         assert buckets, color
+    # Nothing renamed at ingestion: blue has no Node-named series, green no Rails-named ones.
+    assert prometheus_query(sandbox, 'http_requests_total{job="apps",color="blue"}') == []
+    assert prometheus_query(sandbox, 'http_server_requests_total{job="apps",color="green"}') == []
     # Recording rules are loaded and evaluated (blue has traffic; ratio falls back to 0, not empty).
     # The ratio is NaN (0/0) until two scrapes 1 s apart saw blue's counter move: keep a trickle of
     # requests going until it is a number (a single request could fall between scrapes; seen in CI).
