@@ -233,6 +233,37 @@ def test_metrics_carry_color_labels_in_apps_and_prometheus(sandbox: Sandbox) -> 
     assert {r["metric"]["server"] for r in haproxy} == {"blue", "green"}
 
 
+# Each app's own names for its background jobs (processed, failed), their queue latency and its
+# open WebSockets: what the sandbox_apps templates and the SLO rules read.
+OWN_JOB_AND_SOCKET_METRICS = {
+    "blue": ("sidekiq_jobs_processed_total", "sidekiq_jobs_failed_total", "sidekiq_queue_latency_seconds",
+             "sidekiq_job_queue_latency_seconds_bucket", "actioncable_connections"),
+    "green": ("bullmq_jobs_completed_total", "bullmq_jobs_failed_total", "bullmq_job_wait_duration_seconds_bucket",
+              "ws_connections_active"),
+}
+
+
+def test_each_app_serves_its_openapi_document_and_its_own_job_and_websocket_metrics(sandbox: Sandbox) -> None:
+    for color, names in OWN_JOB_AND_SOCKET_METRICS.items():
+        url = sandbox.config.app_url(color)
+        document = requests.get(f"{url}/openapi.json", timeout=5)
+        assert document.status_code == 200 and document.headers["Content-Type"].startswith("application/json"), color
+        spec = document.json()
+        assert spec["openapi"].startswith("3."), (color, spec.get("openapi"))
+        paths = {path.replace("{user_id}", "{id}").replace("{order_id}", "{id}") for path in spec["paths"]}
+        assert {"/api/users/{id}", "/api/orders", "/api/orders/{id}", "/api/users/{id}/orders"} <= paths, (color, sorted(paths))
+        # One order written to each app's own code queues one confirmation job on its own queue
+        # (Sidekiq, BullMQ): the per-job histograms exist once a job has run.
+        created = requests.post(f"{url}/api/orders", json={"user_id": 5, "amount_cents": 1234}, headers=OWN_CODE, timeout=5)
+        assert created.status_code == 201, (color, created.status_code, created.text)
+
+        def missing() -> list[str]:
+            exported = {name for name, _ in scrape(f"{url}/metrics")}
+            return sorted(set(names) - exported)
+
+        wait_for(lambda: not missing(), timeout=15, what=f"{color}'s own job, queue-latency and WebSocket metrics on /metrics")
+
+
 def test_fault_control_is_denied_through_the_router_but_works_directly(sandbox: Sandbox) -> None:
     router = sandbox.config.router_url
     denied = [requests.get(router + path, timeout=2) for path in ("/__fault", "//__fault", "/%5F_fault", "/__FAULT", "/__flags")]
