@@ -23,7 +23,8 @@ from typing import Any
 
 
 from cutover_kit.db import backup, migrations, restore, verify  # noqa: E402
-from sandbox import app, datagen  # noqa: E402
+from sandbox import datagen  # noqa: E402
+from sandbox.app_writes import AppSession  # noqa: E402
 from sandbox.config import scratch_config  # noqa: E402
 from sandbox.launcher import Sandbox  # noqa: E402
 
@@ -55,7 +56,7 @@ class Writer:
                 "max_ms": round(1000 * ordered[-1], 1)}
 
     def _run(self) -> None:
-        blue, green = app.Database(self.dsn, "blue"), app.Database(self.dsn, "green")
+        blue, green = AppSession(self.dsn, "blue"), AppSession(self.dsn, "green")
         n = 0
         try:
             while not self._stop.is_set():
@@ -64,10 +65,10 @@ class Writer:
                 started = time.perf_counter()
                 try:
                     if n % 2:
-                        app.create_order(blue, {}, {"user_id": 1 + n % 1000, "amount_cents": 100 + n})
+                        blue.blue_create_order(1 + n % 1000, 100 + n)
                         blue.fetch_one("UPDATE orders SET amount_cents = amount_cents + 1 WHERE id = %s RETURNING id", (target,))
                     else:
-                        app.green_create_order(green, {}, {"user_id": 1 + n % 1000, "amount": f"{n % 1000}.50"})
+                        green.green_create_order(1 + n % 1000, f"{n % 1000}.50")
                         green.fetch_one("UPDATE orders SET status_v2 = 'shipped' WHERE id = %s RETURNING id", (target,))
                 except Exception as error:  # noqa: BLE001 - counted
                     self.errors.append(repr(error))

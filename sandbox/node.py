@@ -11,8 +11,10 @@ lib/node_modules/npm/bin/npm-cli.js. Its bin/npm is not usable: a copy of npm-cl
 node is first on PATH; so npm always runs as `<project node> npm-cli.js`.
 
 CLI: `python -m sandbox.node npm-ci DIR` installs DIR's package-lock.json (bootstrap; silent and
-skipped when already done); `python -m sandbox.node npm ARGS...` runs any npm command (e.g.
-`npm run build`) with the project's Node; `python -m sandbox.node which` prints the node path.
+skipped when already done); `python -m sandbox.node npm-build DIR` does that and `npm run build`
+(skipped when dist/ was built from the same lock, tsconfig and sources);
+`python -m sandbox.node npm ARGS...` runs any npm command (e.g. `npm test`) with the project's
+Node; `python -m sandbox.node which` prints the node path.
 """
 
 from __future__ import annotations
@@ -119,12 +121,52 @@ def npm_ci(package_dir: Path) -> bool:
     return True
 
 
+# What `npm run build` (tsc) reads: a change to any of these rebuilds dist/.
+BUILD_INPUTS = ("package.json", "package-lock.json", "tsconfig.json", "src", "test")
+
+
+def build_stamp(package_dir: Path) -> Path:
+    """Marker in dist/ naming the inputs (and node) dist/ was compiled from."""
+    digest = hashlib.sha256(node_version().encode())
+    for name in BUILD_INPUTS:
+        path = package_dir / name
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path] if path.exists() else []
+        for file in files:
+            digest.update(str(file.relative_to(package_dir)).encode() + b"\0" + file.read_bytes())
+    return package_dir / "dist" / f".built-{digest.hexdigest()[:16]}"
+
+
+def npm_build(package_dir: Path) -> bool:
+    """`npm ci` (when needed), then `npm run build` unless dist/ is from the same inputs.
+
+    Returns whether the build ran. Raises NodeError, with npm's output, if it failed."""
+    package_dir = Path(package_dir)
+    npm_ci(package_dir)
+    stamp = build_stamp(package_dir)
+    if stamp.exists():
+        return False
+    print(f"npm run build in {package_dir} with the project's Node v{node_version()}", flush=True)
+    started = time.monotonic()
+    done = subprocess.run(npm_argv("run", "build", "--silent"), cwd=package_dir, env=node_env(),
+                          capture_output=True, text=True, timeout=NPM_CI_TIMEOUT_SECONDS)
+    if done.returncode != 0:
+        raise NodeError(f"`npm run build` in {package_dir} failed (exit {done.returncode}):\n"
+                        f"{(done.stdout + done.stderr).strip()}")
+    for old in stamp.parent.glob(".built-*"):
+        old.unlink()
+    stamp.touch()
+    print(f"npm run build in {package_dir}: done in {time.monotonic() - started:.0f} s")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.node", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("which", help="print the path of the project's node")
     install = commands.add_parser("npm-ci", help="npm ci in DIR with the project's npm (skipped when done)")
     install.add_argument("dir", type=Path)
+    build = commands.add_parser("npm-build", help="npm ci, then npm run build, in DIR (each skipped when done)")
+    build.add_argument("dir", type=Path)
     npm = commands.add_parser("npm", help="npm ARGS... with the project's npm and node first on PATH")
     npm.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -133,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             print(project_node())
         elif args.command == "npm":
             return subprocess.run(npm_argv(*args.args), env=node_env()).returncode
+        elif args.command == "npm-build":
+            npm_build(args.dir)  # silent when already done, like npm-ci
         else:
             npm_ci(args.dir)  # silent when already done: bootstrap runs before every command
     except NodeError as error:

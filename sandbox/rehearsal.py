@@ -204,6 +204,9 @@ def _rehearse(scenario: Any, conf: dict[str, Any], result_path: Path, console: C
     try:
         state = sandbox.up()
         console.line(f"sandbox up in {state.get('up_seconds')} s (state {config.state_dir})")
+        apps = sandbox.app_versions()
+        console.line("apps: " + "; ".join(f"{color} {info['runtime']} (source {info['version']})"
+                                           for color, info in apps.items()))
         connections = sandbox.connections()
         for conn_id, connection in connections.items():
             os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(connection)
@@ -254,6 +257,8 @@ def _rehearse(scenario: Any, conf: dict[str, Any], result_path: Path, console: C
         for color in {fault.color for fault in scenario.faults}:
             FaultController(config).clear(color)
         traffic_report = report(ledger, config.app_dsn(), fault_windows)
+        for color, rss in sandbox.app_rss_mb().items():  # a crashed app that stayed down has none
+            apps[color]["rss_mb"] = rss
         result = build_result(
             scenario={
                 "name": scenario.name,
@@ -266,6 +271,7 @@ def _rehearse(scenario: Any, conf: dict[str, Any], result_path: Path, console: C
             fault_onsets=fault_windows,
             traffic_report=traffic_report,
             wall_seconds=time.time() - started,
+            apps=apps,
         )
     finally:
         if schedule is not None:

@@ -5,7 +5,9 @@ detection_seconds, rollback_seconds, requests, writes. Extra fields: expected, b
 reason, drill_rollback_seconds, fault_onsets, wall_seconds, plan, flags_rollback_seconds (decision ->
 every app serves Rails; the first rollback level, before traffic moves), served_by (requests per
 implementation that answered: rails, typescript, none), report (stage 15's post-launch report:
-{html, charts: {name: png path}}, null when the report task did not write one).
+{html, charts: {name: png path}}, null when the report task did not write one), apps (per color: the runtime the running
+app reported, e.g. "ruby 3.1.2 / puma 5.6.5 / rails 6.1.7.10", the version of its source, and
+its processes' resident memory at the end of the run, rss_mb).
 """
 
 from __future__ import annotations
@@ -89,6 +91,27 @@ def report_summary(record: TaskRecord | None) -> dict[str, Any] | None:
     if record is None or not isinstance(record.return_value, dict) or not record.return_value.get("html"):
         return None
     return {"html": record.return_value["html"], "charts": dict(record.return_value.get("charts") or {})}
+# app_info{color="blue",runtime="ruby",version="3.1.2",rails="6.1.7.10",puma="5.6.5"} 1
+_APP_INFO_LINE = re.compile(r"^app_info\{(?P<labels>[^}]*)\}\s+\S+", re.MULTILINE)
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_app_info(exposition: str) -> list[tuple[str, str]]:
+    """The labels of the app_info sample in a /metrics answer, in the app's order; [] if none."""
+    found = _APP_INFO_LINE.search(exposition)
+    return _LABEL.findall(found.group("labels")) if found else []
+
+
+def app_runtime(labels: list[tuple[str, str]]) -> str:
+    """"ruby 3.1.2 / puma 5.6.5 / rails 6.1.7.10" from app_info's labels: the runtime and its
+    version first, then every other component with its version, by name (client libraries
+    differ in the order they print labels: prometheus-client-mmap sorts them, prom-client not)."""
+    named = dict(labels)
+    if "runtime" not in named or "version" not in named:
+        raise ValueError(f"app_info has no runtime and version labels: {labels}")
+    parts = [f"{named['runtime']} {named['version']}"]
+    parts += [f"{name} {value}" for name, value in sorted(labels) if name not in ("color", "runtime", "version")]
+    return " / ".join(parts)
 
 
 def build_result(
@@ -99,6 +122,7 @@ def build_result(
     fault_onsets: list[dict[str, Any]],
     traffic_report: dict[str, Any],
     wall_seconds: float,
+    apps: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     ran = sorted((r for r in records if r.started_at), key=lambda r: (r.started_at, r.task_id))
     halt = next(
@@ -173,6 +197,7 @@ def build_result(
         "wall_seconds": round(wall_seconds, 1),
         "plan": scenario.get("plan"),
         "report": report_summary(_find(records, "stage_15_post_launch.write_report")),
+        "apps": apps or {},
     }
 
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Set-up on a fresh Debian 12 machine; the only prerequisites are root or sudo, make and python3.
 #   scripts/bootstrap.sh             everything `make rehearsal` / `make test` need: the Debian
-#                                    packages of the sandbox services, the virtualenv, and the npm
-#                                    packages of unleash-server (with the project's own Node).
+#                                    packages of the sandbox services and of the Rails app (blue),
+#                                    the virtualenv, the Rails app's bundle (system gems only), and
+#                                    with the project's own Node: the npm packages of unleash-server
+#                                    and the TypeScript app (green), compiled by tsc.
 #   scripts/bootstrap.sh --venv-only only python3-venv and the virtualenv (`make test-unit`).
 # Idempotent and fast when done: each step is skipped when its stamp or packages are there.
 set -euo pipefail
@@ -15,7 +17,12 @@ VENV=.venv
 LOCK=requirements.lock
 VENV_APT_PACKAGES=(python3-venv)
 SANDBOX_APT_PACKAGES=(haproxy prometheus prometheus-alertmanager postgresql redis-server)
+# Blue's gems: only Debian-packaged ones (rubygems.org is not reachable from the sandbox's machine).
+RAILS_APT_PACKAGES=(ruby-rails ruby-pg puma ruby-prometheus-client-mmap ruby-redis ruby-sidekiq
+                    ruby-sentry-rails ruby-lograge bundler)
 UNLEASH_DIR=sandbox/unleash
+RAILS_DIR=sandbox/apps/rails
+TYPESCRIPT_DIR=sandbox/apps/typescript
 
 venv_only=false
 case "${1:-}" in
@@ -55,7 +62,11 @@ if [ ! -x "$PYTHON" ]; then
   echo "bootstrap: error: $PYTHON not found: install Debian's python3 (apt-get install python3)" >&2
   exit 1
 fi
-if $venv_only; then apt_install "${VENV_APT_PACKAGES[@]}"; else apt_install "${VENV_APT_PACKAGES[@]}" "${SANDBOX_APT_PACKAGES[@]}"; fi
+if $venv_only; then
+  apt_install "${VENV_APT_PACKAGES[@]}"
+else
+  apt_install "${VENV_APT_PACKAGES[@]}" "${SANDBOX_APT_PACKAGES[@]}" "${RAILS_APT_PACKAGES[@]}"
+fi
 
 # The stamp records what the venv was built from: the interpreter (path and version) and the lock.
 # Any difference, or no stamp (an interrupted build, a venv from an older bootstrap), rebuilds it.
@@ -78,3 +89,16 @@ $venv_only && exit 0
 # unleash-server 6.x (sandbox/unleash) for SANDBOX_FLAG_BACKEND=unleash: the npm packages pinned
 # by package-lock.json, installed by the project's npm (Node from the lock; sandbox/node.py).
 "$VENV/bin/python" -m sandbox.node npm-ci "$UNLEASH_DIR"
+
+# Blue: resolve its Gemfile.lock from the system gems only (`--local`: never rubygems.org). The
+# stamp (Gemfile, lock and Ruby version) skips even `bundle check` (~2 s) when nothing changed.
+RAILS_STAMP="$RAILS_DIR/tmp/.bundle-stamp"
+want_rails="ruby=$(ruby -e 'print RUBY_VERSION') gems=$(cat "$RAILS_DIR/Gemfile" "$RAILS_DIR/Gemfile.lock" | sha256sum | cut -c1-16)"
+if [ "$(cat "$RAILS_STAMP" 2>/dev/null)" != "$want_rails" ]; then
+  (cd "$RAILS_DIR" && { bundle check >/dev/null 2>&1 || bundle install --local --quiet; })
+  echo "$want_rails" > "$RAILS_STAMP"
+fi
+
+# Green: `npm ci` from its package-lock.json and the tsc build, with the project's Node (skipped
+# when dist/ was built from the same lock, tsconfig and sources).
+"$VENV/bin/python" -m sandbox.node npm-build "$TYPESCRIPT_DIR"

@@ -28,7 +28,8 @@ from sandbox.launcher.unleash import Unleash
 
 log = logging.getLogger("sandbox")
 
-START_ORDER = ("postgres", "redis", "unleash", "blue", "green", "haproxy", "prometheus")
+# blue_worker: blue's Sidekiq process (its jobs); "blue" is its web process (Puma).
+START_ORDER = ("postgres", "redis", "unleash", "blue_worker", "blue", "green", "haproxy", "prometheus")
 # Entry points first, the database last: nothing should still be writing when PostgreSQL stops.
 STOP_ORDER = tuple(reversed(START_ORDER))
 # Started only with SANDBOX_FLAG_BACKEND=unleash; with the file backend nothing about Unleash runs.
@@ -61,6 +62,7 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
             if self._resume_existing(state):
                 return state
         self._check_prerequisites()
+        self._check_apps_built()  # both apps as bootstrap left them, before any process starts
         started = time.monotonic()
         self._prepare_state_dir()
         self._state = self._new_state()
@@ -76,7 +78,7 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
             ("database", self._bootstrap_database), ("redis", self._start_redis),
             *((("unleash", self._wait_unleash),) if self.config.flag_backend == "unleash" else ()),
             ("flags", self._write_initial_flags),
-            *((color, lambda color=color: self._start_app(color)) for color in COLORS),
+            ("apps", self._start_apps),
             ("haproxy", self._start_haproxy), ("prometheus", self._wait_prometheus),
         ]
         timings = {}
@@ -276,6 +278,7 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
             "redis": lambda: redis.Redis(host=cfg.host, port=ports["redis_port"], socket_timeout=PROBE_TIMEOUT).ping(),
             "blue": lambda: http_ok(f"http://{cfg.host}:{ports['blue_port']}/healthz"),
             "green": lambda: http_ok(f"http://{cfg.host}:{ports['green_port']}/healthz"),
+            "blue_worker": lambda: self._blue_worker_heartbeat(ports["redis_port"]),
             "haproxy": lambda: http_ok(f"http://{cfg.host}:{ports['haproxy_exporter_port']}/metrics", timeout=2),
             "prometheus": lambda: http_ok(f"http://{cfg.host}:{ports['prometheus_port']}/-/healthy"),
             "unleash": lambda: http_ok(f"http://{cfg.host}:{ports['unleash_port']}/health"),

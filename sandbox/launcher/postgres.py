@@ -23,6 +23,8 @@ from sandbox.launcher.processes import children_of, log_tail
 log = logging.getLogger("sandbox")
 
 DB_NAME = DB_USER = "cutover"
+# Loaded in this order into a new database (include/sql/bootstrap): the Rails schema, the jobs' outbox.
+BOOTSTRAP_SQL = ("legacy_schema.sql", "outbox.sql")
 
 
 def migrations_module() -> Any:
@@ -147,9 +149,11 @@ class Postgres:
         # verification restores into a scratch database, and the last-resort restore swaps databases.
         self._psql_superuser(f"CREATE ROLE {DB_USER} LOGIN CREATEDB PASSWORD '{password}';\n"
                              f"CREATE DATABASE {DB_NAME} OWNER {DB_USER};\n")
-        schema_sql = self.config.repo_root / "include" / "sql" / "bootstrap" / "legacy_schema.sql"
+        # The legacy (Rails) schema, then the outbox both apps' jobs write.
+        bootstrap_sql = self.config.repo_root / "include" / "sql" / "bootstrap"
         with psycopg2.connect(self.dsn(), connect_timeout=5) as conn, conn.cursor() as cur:
-            cur.execute(schema_sql.read_text())
+            for name in BOOTSTRAP_SQL:
+                cur.execute((bootstrap_sql / name).read_text())
         conn.close()
         report = datagen.generate(self.dsn(), orders=self.config.seed_orders, users=max(1, self.config.seed_orders // 5))
         log.info("postgres ready: database %s seeded with %d users, %d orders, %d line items in %.1fs",

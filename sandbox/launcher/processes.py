@@ -24,8 +24,10 @@ log = logging.getLogger("sandbox")
 TERM_GRACE_SECONDS = 5.0
 KILL_GRACE_SECONDS = 3.0
 PROBE_TIMEOUT = 0.5
-# Executables this launcher starts; the leftover sweep only ever touches these.
+# Executables this launcher starts; the leftover sweep only ever touches these, and the Rails
+# processes, whose argv (and rewritten title) carry APP_PROCESS_TAG (sandbox.launcher.apps).
 OWN_EXECUTABLES = {"postgres", "redis-server", "haproxy", "prometheus", "node"}
+APP_PROCESS_TAG = "cutover-sandbox"
 
 
 def proc_stat_fields(pid: int) -> list[str] | None:
@@ -113,8 +115,11 @@ class ProcessControl:
         self._state["components"][name] = {"pid": pid, "log": str(logfile), "pidfile": str(pidfile)}
         self._save_state()
 
-    def _wait_ready(self, what: str, probe: Callable[[], Any], logfile: Path, pid: int | None) -> None:
-        deadline = time.monotonic() + self.config.ready_timeout_seconds
+    def _wait_ready(self, what: str, probe: Callable[[], Any], logfile: Path, pid: int | None,
+                    timeout: float | None = None) -> None:
+        """Until probe() is true; timeout at least the configured ready timeout (apps ask for more)."""
+        timeout = max(timeout or 0.0, self.config.ready_timeout_seconds)
+        deadline = time.monotonic() + timeout
         last_error: Exception | None = None
         while time.monotonic() < deadline:
             if pid is not None and not self._alive(pid):
@@ -127,7 +132,7 @@ class ProcessControl:
             except Exception as error:  # noqa: BLE001 - any probe failure means "not ready yet"
                 last_error = error
             time.sleep(0.1)
-        raise SandboxError(f"{what}: not ready after {self.config.ready_timeout_seconds:g}s "
+        raise SandboxError(f"{what}: not ready after {timeout:g}s "
                            f"(last probe error: {last_error}); log {logfile}:\n{log_tail(logfile)}")
 
     def _alive(self, pid: int) -> bool:
@@ -178,7 +183,7 @@ class ProcessControl:
             if not argv or needle not in " ".join(argv):
                 continue
             executable = Path(argv[0].split()[0]).name
-            if executable in OWN_EXECUTABLES or "sandbox.app" in argv:
+            if executable in OWN_EXECUTABLES or f"{APP_PROCESS_TAG}:" in " ".join(argv):
                 if self._alive(int(entry.name)):
                     found.append(int(entry.name))
         return found

@@ -45,6 +45,9 @@ def rehearse(scenario: str, tmp_path) -> dict:
     assert result["requests"]["total"] > 500
     assert result["requests"]["failed_not_injected"] == 0, result["requests"]
     assert result["writes"]["acknowledged"] > 100 and result["writes"]["lost"] == 0, result["writes"]
+    # The real apps, as they reported themselves at the start of the run.
+    assert result["apps"]["blue"]["runtime"].startswith("ruby 3.") and " / rails 6.1." in result["apps"]["blue"]["runtime"]
+    assert result["apps"]["green"]["runtime"].startswith("node 20.") and " / fastify 5." in result["apps"]["green"]["runtime"]
     return result
 
 

@@ -28,7 +28,9 @@ def make_test_config() -> SandboxConfig:
 
 def config_env(config: SandboxConfig) -> dict[str, str]:
     """Environment that makes `python -m sandbox.launcher` address this config's sandbox."""
-    env = dict(os.environ, SANDBOX_DIR=str(config.state_dir), PYTHONPATH=str(config.repo_root))
+    # sandbox.config imports cutover_kit (plugins/): both roots, as the Makefile sets them.
+    env = dict(os.environ, SANDBOX_DIR=str(config.state_dir),
+               PYTHONPATH=os.pathsep.join([str(config.repo_root), str(config.repo_root / "plugins")]))
     env.update({PORT_SETTINGS[field][0]: str(port) for field, port in config.ports().items()})
     return env
 

@@ -124,16 +124,18 @@ def test_every_shipped_metric_template_set_passes_stage_one_against_real_prometh
     check = TemplateCheck(PrometheusHook(), templates, 10, 0.95)
     assert check.refusals == [] and check.unavailable == [], check.refusals + check.unavailable
     assert "blue.up = 1" in check.values and "green.up = 1" in check.values, check.values
-    if name != "sandbox_apps":  # the real apps are not wired into the sandbox yet: their names have no data
-        assert any(value.startswith("blue.requests = ") and value != "blue.requests = 0" for value in check.values), check.values
+    assert any(value.startswith("blue.requests = ") and value != "blue.requests = 0" for value in check.values), check.values
+    if name == "sandbox_apps":  # each app's own job counters and WebSocket gauge answer (pre-created at 0)
+        for measure in ("jobs_processed", "jobs_failed", "websocket_connections"):
+            assert {f"{color}.{measure}" for color in ("blue", "green")} <= {value.split(" = ")[0] for value in check.values}, check.values
 
 
 def test_stage_one_refuses_a_template_that_does_not_parse_or_returns_several_series(traffic):
     time.sleep(2)
-    own = dict(load_metric_templates("python_demo"))
+    own = dict(load_metric_templates("sandbox_apps"))
     own["green"] = {**own["green"],
-                    "errors": 'sum by (route) (increase(http_requests_total{color="green",route=~"/api/.*"}[{window}]))',
-                    "requests": 'sum(increase(http_requests_total{color="green"}[{window}])'}
+                    "errors": 'sum by (route) (increase(http_requests_total{job="apps",color="green",route=~"/api/.*"}[{window}]))',
+                    "requests": 'sum(increase(http_requests_total{job="apps",color="green"}[{window}])'}
     check = TemplateCheck(PrometheusHook(), MetricTemplates(own), 10, 0.95)
     assert len(check.refusals) == 2 and check.unavailable == [], check.refusals
     parse, several = check.refusals

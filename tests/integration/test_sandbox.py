@@ -77,8 +77,31 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-def sample(samples: dict, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+def total(samples: dict, name: str, **labels: str) -> float:
+    """Sum of the samples of that name whose labels include these (the others summed away)."""
+    wanted = set(labels.items())
+    return sum(value for (found, found_labels), value in samples.items() if found == name and wanted <= set(found_labels))
+
+
+# Each app's own metric names and labels (Prometheus keeps them as they are; the plan's metric
+# templates and the recording rules read them per color): blue (Rails) http_server_requests_total{code,method,path="/api/users/:id"}, green (Node)
+# http_requests_total{status_code,method,route="/api/users/{id}"}.
+APP_HTTP = {
+    "blue": {"requests": "http_server_requests_total", "buckets": "http_server_request_duration_seconds_bucket",
+             "route": "path", "code": "code", "users": "/api/users/:id", "order": "/api/orders/:id"},
+    "green": {"requests": "http_requests_total", "buckets": "http_request_duration_seconds_bucket",
+              "route": "route", "code": "status_code", "users": "/api/users/{id}", "order": "/api/orders/{id}"},
+}
+
+
+def app_requests(samples: dict, color: str, route: str, code: str, method: str = "GET") -> float:
+    names = APP_HTTP[color]
+    return total(samples, names["requests"], method=method, **{names["route"]: names[route], names["code"]: code})
+
+
+def app_bucket(samples: dict, color: str, route: str, le: str) -> float:
+    names = APP_HTTP[color]
+    return total(samples, names["buckets"], le=le, **{names["route"]: names[route]})
 
 
 def prometheus_query(sandbox: Sandbox, expr: str, at: float | None = None) -> list[dict[str, Any]]:
@@ -173,15 +196,29 @@ def test_metrics_carry_color_labels_in_apps_and_prometheus(sandbox: Sandbox) -> 
         # not green's SLI (test_flags checks their own counter).
         requests.get(f"{sandbox.config.app_url(color)}/api/users/3", headers=OWN_CODE, timeout=2)
         samples = scrape(f"{sandbox.config.app_url(color)}/metrics")
-        assert sample(samples, "app_info", color=color) == 1
-        assert sample(samples, "http_requests_total", color=color, route="/api/users/{id}", method="GET", code="200") >= 1
-        assert sample(samples, "http_request_duration_seconds_bucket", color=color, route="/api/users/{id}", le="5.0") >= 1
-        assert not any(dict(labels).get("color") not in (None, color) for _, labels in samples)
+        # The apps label no sample with a color (Prometheus' targets do) except their app_info.
+        info = [dict(labels) for name, labels in samples if name == "app_info"]
+        assert len(info) == 1 and info[0]["color"] == color, info
+        assert app_requests(samples, color, "users", "200") >= 1
+        assert app_bucket(samples, color, "users", "+Inf") >= 1
+        assert not any("color" in dict(labels) for name, labels in samples if name != "app_info")
 
+    # Prometheus stores each app's own names, unrenamed, with the color of its scrape target.
     def colors_in_prometheus() -> set[str]:
-        return {r["metric"]["color"] for r in prometheus_query(sandbox, 'sum by (color) (http_requests_total{job="apps"})')}
+        return {r["metric"]["color"] for r in prometheus_query(
+            sandbox, 'sum by (color) (http_server_requests_total{job="apps"}) or sum by (color) (http_requests_total{job="apps"})')}
 
     wait_for(lambda: colors_in_prometheus() == {"blue", "green"}, timeout=5, what="Prometheus to scrape both colors")
+    for color in ("blue", "green"):
+        names = APP_HTTP[color]
+        query = f'sum({names["requests"]}{{color="{color}",{names["route"]}="{names["users"]}",{names["code"]}="200"}})'
+        wait_for(lambda: [r for r in prometheus_query(sandbox, query) if float(r["value"][1]) >= 1], timeout=5,
+                 what=f"{color}'s request counted under its own name")
+        buckets = prometheus_query(sandbox, f'{names["buckets"]}{{color="{color}",{names["route"]}="{names["users"]}",le="+Inf"}}')
+        assert buckets, color
+    # Nothing renamed at ingestion: blue has no Node-named series, green no Rails-named ones.
+    assert prometheus_query(sandbox, 'http_requests_total{job="apps",color="blue"}') == []
+    assert prometheus_query(sandbox, 'http_server_requests_total{job="apps",color="green"}') == []
     # Recording rules are loaded and evaluated (blue has traffic; ratio falls back to 0, not empty).
     # The ratio is NaN (0/0) until two scrapes 1 s apart saw blue's counter move: keep a trickle of
     # requests going until it is a number (a single request could fall between scrapes; seen in CI).
@@ -194,6 +231,37 @@ def test_metrics_carry_color_labels_in_apps_and_prometheus(sandbox: Sandbox) -> 
     assert float(ratio[0]["value"][1]) == 0.0
     haproxy = prometheus_query(sandbox, 'haproxy_server_http_responses_total{proxy="app", code="2xx"}')
     assert {r["metric"]["server"] for r in haproxy} == {"blue", "green"}
+
+
+# Each app's own names for its background jobs (processed, failed), their queue latency and its
+# open WebSockets: what the sandbox_apps templates and the SLO rules read.
+OWN_JOB_AND_SOCKET_METRICS = {
+    "blue": ("sidekiq_jobs_processed_total", "sidekiq_jobs_failed_total", "sidekiq_queue_latency_seconds",
+             "sidekiq_job_queue_latency_seconds_bucket", "actioncable_connections"),
+    "green": ("bullmq_jobs_completed_total", "bullmq_jobs_failed_total", "bullmq_job_wait_duration_seconds_bucket",
+              "ws_connections_active"),
+}
+
+
+def test_each_app_serves_its_openapi_document_and_its_own_job_and_websocket_metrics(sandbox: Sandbox) -> None:
+    for color, names in OWN_JOB_AND_SOCKET_METRICS.items():
+        url = sandbox.config.app_url(color)
+        document = requests.get(f"{url}/openapi.json", timeout=5)
+        assert document.status_code == 200 and document.headers["Content-Type"].startswith("application/json"), color
+        spec = document.json()
+        assert spec["openapi"].startswith("3."), (color, spec.get("openapi"))
+        paths = {path.replace("{user_id}", "{id}").replace("{order_id}", "{id}") for path in spec["paths"]}
+        assert {"/api/users/{id}", "/api/orders", "/api/orders/{id}", "/api/users/{id}/orders"} <= paths, (color, sorted(paths))
+        # One order written to each app's own code queues one confirmation job on its own queue
+        # (Sidekiq, BullMQ): the per-job histograms exist once a job has run.
+        created = requests.post(f"{url}/api/orders", json={"user_id": 5, "amount_cents": 1234}, headers=OWN_CODE, timeout=5)
+        assert created.status_code == 201, (color, created.status_code, created.text)
+
+        def missing() -> list[str]:
+            exported = {name for name, _ in scrape(f"{url}/metrics")}
+            return sorted(set(names) - exported)
+
+        wait_for(lambda: not missing(), timeout=15, what=f"{color}'s own job, queue-latency and WebSocket metrics on /metrics")
 
 
 def test_fault_control_is_denied_through_the_router_but_works_directly(sandbox: Sandbox) -> None:
@@ -228,8 +296,7 @@ def test_error_fault_fails_about_that_fraction_with_the_header(sandbox: Sandbox,
     assert all(a.status_code == 200 and "X-Fault-Injected" not in a.headers for a in answers if a not in failed)
     assert 0.2 <= len(failed) / len(answers) <= 0.4, f"{len(failed)}/300 failed for error_fraction 0.3"
     after = scrape(f"{app}/metrics")
-    labels = {"color": "blue", "route": "/api/users/{id}", "method": "GET"}
-    assert sample(after, "http_requests_total", code="500", **labels) - sample(before, "http_requests_total", code="500", **labels) == len(failed)
+    assert app_requests(after, "blue", "users", "500") - app_requests(before, "blue", "users", "500") == len(failed)
 
     FaultController(sandbox.config).clear("blue")
     with requests.Session() as http:
@@ -238,7 +305,6 @@ def test_error_fault_fails_about_that_fraction_with_the_header(sandbox: Sandbox,
 
 def test_latency_fault_shows_in_the_histogram(sandbox: Sandbox, all_blue_after: None) -> None:
     app = sandbox.config.app_url("green")
-    labels = {"color": "green", "route": "/api/orders/{id}"}
     before = scrape(f"{app}/metrics")
     FaultController(sandbox.config).inject("green", "latency", added_latency_ms=150)
     with requests.Session() as http:
@@ -251,8 +317,7 @@ def test_latency_fault_shows_in_the_histogram(sandbox: Sandbox, all_blue_after: 
     after = scrape(f"{app}/metrics")
 
     def delta(le: str) -> float:
-        name = "http_request_duration_seconds_bucket"
-        return sample(after, name, le=le, **labels) - sample(before, name, le=le, **labels)
+        return app_bucket(after, "green", "order", le) - app_bucket(before, "green", "order", le)
 
     assert delta("0.1") == 0 and delta("0.15") == 0, "delayed requests must not land in fast buckets"
     assert delta("0.3") == 8 and delta("+Inf") == 8
@@ -338,7 +403,7 @@ def test_traffic_process_stops_when_its_parent_dies(sandbox: Sandbox, tmp_path: 
          "import sys, time; from sandbox.traffic import TrafficProcess; "
          f"t = TrafficProcess({sandbox.config.router_url!r}, rps=20, max_seconds=60, ledger_path={str(tmp_path / 'l.jsonl')!r}).start(); "
          "print(t.process.pid, flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "plugins")])})
     try:
         child = int(parent.stdout.readline())
         time.sleep(1.0)
@@ -418,7 +483,7 @@ def test_cli_status_and_env_describe_the_running_sandbox(sandbox: Sandbox, sandb
     status = cli("status")
     assert status.returncode == 0 and all(json.loads(status.stdout).values()), status.stdout + status.stderr
     # The file flag backend (the default) runs no unleash-server.
-    assert set(json.loads(status.stdout)) == {"postgres", "redis", "blue", "green", "haproxy", "prometheus"}
+    assert set(json.loads(status.stdout)) == {"postgres", "redis", "blue_worker", "blue", "green", "haproxy", "prometheus"}
     lines = cli("env").stdout.splitlines()
     exported = {}
     for line in lines:
@@ -443,7 +508,7 @@ def test_up_and_down_are_idempotent_and_leave_no_process(sandbox: Sandbox, no_le
     assert all(sandbox.status().values())
 
     stopped = sandbox.down()
-    assert set(stopped) == {"postgres", "redis", "blue", "green", "haproxy", "prometheus"}
+    assert set(stopped) == {"postgres", "redis", "blue_worker", "blue", "green", "haproxy", "prometheus"}
     no_leftovers(sandbox.config)
     assert not any(sandbox.status().values())
     assert sandbox.down() == []

@@ -216,9 +216,9 @@ PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
     "change_windows": CHANGE_WINDOWS_SCHEMA,
 }
 
-# The template set the sandbox's Python demo app (sandbox/app.py, both colors) needs; the default
-# while it is what the sandbox runs.
-DEFAULT_METRIC_TEMPLATES = "python_demo"
+# The set that fits the sandbox's two apps (Rails blue, TypeScript green): what a plan that names
+# no set is rehearsed against.
+DEFAULT_METRIC_TEMPLATES = "sandbox_apps"
 
 #: Plan fields a plan file may leave out, with the value they then take.
 OPTIONAL_FIELD_DEFAULTS: dict[str, Any] = {

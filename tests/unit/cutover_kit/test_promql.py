@@ -12,28 +12,28 @@ from cutover_kit.plan import CutoverPlan, PlanError, list_metric_templates, load
 from cutover_kit.promql import MetricTemplates
 from cutover_kit.slo import ColorWindow, Verdict, judge_window
 
-SHIPPED = ("haproxy", "python_demo", "sandbox_apps")
+SHIPPED = ("haproxy", "sandbox_apps")
 
 
-def test_the_shipped_sets_load_and_the_shipped_plans_select_the_demo_app_set():
-    assert set(SHIPPED) <= set(list_metric_templates())
+def test_the_shipped_sets_load_and_the_shipped_plans_select_the_real_apps_set():
+    assert set(list_metric_templates()) == set(SHIPPED)
     for name in SHIPPED:
         MetricTemplates(load_metric_templates(name), name)
     for plan_name in ("default", "rehearsal"):
         plan = load_plan(plan_name)
-        assert plan.metric_templates == "python_demo"
-        assert plan.metrics.to_dict() == load_metric_templates("python_demo")
+        assert plan.metric_templates == "sandbox_apps"
+        assert plan.metrics.to_dict() == load_metric_templates("sandbox_apps")
 
 
-def test_the_demo_app_set_renders_the_queries_the_gate_always_ran():
+def test_the_real_apps_set_renders_each_app_s_own_names_with_the_window():
     metrics = load_plan("rehearsal").metrics
-    assert metrics.requests("green", 10) == 'sum(increase(http_requests_total{color="green",route=~"/api/.*"}[10s]))'
+    assert metrics.requests("blue", 10) == 'sum(increase(http_server_requests_total{job="apps",color="blue",path=~"/api/.*"}[10s]))'
     assert metrics.errors("blue", 4) == (
-        'sum(increase(http_requests_total{color="blue",route=~"/api/.*",code=~"5.."}[4s])) or vector(0)')
-    assert metrics.latency_quantile("green", 0.99, 10) == (
-        'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{color="green",route=~"/api/.*"}[10s])))')
-    assert metrics.up("blue") == 'max(up{job="apps",color="blue"})'
-    assert metrics.render("green", "jobs_processed", 10) is None  # the demo app has no jobs
+        'sum(increase(http_server_requests_total{job="apps",color="blue",path=~"/api/.*",code=~"5.."}[4s])) or vector(0)')
+    assert metrics.latency_quantile("blue", 0.99, 10) == (
+        'histogram_quantile(0.99, sum by (le) (rate(http_server_request_duration_seconds_bucket{job="apps",color="blue",path=~"/api/.*"}[10s])))')
+    assert metrics.up("green") == 'max(up{job="apps",color="green"})'
+    assert metrics.render("green", "jobs_processed", 10) == 'sum(increase(bullmq_jobs_completed_total{job="apps",color="green"}[10s]))'
 
 
 def test_the_real_apps_set_counts_green_s_own_and_forwarded_requests_and_each_app_s_names():
@@ -100,13 +100,13 @@ def test_a_plan_may_write_its_own_templates_and_they_survive_xcom(tmp_path):
 
 
 def test_a_plan_without_metric_templates_gets_the_default_set(tmp_path):
-    assert load_plan(write_plan(tmp_path, "")).metric_templates == "python_demo"
+    assert load_plan(write_plan(tmp_path, "")).metric_templates == "sandbox_apps"
     assert load_plan(write_plan(tmp_path, "metric_templates: haproxy\n")).metrics.errors("blue", 10).startswith(
         "sum(increase(haproxy_server_http_responses_total")
 
 
 @pytest.mark.parametrize("extra, message", [
-    ("metric_templates: nope\n", r"metric_templates: metric templates 'nope': no file .*nope.yaml \(sets in .*: haproxy, python_demo, sandbox_apps"),
+    ("metric_templates: nope\n", r"metric_templates: metric templates 'nope': no file .*nope.yaml \(sets in .*: haproxy, sandbox_apps"),
     ("metric_templates: sandbox_apps\n" + textwrap.dedent(INLINE), "give metric_templates .* or metrics .*, not both"),
     (textwrap.dedent(INLINE).replace("[{window}]", "[30s]", 1), r"metric template blue.requests must count over \{window\}"),
     (textwrap.dedent(INLINE).replace("[{window}]", "[{windw}]", 1), r"metric template blue.requests has unknown placeholder\(s\) \{windw\}"),

@@ -107,5 +107,36 @@ def test_the_cli_runs_npm_commands_with_the_projects_node(machine_node, tmp_path
     done = subprocess.run([sys.executable, "-m", "sandbox.node", "npm", "run", "--silent", "where"], cwd=package,
                           env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str(project_node())
+    # process.execPath is the resolved path (the venv may be a symlink to another checkout's).
+    assert done.stdout.strip() == str(project_node().resolve())
     assert not (machine_node / "CALLED").exists()
+
+
+def test_npm_build_compiles_once_per_inputs_with_the_projects_node(machine_node, tmp_path, capsys):
+    # How bootstrap builds green (sandbox/apps/typescript): `npm run build` whose `node` is the
+    # project's, skipped while the lock, tsconfig and sources are those dist/ was built from.
+    package = package_without_dependencies(tmp_path / "pkg")
+    manifest = json.loads((package / "package.json").read_text())
+    manifest["scripts"] = {"build": "mkdir -p dist && node -e 'console.log(process.execPath)' > dist/built-by"}
+    (package / "package.json").write_text(json.dumps(manifest))
+    (package / "tsconfig.json").write_text("{}")
+    (package / "src").mkdir()
+    (package / "src" / "main.ts").write_text("export const a = 1;\n")
+    assert node.npm_build(package) is True
+    assert (package / "dist" / "built-by").read_text().strip() == str(project_node().resolve())
+    assert node.npm_build(package) is False  # done: bootstrap's second run builds nothing
+    (package / "src" / "main.ts").write_text("export const a = 2;\n")
+    assert node.npm_build(package) is True  # a changed source is compiled again
+    assert [path.name for path in (package / "dist").glob(".built-*")] == [node.build_stamp(package).name]
+    assert not (machine_node / "CALLED").exists()
+    assert "npm run build in" in capsys.readouterr().out
+
+
+def test_a_failing_build_says_so_and_leaves_no_stamp(machine_node, tmp_path):
+    package = package_without_dependencies(tmp_path / "pkg")
+    manifest = json.loads((package / "package.json").read_text())
+    manifest["scripts"] = {"build": "node -e 'console.error(\"src/main.ts(1,1): error TS2304\"); process.exit(2)'"}
+    (package / "package.json").write_text(json.dumps(manifest))
+    with pytest.raises(NodeError, match=r"(?s)`npm run build` in .*/pkg failed \(exit 2\).*TS2304"):
+        node.npm_build(package)
+    assert not node.build_stamp(package).parent.exists() or not node.build_stamp(package).exists()

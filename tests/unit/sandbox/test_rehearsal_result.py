@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from sandbox.result import TaskRecord, build_result, render_table
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -98,3 +100,29 @@ def test_without_a_report_task_the_field_is_null():
     result = build_result(scenario=SCENARIO, records=rolled_back_records(), final_weights={"blue": 100, "green": 0},
                           fault_onsets=[], traffic_report=TRAFFIC, wall_seconds=1)
     assert result["report"] is None and "post-launch report: not written" in render_table(result)
+# What the two apps' /metrics answer (abridged): blue's prometheus-client-mmap, green's prom-client.
+BLUE_METRICS = ('# TYPE app_info gauge\napp_info{color="blue",runtime="ruby",version="3.1.2",rails="6.1.7.10",puma="5.6.5"} 1\n'
+                'http_server_requests_total{code="200",method="GET",path="/api/users/:id"} 4\n')
+GREEN_METRICS = ('http_requests_total{method="GET",route="/api/users/{id}",status_code="200"} 3\n'
+                 '# HELP app_info Always 1\n# TYPE app_info gauge\n'
+                 'app_info{color="green",runtime="node",version="20.18.0",fastify="5.12.8"} 1\n')
+
+
+def test_apps_runtime_is_read_from_each_apps_app_info():
+    from sandbox.result import app_runtime, parse_app_info
+
+    assert app_runtime(parse_app_info(BLUE_METRICS)) == "ruby 3.1.2 / puma 5.6.5 / rails 6.1.7.10"
+    assert app_runtime(parse_app_info(GREEN_METRICS)) == "node 20.18.0 / fastify 5.12.8"
+    assert parse_app_info("http_requests_total 1\n") == []
+    with pytest.raises(ValueError, match="no runtime and version labels"):
+        app_runtime(parse_app_info('app_info{color="blue"} 1\n'))
+
+
+def test_apps_are_a_field_of_the_result():
+    apps = {"blue": {"runtime": "ruby 3.1.2 / rails 6.1.7.10 / puma 5.6.5", "version": "5bc1763", "rss_mb": {"web": 93.1, "worker": 88.0}},
+            "green": {"runtime": "node 20.18.0 / fastify 5.12.8", "version": "5bc1763+changes"}}
+    result = build_result(scenario=SCENARIO, records=rolled_back_records(), final_weights={"blue": 100, "green": 0},
+                          fault_onsets=[], traffic_report=TRAFFIC, wall_seconds=1, apps=apps)
+    assert result["apps"] == apps
+    assert build_result(scenario=SCENARIO, records=rolled_back_records(), final_weights={"blue": 100, "green": 0},
+                        fault_onsets=[], traffic_report=TRAFFIC, wall_seconds=1)["apps"] == {}

@@ -1,4 +1,4 @@
-# The sandbox contract every color keeps (see sandbox/app.py's docstring): fault control, the
+# The sandbox contract every color keeps (sandbox/faults.py, sandbox/traffic.py): fault control, the
 # served-by markers, metrics, request validation. Plain Ruby, loaded before Rails boots, so the
 # unit tests run without a database or Redis.
 module Cutover

@@ -1,6 +1,6 @@
 /**
  * Green, the TypeScript rewrite, as a fastify app (built here, started by main.ts; tests drive it
- * with inject()). The contract is sandbox/app.py's: every response carries `X-App-Color: green`
+ * with inject()). The sandbox's contract for every color (sandbox/faults.py, sandbox/traffic.py, the smoke checks): every response carries `X-App-Color: green`
  * and `X-Served-By: typescript|rails` (which implementation's code produced the answer, read by
  * the traffic ledger); /healthz, /readyz (database and schema version), /metrics, the loopback-only
  * /__fault and /__flags, `X-Cutover-Serve` on direct requests, and the strangler pattern: an API

@@ -1,7 +1,8 @@
 /**
  * Fault control (`/__fault`): rehearsals inject 5xx errors, latency or a crash into green's own
  * code, and the smoke DAG's tests make its answers drift (`body_drift`: every string `status`
- * field upper-cased). Same body, fields, bounds and messages as the Python demo app's.
+ * field upper-cased). Same body, fields, bounds and messages as blue's (sandbox/apps/rails): the
+ * sandbox's fault tooling (sandbox/faults.py) drives both apps alike.
  */
 import { HttpError } from './errors';
 

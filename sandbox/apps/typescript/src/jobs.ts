@@ -2,7 +2,7 @@
  * Green's background job on the sandbox Redis: a BullMQ queue `order-confirmation` (keys under
  * the `green` prefix, apart from blue's Sidekiq). Each order green creates queues one job after
  * its commit; the worker writes the confirmation into the shared `outbox` table
- * (include/sql/bootstrap/outbox.sql) with processed_by = 'bullmq' and tells the WebSocket feed.
+ * (include/sql/bootstrap/outbox.sql; blue's Sidekiq job writes it too) with processed_by = 'bullmq' and tells the WebSocket feed.
  * The job id is the order id and the insert skips an existing row, so a retried or repeated job
  * writes one row. Queueing never delays or fails the HTTP answer: the order is already committed;
  * a job that cannot be queued is counted (bullmq_jobs_enqueue_failed_total) and logged.
@@ -14,7 +14,7 @@ import type { Metrics } from './metrics';
 
 export const QUEUE_NAME = 'order-confirmation';
 export const QUEUE_PREFIX = 'green';
-export const OUTBOX_KIND = 'order_confirmation';
+export const OUTBOX_TOPIC = 'order.confirmed'; // blue's OutboxMessage::ORDER_CONFIRMED
 export const PROCESSED_BY = 'bullmq';
 const ENQUEUE_TIMEOUT_MS = 1000;
 
@@ -37,16 +37,21 @@ export function redisOptions(url: string): RedisOptions {
            ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}) };
 }
 
-/** The outbox insert: one row per (order, kind), whichever attempt gets there first. */
+/**
+ * The outbox insert (the table blue's Sidekiq job writes too): one `order.confirmed` row per
+ * order, whichever attempt or color gets there first. The payload carries both money shapes.
+ */
 export const OUTBOX_INSERT = `
-  INSERT INTO outbox (order_id, kind, payload, created_at, processed_by)
-  SELECT o.id, $2::varchar, jsonb_build_object('order_id', o.id, 'user_id', o.user_id,
+  INSERT INTO outbox (topic, key, payload, created_at, processed_by)
+  SELECT $2::varchar, o.id::text, jsonb_build_object('order_id', o.id, 'user_id', o.user_id,
+           'amount_cents', coalesce(o.amount_cents, round(o.amount * 100)::bigint),
            'amount', coalesce(o.amount, round(o.amount_cents / 100.0, 2))::text,
            'currency', coalesce(o.currency, 'USD'), 'status', coalesce(o.status_v2::text, o.status)),
          now(), $3::varchar
   FROM orders o
-  WHERE o.id = $1::bigint AND NOT EXISTS (SELECT 1 FROM outbox WHERE order_id = $1::bigint AND kind = $2::varchar)
-  RETURNING order_id`;
+  WHERE o.id = $1::bigint
+  ON CONFLICT (topic, key) DO NOTHING
+  RETURNING key`;
 
 export type ConfirmedListener = (orderId: number, status: string) => void;
 
@@ -121,7 +126,7 @@ export class OrderConfirmations {
     try {
       const orderId = job.data.order_id;
       if (!Number.isSafeInteger(orderId) || orderId < 1) throw new Error(`job data has no valid order_id: ${JSON.stringify(job.data)}`);
-      await this.db.query(OUTBOX_INSERT, [orderId, OUTBOX_KIND, PROCESSED_BY]);
+      await this.db.query(OUTBOX_INSERT, [orderId, OUTBOX_TOPIC, PROCESSED_BY]);
       const rows = await this.db.query('SELECT coalesce(status_v2::text, status) AS status FROM orders WHERE id = $1', [orderId]);
       if (!rows.length) throw new Error(`order ${orderId} does not exist`);
       this.onConfirmed(orderId, String(rows[0].status));

@@ -1,6 +1,6 @@
 /**
  * Process entry point: `node dist/src/main.js --port 18082 --rails-url http://127.0.0.1:18081`
- * (the same flags as `python -m sandbox.app`, environment variables otherwise; see config.ts and
+ * (the flags sandbox/launcher/apps.py passes, environment variables otherwise; see config.ts and
  * README.md). Starts the flag evaluator, the database pool, the BullMQ worker and the WebSocket
  * feed, listens on loopback, and stops in order on SIGTERM/SIGINT.
  */
@@ -46,6 +46,7 @@ async function main(): Promise<number> {
   let jobs: OrderConfirmations | undefined;
   const app = buildApp({ db, metrics, flags, rails, schema: new SchemaGate(db), log,
                          confirmOrder: async (id) => jobs?.enqueue(id) });
+  metrics.info.set({ color: 'green', runtime: 'node', version: process.versions.node, fastify: app.version }, 1);
   app.server.on('upgrade', (request, socket, head) => feed.handleUpgrade(request, socket, head));
   try {
     await app.listen({ host: config.host, port: config.port });

@@ -27,6 +27,7 @@ export class Metrics {
   readonly jobDuration: client.Histogram<'queue'>;
   readonly wsConnections: client.Gauge;
   readonly wsMessages: client.Counter;
+  readonly info: client.Gauge<'color' | 'runtime' | 'version' | 'fastify'>;
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
@@ -50,6 +51,9 @@ export class Metrics {
                                               labelNames: ['queue'], buckets: LATENCY_BUCKETS, registers });
     this.wsConnections = new client.Gauge({ name: 'ws_connections_active', help: 'Open WebSocket connections', registers });
     this.wsMessages = new client.Counter({ name: 'ws_messages_sent_total', help: 'WebSocket messages sent', registers });
+    // Like blue's app_info: the rehearsal result reports them (runtime "node 20.18.0 / fastify 5.12.8").
+    this.info = new client.Gauge({ name: 'app_info', help: 'Always 1; identifies the color, runtime and versions of this app',
+                                   labelNames: ['color', 'runtime', 'version', 'fastify'], registers });
     this.precreate();
   }
 

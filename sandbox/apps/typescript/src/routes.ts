@@ -1,7 +1,7 @@
 /**
  * The API's routes and the strangler decision: per request, green serves a feature area with its
  * own code only if that area's flag and the rollout flag are on for it; otherwise the request is
- * forwarded to blue (Rails). Pure: no I/O. Mirrors cutover_kit.flags.model and sandbox/app.py.
+ * forwarded to blue (Rails). Pure: no I/O. Mirrors cutover_kit.flags.model.
  */
 import { HttpError } from './errors';
 

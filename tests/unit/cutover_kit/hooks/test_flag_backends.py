@@ -79,50 +79,6 @@ def test_every_app_agrees_or_each_difference_is_named():
     assert app_differences(FlagState.rails(40), "unleash", {"app_green": unleash}) == []
 
 
-class _Evaluator:
-    def __init__(self, features: dict[str, bool], rollout_users: set[int], router_on: bool = True) -> None:
-        self.features, self.rollout_users, self.router_on = features, rollout_users, router_on
-
-    def feature_on(self, feature, user_id, via_router):
-        return self.features[feature]
-
-    def rollout_on(self, user_id, via_router):
-        return self.router_on if via_router else user_id in self.rollout_users
-
-    def experiment_variant(self, user_id):
-        return "control"
-
-
-def test_green_serves_its_own_code_only_when_feature_and_rollout_allow():
-    from cutover_kit.flags.model import RAILS, TYPESCRIPT
-    from sandbox.app import API_ROUTES, HttpError, decide_impl
-
-    users_route = next(r for r in API_ROUTES if r.template == "/api/users/{id}")
-    orders_route = next(r for r in API_ROUTES if r.template == "/api/orders")
-    flags = _Evaluator({"users": True, "orders": False}, rollout_users={7})
-    assert decide_impl(flags, users_route, 1, True, None) == TYPESCRIPT  # routed: the router chose green
-    assert decide_impl(flags, orders_route, 1, True, None) == RAILS  # feature off
-    assert decide_impl(flags, users_route, 7, False, None) == TYPESCRIPT  # direct, in the rollout share
-    assert decide_impl(flags, users_route, 8, False, None) == RAILS
-    # X-Cutover-Serve forces a side on direct requests only; HAProxy strips it anyway.
-    assert decide_impl(flags, orders_route, 1, False, "typescript") == TYPESCRIPT
-    assert decide_impl(flags, orders_route, 1, True, "typescript") == RAILS
-    with pytest.raises(HttpError, match="X-Cutover-Serve must be typescript or rails, got 'php'"):
-        decide_impl(flags, orders_route, 1, False, "php")
-    assert decide_impl(None, users_route, 1, True, None) == RAILS
-
-
-def test_request_user_id_prefers_the_header_then_path_then_body():
-    from sandbox.app import API_ROUTES, request_user_id
-
-    routes = {r.method + " " + r.template: r for r in API_ROUTES}
-    assert request_user_id("42", routes["GET /api/orders/{id}"], {"id": 9}, {}) == 42
-    assert request_user_id(None, routes["GET /api/users/{id}/orders"], {"id": 9}, {}) == 9
-    assert request_user_id(None, routes["POST /api/orders"], {}, {"user_id": 5, "amount_cents": 1}) == 5
-    assert request_user_id("abc", routes["GET /api/orders/{id}"], {"id": 9}, {}) is None
-    assert request_user_id(None, routes["POST /api/orders"], {}, {"user_id": True}) is None
-
-
 def test_a_crashed_app_counts_as_serving_rails_only_for_the_rails_state():
     from cutover_kit.flags.model import FlagState
     from cutover_kit.flags.propagation import app_differences

@@ -116,8 +116,8 @@ def raise_(error):
     return answer
 
 
-GREEN_P95 = 'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{color="green"'
-BLUE_REQUESTS = 'sum(increase(http_requests_total{color="blue",route=~"/api/.*"}['
+GREEN_P95 = 'histogram_quantile(0.95, (sum by (le) (rate(http_request_duration_seconds_bucket{job="apps",color="green"'
+BLUE_REQUESTS = 'sum(increase(http_server_requests_total{job="apps",color="blue",path=~"/api/.*"}['
 MEASUREMENT_ERRORS = {
     "several series": (GREEN_P95, lambda a: lambda q: a.vector("0.02", "0.03"),
                        "Prometheus bad answer measuring green p95 latency: query 'histogram_quantile(0.95"),

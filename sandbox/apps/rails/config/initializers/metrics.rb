@@ -2,5 +2,7 @@
 # config.ru precreates the API routes' series once the routes are drawn.
 unless Sidekiq.server?
   Cutover::Metrics.setup("web")
-  Cutover::Metrics.info(color: Cutover::Env.color, runtime: "ruby", version: RUBY_VERSION, rails: Rails.version)
+  # The rehearsal result reports these (sandbox/result.py: runtime "ruby 3.1.2 / rails ... / puma ...").
+  server = defined?(Puma::Const::PUMA_VERSION) ? { puma: Puma::Const::PUMA_VERSION } : {}
+  Cutover::Metrics.info(color: Cutover::Env.color, runtime: "ruby", version: RUBY_VERSION, rails: Rails.version, **server)
 end

@@ -1,7 +1,7 @@
 module Cutover
   # Validation of API request bodies on the JSON types themselves (strong parameters would let a
   # string "1234" through as an amount; the contract answers 400 naming the field instead).
-  # Messages match sandbox/app.py's so both colors explain a refusal in the same words.
+  # Messages match green's (sandbox/apps/typescript) so both colors explain a refusal in the same words.
   module Params
     MAX_BIGINT = 2**63 - 1
     MAX_INTEGER = 2**31 - 1 # amount_cents and unit_price_cents are 32-bit integers in the legacy schema
