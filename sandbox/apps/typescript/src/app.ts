@@ -15,7 +15,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { HANDLERS, type ApiResult } from './api';
 import { type Queryable, SchemaGate, sqlState } from './db';
 import { HttpError } from './errors';
-import { CRASH_EXIT_CODE, FaultState, driftBody, parseFaultRequest } from './faults';
+import { CRASH_EXIT_CODE, ConcurrencyLimiter, FaultState, driftBody, parseFaultRequest } from './faults';
 import type { RailsForwarder } from './forward';
 import type { Metrics } from './metrics';
 import { OPENAPI_DOCUMENT } from './openapi';
@@ -58,6 +58,7 @@ declare module 'fastify' {
 export function buildApp(deps: AppDeps): FastifyInstance {
   const schema = deps.schema ?? new SchemaGate(deps.db);
   const faults = deps.faults ?? new FaultState();
+  const capacity = new ConcurrencyLimiter(() => faults.snapshot().max_concurrent);
   const random = deps.random ?? Math.random;
   const exit = deps.exit ?? ((code: number) => process.exit(code));
   const log = deps.log ?? ((message: string) => process.stderr.write(`green: ${message}\n`));
@@ -164,6 +165,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (await decideImpl(deps.flags, route, userId, viaRouter, header(request, FORCE_SERVE_HEADER)) === RAILS) {
       return forwardToRails(request, reply);
     }
+    // capacity_limit: green's own code serves at most max_concurrent requests at once, the rest queue.
+    const release = await capacity.acquire();
+    try {
+      return await serveOwn(route, id, userId, request, reply);
+    } finally {
+      release();
+    }
+  }
+
+  async function serveOwn(route: ApiRoute, id: number | undefined, userId: number | undefined, request: FastifyRequest,
+                          reply: FastifyReply): Promise<unknown> {
     const fault = faults.snapshot();
     if (fault.added_latency_ms > 0) await sleep(fault.added_latency_ms);
     // Injected errors short-circuit before the handler: an injected failure never writes.

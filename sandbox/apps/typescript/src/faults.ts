@@ -1,7 +1,9 @@
 /**
  * Fault control (`/__fault`): rehearsals inject 5xx errors, latency or a crash into green's own
  * code, and the smoke DAG's tests make its answers drift (`body_drift`: every string `status`
- * field upper-cased). Same body, fields, bounds and messages as the Python demo app's.
+ * field upper-cased). `max_concurrent` (the capacity_limit fault, stage 6) serves at most that
+ * many of green's own API requests at once and queues the rest (0 = no limit). Same body,
+ * fields, bounds and messages as blue's (sandbox/apps/rails/lib/cutover/fault_state.rb).
  */
 import { HttpError } from './errors';
 
@@ -9,30 +11,35 @@ import { HttpError } from './errors';
 export const MAX_ADDED_LATENCY_MS = 30_000;
 // EX_SOFTWARE: a crash is distinguishable from a SIGTERM/SIGKILL stop in logs and tests.
 export const CRASH_EXIT_CODE = 70;
+// Upper bound of the capacity_limit fault: a limit above this is no limit on these machines.
+export const MAX_CONCURRENT_LIMIT = 10_000;
 
 export interface FaultSettings {
   error_fraction: number;
   added_latency_ms: number;
   body_drift: boolean;
+  /** capacity_limit: at most this many own API requests at once (0 = unlimited). */
+  max_concurrent: number;
 }
 
 export interface FaultRequest {
   errorFraction?: number;
   addedLatencyMs?: number;
   bodyDrift?: boolean;
+  maxConcurrent?: number;
   crash: boolean;
 }
 
-const FIELDS = new Set(['error_fraction', 'added_latency_ms', 'crash', 'body_drift']);
+const FIELDS = new Set(['error_fraction', 'added_latency_ms', 'crash', 'body_drift', 'max_concurrent']);
 
 export function noFaults(): FaultSettings {
-  return { error_fraction: 0, added_latency_ms: 0, body_drift: false };
+  return { error_fraction: 0, added_latency_ms: 0, body_drift: false, max_concurrent: 0 };
 }
 
 /** Validate a /__fault JSON body; HttpError(400) naming the bad field. */
 export function parseFaultRequest(body: unknown): FaultRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new HttpError(400, 'fault body must be a JSON object with error_fraction, added_latency_ms, body_drift and/or crash');
+    throw new HttpError(400, 'fault body must be a JSON object with error_fraction, added_latency_ms, body_drift, max_concurrent and/or crash');
   }
   const fields = body as Record<string, unknown>;
   const unknown = Object.keys(fields).filter((name) => !FIELDS.has(name)).sort();
@@ -41,6 +48,10 @@ export function parseFaultRequest(body: unknown): FaultRequest {
   }
   const errorFraction = numberField(fields, 'error_fraction', 0, 1);
   const addedLatencyMs = numberField(fields, 'added_latency_ms', 0, MAX_ADDED_LATENCY_MS);
+  const maxConcurrent = numberField(fields, 'max_concurrent', 0, MAX_CONCURRENT_LIMIT);
+  if (maxConcurrent !== undefined && !Number.isInteger(maxConcurrent)) {
+    throw new HttpError(400, `max_concurrent must be a whole number, got ${maxConcurrent}`);
+  }
   const crash = fields.crash ?? false;
   if (typeof crash !== 'boolean') {
     throw new HttpError(400, `crash must be true or false, got ${JSON.stringify(crash)}`);
@@ -52,10 +63,11 @@ export function parseFaultRequest(body: unknown): FaultRequest {
     }
     bodyDrift = fields.body_drift;
   }
-  if (errorFraction === undefined && addedLatencyMs === undefined && !crash && bodyDrift === undefined) {
-    throw new HttpError(400, 'fault body sets nothing: give error_fraction, added_latency_ms, body_drift or crash');
+  if (errorFraction === undefined && addedLatencyMs === undefined && !crash && bodyDrift === undefined
+      && maxConcurrent === undefined) {
+    throw new HttpError(400, 'fault body sets nothing: give error_fraction, added_latency_ms, body_drift, max_concurrent or crash');
   }
-  return { errorFraction, addedLatencyMs, bodyDrift, crash };
+  return { errorFraction, addedLatencyMs, bodyDrift, maxConcurrent, crash };
 }
 
 function numberField(body: Record<string, unknown>, name: string, low: number, high: number): number | undefined {
@@ -84,12 +96,61 @@ export class FaultState {
     if (request.errorFraction !== undefined) this.settings.error_fraction = request.errorFraction;
     if (request.addedLatencyMs !== undefined) this.settings.added_latency_ms = request.addedLatencyMs;
     if (request.bodyDrift !== undefined) this.settings.body_drift = request.bodyDrift;
+    if (request.maxConcurrent !== undefined) this.settings.max_concurrent = request.maxConcurrent;
     return this.snapshot();
   }
 
   clear(): FaultSettings {
     this.settings = noFaults();
     return this.snapshot();
+  }
+}
+
+/**
+ * The capacity_limit fault: at most `limit()` holders at once, the others wait in arrival order
+ * (a queue, not a refusal: the app gets slow, it does not fail). The limit is read on every
+ * acquire and release, so lowering or clearing it takes effect for the requests still queued.
+ */
+export class ConcurrencyLimiter {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly limit: () => number) {}
+
+  get inFlight(): number {
+    return this.active;
+  }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /** Resolves with the release function once a slot is free. */
+  async acquire(): Promise<() => void> {
+    if (!this.full()) {
+      this.active += 1;
+    } else {
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.active -= 1;
+      this.admit();
+    };
+  }
+
+  private full(): boolean {
+    const limit = this.limit();
+    return limit > 0 && this.active >= limit;
+  }
+
+  private admit(): void {
+    while (this.waiting.length > 0 && !this.full()) {
+      this.active += 1;
+      this.waiting.shift()!();
+    }
   }
 }
 

@@ -65,7 +65,7 @@ test('injected errors and drift hit green\'s own code only', async () => {
   assert.equal(forwarded.statusCode, 200, 'Rails answers are not green\'s to break');
   await green.inject({ method: 'POST', url: '/__fault', payload: { error_fraction: 0, body_drift: true } });
   assert.equal((await green.inject({ method: 'GET', url: '/api/orders/42' })).json().status, 'PAID');
-  assert.deepEqual((await green.inject({ method: 'DELETE', url: '/__fault' })).json(), { error_fraction: 0, added_latency_ms: 0, body_drift: false });
+  assert.deepEqual((await green.inject({ method: 'DELETE', url: '/__fault' })).json(), { error_fraction: 0, added_latency_ms: 0, body_drift: false, max_concurrent: 0 });
   const bad = await green.inject({ method: 'POST', url: '/__fault', payload: { error_fraction: 2 } });
   assert.equal(bad.statusCode, 400);
   assert.match(bad.json().error, /error_fraction must be between 0 and 1/);
@@ -164,4 +164,28 @@ test('the OpenAPI document describes exactly the API routes', async () => {
   assert.equal(served.openapi, '3.1.0');
   const operations = Object.entries(OPENAPI_DOCUMENT.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
   assert.deepEqual(operations.sort(), API_ROUTES.map((r) => `${r.method} ${r.template.replace('{id}', '{id}')}`).sort());
+});
+
+test('capacity_limit: green serves at most max_concurrent of its own requests at once, queues the rest', async () => {
+  let running = 0;
+  let most = 0;
+  const slow = new FakeDb([['FROM orders WHERE id', [ORDER]]]);
+  const query = slow.query.bind(slow);
+  slow.query = async (sql: string, params?: unknown[]) => {
+    running += 1;
+    most = Math.max(most, running);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    running -= 1;
+    return query(sql, params);
+  };
+  const { app: green } = app({ schema: { problem: async () => null, invalidate: () => undefined } as unknown as SchemaGate }, slow);
+  const limited = await green.inject({ method: 'POST', url: '/__fault', payload: { max_concurrent: 1 } });
+  assert.equal(limited.json().max_concurrent, 1);
+  const answers = await Promise.all(Array.from({ length: 4 }, () => green.inject({ method: 'GET', url: '/api/orders/42' })));
+  assert.ok(answers.every((answer) => answer.statusCode === 200), 'queued, not refused');
+  assert.equal(most, 1, 'never two of green\'s own requests in the database at once');
+  await green.inject({ method: 'DELETE', url: '/__fault' });
+  most = 0;
+  await Promise.all(Array.from({ length: 4 }, () => green.inject({ method: 'GET', url: '/api/orders/42' })));
+  assert.ok(most > 1, `cleared: requests run side by side again (most ${most})`);
 });
