@@ -16,3 +16,8 @@ SMOKE_WEBHOOK = "smoke_webhook"
 APP_CONN_IDS = (APP_BLUE, APP_GREEN)
 # What stage 1 proves resolvable before anything moves (the flag store's is checked by its own task).
 REQUIRED_CONNECTIONS = (PROMETHEUS, HAPROXY, POSTGRES, REDIS, APP_BLUE, APP_GREEN, APP_ROUTER)
+
+# Stages 6 and 7: each color's stage instance (cutover_kit.load.instances says what the extra holds).
+APP_BLUE_LOADTEST = "app_blue_loadtest"
+APP_GREEN_LOADTEST = "app_green_loadtest"
+STAGE_INSTANCE_CONN_IDS = {"blue": APP_BLUE_LOADTEST, "green": APP_GREEN_LOADTEST}

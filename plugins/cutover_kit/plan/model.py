@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from cutover_kit.promql import MetricTemplates
@@ -75,6 +75,8 @@ class CutoverPlan:
     flag_backend: str = OPTIONAL_FIELD_DEFAULTS["flag_backend"]
     #: The shipped template set `metrics` came from; None when the plan wrote its own.
     metric_templates: str | None = OPTIONAL_FIELD_DEFAULTS["metric_templates"]
+    #: Stage 6's step load, knee SLO and capacity plan (schema.LOAD_TEST_SCHEMA); None: stage 6 fails.
+    load_test: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.slo, SLOPolicy):
