@@ -44,7 +44,8 @@ class TaskRecord:
 
 def stage_row(record: TaskRecord) -> dict[str, Any]:
     value = record.return_value if isinstance(record.return_value, dict) else {}
-    detail = record.gate_result or record.smoke_result or record.validation_failure or value
+    detail = (record.gate_result or record.smoke_result or record.validation_failure or record.load_test
+              or record.load_test_failure or value)
     verdict = value.get("verdict") if record.state == "success" and value.get("verdict") else STATE_VERDICTS.get(record.state or "", record.state or "NOT_RUN")
     if record.gate_result and record.gate_result.get("status") != "success":
         verdict = "FAIL" if record.gate_result.get("status") == "failed" else "INCONCLUSIVE"

@@ -48,6 +48,7 @@ COLORS = ("blue", "green")
 # Which implementation each color must run itself on a direct request (X-Cutover-Serve).
 OWN_CODE = {"blue": "rails", "green": "typescript"}
 NEVER_STARTED = (None, "upstream_failed", "skipped", "removed")
+COPY_BACKFILL_BATCH = 100_000
 
 
 # --------------------------------------------------------------------------------------- pure
@@ -118,7 +119,7 @@ def _instances():
 def make_stage_database(backup_record: Mapping[str, Any], conn_id: str, database: str) -> dict[str, Any]:
     """The verified backup restored in full into `database`, then expand + backfill as on the live one."""
     from cutover_kit.db.errors import BackupError
-    from cutover_kit.db.migrations import backfill, current_version, migrate_up, vacuum_analyze
+    from cutover_kit.db.migrations import backfill, current_version, migrate_up
     from cutover_kit.db.restore import restore_full_copy
     from cutover_kit.db.schema_versions import BASE_VERSION, EXPAND_VERSION
 
@@ -134,10 +135,14 @@ def make_stage_database(backup_record: Mapping[str, Any], conn_id: str, database
     conn.close()
     if version == BASE_VERSION:
         migrate_up(copy_dsn, EXPAND_VERSION, expected_current=BASE_VERSION)
-    filled = backfill(copy_dsn)
+    # Nobody else uses the copy: large batches (stage 2's small ones protect live writers), then
+    # fresh planner statistics; no VACUUM (the load reads by key, the copy lives for minutes).
+    filled = backfill(copy_dsn, batch_size=COPY_BACKFILL_BATCH)
     if not filled.complete:
         raise AirflowException(f"Stage database {database}: backfill left {filled.remaining} rows; retrying")
-    vacuum_analyze(copy_dsn)
+    with psycopg2.connect(copy_dsn) as conn, conn.cursor() as cur:
+        cur.execute("ANALYZE")
+    conn.close()
     return {"database": database, "from_backup": backup_record.get("path"), "restored_version": version,
             "seconds": round(time.monotonic() - started, 2)}
 

@@ -79,7 +79,8 @@ def test_every_shipped_scenario_loads(name: str) -> None:
         ("green-crash", "rolled_back", "green",
          [Fault(color="green", fault="crash", at_stage="traffic_5")]),
         ("green-under-capacity", "rolled_back", "Halt at stage 6 (load testing)",
-         [Fault(color="green", fault="capacity_limit", after_seconds=1, max_concurrent=1, stage_instances=True)]),
+         [Fault(color="green", fault="capacity_limit", after_seconds=1, max_concurrent=1, stage_instances=True),
+          Fault(color="green", fault="latency", after_seconds=1, added_latency_ms=100, stage_instances=True)]),
     ],
 )
 def test_shipped_scenarios_say_what_they_test(

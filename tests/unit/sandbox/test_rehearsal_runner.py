@@ -26,7 +26,8 @@ def test_stages_become_observed_router_percentages():
 
 def test_stage_instance_faults_go_to_the_launchers_file_and_live_ones_to_the_schedule():
     scenario = load_scenario("green-under-capacity")
-    assert rehearsal.stage_fault_entries(scenario.faults) == [{"color": "green", "body": {"max_concurrent": 1}}]
+    assert rehearsal.stage_fault_entries(scenario.faults) == [{"color": "green", "body": {"max_concurrent": 1}},
+                                                              {"color": "green", "body": {"added_latency_ms": 100}}]
     assert rehearsal.schedule_entry(scenario.faults[0], scenario.plan)["after_seconds"] == 1
     assert rehearsal.stage_fault_entries(load_scenario("green-errors").faults) == []
 

@@ -189,3 +189,12 @@ test('capacity_limit: green serves at most max_concurrent of its own requests at
   await Promise.all(Array.from({ length: 4 }, () => green.inject({ method: 'GET', url: '/api/orders/42' })));
   assert.ok(most > 1, `cleared: requests run side by side again (most ${most})`);
 });
+
+test('a new user\'s email parameter has one explicit type (PostgreSQL refused "inconsistent types deduced for parameter $1")', async () => {
+  const db = new FakeDb([['INSERT INTO users', [{ id: 9 }]]]);
+  const created = await app({}, db).app.inject({ method: 'POST', url: '/api/users', payload: { email: ' A@x ' } });
+  assert.equal(created.statusCode, 201);
+  const insert = db.statements.find((s) => s.sql.includes('INSERT INTO users'))!;
+  const uses = insert.sql.match(/\$1(::\w+)?/g) ?? [];
+  assert.ok(uses.length === 2 && uses.every((use) => use === '$1::text'), `every $1 cast alike: ${uses}`);
+});

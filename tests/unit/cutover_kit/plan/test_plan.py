@@ -116,7 +116,7 @@ def test_a_plan_may_leave_out_load_test_and_round_trips_with_it(tmp_path: Path) 
     without = load_plan(str(write_plan(tmp_path, mutated(load_test=None))))
     assert without.load_test is None  # valid, but stage 6 then fails (never passes by default)
     shipped = load_plan("rehearsal")
-    assert shipped.load_test["capacity"]["peak_rps"] == 20
+    assert shipped.load_test["capacity"]["peak_rps"] == 10
     assert CutoverPlan.from_dict(shipped.to_dict()) == shipped
 
 
