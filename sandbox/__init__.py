@@ -1,4 +1,4 @@
-"""Local rehearsal sandbox: real PostgreSQL, Redis, HAProxy, Prometheus and two demo apps.
+"""Local rehearsal sandbox: real PostgreSQL, Redis, HAProxy, Prometheus, a Rails blue and a TypeScript green.
 
 Everything runs as plain processes on 127.0.0.1, started and stopped by PID (see
 :mod:`sandbox.launcher`). Nothing here is imported by DAGs at parse time.

@@ -1,4 +1,4 @@
-"""Inject faults into the demo apps, by hand or on a schedule tied to the cutover's progress.
+"""Inject faults into the sandbox apps (blue Rails, green TypeScript), by hand or on a schedule tied to the cutover's progress.
 
 Faults go straight to each app's own port (``/__fault`` is denied through HAProxy). A
 :class:`FaultSchedule` fires each fault once, when its trigger is met, and records when: those

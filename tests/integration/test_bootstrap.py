@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.node import build_stamp
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP = REPO_ROOT / "scripts" / "bootstrap.sh"
 
@@ -56,6 +58,24 @@ def test_a_done_bootstrap_is_a_quick_no_op_that_calls_no_foreign_tool(path_with_
     assert done.returncode == 0, done.stdout + done.stderr
     assert not (foreign / "CALLED").exists(), (foreign / "CALLED").read_text()
     assert done.stdout == "" and elapsed < 10, f"{elapsed:.1f} s: {done.stdout}"
+
+
+def test_a_bootstrap_that_compiles_green_runs_only_the_projects_node(path_with_foreign_tools):
+    # Without its build stamp (as after a changed source, lock or tsconfig), bootstrap compiles
+    # green again: `npm run build`, whose tsc is a `#!/usr/bin/env node` script, so the `node`
+    # found on npm's PATH runs it. The foreign node first on this PATH must never be that one.
+    # Only the stamp goes (npm ci stays done): tsc rewrites dist/ with the same files, so an app
+    # already running from dist/ is not disturbed.
+    env, foreign = path_with_foreign_tools
+    typescript = REPO_ROOT / "sandbox" / "apps" / "typescript"
+    stamp = build_stamp(typescript)
+    assert stamp.exists(), "run `make bootstrap` first"
+    stamp.unlink()
+    done = bootstrap(env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "npm run build in sandbox/apps/typescript with the project's Node" in done.stdout, done.stdout
+    assert not (foreign / "CALLED").exists(), (foreign / "CALLED").read_text()
+    assert stamp.exists() and (typescript / "dist" / "src" / "main.js").is_file()
 
 
 def test_an_unknown_argument_is_refused_before_anything_runs(path_with_foreign_tools):

@@ -106,12 +106,15 @@ def test_launcher_runs_unleash_for_the_apps_and_airflow(unleash_sandbox: Sandbox
                     "password": state["admin_token"], "extra": {"project": "default", "environment": "development"}}
     # Tokens are generated per up and scoped as Unleash 6 reads them from their prefix.
     assert state["admin_token"].startswith("*:*.") and state["client_token"].startswith("default:development.")
-    for color in ("blue", "green"):
-        environ = Path(f"/proc/{unleash_sandbox.app_pid(color)}/environ").read_bytes().split(b"\0")
-        assert f"SANDBOX_UNLEASH_URL={state['url']}".encode() in environ
-        assert f"SANDBOX_UNLEASH_CLIENT_TOKEN={state['client_token']}".encode() in environ
-        cache = unleash_sandbox.config.state_dir / "unleash" / "sdk-cache"
-        assert f"SANDBOX_UNLEASH_CACHE_DIR={cache}".encode() in environ
+    # Green (TypeScript) evaluates the flags with the Unleash SDK; blue (Rails, the legacy app)
+    # evaluates none, so only green gets the SDK's settings.
+    environ = Path(f"/proc/{unleash_sandbox.app_pid('green')}/environ").read_bytes().split(b"\0")
+    assert f"SANDBOX_UNLEASH_URL={state['url']}".encode() in environ
+    assert f"SANDBOX_UNLEASH_CLIENT_TOKEN={state['client_token']}".encode() in environ
+    cache = unleash_sandbox.config.state_dir / "unleash" / "sdk-cache"
+    assert f"SANDBOX_UNLEASH_CACHE_DIR={cache}".encode() in environ
+    blue = requests.get(f"{unleash_sandbox.config.app_url('blue')}/__flags", timeout=2).json()
+    assert blue["evaluates_flags"] is False and blue["backend"] is None, blue
 
 
 def test_cli_without_the_backend_variable_still_sees_unleash(unleash_sandbox: Sandbox) -> None:

@@ -185,7 +185,13 @@ def test_the_shipped_parity_file_is_valid_and_read_only():
     assert {("timestamp", "$.created_at"), ("decimal_cents", "$.orders[*].amount"), ("absent_means", "$.currency"),
             ("key_case", "$")} <= kinds
     assert all(rule.reason for rule in spec.normalise)
-    assert all(request.normalise == spec.normalise for request in spec.requests)
+    # Every request gets the file's normalisations; the line items request adds its own.
+    assert all(request.normalise[:len(spec.normalise)] == spec.normalise for request in spec.requests)
+    [items] = [request for request in spec.requests if request.path == "/api/orders/42/line_items"]
+    own = items.normalise[len(spec.normalise):]
+    assert ("decimal_cents", "$.line_items[*].unit_price") in {(rule.kind, rule.path) for rule in own}
+    assert all(rule.reason for rule in own)
+    assert all(request.normalise == spec.normalise for request in spec.requests if request is not items)
     assert re.fullmatch(r"parity file .*parity\.yaml: normalise\[1\] \(timestamp, line \d+\)", spec.normalise[1].where)
 
 

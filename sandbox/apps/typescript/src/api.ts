@@ -79,7 +79,7 @@ async function getOrderLineItems(db: Queryable, id: number | undefined): Promise
   const orders = await db.query('SELECT 1 FROM orders WHERE id = $1', [id]);
   if (!orders.length) return { status: 404, payload: { error: `order ${id} not found` } };
   const rows = await db.query(
-    `SELECT id, sku, quantity, coalesce(unit_price, round(unit_price_cents / 100.0, 2))::text AS unit_price,
+    `SELECT id, order_id, sku, quantity, coalesce(unit_price, round(unit_price_cents / 100.0, 2))::text AS unit_price,
             created_at, updated_at FROM line_items WHERE order_id = $1 ORDER BY id`, [id]);
   return { status: 200, payload: { order_id: id, line_items: rows.map((row) => lineItemJson(row as unknown as LineItemRow)) } };
 }

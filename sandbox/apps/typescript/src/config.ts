@@ -1,6 +1,6 @@
 /**
- * Process settings from the environment (the names the sandbox launcher already sets for the
- * Python demo app before it) and command-line flags (sandbox/launcher/apps.py passes them), which win over the
+ * Process settings from the environment (SANDBOX_* names, set by the sandbox launcher) and
+ * command-line flags (sandbox/launcher/apps.py passes them), which win over the
  * environment. Everything is checked before anything starts: a bad value is one clear line.
  */
 export const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);

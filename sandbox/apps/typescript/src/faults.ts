@@ -3,7 +3,8 @@
  * code, and the smoke DAG's tests make its answers drift (`body_drift`: every string `status`
  * field upper-cased). `max_concurrent` (the capacity_limit fault, stage 6) serves at most that
  * many of green's own API requests at once and queues the rest (0 = no limit). Same body,
- * fields, bounds and messages as blue's (sandbox/apps/rails/lib/cutover/fault_state.rb).
+ * fields, bounds and messages as blue's (sandbox/apps/rails/lib/cutover/fault_state.rb):
+ * the sandbox's fault tooling (sandbox/faults.py) drives both apps alike.
  */
 import { HttpError } from './errors';
 

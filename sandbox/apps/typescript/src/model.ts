@@ -151,6 +151,7 @@ export function orderJson(row: OrderRow): Record<string, unknown> {
 
 export interface LineItemRow {
   id: number;
+  order_id: number;
   sku: string;
   quantity: number;
   unit_price: string;
@@ -158,7 +159,8 @@ export interface LineItemRow {
   updated_at: Date;
 }
 
+// order_id in every item, as Rails renders it: clients of the legacy API may read it there.
 export function lineItemJson(row: LineItemRow): Record<string, unknown> {
-  return { id: row.id, sku: row.sku, quantity: row.quantity, unit_price_cents: decimalToCents(row.unit_price),
+  return { id: row.id, order_id: row.order_id, sku: row.sku, quantity: row.quantity, unit_price_cents: decimalToCents(row.unit_price),
            unit_price: row.unit_price, created_at: row.created_at, updated_at: row.updated_at };
 }

@@ -81,8 +81,8 @@ export const OPENAPI_DOCUMENT = {
         id: { type: 'integer' }, user_id: { type: 'integer' }, amount_cents: { type: 'integer' },
         status: { type: 'string', enum: ['pending', 'paid', 'shipped', 'cancelled', 'refunded'] }, ...timestamps,
         amount: { type: 'string', pattern: '^[0-9]+\\.[0-9]{2}$' }, currency: { type: 'string', pattern: '^[A-Z]{3}$' } } },
-      LineItem: { type: 'object', required: ['id', 'sku', 'quantity', 'unit_price_cents'], properties: {
-        id: { type: 'integer' }, sku: { type: 'string' }, quantity: { type: 'integer' }, unit_price_cents: { type: 'integer' },
+      LineItem: { type: 'object', required: ['id', 'order_id', 'sku', 'quantity', 'unit_price_cents'], properties: {
+        id: { type: 'integer' }, order_id: { type: 'integer' }, sku: { type: 'string' }, quantity: { type: 'integer' }, unit_price_cents: { type: 'integer' },
         unit_price: { type: 'string' }, ...timestamps } },
     },
   },

@@ -58,5 +58,8 @@ test('an order row maps to blue\'s fields plus amount and currency', () => {
   assert.equal(json.amount_cents, 1230);
   assert.equal(JSON.stringify(json.created_at), '"2026-01-02T03:04:05.678Z"');
   assert.throws(() => orderJson({ id: 6, user_id: 1, amount: '1.234', currency: 'USD', status: 'paid', created_at: when, updated_at: when }), /not a 2-place decimal/);
-  assert.equal(lineItemJson({ id: 1, sku: 'A', quantity: 2, unit_price: '2.50', created_at: when, updated_at: when }).unit_price_cents, 250);
+  const item = lineItemJson({ id: 1, order_id: 5, sku: 'A', quantity: 2, unit_price: '2.50', created_at: when, updated_at: when });
+  assert.equal(item.unit_price_cents, 250);
+  // Rails' members in Rails' order (order_id in every item), then the expanded shape's decimal.
+  assert.deepEqual(Object.keys(item), ['id', 'order_id', 'sku', 'quantity', 'unit_price_cents', 'unit_price', 'created_at', 'updated_at']);
 });

@@ -15,7 +15,8 @@ class OpsController < ApplicationController
 
   def metrics
     Cutover::Metrics.refresh(queues: sidekiq_queues, cable_connections: ActionCable.server.connections.size,
-                             rss_bytes: resident_bytes)
+                             rss_bytes: resident_bytes,
+                             cpu_seconds: Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID))
     render plain: Cutover::Metrics.exposition, content_type: Cutover::Metrics.content_type
   end
 

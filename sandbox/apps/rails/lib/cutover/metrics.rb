@@ -55,6 +55,11 @@ module Cutover
         @cable_connections = registry.gauge(:actioncable_connections, "Open Action Cable WebSocket connections",
                                             {}, :livesum)
         @rss = registry.gauge(:process_resident_memory_bytes, "Resident memory of the web process", {}, :livesum)
+        # The standard process collector's name (prom-client and the Python client export it too):
+        # a counter, advanced at scrape time by the CPU the process used since the last scrape.
+        @cpu = registry.counter(:process_cpu_seconds_total, "User and system CPU time of the web process")
+        @cpu_counted = 0.0
+        @cpu_lock = Mutex.new
         @info = registry.gauge(:app_info, "Always 1; identifies the color, runtime and versions of this app",
                                {}, :max)
       end
@@ -80,13 +85,25 @@ module Cutover
       def enqueue_failed(worker) = @enqueue_failures.increment(worker: worker)
 
       # Values only known at scrape time (Redis, Action Cable, /proc).
-      def refresh(queues: {}, cable_connections: nil, rss_bytes: nil)
+      def refresh(queues: {}, cable_connections: nil, rss_bytes: nil, cpu_seconds: nil)
         queues.each do |name, stats|
           @queue_latency.set({ queue: name }, stats.fetch(:latency))
           @queue_size.set({ queue: name }, stats.fetch(:size))
         end
         @cable_connections.set({}, cable_connections) unless cable_connections.nil?
         @rss.set({}, rss_bytes) unless rss_bytes.nil?
+        count_cpu(cpu_seconds) unless cpu_seconds.nil?
+      end
+
+      # Two scrapes at once (Puma threads) must not count the same CPU time twice.
+      def count_cpu(cpu_seconds)
+        @cpu_lock.synchronize do
+          used = cpu_seconds - @cpu_counted
+          next unless used.positive?
+
+          @cpu.increment({}, used)
+          @cpu_counted = cpu_seconds
+        end
       end
 
       # --- worker (Sidekiq) -------------------------------------------------------------------

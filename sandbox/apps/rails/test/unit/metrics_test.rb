@@ -16,6 +16,14 @@ class MetricsTest < Minitest::Test
     assert_includes text, "actioncable_connections 2"
   end
 
+  def test_cpu_seconds_count_what_the_process_used_since_the_last_scrape
+    Cutover::Metrics.setup("web")
+    Cutover::Metrics.refresh(cpu_seconds: 1.25)
+    Cutover::Metrics.refresh(cpu_seconds: 2.0)
+    Cutover::Metrics.refresh(cpu_seconds: 2.0) # nothing used since: nothing added
+    assert_includes Cutover::Metrics.exposition, "process_cpu_seconds_total 2"
+  end
+
   def test_worker_counts_jobs_processed_and_failed
     Cutover::Metrics.setup("worker")
     Cutover::Metrics.precreate_jobs(queue: "default", worker: "OrderConfirmationJob")
