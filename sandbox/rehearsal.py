@@ -76,6 +76,7 @@ def schedule_entry(fault: Any, plan: Any) -> dict[str, Any]:
         "error_fraction": fault.error_fraction,
         "added_latency_ms": fault.added_latency_ms,
         "max_concurrent": fault.max_concurrent,
+        "weakness": fault.weakness,
     }
     if fault.after_seconds is not None:
         entry["after_seconds"] = fault.after_seconds

@@ -17,7 +17,8 @@ A scenario lives in include/scenarios/<name>.yaml:
 A fault fires once its trigger is reached: `at_stage` when the cutover enters that stage,
 `after_seconds` that many seconds after the scenario's traffic starts. `capacity_limit` takes
 `max_concurrent` (the app serves at most that many of its own API requests at once, the others
-queue). `stage_instances: true` also puts the fault in the color's stage instances (the extra
+queue); `insecure` takes `weakness` (stack_trace, missing_security_headers, x_powered_by,
+unauthenticated_route). `stage_instances: true` also puts the fault in the color's stage instances (the extra
 instances stages 6 and 7 test, on a copy of the database) from their start: the same build
 carries the same defect. Such a fault may leave out the trigger: then only the stage instances
 have it. Every invalid value is
@@ -61,8 +62,11 @@ PARAMETERS_OF_FAULT: dict[str, tuple[str, ...]] = {
     "latency": ("added_latency_ms",),
     "crash": (),
     "capacity_limit": ("max_concurrent",),
+    "insecure": ("weakness",),
 }
-FAULT_PARAMETERS = ("error_fraction", "added_latency_ms", "max_concurrent")
+FAULT_PARAMETERS = ("error_fraction", "added_latency_ms", "max_concurrent", "weakness")
+#: The insecure fault's weaknesses (each app's /__fault `weakness`).
+WEAKNESSES = ("stack_trace", "missing_security_headers", "x_powered_by", "unauthenticated_route")
 
 
 class ScenarioError(ValueError):
@@ -84,6 +88,7 @@ _FAULT_SCHEMA: dict[str, Any] = {
         "error_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
         "added_latency_ms": {"type": "integer", "minimum": 1, "maximum": 60000},
         "max_concurrent": {"type": "integer", "minimum": 1, "maximum": 10000},
+        "weakness": {"enum": list(WEAKNESSES)},
         "stage_instances": {"type": "boolean"},
     },
 }
@@ -216,6 +221,7 @@ class Fault:
     error_fraction: float | None = None
     added_latency_ms: int | None = None
     max_concurrent: int | None = None
+    weakness: str | None = None
     #: Also in the color's stage instances (stages 6 and 7) from their start.
     stage_instances: bool | None = None
 
@@ -245,6 +251,8 @@ class Fault:
             return {"added_latency_ms": self.added_latency_ms}
         if self.fault == "capacity_limit":
             return {"max_concurrent": self.max_concurrent}
+        if self.fault == "insecure":
+            return {"weakness": self.weakness}
         return {"crash": True}
 
     @property

@@ -336,3 +336,12 @@ def test_capacity_limit_takes_max_concurrent_and_may_be_for_the_stage_instances_
         Fault(color="green", fault="capacity_limit", max_concurrent=0, stage_instances=True)
     with pytest.raises(ScenarioError, match="got neither"):
         Fault(color="green", fault="capacity_limit", max_concurrent=2)
+
+
+def test_insecure_takes_one_known_weakness():
+    fault = Fault(color="green", fault="insecure", weakness="stack_trace", stage_instances=True)
+    assert fault.app_fault_body() == {"weakness": "stack_trace"}
+    with pytest.raises(ScenarioError, match="weakness is required for fault 'insecure'"):
+        Fault(color="green", fault="insecure", stage_instances=True)
+    with pytest.raises(ScenarioError, match="weakness"):
+        Fault(color="green", fault="insecure", weakness="sql_injection", stage_instances=True)

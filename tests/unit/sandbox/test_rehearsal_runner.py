@@ -21,7 +21,7 @@ def test_stages_become_observed_router_percentages():
     scenario = load_scenario("green-errors")
     entry = rehearsal.schedule_entry(scenario.faults[0], scenario.plan)
     assert entry == {"color": "green", "fault": "errors", "error_fraction": 0.2, "added_latency_ms": None,
-                     "max_concurrent": None, "at_green_percent": 25}
+                     "max_concurrent": None, "weakness": None, "at_green_percent": 25}
 
 
 def test_stage_instance_faults_go_to_the_launchers_file_and_live_ones_to_the_schedule():

@@ -14,6 +14,7 @@ end
 
 require_relative "cutover/env"
 require_relative "cutover/http_error"
+require_relative "cutover/weakness"
 require_relative "cutover/fault_state"
 require_relative "cutover/capacity_limiter"
 require_relative "cutover/body_drift"

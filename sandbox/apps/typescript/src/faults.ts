@@ -12,6 +12,39 @@ import { HttpError } from './errors';
 export const MAX_ADDED_LATENCY_MS = 30_000;
 // EX_SOFTWARE: a crash is distinguishable from a SIGTERM/SIGKILL stop in logs and tests.
 export const CRASH_EXIT_CODE = 70;
+/**
+ * The insecure fault (stage 7's rehearsals): one weakness a careless build could ship.
+ *   stack_trace               error answers carry the stack (ZAP 90022, application error disclosure)
+ *   missing_security_headers  SECURITY_HEADERS are not sent (ZAP 10020, 10021, ...)
+ *   x_powered_by              the framework names itself in X-Powered-By (ZAP 10037)
+ *   unauthenticated_route     GET /api/admin/users lists users to anyone
+ */
+export const WEAKNESSES = ['stack_trace', 'missing_security_headers', 'x_powered_by', 'unauthenticated_route'] as const;
+export type Weakness = typeof WEAKNESSES[number] | 'none';
+/** What Rails (blue) sends by default on every answer; green sends the same unless the fault removes them. */
+export const SECURITY_HEADERS: Record<string, string> = {
+  'X-Frame-Options': 'SAMEORIGIN',
+  'X-Content-Type-Options': 'nosniff',
+  'X-XSS-Protection': '0',
+  'X-Download-Options': 'noopen',
+  'X-Permitted-Cross-Domain-Policies': 'none',
+  'Referrer-Policy': 'strict-origin-when-cross-origin',
+};
+export const POWERED_BY = 'Fastify';
+
+/** Headers to add to an answer under `weakness` (the security headers unless they are the weakness). */
+export function answerHeaders(weakness: Weakness): Record<string, string> {
+  if (weakness === 'missing_security_headers') return {};
+  if (weakness === 'x_powered_by') return { ...SECURITY_HEADERS, 'X-Powered-By': POWERED_BY };
+  return { ...SECURITY_HEADERS };
+}
+
+/** An error's JSON body; the stack_trace weakness adds where it was raised. */
+export function errorPayload(weakness: Weakness, message: string, stack: string | undefined): Record<string, unknown> {
+  if (weakness !== 'stack_trace') return { error: message };
+  return { error: message, trace: (stack ?? new Error(message).stack ?? '').split('\n').slice(0, 12) };
+}
+
 // Upper bound of the capacity_limit fault: a limit above this is no limit on these machines.
 export const MAX_CONCURRENT_LIMIT = 10_000;
 
@@ -21,6 +54,8 @@ export interface FaultSettings {
   body_drift: boolean;
   /** capacity_limit: at most this many own API requests at once (0 = unlimited). */
   max_concurrent: number;
+  /** insecure: the weakness green shows ('none' = none). */
+  weakness: Weakness;
 }
 
 export interface FaultRequest {
@@ -28,19 +63,20 @@ export interface FaultRequest {
   addedLatencyMs?: number;
   bodyDrift?: boolean;
   maxConcurrent?: number;
+  weakness?: Weakness;
   crash: boolean;
 }
 
-const FIELDS = new Set(['error_fraction', 'added_latency_ms', 'crash', 'body_drift', 'max_concurrent']);
+const FIELDS = new Set(['error_fraction', 'added_latency_ms', 'crash', 'body_drift', 'max_concurrent', 'weakness']);
 
 export function noFaults(): FaultSettings {
-  return { error_fraction: 0, added_latency_ms: 0, body_drift: false, max_concurrent: 0 };
+  return { error_fraction: 0, added_latency_ms: 0, body_drift: false, max_concurrent: 0, weakness: 'none' };
 }
 
 /** Validate a /__fault JSON body; HttpError(400) naming the bad field. */
 export function parseFaultRequest(body: unknown): FaultRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new HttpError(400, 'fault body must be a JSON object with error_fraction, added_latency_ms, body_drift, max_concurrent and/or crash');
+    throw new HttpError(400, 'fault body must be a JSON object with error_fraction, added_latency_ms, body_drift, max_concurrent, weakness and/or crash');
   }
   const fields = body as Record<string, unknown>;
   const unknown = Object.keys(fields).filter((name) => !FIELDS.has(name)).sort();
@@ -64,11 +100,19 @@ export function parseFaultRequest(body: unknown): FaultRequest {
     }
     bodyDrift = fields.body_drift;
   }
-  if (errorFraction === undefined && addedLatencyMs === undefined && !crash && bodyDrift === undefined
-      && maxConcurrent === undefined) {
-    throw new HttpError(400, 'fault body sets nothing: give error_fraction, added_latency_ms, body_drift, max_concurrent or crash');
+  let weakness: Weakness | undefined;
+  if ('weakness' in fields) {
+    const allowed: readonly string[] = [...WEAKNESSES, 'none'];
+    if (typeof fields.weakness !== 'string' || !allowed.includes(fields.weakness)) {
+      throw new HttpError(400, `weakness must be one of ${allowed.join(', ')}, got ${JSON.stringify(fields.weakness)}`);
+    }
+    weakness = fields.weakness as Weakness;
   }
-  return { errorFraction, addedLatencyMs, bodyDrift, maxConcurrent, crash };
+  if (errorFraction === undefined && addedLatencyMs === undefined && !crash && bodyDrift === undefined
+      && maxConcurrent === undefined && weakness === undefined) {
+    throw new HttpError(400, 'fault body sets nothing: give error_fraction, added_latency_ms, body_drift, max_concurrent, weakness or crash');
+  }
+  return { errorFraction, addedLatencyMs, bodyDrift, maxConcurrent, weakness, crash };
 }
 
 function numberField(body: Record<string, unknown>, name: string, low: number, high: number): number | undefined {
@@ -98,6 +142,7 @@ export class FaultState {
     if (request.addedLatencyMs !== undefined) this.settings.added_latency_ms = request.addedLatencyMs;
     if (request.bodyDrift !== undefined) this.settings.body_drift = request.bodyDrift;
     if (request.maxConcurrent !== undefined) this.settings.max_concurrent = request.maxConcurrent;
+    if (request.weakness !== undefined) this.settings.weakness = request.weakness;
     return this.snapshot();
   }
 

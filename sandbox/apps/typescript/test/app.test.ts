@@ -65,7 +65,7 @@ test('injected errors and drift hit green\'s own code only', async () => {
   assert.equal(forwarded.statusCode, 200, 'Rails answers are not green\'s to break');
   await green.inject({ method: 'POST', url: '/__fault', payload: { error_fraction: 0, body_drift: true } });
   assert.equal((await green.inject({ method: 'GET', url: '/api/orders/42' })).json().status, 'PAID');
-  assert.deepEqual((await green.inject({ method: 'DELETE', url: '/__fault' })).json(), { error_fraction: 0, added_latency_ms: 0, body_drift: false, max_concurrent: 0 });
+  assert.deepEqual((await green.inject({ method: 'DELETE', url: '/__fault' })).json(), { error_fraction: 0, added_latency_ms: 0, body_drift: false, max_concurrent: 0, weakness: 'none' });
   const bad = await green.inject({ method: 'POST', url: '/__fault', payload: { error_fraction: 2 } });
   assert.equal(bad.statusCode, 400);
   assert.match(bad.json().error, /error_fraction must be between 0 and 1/);
@@ -197,4 +197,31 @@ test('a new user\'s email parameter has one explicit type (PostgreSQL refused "i
   const insert = db.statements.find((s) => s.sql.includes('INSERT INTO users'))!;
   const uses = insert.sql.match(/\$1(::\w+)?/g) ?? [];
   assert.ok(uses.length === 2 && uses.every((use) => use === '$1::text'), `every $1 cast alike: ${uses}`);
+});
+
+test('insecure: green sends Rails\' security headers, and each weakness shows where a scanner looks', async () => {
+  const db = new FakeDb([['FROM users ORDER BY id', [{ id: 1, email: 'a@x' }]]]);
+  const { app: green } = app({}, db);
+  const normal = await green.inject({ method: 'GET', url: '/nowhere' });
+  assert.equal(normal.headers['x-content-type-options'], 'nosniff');
+  assert.equal(normal.headers['x-frame-options'], 'SAMEORIGIN');
+  assert.equal(normal.headers['x-powered-by'], undefined);
+  assert.deepEqual(normal.json(), { error: 'no route for GET /nowhere' });
+  assert.equal((await green.inject({ method: 'GET', url: '/api/admin/users' })).statusCode, 404, 'the export is hidden');
+
+  const set = (weakness: string) => green.inject({ method: 'POST', url: '/__fault', payload: { weakness } });
+  await set('missing_security_headers');
+  assert.equal((await green.inject({ method: 'GET', url: '/api/orders/42' })).headers['x-content-type-options'], undefined);
+  await set('x_powered_by');
+  assert.equal((await green.inject({ method: 'GET', url: '/healthz' })).headers['x-powered-by'], 'Fastify');
+  await set('stack_trace');
+  const leaked = (await green.inject({ method: 'POST', url: '/api/users', payload: '{"email":' })).json();
+  assert.match(leaked.error, /not valid JSON/);
+  assert.ok(Array.isArray(leaked.trace) && leaked.trace.some((line: string) => /\bat\b/.test(line)), JSON.stringify(leaked));
+  await set('unauthenticated_route');
+  const open = await green.inject({ method: 'GET', url: '/api/admin/users' });
+  assert.equal(open.statusCode, 200);
+  assert.deepEqual(open.json(), [{ id: 1, email: 'a@x' }]);
+  await green.inject({ method: 'DELETE', url: '/__fault' });
+  assert.equal((await green.inject({ method: 'GET', url: '/api/admin/users' })).statusCode, 404);
 });

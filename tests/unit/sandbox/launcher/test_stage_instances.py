@@ -26,6 +26,12 @@ def test_capacity_limit_is_a_fault_body_with_max_concurrent():
         fault_body("capacity_limit", None, None, 0)
 
 
+def test_insecure_is_a_fault_body_with_one_known_weakness():
+    assert fault_body("insecure", None, None, None, "x_powered_by") == {"weakness": "x_powered_by"}
+    with pytest.raises(ValueError, match="weakness"):
+        fault_body("insecure", None, None, None, "sql_injection")
+
+
 def test_stage_ports_sit_beside_the_live_ones_and_move_with_the_environment(tmp_path):
     config = SandboxConfig.from_env({"SANDBOX_DIR": str(tmp_path), "SANDBOX_GREEN_STAGE_PORT": "24184"})
     assert config.stage_port("blue") == 18083 and config.stage_port("green") == 24184
