@@ -124,8 +124,9 @@ class StageInstances:
                     stopped.append(name)
             pidfile.unlink(missing_ok=True)
             recorded.pop(color, None)
-        self._write_stage_pids(recorded)
-        if not recorded:
+        if recorded:
+            self._write_stage_pids(recorded)
+        else:  # also on a sandbox that never started any (its run dir may not even exist yet)
             self.stage_instances_file.unlink(missing_ok=True)
             self._flush_stage_redis()
         if stopped:

@@ -52,3 +52,11 @@ def test_the_stage_connections_carry_start_and_stop_commands_for_the_launcher(tm
     assert instance.start_command[-5:] == ("stage-up", "--color", "green", "--database", "{database}")
     assert instance.stop_command[-3:] == ("stage-down", "--color", "green")
     assert instance.command_env["SANDBOX_DIR"] == str(tmp_path) and instance.command_env["SANDBOX_GREEN_STAGE_PORT"] == "18084"
+
+
+def test_stage_down_on_a_sandbox_that_never_started_any_is_a_no_op(tmp_path):
+    """`down` calls it first, also on a fresh state dir without a run directory or Redis."""
+    from sandbox.launcher import Sandbox
+
+    sandbox = Sandbox(SandboxConfig.from_env({"SANDBOX_DIR": str(tmp_path / "fresh"), "SANDBOX_REDIS_PORT": "1"}))
+    assert sandbox.stage_down() == []
