@@ -58,5 +58,5 @@ def test_stage_down_on_a_sandbox_that_never_started_any_is_a_no_op(tmp_path):
     """`down` calls it first, also on a fresh state dir without a run directory or Redis."""
     from sandbox.launcher import Sandbox
 
-    sandbox = Sandbox(SandboxConfig.from_env({"SANDBOX_DIR": str(tmp_path / "fresh"), "SANDBOX_REDIS_PORT": "1"}))
+    sandbox = Sandbox(SandboxConfig.from_env({"SANDBOX_DIR": str(tmp_path / "fresh"), "SANDBOX_REDIS_PORT": "1025"}))
     assert sandbox.stage_down() == []
