@@ -6,7 +6,7 @@ SCENARIO ?= happy
 RESULT ?= rehearsal-result.json
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap venv test-fresh-debian rehearsal test test-unit test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-emergency benchmark-smoke benchmark-flags benchmark-unleash clean
+.PHONY: bootstrap venv test-fresh-debian rehearsal test test-unit test-deploy test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-emergency benchmark-smoke benchmark-flags benchmark-unleash benchmark-cohorts clean
 
 bootstrap:  ## Debian packages of the sandbox services, .venv, unleash-server's npm packages
 	@bash scripts/bootstrap.sh
@@ -22,6 +22,9 @@ test: bootstrap  ## every test: DAG integrity, unit, integration (real services)
 
 test-unit: venv  ## DAG integrity and unit tests: no sandbox service, no Node
 	$(PY) -m pytest tests/dags tests/unit $(PYTEST_ARGS)
+
+test-deploy: venv  ## offline deployment checks: Kubernetes manifests, Gateway API schemas, CI workflow, .env.example, secret scan
+	$(PY) -m pytest tests/deploy $(PYTEST_ARGS)
 
 test-integration: bootstrap
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
@@ -57,6 +60,9 @@ benchmark-flags: bootstrap  ## flag flip -> every app serves Rails (file backend
 
 benchmark-unleash: bootstrap  ## flag flip -> every app's Unleash SDK serves Rails (median of 12 flips)
 	$(PY) -m benchmarks.flags_unleash --flips 12 --json benchmarks/flags_unleash.json
+
+benchmark-cohorts: bootstrap  ## cohort map update cost in HAProxy (10,000 and 100,000 users), request latency map full vs empty
+	$(PY) -m benchmarks.cohort_map
 
 # A universal lock (environment markers kept, e.g. async-timeout only below Python 3.11.3) from
 # uv's resolver, which keeps the pins already in requirements.lock where requirements.txt allows.

@@ -113,9 +113,16 @@ with DAG(
 ) as dag:
     with TaskGroup("stage_01_deployment_readiness") as stage_01:
         plan = task(deployment_readiness.validate_plan, task_id="validate_plan", retries=0)(dag_steps=list(DAG_STEPS))
-        connections = task(deployment_readiness.resolve_connections, task_id="resolve_connections", retries=0)()
-        endpoints = task(deployment_readiness.check_endpoints_reachable, task_id="check_endpoints_reachable")()
-        previous = task(deployment_readiness.check_previous_cutover, task_id="check_previous_cutover")()
+        # Every task that touches the router builds the one the plan chose (router: haproxy | gateway_api).
+        connections = task(deployment_readiness.resolve_connections, task_id="resolve_connections", retries=0)(
+            plan_task_id=plan.operator.task_id
+        )
+        endpoints = task(deployment_readiness.check_endpoints_reachable, task_id="check_endpoints_reachable")(
+            plan_task_id=plan.operator.task_id
+        )
+        previous = task(deployment_readiness.check_previous_cutover, task_id="check_previous_cutover")(
+            plan_task_id=plan.operator.task_id
+        )
         metric_templates = task(deployment_readiness.check_metric_templates, task_id="check_metric_templates")(
             plan_task_id=plan.operator.task_id
         )
@@ -159,17 +166,19 @@ with DAG(
         )
 
     with TaskGroup("stage_09_blue_green_setup") as stage_09:
-        setup = task(blue_green_setup.blue_green_setup, task_id="blue_green_ready")()
+        setup = task(blue_green_setup.blue_green_setup, task_id="blue_green_ready")(plan_task_id=plan.operator.task_id)
 
     with TaskGroup("stage_12_blue_monitoring") as stage_12:
         baseline = task(blue_monitoring.capture_blue_baseline, task_id="capture_blue_baseline", retries=5)(plan)
-        blue_warm = task(blue_monitoring.verify_blue_warm, task_id="verify_blue_kept_warm")()
+        blue_warm = task(blue_monitoring.verify_blue_warm, task_id="verify_blue_kept_warm")(plan_task_id=plan.operator.task_id)
 
     with TaskGroup("database_rollback") as database_rollback_group:
         database_halt = task(database_rollback.record_database_halt, task_id="halt_at_database", retries=0)(
             validate.operator.task_id
         )
-        database_down = task(database_rollback.rollback_database, task_id="down_migration_verified")()
+        database_down = task(database_rollback.rollback_database, task_id="down_migration_verified")(
+            plan_task_id=plan.operator.task_id
+        )
         database_halt >> database_down
 
     decide_database = decide_validation(
@@ -186,7 +195,9 @@ with DAG(
             plan_task_id=plan.operator.task_id
         )
         # NONE_SKIPPED: after the flag level succeeded or failed, never when no rollback happened.
-        route_back = task(rollback.route_all_to_blue, task_id="route_all_to_blue", trigger_rule=TriggerRule.NONE_SKIPPED, retries=3, retry_delay=timedelta(seconds=1))()
+        route_back = task(rollback.route_all_to_blue, task_id="route_all_to_blue", trigger_rule=TriggerRule.NONE_SKIPPED, retries=3, retry_delay=timedelta(seconds=1))(
+            plan_task_id=plan.operator.task_id
+        )
         verify_back = task(rollback.verify_blue_serving, task_id="verify_blue_serving", retry_delay=timedelta(seconds=1))()
         flags_back >> route_back >> verify_back
 
@@ -199,7 +210,7 @@ with DAG(
         with TaskGroup(f"step_{percent}") as step:
             # Flags before weights: green serves the step's features itself before more users reach it.
             step_flags = task(stage.set_step_flags, task_id="set_flags")(percent, plan_task_id=plan.operator.task_id)
-            weights = task(stage.set_traffic, task_id="set_weights")(percent)
+            weights = task(stage.set_traffic, task_id="set_weights")(percent, plan_task_id=plan.operator.task_id)
             smoke = task(stage.smoke_checks, task_id="stage_11_smoke_checks", retries=0)(
                 label, plan_task_id=plan.operator.task_id
             )

@@ -8,6 +8,7 @@ from airflow.sdk import DAG, Param, TriggerRule, chain, task
 
 from cutover_kit.control import REASON_MAX_CHARS, REASON_MIN_CHARS
 from cutover_kit.flags.model import FLAG_BACKENDS
+from cutover_kit.plan import list_plans
 from cutover_kit.stages import emergency_rollback
 
 DOC = """
@@ -52,6 +53,9 @@ with DAG(
                         description="Why you roll back (shown in the cutover's verdict and in every log line)"),
         "flag_backend": Param(None, type=["null", "string"], enum=[None, *FLAG_BACKENDS],
                               description="Flag store to flip; empty = the one the apps report they evaluate"),
+        # No run plan here: the router to drive comes from a plan file's `router` (haproxy | gateway_api).
+        "router_plan": Param("default", type="string", enum=list_plans(),
+                             description="Plan file in include/plans/ whose router (HAProxy or a Gateway API HTTPRoute) goes back to blue"),
     },
     tags=["cutover", "blue-green", "emergency"],
 ) as dag:
@@ -60,7 +64,9 @@ with DAG(
     flags_back = task(emergency_rollback.flags_to_rails, task_id="flags_to_rails", trigger_rule=TriggerRule.ALL_DONE)(
         flag_backend="{{ params.flag_backend or '' }}"
     )
-    traffic_back = task(emergency_rollback.route_all_to_blue, task_id="route_all_to_blue", trigger_rule=TriggerRule.ALL_DONE)()
+    traffic_back = task(emergency_rollback.route_all_to_blue, task_id="route_all_to_blue", trigger_rule=TriggerRule.ALL_DONE)(
+        router_plan="{{ params.router_plan }}"
+    )
     blue_serving = task(emergency_rollback.verify_blue_serving, task_id="verify_blue_serving")()
     # No plan here: a failed smoke check flips flags in the param's store (else the apps' own).
     smoke = task(emergency_rollback.smoke_checks_on_blue, task_id="smoke_checks_on_blue", retries=1)(

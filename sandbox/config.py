@@ -155,6 +155,16 @@ class SandboxConfig:
         return self.run_dir / "haproxy.sock"
 
     @property
+    def haproxy_cohort_map(self) -> Path:
+        """User id -> cohort map HAProxy routes cohort members to green by (runtime API only)."""
+        return self.state_dir / "haproxy" / "cohorts.map"
+
+    @property
+    def haproxy_routing_map(self) -> Path:
+        """HAProxy's routing settings map ("user_routing on" routes identified users by user)."""
+        return self.state_dir / "haproxy" / "routing.map"
+
+    @property
     def postgres_dir(self) -> Path:
         return self.state_dir / "pg"
 

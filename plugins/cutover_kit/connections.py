@@ -16,3 +16,14 @@ SMOKE_WEBHOOK = "smoke_webhook"
 APP_CONN_IDS = (APP_BLUE, APP_GREEN)
 # What stage 1 proves resolvable before anything moves (the flag store's is checked by its own task).
 REQUIRED_CONNECTIONS = (PROMETHEUS, HAPROXY, POSTGRES, REDIS, APP_BLUE, APP_GREEN, APP_ROUTER)
+# The cluster of the gateway_api router (a plan's gateway_api.kubernetes_conn_id overrides it).
+# The cncf-kubernetes provider's own default id: missing, KubernetesHook uses in-cluster credentials.
+KUBERNETES = "kubernetes_default"
+
+
+def required_connections(router: str, kubernetes_conn_id: str | None = None) -> tuple[str, ...]:
+    """REQUIRED_CONNECTIONS for a plan's router: the gateway_api router needs the cluster's
+    Connection instead of HAProxy's."""
+    if router == "gateway_api":
+        return tuple(kubernetes_conn_id or KUBERNETES if conn_id == HAPROXY else conn_id for conn_id in REQUIRED_CONNECTIONS)
+    return REQUIRED_CONNECTIONS

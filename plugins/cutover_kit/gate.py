@@ -15,9 +15,12 @@ promote, halt or give up lives here and is tested without Airflow or Prometheus.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
 from enum import Enum
+from typing import Any
 
+from cutover_kit.change_windows import ChangeWindows, decide_advance
 from cutover_kit.slo import Judgement, Verdict
 
 
@@ -97,3 +100,53 @@ def decision_line(decision: GateDecision, step_label: str, judgement: Judgement,
         return (f"Give up at {step_label}: step timeout before a full bake of healthy verdicts "
                 f"({progress.healthy_seconds:.0f} s healthy); last: {judgement.reason}")
     return f"Hold at {step_label}: {judgement.verdict.value} {judgement.reason} ({progress.healthy_seconds:.0f} s healthy)"
+
+
+def progress_to_dict(progress: GateProgress) -> dict[str, Any]:
+    """The progress as persisted with the gate's heartbeat (cutover_kit.dead_man): JSON values."""
+    return {field.name: list(value) if isinstance(value := getattr(progress, field.name), tuple) else value
+            for field in fields(GateProgress)}
+
+
+def progress_from_dict(data: Any) -> GateProgress:
+    """Read a persisted progress; ValueError when it is not a mapping, a field is missing, or a
+    numeric field is not a finite number (a list comes back as the tuple it was). Fields this
+    version does not know are ignored."""
+    if not isinstance(data, dict):
+        raise ValueError(f"gate progress is not a mapping: {data!r}")
+    values = {}
+    for field in fields(GateProgress):
+        if field.name not in data:
+            raise ValueError(f"gate progress lacks {field.name!r}")
+        value = data[field.name]
+        if isinstance(field.default, (int, float)) and not isinstance(field.default, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"gate progress field {field.name} is not a finite number: {value!r}")
+            value = float(value) if isinstance(field.default, float) else int(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[field.name] = value
+    return GateProgress(**values)
+
+
+def resumed_progress(saved: GateProgress, elapsed_seconds: float, window_seconds: int) -> GateProgress:
+    """A restarted gate's progress: every count kept (a pending breach is not forgotten, healthy time
+    already judged still counts), but its next PASS credits at most the window that PASS judges,
+    exactly like a fresh gate: time the gate was down and did not judge is never credited."""
+    return replace(saved, last_elapsed_seconds=max(saved.last_elapsed_seconds,
+                                                   initial_credit_start(elapsed_seconds, window_seconds)))
+
+
+def hold_outside_change_windows(
+    decision: GateDecision, windows: ChangeWindows | None, now: datetime, step_label: str
+) -> tuple[GateDecision, str | None]:
+    """The gate's decision with change windows applied: a step that would be promoted outside every
+    window holds (CONTINUE: the gate keeps judging, so a breach during the hold still halts at
+    once); HALT and TIMEOUT, the ways back to blue, are never held. The line says why it holds
+    and when it may advance (None when nothing is held)."""
+    if decision is not GateDecision.PROMOTE:
+        return decision, None
+    advance = decide_advance(windows, now)
+    if advance.allowed:
+        return decision, None
+    return GateDecision.CONTINUE, f"Hold at {step_label}: baked, but {advance.reason}"

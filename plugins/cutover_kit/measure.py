@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from cutover_kit.promql import MetricTemplates
-from cutover_kit.slo import ColorWindow
+from cutover_kit.slo import ColorWindow, quantile_confidence_levels
 
 
 class MetricsSource(Protocol):
@@ -35,9 +35,15 @@ def measure_color(
     window_seconds: int,
     quantiles: tuple[float, ...],
     metrics: MetricTemplates,
+    confidence_z: float | None = None,
 ) -> ColorWindow:
     """One color's window. A template set without a latency histogram measures no quantile
-    (``latency_seconds`` stays empty; the judge is told by ``metrics.latency_available``)."""
+    (``latency_seconds`` stays empty; the judge is told by ``metrics.latency_available``).
+
+    With ``confidence_z``, each quantile also gets its confidence bounds: the same histogram read at
+    the levels :func:`~cutover_kit.slo.quantile_confidence_levels` gives for this window's request
+    count (two more queries per quantile; a bound with no data stays None and the judge falls back
+    to the point value)."""
     def take(measure: str, promql: str) -> float | None:
         # Imported here, not at module level: the DAG files import this module through the gate
         # operator, and parsing must not pull in requests and the hook.
@@ -55,10 +61,22 @@ def measure_color(
         quantile: take(f"p{quantile * 100:g} latency", metrics.latency_quantile(color, quantile, window_seconds))
         for quantile in quantiles
     } if metrics.latency_available else {}
+    bounds: dict[float, tuple[float | None, float | None]] = {}
+    if confidence_z is not None and requests and metrics.latency_available:
+        for quantile, point in latency.items():
+            if point is None:
+                continue
+            low_level, high_level = quantile_confidence_levels(quantile, requests, confidence_z)
+            label = f"p{quantile * 100:g}"
+            bounds[quantile] = (
+                take(f"{label} lower bound", metrics.latency_quantile(color, low_level, window_seconds)),
+                take(f"{label} upper bound", metrics.latency_quantile(color, high_level, window_seconds)),
+            )
     return ColorWindow(
         color=color,
         requests=requests,
         errors=errors,
         latency_seconds=latency,
         up=None if up is None else up >= 1,
+        latency_bounds=bounds,
     )

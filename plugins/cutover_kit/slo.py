@@ -14,9 +14,16 @@ Rules, in the order a human would check them:
    (e.g. at 100 % green) the pre-cutover blue baseline stands in, and the reason says so.
 5. Latency: green p95/p99 may be at most ``max_latency_ratio_vs_blue`` x blue's, ignoring
    differences below ``latency_floor_seconds`` (sub-floor noise is not a degradation). A quantile
-   is judged only with at least ``TAIL_SAMPLES`` requests beyond it (p95: 100, p99: 500): the
-   p99 of 40 requests is just the slowest one, and one slow request is not a degradation (seen
-   under a real scheduler: "green p99 158 ms vs blue 29 ms" over 2 s, then healthy).
+   is judged only with at least ``TAIL_SAMPLES`` requests beyond it (p95: 100 requests, p99: 500):
+   the p99 of 40 requests is just the slowest one (seen under a real scheduler: "green p99 158 ms
+   vs blue 29 ms" over 2 s, then healthy). Like the error ratio, a quantile is a sample: green
+   fails only when the *lower* confidence bound of its quantile is over the limit set by blue's
+   *upper* bound. The bounds are order statistics: with n requests, the rank of the true p95 lies
+   within n*0.95 +- z*sqrt(n*0.95*0.05), so the bounds are the histogram's quantiles at those
+   levels (:func:`quantile_confidence_levels`; the measurement reads them from the same
+   histogram). A point ratio over the limit whose bounds do not confirm it is INCONCLUSIVE (hold,
+   gather more data), never PASS. Measured on 2 cores: identical apps read "green p95 186 ms vs blue
+   113 ms" over a 4 s window of 120 requests; the bounds of such a window span ~0.91-0.99.
    A plan whose metric templates have no latency histogram (e.g. the HAProxy-only set) is judged
    without rule 5 (``judge_latency=False``); every PASS then says that latency was not judged.
 6. Blue's own SLOs (stage 12): blue must not regress against its pre-cutover baseline while
@@ -42,6 +49,20 @@ def samples_needed(quantile: float) -> int:
     return math.ceil(TAIL_SAMPLES / (1 - quantile) - 1e-9)
 
 
+def quantile_confidence_levels(quantile: float, requests: float, z: float) -> tuple[float, float]:
+    """The levels whose quantiles bound the true ``quantile`` of ``requests`` samples at confidence z.
+
+    Order statistics: the number of samples below the true q-quantile is Binomial(n, q), so its
+    rank lies within n*q +- z*sqrt(n*q*(1-q)) (normal approximation, plus half a rank of continuity
+    correction). Dividing by n gives the levels; clamped to [0, 1], where Prometheus's
+    histogram_quantile(1, ...) is the highest bucket that holds a sample. Rounded to 4 decimals, so
+    the PromQL text stays short and equal inputs give equal queries."""
+    if requests <= 0:
+        return 0.0, 1.0
+    spread = z * math.sqrt(quantile * (1 - quantile) / requests) + 0.5 / requests
+    return round(max(0.0, quantile - spread), 4), round(min(1.0, quantile + spread), 4)
+
+
 class Verdict(str, Enum):
     PASS = "PASS"
     FAIL = "FAIL"
@@ -57,6 +78,19 @@ class ColorWindow:
     errors: float | None
     latency_seconds: dict[float, float | None] = field(default_factory=dict)
     up: bool | None = None
+    # quantile -> (lower, upper) confidence bound of that quantile; empty when not measured (an
+    # older XCom, a test): the judge then uses the point value for both.
+    latency_bounds: dict[float, tuple[float | None, float | None]] = field(default_factory=dict)
+
+    def latency_lower(self, quantile: float) -> float | None:
+        """The kindest reading of this color's quantile: its lower bound, else the point value."""
+        lower = self.latency_bounds.get(quantile, (None, None))[0]
+        return self.latency_seconds.get(quantile) if lower is None else lower
+
+    def latency_upper(self, quantile: float) -> float | None:
+        """The harshest reading of this color's quantile: its upper bound, else the point value."""
+        upper = self.latency_bounds.get(quantile, (None, None))[1]
+        return self.latency_seconds.get(quantile) if upper is None else upper
 
     @property
     def error_ratio(self) -> float | None:
@@ -67,17 +101,20 @@ class ColorWindow:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["latency_seconds"] = {str(q): v for q, v in self.latency_seconds.items()}
+        data["latency_bounds"] = {str(q): list(v) for q, v in self.latency_bounds.items()}
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ColorWindow:
         latency = {float(q): v for q, v in (data.get("latency_seconds") or {}).items()}
+        bounds = {float(q): (v[0], v[1]) for q, v in (data.get("latency_bounds") or {}).items()}
         return cls(
             color=data["color"],
             requests=data.get("requests"),
             errors=data.get("errors"),
             latency_seconds=latency,
             up=data.get("up"),
+            latency_bounds=bounds,
         )
 
 
@@ -127,6 +164,11 @@ def format_percent(ratio: float) -> str:
 
 def format_ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
+
+
+def confidence_label(z: float) -> str:
+    """1.96 -> '95 %': the two-sided confidence a z value stands for."""
+    return f"{math.erf(z / math.sqrt(2)) * 100:.0f} %"
 
 
 def quantile_label(quantile: float) -> str:
@@ -207,12 +249,24 @@ def _check_latency(
             doubts.append(f"no {reference_name} {label} to compare {subject.color} with")
             continue
         expected = reference.latency_seconds[quantile]
-        limit = max(max_ratio * expected, policy.latency_floor_seconds)
-        if observed > limit:
-            ratio = observed / expected if expected > 0 else math.inf
-            breaches.append(
-                f"{subject.color} {label} {format_ms(observed)} {verb} {reference_name} {format_ms(expected)} "
-                f"(x{ratio:.2f} > x{max_ratio:g})"
+        ratio = observed / expected if expected > 0 else math.inf
+        point_limit = max(max_ratio * expected, policy.latency_floor_seconds)
+        # The kindest reading of the subject against the harshest reading of the reference: both
+        # quantiles are samples, as in the error rule.
+        observed_low = subject.latency_lower(quantile)
+        expected_high = reference.latency_upper(quantile)
+        limit = max(max_ratio * expected_high, policy.latency_floor_seconds)
+        comparison = (f"{subject.color} {label} {format_ms(observed)} {verb} {reference_name} {format_ms(expected)} "
+                      f"(x{ratio:.2f} > x{max_ratio:g}")
+        if observed_low > limit:
+            bounds_differ = observed_low != observed or expected_high != expected
+            evidence = (f"; at {confidence_label(policy.confidence_z)} confidence >= {format_ms(observed_low)} "
+                        f"vs <= {format_ms(expected_high)}" if bounds_differ else "")
+            breaches.append(f"{comparison}{evidence})")
+        elif observed > point_limit:
+            doubts.append(
+                f"{comparison} but not yet significant: >= {format_ms(observed_low)} vs <= {format_ms(expected_high)} "
+                f"at {confidence_label(policy.confidence_z)} confidence)"
             )
     return breaches, doubts
 

@@ -28,8 +28,13 @@ class HAProxy:
         rendered = self._render("haproxy", cfg.repo_root / "include" / "haproxy" / "haproxy.cfg.tmpl", "haproxy.cfg", {
             "haproxy_socket": cfg.haproxy_socket, "host": cfg.host, "router_port": cfg.router_port,
             "blue_port": cfg.blue_port, "green_port": cfg.green_port,
-            "haproxy_exporter_port": cfg.haproxy_exporter_port,
+            "haproxy_exporter_port": cfg.haproxy_exporter_port, "haproxy_cohort_map": cfg.haproxy_cohort_map,
+            "haproxy_routing_map": cfg.haproxy_routing_map,
         })
+        # HAProxy refuses to start without its map files. Both start empty (routing by user off, no
+        # cohort on green) and are only ever changed through the runtime API afterwards.
+        cfg.haproxy_cohort_map.write_text("")
+        cfg.haproxy_routing_map.write_text("")
         self._check_config("haproxy", ["haproxy", "-c", "-f", str(rendered)])
         cfg.haproxy_socket.unlink(missing_ok=True)
         # -db: foreground, no master process, so the recorded PID is the one serving traffic.

@@ -139,6 +139,8 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
                     "backend": "app",
                     "blue_server": "blue",
                     "green_server": "green",
+                    "cohort_map": str(self.config.haproxy_cohort_map),
+                    "routing_map": str(self.config.haproxy_routing_map),
                     "frontend_url": f"http://{host}:{ports['router_port']}",
                 },
             },

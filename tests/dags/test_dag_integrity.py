@@ -18,6 +18,7 @@ HEAVY_MODULES = ("great_expectations", "kubernetes", "pandas", "locust", "psycop
 DAGS_BY_FILE = {
     "cutover.py": ("cutover",),
     "emergency_rollback.py": ("emergency_rollback",),
+    "gate_watchdog.py": ("gate_watchdog",),
     "smoke.py": ("smoke",),
 }
 ALL_DAGS = [(file, dag_id) for file, dag_ids in DAGS_BY_FILE.items() for dag_id in dag_ids]
@@ -49,6 +50,8 @@ NO_RETRY_TASKS = {
     # The report only reads what the other tasks did; retrying it cannot change the outcome.
     "emergency_rollback": {"report"},
     "smoke": set(),
+    # The watchdog re-reads every witness on a retry: a retry decides afresh, it never repeats a decision.
+    "gate_watchdog": set(),
 }
 
 
@@ -199,7 +202,7 @@ def test_emergency_smoke_rolls_flags_back_in_the_params_store(dagbag):
     assert "flag_backend" in dagbag.dags["emergency_rollback"].params
 
 
-@pytest.mark.parametrize("dag_id", ["emergency_rollback", "smoke"])
+@pytest.mark.parametrize("dag_id", ["emergency_rollback", "smoke", "gate_watchdog"])
 def test_red_button_and_watchdog_are_active_from_their_first_parse(dagbag, dag_id):
     """Measured on a fresh `make airflow`: emergency_rollback started paused and a triggered run sat
     queued. Both must be unpaused at creation; the cutover itself is left to the deployment."""
@@ -208,3 +211,13 @@ def test_red_button_and_watchdog_are_active_from_their_first_parse(dagbag, dag_i
 
 def test_cutover_is_not_forced_active(dagbag):
     assert dagbag.dags["cutover"].is_paused_upon_creation in (None, True)
+
+
+def test_gate_watchdog_runs_every_minute_one_run_at_a_time_without_catchup(dagbag):
+    """A dead-man's switch that lags by its schedule: one minute at most, never a backlog of runs
+    replaying old minutes (catchup), never two runs rolling back at once."""
+    dag = dagbag.dags["gate_watchdog"]
+    assert dag.timetable.expression == "* * * * *"
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    assert [task.task_id for task in dag.tasks] == ["watch_gates"]
+    assert dag.get_task("watch_gates").python_callable.__module__ == "cutover_kit.stages.gate_watchdog"

@@ -42,7 +42,7 @@ def green_percent(box: Sandbox) -> float:
 @pytest.fixture(scope="module")
 def stack():
     offset = int(os.environ.get("SANDBOX_E2E_PORT_OFFSET", "2000"))
-    # Only `cutover` is unpaused by hand: emergency_rollback and smoke must be active on their own.
+    # Only `cutover` is unpaused by hand: emergency_rollback, smoke and gate_watchdog must be active on their own.
     # Traffic for the whole module (about 12-15 min under load: the emergency test alone bakes
     # 240 s, then a full promotion needs live traffic at every gate); stopped at teardown anyway.
     with sandbox_under_airflow("cutover-e2e-sched-", offset, ("cutover",),
@@ -54,7 +54,7 @@ def test_red_button_and_watchdog_are_active_on_a_fresh_stack(stack):
     """Measured on a fresh `make airflow`: emergency_rollback started paused and a run triggered
     with a reason sat queued for 60 s. Nobody touches a toggle here."""
     airflow, _ = stack
-    for dag_id in ("emergency_rollback", "smoke"):
+    for dag_id in ("emergency_rollback", "smoke", "gate_watchdog"):
         airflow.wait_for_dag(dag_id)
         reply = airflow.api("GET", f"/dags/{dag_id}")
         assert reply.json()["is_paused"] is False, (dag_id, reply.json())

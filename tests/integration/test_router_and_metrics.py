@@ -52,6 +52,24 @@ def test_weights_are_applied_read_back_and_idempotent():
     assert router.server_states() == {"blue": "UP", "green": "UP"}
 
 
+def test_the_sandbox_router_routes_a_cohort_member_to_green_through_the_hook(sandbox):
+    import requests
+
+    router = HAProxyHook()
+    assert not router.user_routing_enabled()  # the sandbox starts with routing by user off
+    try:
+        router.set_user_routing(True)
+        assert router.replace_cohort_map({"7": "beta"}).entries == 1 and router.read_cohort_map() == {"7": "beta"}
+        router.set_green_percent(5)
+        with requests.Session() as session:
+            served = {session.get(f"{sandbox.config.router_url}/api/users/7", headers={"X-User-Id": "7"},
+                                  timeout=5).headers["X-Backend-Server"] for _ in range(10)}
+        assert served == {"green"}
+    finally:
+        router.set_user_routing(False)
+        router.clear_cohort_map()
+
+
 def test_unknown_backend_is_a_clear_error(monkeypatch, sandbox):
     broken = dict(sandbox.connections()["haproxy_default"])
     broken["extra"] = {**broken["extra"], "backend": "nope"}

@@ -12,12 +12,16 @@ import time
 from typing import Any
 
 from cutover_kit.control import CutoverStateError, EmergencyStop
+from cutover_kit.dead_man import GateHeartbeat
 from cutover_kit.hooks.redis_store import RedisHook
 from cutover_kit.previous_cutover import RecordedOutcome
 
 EMERGENCY_STOP_KEY = "cutover:emergency_stop"
 PROGRESS_KEY = "cutover:progress"
 LAST_OUTCOME_KEY = "cutover:last_outcome"
+# One key: at most one gate judges at a time (the cutover DAG runs one run at a time, its steps one
+# after another); the record names its dag, run, step and deferral, so readers check it is theirs.
+GATE_HEARTBEAT_KEY = "cutover:gate_heartbeat"
 
 
 class CutoverStateHook(RedisHook):
@@ -59,9 +63,11 @@ class CutoverStateHook(RedisHook):
                 return None
         return self._call("clearing the emergency stop", clear)
 
-    def record_progress(self, run_id: str, step_label: str) -> None:
-        """Where the running cutover is (absolute), so an emergency run can say what it interrupted."""
-        value = json.dumps({"run_id": run_id, "step": step_label, "at": time.time()})
+    def record_progress(self, run_id: str, step_label: str, dag_id: str | None = None) -> None:
+        """Where the running cutover is (absolute), so an emergency run can say what it interrupted and
+        the gate watchdog knows which run's gate must be reporting."""
+        value = json.dumps({"run_id": run_id, "step": step_label, "at": time.time(),
+                            **({"dag_id": dag_id} if dag_id else {})})
         self._call("recording progress", lambda r: r.set(PROGRESS_KEY, value))
 
     def progress(self) -> dict[str, Any] | None:
@@ -81,3 +87,13 @@ class CutoverStateHook(RedisHook):
         record is unreadable: stage 1 refuses on an unknown rather than guess."""
         raw = self._call("reading the last outcome", lambda r: r.get(LAST_OUTCOME_KEY))
         return None if raw is None else RecordedOutcome.from_json(raw)
+
+    def write_gate_heartbeat(self, heartbeat: GateHeartbeat) -> None:
+        """The gate's latest poll (absolute SET: the newest poll wins)."""
+        self._call("writing the gate heartbeat", lambda r: r.set(GATE_HEARTBEAT_KEY, heartbeat.to_json()))
+
+    def gate_heartbeat(self) -> GateHeartbeat | None:
+        """The latest gate heartbeat, or None. Raises CutoverStateError when Redis cannot answer or the
+        record is unreadable."""
+        raw = self._call("reading the gate heartbeat", lambda r: r.get(GATE_HEARTBEAT_KEY))
+        return None if raw is None else GateHeartbeat.from_json(raw)

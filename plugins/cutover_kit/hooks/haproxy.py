@@ -2,7 +2,9 @@
 
 Connection fields: ``extra.socket_path`` (runtime API unix socket) or host/port of an
 ``ipv4@`` stats socket; ``extra.backend`` (default "app"), ``extra.blue_server`` and
-``extra.green_server`` (default "blue"/"green"), ``extra.frontend_url`` (where clients enter).
+``extra.green_server`` (default "blue"/"green"), ``extra.frontend_url`` (where clients enter),
+``extra.cohort_map`` (the user id -> cohort map's file name as HAProxy's configuration gives it)
+and ``extra.routing_map`` (the map holding the "user_routing" switch); absent = no routing by user.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from functools import cached_property
 from airflow.sdk import BaseHook
 
 from cutover_kit import connections
-from cutover_kit.routing import RouterWeights
+from cutover_kit.routing import CohortMapUpdate, RouterWeights
 from cutover_kit.routing.haproxy_runtime import HAProxyRuntimeRouter
 
 
@@ -40,6 +42,8 @@ class HAProxyHook(BaseHook):
             socket_path=extra.get("socket_path"),
             host=conn.host,
             port=conn.port,
+            cohort_map=extra.get("cohort_map"),
+            routing_map=extra.get("routing_map"),
         )
 
     @cached_property
@@ -53,6 +57,9 @@ class HAProxyHook(BaseHook):
             raise ValueError(f"Connection {self.haproxy_conn_id!r} has no extra.frontend_url")
         return str(url).rstrip("/")
 
+    def describe(self) -> str:
+        return f"HAProxy (Connection {self.haproxy_conn_id})"
+
     def read_weights(self) -> RouterWeights:
         return self.router.read_weights()
 
@@ -61,3 +68,18 @@ class HAProxyHook(BaseHook):
 
     def server_states(self) -> dict[str, str]:
         return self.router.server_states()
+
+    def user_routing_enabled(self) -> bool:
+        return self.router.user_routing_enabled()
+
+    def set_user_routing(self, enabled: bool) -> bool:
+        return self.router.set_user_routing(enabled)
+
+    def read_cohort_map(self) -> dict[str, str]:
+        return self.router.read_cohort_map()
+
+    def replace_cohort_map(self, entries: dict[str, str]) -> CohortMapUpdate:
+        return self.router.replace_cohort_map(entries)
+
+    def clear_cohort_map(self) -> CohortMapUpdate:
+        return self.router.clear_cohort_map()

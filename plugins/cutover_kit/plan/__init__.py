@@ -24,8 +24,10 @@ from cutover_kit.plan.loader import (
 from cutover_kit.plan.model import (
     STANDBY_STAGE,
     TRAFFIC_STAGE_PREFIX,
+    CohortSource,
     CutoverPlan,
     SLOPolicy,
+    TrafficStep,
     green_percent_of_stage,
     shortest_promotion_seconds,
     stage_names,
@@ -42,7 +44,7 @@ from cutover_kit.plan.schema import (
 
 __all__ = [
     "DEFAULT_METRIC_TEMPLATES", "DEFAULT_PLANS_DIR", "DEFAULT_TEMPLATES_DIR", "FLAG_BACKENDS", "OPTIONAL_FIELD_DEFAULTS", "OVERRIDABLE_FIELDS", "PLAN_SCHEMA",
-    "STANDBY_STAGE", "TRAFFIC_STAGE_PREFIX", "CutoverPlan", "PlanError", "SLOPolicy",
+    "STANDBY_STAGE", "TRAFFIC_STAGE_PREFIX", "CohortSource", "CutoverPlan", "PlanError", "SLOPolicy", "TrafficStep",
     "describe_schema_errors", "green_percent_of_stage", "list_metric_templates", "list_plans",
     "load_metric_templates", "load_plan",
     "plan_for_params", "shortest_promotion_seconds", "stage_names",

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from cutover_kit.change_windows import ChangeWindows
 from cutover_kit.promql import MetricTemplates
 from cutover_kit.plan.schema import (
     OPTIONAL_FIELD_DEFAULTS,
@@ -23,6 +24,52 @@ STANDBY_STAGE = "standby"
 _INTEGER_FIELDS = tuple(
     name for name, spec in PLAN_PROPERTIES.items() if spec["type"] == "integer"
 )
+# Fields of CutoverPlan that are not plan-file keys: derived from `steps`, never in the dict form.
+_DERIVED_FIELDS = ("traffic_steps",)
+
+
+@dataclass(frozen=True)
+class TrafficStep:
+    """One traffic step: green's percent, the cohorts that join green at it, its own bake (None =
+    the plan's bake_seconds). Written in a plan as 5 or {percent: 5, cohorts: [beta], bake_seconds: 86400}."""
+
+    percent: int
+    cohorts: tuple[str, ...] = ()
+    bake_seconds: int | None = None
+
+    @classmethod
+    def parse(cls, step: Any) -> TrafficStep:
+        """From either plan form (assumed schema-valid), or a TrafficStep."""
+        if isinstance(step, TrafficStep):
+            return step
+        if isinstance(step, Mapping):
+            bake = step.get("bake_seconds")
+            return cls(int(step["percent"]), tuple(step.get("cohorts", ())), None if bake is None else int(bake))
+        return cls(int(step))
+
+    def to_document(self) -> int | dict[str, Any]:
+        """The plan form: a plain percent unless the step names cohorts or its own bake."""
+        if not self.cohorts and self.bake_seconds is None:
+            return self.percent
+        document: dict[str, Any] = {"percent": self.percent}
+        if self.cohorts:
+            document["cohorts"] = list(self.cohorts)
+        if self.bake_seconds is not None:
+            document["bake_seconds"] = self.bake_seconds
+        return document
+
+
+@dataclass(frozen=True)
+class CohortSource:
+    """Where a cohort's members come from: a SQL query on the application database, or a file
+    under include/ (exactly one)."""
+
+    name: str
+    sql: str | None = None
+    file: str | None = None
+
+    def to_document(self) -> dict[str, str]:
+        return {"sql": self.sql} if self.sql is not None else {"file": str(self.file)}
 
 
 @dataclass(frozen=True)
@@ -59,6 +106,8 @@ class CutoverPlan:
     """A validated plan; constructing one with invalid values raises PlanError."""
 
     name: str
+    #: Percent on green at each step. Given in any plan form (5, {percent: 5, cohorts: [...]}, a
+    #: TrafficStep); always stored as the plain percents (the full steps are `traffic_steps`).
     steps: tuple[int, ...]
     bake_seconds: int
     step_timeout_seconds: int
@@ -75,13 +124,32 @@ class CutoverPlan:
     flag_backend: str = OPTIONAL_FIELD_DEFAULTS["flag_backend"]
     #: The shipped template set `metrics` came from; None when the plan wrote its own.
     metric_templates: str | None = OPTIONAL_FIELD_DEFAULTS["metric_templates"]
+    #: What splits traffic: "haproxy" or "gateway_api" (cutover_kit.routing.ROUTERS).
+    router: str = OPTIONAL_FIELD_DEFAULTS["router"]
+    #: The HTTPRoute of the gateway_api router ({namespace, http_route, blue_backend, green_backend,
+    #: kubernetes_conn_id?}); None with the haproxy router.
+    gateway_api: Mapping[str, str] | None = OPTIONAL_FIELD_DEFAULTS["gateway_api"]
+    #: Cohort sources by name ({name: {sql: ...} | {file: ...}} in a plan), kept as CohortSource.
+    cohorts: tuple[CohortSource, ...] = ()
+    #: When steps may advance; None = whenever the gate passes.
+    change_windows: ChangeWindows | None = OPTIONAL_FIELD_DEFAULTS["change_windows"]
+    #: `steps` in full (cohorts, own bake). Derived from `steps` when empty; `steps` always holds the
+    #: plain percents, so the DAG's shape and every existing reader of `steps` stay as they were.
+    traffic_steps: tuple[TrafficStep, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.slo, SLOPolicy):
             raise PlanError(f"plan {self.name!r}: slo must be an SLOPolicy; got {self.slo!r}")
         if not isinstance(self.metrics, (MetricTemplates, Mapping)):
             raise PlanError(f"plan {self.name!r}: metrics must be MetricTemplates; got {type(self.metrics).__name__}")
-        raw = {f.name: as_json_document(getattr(self, f.name)) for f in fields(self) if f.name != "metrics"}
+        self._merge_traffic_steps()
+        raw = {f.name: as_json_document(getattr(self, f.name)) for f in fields(self)
+               if f.name not in ("metrics", "steps", "cohorts", "change_windows", *_DERIVED_FIELDS)}
+        raw["steps"] = [step.to_document() if isinstance(step, TrafficStep) else as_json_document(step)
+                        for step in self.steps]
+        raw["cohorts"] = _cohorts_document(self.cohorts)
+        raw["change_windows"] = (self.change_windows.to_dict() if isinstance(self.change_windows, ChangeWindows)
+                                 else as_json_document(self.change_windows))
         raw["slo"] = self.slo.to_dict()
         # A mapping is the dict form's {blue: ..., green: ...}: schema-checked here, then built.
         raw["metrics"] = self.metrics.to_dict() if isinstance(self.metrics, MetricTemplates) else as_json_document(self.metrics)
@@ -92,14 +160,61 @@ class CutoverPlan:
             except ValueError as error:
                 raise PlanError(f"plan {self.name!r}: {error}") from error
         # JSON schema accepts 300.0 as an integer; store real ints so to_dict() round-trips.
-        object.__setattr__(self, "steps", tuple(int(step) for step in self.steps))
+        traffic_steps = tuple(TrafficStep.parse(step) for step in raw["steps"])
+        object.__setattr__(self, "traffic_steps", traffic_steps)
+        object.__setattr__(self, "steps", tuple(step.percent for step in traffic_steps))
+        object.__setattr__(self, "cohorts", tuple(
+            CohortSource(name, source.get("sql"), source.get("file")) for name, source in raw["cohorts"].items()))
+        if raw["change_windows"] is not None:
+            object.__setattr__(self, "change_windows", ChangeWindows.from_dict(raw["change_windows"]))
         for name in _INTEGER_FIELDS:
             object.__setattr__(self, name, int(getattr(self, name)))
         object.__setattr__(self, "poll_interval_seconds", float(self.poll_interval_seconds))
 
+    def _merge_traffic_steps(self) -> None:
+        """Reconcile `steps` with a given `traffic_steps` (what dataclasses.replace passes back):
+        plain percents equal to traffic_steps' take their cohorts and bakes back, so a replaced plan
+        keeps them; anything else replaces them, unless that would silently drop cohorts or bakes."""
+        full = self.traffic_steps
+        if not full:
+            return
+        percents = [step.percent for step in full]
+        plain = all(isinstance(step, int) and not isinstance(step, bool) for step in self.steps)
+        if plain and list(self.steps) == percents:
+            object.__setattr__(self, "steps", tuple(full))
+        elif any(step.cohorts or step.bake_seconds is not None for step in full):
+            raise PlanError(f"plan {self.name!r}: new steps {as_json_document(self.steps)} would drop the cohorts and "
+                            f"bakes of traffic_steps {[step.to_document() for step in full]}; pass traffic_steps=() too")
+
+    @property
+    def cohort_names(self) -> tuple[str, ...]:
+        return tuple(source.name for source in self.cohorts)
+
+    def traffic_step(self, percent: int) -> TrafficStep:
+        """The step at `percent`; PlanError if the plan has none."""
+        for step in self.traffic_steps:
+            if step.percent == percent:
+                return step
+        raise PlanError(f"plan {self.name!r} has no {percent} % step (steps: {list(self.steps)})")
+
+    def bake_seconds_for(self, percent: int) -> int:
+        """Seconds of clean verdicts the step at `percent` needs: its own bake, else the plan's."""
+        own = self.traffic_step(percent).bake_seconds
+        return self.bake_seconds if own is None else own
+
+    def step_timeout_seconds_for(self, percent: int) -> int:
+        """When the step at `percent` rolls back unbaked: its bake plus the plan's slack
+        (step_timeout_seconds - bake_seconds), so a day-long step keeps the same room for
+        "not enough data" windows as a five-minute one."""
+        return self.bake_seconds_for(percent) + self.step_timeout_seconds - self.bake_seconds
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (lists, not tuples), used as XCom; CutoverPlan.from_dict inverts it."""
-        document = {f.name: as_json_document(getattr(self, f.name)) for f in fields(self) if f.name != "metrics"}
+        document = {f.name: as_json_document(getattr(self, f.name)) for f in fields(self)
+                    if f.name not in ("metrics", "steps", "cohorts", "change_windows", *_DERIVED_FIELDS)}
+        document["steps"] = [step.to_document() for step in self.traffic_steps]
+        document["cohorts"] = _cohorts_document(self.cohorts)
+        document["change_windows"] = None if self.change_windows is None else self.change_windows.to_dict()
         document["slo"] = self.slo.to_dict()
         document["metrics"] = self.metrics.to_dict()
         return document
@@ -112,6 +227,13 @@ class CutoverPlan:
         document = as_json_document(d)
         refuse_invalid_plan(document, PLAN_DICT_VALIDATOR, f"plan {document.get('name')!r}")
         return build_plan(document["name"], document)
+
+
+def _cohorts_document(cohorts: Any) -> Any:
+    """{name: {sql|file: ...}} from CohortSources (or the mapping a document already holds)."""
+    if isinstance(cohorts, (tuple, list)) and all(isinstance(source, CohortSource) for source in cohorts):
+        return {source.name: source.to_document() for source in cohorts}
+    return as_json_document(cohorts)
 
 
 def build_plan(name: str, document: Mapping[str, Any]) -> CutoverPlan:
@@ -142,5 +264,6 @@ def green_percent_of_stage(stage: str) -> int:
 
 
 def shortest_promotion_seconds(plan: CutoverPlan) -> int:
-    """Lower bound on a run that promotes: baseline, one bake per step, then standby."""
-    return plan.baseline_seconds + len(plan.steps) * plan.bake_seconds + plan.standby_seconds
+    """Lower bound on a run that promotes: baseline, one bake per step (its own, if it has one),
+    then standby. Change windows can only make it longer."""
+    return plan.baseline_seconds + sum(plan.bake_seconds_for(step) for step in plan.steps) + plan.standby_seconds

@@ -9,8 +9,11 @@ from typing import Any
 
 import jsonschema
 
+from cutover_kit.change_windows import ChangeWindowError, ChangeWindows
+from cutover_kit.cohorts import source_problems
 from cutover_kit.flags.model import FLAG_BACKENDS
 from cutover_kit.promql import COLORS, MEASURES, REQUIRED_MEASURES, template_problems
+from cutover_kit.routing import DEFAULT_ROUTER, GATEWAY_API_ROUTER, ROUTERS
 
 
 class PlanError(ValueError):
@@ -56,11 +59,83 @@ _SLO_SCHEMA: dict[str, Any] = {
     "properties": SLO_PROPERTIES,
 }
 
+# Kubernetes object name rules (DNS-1123 label and subdomain; a Service name is a DNS-1035 label).
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_SERVICE_NAME = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+
+#: A cohort's name: it lands in HAProxy's map values, log lines and (later) metric labels.
+COHORT_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+
+#: Longest bake a single step may ask for (a week); the plan-wide bake_seconds stays <= a day.
+MAX_STEP_BAKE_SECONDS = 604800
+
+#: One traffic step: a plain percent (5), or {percent: 5, cohorts: [internal, beta], bake_seconds: 86400}.
+#: One schema with two types rather than oneOf, so an error names the exact field (steps[0].percent)
+#: instead of "is not valid under any of the given schemas": the number keywords only apply to the
+#: integer form, the object keywords only to the mapping form.
+STEP_SCHEMA: dict[str, Any] = {
+    "type": ["integer", "object"],
+    "minimum": 1, "maximum": 100,
+    "additionalProperties": False,
+    "required": ["percent"],
+    "properties": {
+        "percent": {"type": "integer", "minimum": 1, "maximum": 100},
+        "cohorts": {
+            "type": "array", "minItems": 1, "maxItems": 20, "uniqueItems": True,
+            "items": {"type": "string", "pattern": COHORT_NAME_PATTERN},
+        },
+        "bake_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_STEP_BAKE_SECONDS},
+    },
+}
+
+#: Where a cohort's members come from: exactly one of a SQL query on the application database
+#: (one column of user ids) or a file under include/ (one user id per line, # comments).
+COHORT_SOURCE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "sql": {"type": "string", "minLength": 1, "maxLength": 10000},
+        "file": {"type": "string", "minLength": 1, "maxLength": 300},
+    },
+}
+
+_TIME_OF_DAY_SCHEMA: dict[str, Any] = {
+    # integer too, so an unquoted 16:00 (YAML reads 960) gets the explanation from the rule check.
+    "type": ["string", "integer"],
+}
+
+CHANGE_WINDOWS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["timezone", "windows"],
+    "properties": {
+        "timezone": {"type": "string", "minLength": 1},
+        "windows": {
+            "type": "array", "minItems": 1, "maxItems": 20,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["days", "start", "end"],
+                "properties": {
+                    "days": {"type": "array", "minItems": 1, "maxItems": 7, "uniqueItems": True,
+                             "items": {"enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}},
+                    "start": _TIME_OF_DAY_SCHEMA,
+                    "end": _TIME_OF_DAY_SCHEMA,
+                },
+            },
+        },
+    },
+    "description": "When a step may advance: windows of local time in one IANA time zone; outside them "
+                   "a due step holds (the gate keeps watching), and a rollback is never held.",
+}
+
 PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
     "steps": {
         "type": "array", "minItems": 1, "maxItems": 20,
-        "items": {"type": "integer", "minimum": 1, "maximum": 100},
-        "description": "Percent of traffic on green at each step; increasing, ending at 100.",
+        "items": STEP_SCHEMA,
+        "description": "Percent of traffic on green at each step; increasing, ending at 100. A step may be "
+                       "{percent, cohorts, bake_seconds}: the named cohorts are on green from that step on.",
     },
     "bake_seconds": {
         "type": "integer", "minimum": 1, "maximum": 86400,
@@ -107,6 +182,38 @@ PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
         "description": "Shipped per-color metric template set include/prometheus/templates/<name>.yaml "
                        "(or give `metrics` inline instead).",
     },
+    "router": {
+        "type": "string", "enum": list(ROUTERS),
+        "description": "What splits traffic: HAProxy's runtime API (Connection haproxy_default) or a Gateway API "
+                       "HTTPRoute's weighted backendRefs through the Kubernetes API (section gateway_api).",
+    },
+    "gateway_api": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["namespace", "http_route", "blue_backend", "green_backend"],
+        "properties": {
+            # Kubernetes' own name rules, so a typo is refused at plan load, not by the API server mid-run.
+            "namespace": {"type": "string", "maxLength": 63, "pattern": _DNS_LABEL,
+                          "description": "Namespace of the HTTPRoute (and of its backend Services)."},
+            "http_route": {"type": "string", "maxLength": 253, "pattern": _DNS_SUBDOMAIN,
+                           "description": "Name of the HTTPRoute whose backendRef weights split the traffic."},
+            "blue_backend": {"type": "string", "maxLength": 63, "pattern": _SERVICE_NAME,
+                             "description": "Service name of blue's backendRef in that HTTPRoute."},
+            "green_backend": {"type": "string", "maxLength": 63, "pattern": _SERVICE_NAME,
+                              "description": "Service name of green's backendRef in that HTTPRoute."},
+            "kubernetes_conn_id": {"type": "string", "minLength": 1,
+                                   "description": "Airflow Connection of the cluster (default kubernetes_default)."},
+        },
+        "description": "The HTTPRoute the gateway_api router patches; required when router is gateway_api.",
+    },
+    "cohorts": {
+        "type": "object", "maxProperties": 20,
+        "propertyNames": {"pattern": COHORT_NAME_PATTERN},
+        "additionalProperties": COHORT_SOURCE_SCHEMA,
+        "description": "Named groups of users sent to green from the step that names them on, with where "
+                       "their members come from ({sql: ...} or {file: include/...}).",
+    },
+    "change_windows": CHANGE_WINDOWS_SCHEMA,
 }
 
 # The set that fits the sandbox's two apps (Rails blue, TypeScript green): what a plan that names
@@ -114,7 +221,10 @@ PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
 DEFAULT_METRIC_TEMPLATES = "sandbox_apps"
 
 #: Plan fields a plan file may leave out, with the value they then take.
-OPTIONAL_FIELD_DEFAULTS: dict[str, Any] = {"flag_backend": "file", "metric_templates": DEFAULT_METRIC_TEMPLATES}
+OPTIONAL_FIELD_DEFAULTS: dict[str, Any] = {
+    "flag_backend": "file", "metric_templates": DEFAULT_METRIC_TEMPLATES, "router": DEFAULT_ROUTER, "gateway_api": None,
+    "cohorts": {}, "change_windows": None,
+}
 
 _COLOR_TEMPLATES_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -169,6 +279,8 @@ _PLAN_DICT_SCHEMA: dict[str, Any] = {
         **PLAN_SCHEMA["properties"],
         "name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
         "metric_templates": {"type": ["string", "null"]},  # null: the plan's own inline templates
+        "gateway_api": {**PLAN_PROPERTIES["gateway_api"], "type": ["object", "null"]},  # null: router is haproxy
+        "change_windows": {**CHANGE_WINDOWS_SCHEMA, "type": ["object", "null"]},  # null: no windows
     },
 }
 
@@ -234,13 +346,54 @@ def as_json_document(value: Any) -> Any:
     return value
 
 
+def step_percent(step: Any) -> int:
+    """The percent of a step in either form (5, or {percent: 5, ...})."""
+    return step["percent"] if isinstance(step, Mapping) else step
+
+
 def _steps_increase_to_100(steps: list[int]) -> bool:
     return all(a < b for a, b in zip(steps, steps[1:])) and steps[-1] == 100
 
 
+def _step_violations(document: Mapping[str, Any]) -> list[str]:
+    """Rules of the step mappings: their cohorts are declared and named once, not at 100 %, and a
+    step's own bake still covers a whole window."""
+    declared = document.get("cohorts") or {}
+    violations, first_named = [], {}
+    for index, step in enumerate(document["steps"]):
+        if not isinstance(step, Mapping):
+            continue
+        where = f"steps[{index}]"
+        for cohort in step.get("cohorts", ()):
+            if cohort not in declared:
+                violations.append(f"{where}.cohorts: {cohort!r} is not declared in cohorts "
+                                  f"(declared: {', '.join(declared) or 'none'})")
+            elif cohort in first_named:
+                # A cohort is on green from its first step on: naming it again is a mistake.
+                violations.append(f"{where}.cohorts: {cohort!r} is already on green from "
+                                  f"steps[{first_named[cohort]}]")
+            first_named.setdefault(cohort, index)
+        if step.get("cohorts") and step["percent"] == 100:
+            violations.append(f"{where}.cohorts: at 100 % every user is on green already; name cohorts on an earlier step")
+        if "bake_seconds" in step and step["bake_seconds"] < document["window_seconds"]:
+            violations.append(f"{where}.bake_seconds must be >= window_seconds ({document['window_seconds']}); "
+                              f"got {step['bake_seconds']}")
+    if declared and document.get("router", DEFAULT_ROUTER) != DEFAULT_ROUTER:
+        # Cohorts and the sticky hash are HAProxy rules (include/haproxy/haproxy.cfg.tmpl); an
+        # HTTPRoute's backendRefs only split by weight, so the cohorts would silently not be sent.
+        violations.append(f"cohorts: routing by user needs router {DEFAULT_ROUTER}; "
+                          f"router {document.get('router')!r} splits by weight only")
+    unused = [name for name in declared if name not in first_named]
+    if unused:
+        violations.append(f"cohorts: {', '.join(unused)} declared but named by no step")
+    for name, source in declared.items():
+        violations += source_problems(name, source, f"cohorts.{name}")
+    return violations
+
+
 def _plan_rule_violations(document: Mapping[str, Any]) -> list[str]:
     """Cross-field rules JSON schema cannot express; call only on a schema-valid document."""
-    steps = list(document["steps"])
+    steps = [step_percent(step) for step in document["steps"]]
     bake = document["bake_seconds"]
     violations = []
     if not _steps_increase_to_100(steps):
@@ -261,9 +414,30 @@ def _plan_rule_violations(document: Mapping[str, Any]) -> list[str]:
         violations.append(
             f"window_seconds must be <= bake_seconds ({bake}); got {document['window_seconds']}"
         )
+    violations += _step_violations(document)
+    if document.get("change_windows") is not None:
+        try:
+            ChangeWindows.from_dict(document["change_windows"])
+        except ChangeWindowError as error:
+            violations.append(str(error))
     if isinstance(document.get("metrics"), Mapping):
         violations += [f"metrics: {problem}" for problem in template_problems(document["metrics"])]
-    return violations
+    return violations + _router_violations(document)
+
+
+def _router_violations(document: Mapping[str, Any]) -> list[str]:
+    """The gateway_api section goes with router gateway_api, and only with it: a section the chosen
+    router ignores would let an operator believe the run patches an HTTPRoute when it drives HAProxy."""
+    router = document.get("router", DEFAULT_ROUTER)
+    route = document.get("gateway_api")
+    if router == GATEWAY_API_ROUTER and not route:
+        return [f"gateway_api: required when router is {GATEWAY_API_ROUTER} "
+                "(namespace, http_route, blue_backend, green_backend)"]
+    if router != GATEWAY_API_ROUTER and route:
+        return [f"gateway_api: given but router is {router!r}; set router: {GATEWAY_API_ROUTER} or remove the section"]
+    if route and route["blue_backend"] == route["green_backend"]:
+        return [f"gateway_api.green_backend: must differ from blue_backend ({route['blue_backend']!r})"]
+    return []
 
 
 def refuse_invalid_plan(

@@ -2,7 +2,7 @@
 
 A router splits traffic between the two colors by integer weights that always sum to
 ``TOTAL_WEIGHT``, so a green percentage maps to weights exactly (5 % -> blue 95 / green 5).
-Implementations (HAProxy's runtime API today) must make ``set_green_percent`` idempotent and
+Implementations (HAProxy's runtime API, a Gateway API HTTPRoute) must make ``set_green_percent`` idempotent and
 verify it by reading the weights back.
 """
 
@@ -12,6 +12,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 TOTAL_WEIGHT = 100
+
+#: The routers a plan may choose (plan field ``router``): HAProxy's runtime API, or a Gateway API
+#: HTTPRoute's weighted backendRefs patched through the Kubernetes API.
+HAPROXY_ROUTER = "haproxy"
+GATEWAY_API_ROUTER = "gateway_api"
+ROUTERS = (HAPROXY_ROUTER, GATEWAY_API_ROUTER)
+DEFAULT_ROUTER = HAPROXY_ROUTER
 
 
 class RouterError(RuntimeError):
@@ -45,9 +52,31 @@ def weight_change_order(current: RouterWeights, target: RouterWeights) -> list[t
     return sorted(changes, key=lambda change: change[1] < getattr(current, change[0]))
 
 
+@dataclass(frozen=True)
+class CohortMapUpdate:
+    """A cohort map swapped in and read back: which map, its new version, how many users, in how
+    many runtime API payloads."""
+
+    map_name: str
+    version: int
+    entries: int
+    payloads: int
+
+
 class TrafficRouter(Protocol):
     def read_weights(self) -> RouterWeights: ...
 
     def set_green_percent(self, percent: int) -> RouterWeights: ...
 
     def server_states(self) -> dict[str, str]: ...
+
+
+class CohortRouter(Protocol):
+    """A router that also sends cohort members to green (user id -> cohort map) and routes the
+    other identified users by a sticky hash (cutover_kit.cohorts)."""
+
+    def read_cohort_map(self) -> dict[str, str]: ...
+
+    def replace_cohort_map(self, entries: dict[str, str]) -> CohortMapUpdate: ...
+
+    def clear_cohort_map(self) -> CohortMapUpdate: ...

@@ -81,6 +81,8 @@ class SLOGateOperator(BaseOperator):
         self.prometheus_conn_id = prometheus_conn_id
         self.haproxy_conn_id = haproxy_conn_id
         self.state_conn_id = state_conn_id
+        # (dag_id, run_id) of the run, set at execute: the trigger's heartbeat names it.
+        self._run_identity: tuple[str, str] | None = None
 
     def _timings(self) -> tuple[float, float]:
         """Bake and timeout for this gate. The standby watch bakes for ``standby_seconds``."""
@@ -90,8 +92,9 @@ class SLOGateOperator(BaseOperator):
 
     def build_trigger(self) -> SLOGateTrigger:
         bake, timeout = self._timings()
-        weights_set_at = self.weights_set_at
-        if isinstance(weights_set_at, dict):
+        weights_set_at, green_percent = self.weights_set_at, None
+        if isinstance(weights_set_at, dict):  # set_traffic's result: when, and which share
+            green_percent = weights_set_at.get("percent")
             weights_set_at = weights_set_at["set_at"]
         baseline = self.blue_baseline.get("window") if isinstance(self.blue_baseline, dict) else None
         return SLOGateTrigger(
@@ -105,10 +108,14 @@ class SLOGateOperator(BaseOperator):
             prometheus_conn_id=self.prometheus_conn_id,
             haproxy_conn_id=self.haproxy_conn_id,
             state_conn_id=self.state_conn_id,
+            dag_id=self._run_identity[0] if self._run_identity else None,
+            run_id=self._run_identity[1] if self._run_identity else None,
+            green_percent=None if green_percent is None else float(green_percent),
         )
 
     def _pull_inputs(self, context: Any) -> None:
         ti = context["ti"]
+        self._run_identity = (ti.dag_id, context["run_id"])
         if self.plan_task_id:
             self.plan = ti.xcom_pull(task_ids=self.plan_task_id)
             if not self.plan:

@@ -18,7 +18,7 @@ from cutover_kit.actions import emergency as emergency_actions
 from cutover_kit.actions.flags import apply_everywhere
 from cutover_kit.control import CutoverStateError, EmergencyStop
 from cutover_kit.flags.model import FlagState, FlagStoreError
-from cutover_kit.hooks.levers import connected_levers, read_emergency_stop
+from cutover_kit.hooks.levers import connected_levers, read_emergency_stop, router_for_plan
 from cutover_kit.plan import CutoverPlan
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,16 @@ def plan_of_run(plan_task_id: str) -> CutoverPlan:
 
     plan = get_current_context()["ti"].xcom_pull(task_ids=plan_task_id)
     if not plan:
-        raise AirflowFailException(f"Flags: no plan from {plan_task_id}; stage 1 must validate it first")
+        raise AirflowFailException(f"No plan from {plan_task_id}; stage 1 must validate it first")
     return CutoverPlan.from_dict(plan)
+
+
+def router_of_run(plan_task_id: str) -> Any:
+    """The router the run's plan chose (HAProxyHook or GatewayAPIHook), logged once per task so
+    the task log says which world its weights come from."""
+    router = router_for_plan(plan_of_run(plan_task_id))
+    log.info("Router: %s", router.describe())
+    return router
 
 
 def ensure_not_stopped(action: str) -> None:
@@ -55,7 +63,8 @@ def record_step_progress(step_label: str) -> None:
     from cutover_kit.hooks.cutover_state import CutoverStateHook
 
     try:
-        CutoverStateHook().record_progress(get_current_context()["run_id"], step_label)
+        context = get_current_context()
+        CutoverStateHook().record_progress(context["run_id"], step_label, dag_id=context["ti"].dag_id)
     except CutoverStateError as error:  # progress is informational; the stop check is what guards
         log.warning("Could not record progress at %s: %s", step_label, error)
 

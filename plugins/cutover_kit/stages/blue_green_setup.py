@@ -8,14 +8,14 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
 
+from cutover_kit.stages._shared import router_of_run
+
 log = logging.getLogger(__name__)
 
 
-def blue_green_setup() -> dict[str, Any]:
-    """Both servers present and passing health checks in the router, green at 0 %."""
-    from cutover_kit.hooks.haproxy import HAProxyHook
-
-    router = HAProxyHook()
+def blue_green_setup(plan_task_id: str) -> dict[str, Any]:
+    """Both servers present and passing health checks in the plan's router, green at 0 %."""
+    router = router_of_run(plan_task_id)
     states = router.server_states()
     not_up = {color: state for color, state in states.items() if not state.startswith("UP")}
     if not_up:

@@ -23,7 +23,8 @@ def capture_blue_baseline(plan: dict[str, Any]) -> dict[str, Any]:
     from cutover_kit.slo import Verdict, summarize_baseline
 
     parsed = CutoverPlan.from_dict(plan)
-    blue = measure_color(PrometheusHook(), "blue", parsed.baseline_seconds, tuple(parsed.slo.quantiles), parsed.metrics)
+    blue = measure_color(PrometheusHook(), "blue", parsed.baseline_seconds, tuple(parsed.slo.quantiles), parsed.metrics,
+                         parsed.slo.confidence_z)
     judgement = summarize_baseline(blue, min_requests=parsed.min_requests, window_seconds=parsed.baseline_seconds)
     log.info("%s: %s", judgement.verdict.value, judgement.reason)
     if judgement.verdict is Verdict.FAIL:
@@ -33,12 +34,12 @@ def capture_blue_baseline(plan: dict[str, Any]) -> dict[str, Any]:
     return {"verdict": "PASS", "reason": judgement.reason, "window": blue.to_dict()}
 
 
-def verify_blue_warm() -> dict[str, Any]:
+def verify_blue_warm(plan_task_id: str) -> dict[str, Any]:
     """Stage 12 after cutover: blue is kept warm (healthy, ready) so a rollback stays instant."""
-    from cutover_kit.hooks.haproxy import HAProxyHook
     from cutover_kit.hooks.service import ServiceHook
+    from cutover_kit.stages._shared import router_of_run
 
-    state = HAProxyHook().server_states()["blue"]
+    state = router_of_run(plan_task_id).server_states()["blue"]
     ready = ServiceHook(connections.APP_BLUE).probe("GET", "/readyz")
     if not state.startswith("UP") or ready.status != 200:
         raise AirflowFailException(f"Blue is not warm: router says {state}, /readyz {ready.status or ready.error}")

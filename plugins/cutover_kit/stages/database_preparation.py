@@ -326,3 +326,72 @@ def validate_expanded_database(backup_record: dict[str, Any], scratch_db: str, c
         get_current_context()["ti"].xcom_push(key="validation_failure", value={"reason": str(error)})
         raise
     return {"verdict": "PASS", "reason": f"GX: {summary['expectations']} expectations passed in {summary['seconds']:.1f} s", **summary}
+
+
+# --------------------------------------------------------------------------------------------
+# The schema change as a Kubernetes pod, for deployments whose workers should not reach the
+# database themselves (or should not carry psycopg2): a KubernetesPodOperator that runs
+# `python -m cutover_kit.db.migrate_job <step>` in the project's Airflow image, with the database
+# DSN from a Kubernetes Secret. Not wired into `cutover`: the DAG's expand_schema task does the same
+# in the worker. docs/kubernetes.md shows the two lines that swap it in.
+
+MIGRATION_STEPS = ("expand", "backfill")
+# Where the project's code sits in its Airflow image (deploy/docker/, the images change): the root
+# for include/, plugins/ for cutover_kit.
+IMAGE_PYTHONPATH = "/opt/airflow:/opt/airflow/plugins"
+
+
+def migration_pod_operator(
+    *,
+    step: str = "expand",
+    image: str,
+    namespace: str = "airflow",
+    secret_name: str = "cutover-database",
+    secret_key: str = "dsn",
+    service_account_name: str = "cutover-migration",
+    kubernetes_conn_id: str = connections.KUBERNETES,
+    **operator_kwargs: Any,
+) -> Any:
+    """A KubernetesPodOperator running stage 2's `step` (expand | backfill) once, in a pod that
+    exits 0 when the database is in the wanted state. Nothing is contacted here (no cluster, no
+    Connection): the pod is only built when the task runs, or by ``dry_run()``."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from airflow.providers.cncf.kubernetes.secret import Secret
+    from kubernetes.client import models as k8s
+
+    from cutover_kit.db.migrate_job import DSN_ENV
+
+    if step not in MIGRATION_STEPS:
+        raise ValueError(f"migration step must be one of {', '.join(MIGRATION_STEPS)}; got {step!r}")
+    if not image or ":" not in image.rsplit("/", 1)[-1] and "@" not in image:
+        # An untagged image is whatever :latest is when the pod starts: a migration must be pinned.
+        raise ValueError(f"migration image must carry a tag or digest; got {image!r}")
+    operator_kwargs.setdefault("task_id", f"{'expand_schema' if step == 'expand' else 'backfill_new_columns'}_pod")
+    return KubernetesPodOperator(
+        kubernetes_conn_id=kubernetes_conn_id,
+        namespace=namespace,
+        name=f"cutover-migration-{step}",
+        image=image,
+        image_pull_policy="IfNotPresent",
+        cmds=["python", "-m", "cutover_kit.db.migrate_job"],
+        arguments=[step],
+        env_vars=[k8s.V1EnvVar(name="PYTHONPATH", value=IMAGE_PYTHONPATH)],
+        # The DSN (with its password) reaches the container from the Secret, never the pod spec.
+        secrets=[Secret(deploy_type="env", deploy_target=DSN_ENV, secret=secret_name, key=secret_key)],
+        labels={"app.kubernetes.io/part-of": "cutover", "app.kubernetes.io/component": f"migration-{step}"},
+        service_account_name=service_account_name,
+        automount_service_account_token=False,
+        container_resources=k8s.V1ResourceRequirements(
+            requests={"cpu": "100m", "memory": "256Mi"}, limits={"cpu": "1", "memory": "512Mi"}),
+        security_context=k8s.V1PodSecurityContext(
+            run_as_non_root=True, run_as_user=50000, run_as_group=0,
+            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault")),
+        container_security_context=k8s.V1SecurityContext(
+            allow_privilege_escalation=False, read_only_root_filesystem=True,
+            capabilities=k8s.V1Capabilities(drop=["ALL"])),
+        # A migration that hangs on a lock must end: the task then fails and retries (idempotent).
+        active_deadline_seconds=1800,
+        get_logs=True,
+        on_finish_action="delete_succeeded_pod",  # a failed pod stays for `kubectl logs`
+        **operator_kwargs,
+    )

@@ -34,18 +34,22 @@ def record_database_halt(validate_task_id: str) -> dict[str, Any]:
     return {"verdict": "FAIL", "step": "database", "reason": reason, "decided_at": time.time(), "traffic_restored_at": None}
 
 
-def rollback_database(conn_id: str = connections.POSTGRES, router_conn_id: str = connections.HAPROXY) -> dict[str, Any]:
+def rollback_database(conn_id: str = connections.POSTGRES, router_conn_id: str = connections.HAPROXY,
+                      plan_task_id: str | None = None) -> dict[str, Any]:
     """The down migration: back to the legacy shape, keeping every row either app wrote.
 
     Green reads and writes the expanded columns, so the down migration runs only while the router
-    gives green no traffic (read back from HAProxy); unreadable weights refuse too."""
+    (the plan's, when `plan_task_id` is given; else HAProxy behind `router_conn_id`) gives green no
+    traffic, read back; unreadable weights refuse too."""
     import psycopg2
 
     from cutover_kit.db.migrations import MigrationError, current_version, migrate_down
-    from cutover_kit.hooks.haproxy import HAProxyHook
+    from cutover_kit.hooks.levers import router_for_plan
+    from cutover_kit.stages._shared import plan_of_run
 
     try:
-        weights = HAProxyHook(router_conn_id).read_weights()
+        plan = plan_of_run(plan_task_id) if plan_task_id else None
+        weights = router_for_plan(plan, router_conn_id).read_weights()
     except Exception as error:  # noqa: BLE001 - any failure to read means green may still be serving
         raise AirflowFailException(f"Down migration refused: cannot read the router's weights to prove green is "
                                    f"drained ({type(error).__name__}: {error}); nothing was changed") from error

@@ -79,13 +79,24 @@ def validate_run_inputs(acknowledged_writes_file: str | None, checks_file: str |
              acknowledged_writes_file, len(ids))
 
 
-def resolve_connections(conn_ids: tuple[str, ...] = connections.REQUIRED_CONNECTIONS) -> dict[str, Any]:
+def resolve_connections(plan_task_id: str | None = None,
+                        conn_ids: tuple[str, ...] = connections.REQUIRED_CONNECTIONS) -> dict[str, Any]:
+    """Every Connection the run needs resolves; with a plan (`plan_task_id`), those of its router."""
     from airflow.sdk import BaseHook
 
+    if plan_task_id:
+        plan = plan_of_run(plan_task_id)
+        conn_ids = connections.required_connections(plan.router, (plan.gateway_api or {}).get("kubernetes_conn_id"))
     resolved, missing = {}, []
     for conn_id in conn_ids:
         try:
-            conn = BaseHook.get_connection(conn_id)
+            if conn_id == connections.KUBERNETES:
+                # The provider's default id may be absent: KubernetesHook then uses in-cluster credentials.
+                from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+                conn = KubernetesHook.get_connection(conn_id)
+            else:
+                conn = BaseHook.get_connection(conn_id)
         except Exception as error:  # AirflowNotFoundException and backend errors alike
             missing.append(f"{conn_id} ({type(error).__name__})")
             continue
@@ -97,8 +108,8 @@ def resolve_connections(conn_ids: tuple[str, ...] = connections.REQUIRED_CONNECT
     return {"verdict": "PASS", "reason": reason, "connections": resolved}
 
 
-def check_endpoints_reachable() -> dict[str, Any]:
-    from cutover_kit.hooks.haproxy import HAProxyHook
+def check_endpoints_reachable(plan_task_id: str) -> dict[str, Any]:
+    from cutover_kit.hooks.levers import router_for_plan
     from cutover_kit.hooks.prometheus import PrometheusHook
     from cutover_kit.hooks.service import ServiceHook
 
@@ -112,11 +123,12 @@ def check_endpoints_reachable() -> dict[str, Any]:
     else:
         findings["prometheus"] = prometheus.base_url
 
+    router = router_for_plan(plan_of_run(plan_task_id))
     try:
-        states = HAProxyHook().server_states()
-        findings["haproxy"] = ", ".join(f"{color} {state}" for color, state in sorted(states.items()))
+        states = router.server_states()
+        findings["router"] = f"{router.describe()}: " + ", ".join(f"{color} {state}" for color, state in sorted(states.items()))
     except Exception as error:
-        problems.append(f"HAProxy runtime API: {error}")
+        problems.append(f"{router.describe()}: {error}")
 
     for conn_id in (connections.APP_ROUTER, connections.APP_BLUE, connections.APP_GREEN):
         probe = ServiceHook(conn_id).probe("GET", "/healthz")
@@ -205,7 +217,7 @@ def check_metric_templates(plan_task_id: str) -> dict[str, Any]:
     return {"verdict": "PASS", "reason": reason, "metric_templates": plan.metric_templates}
 
 
-def check_previous_cutover() -> dict[str, Any]:
+def check_previous_cutover(plan_task_id: str) -> dict[str, Any]:
     """Refuse, before anything changes, a run that would undo a finished or half-done cutover:
     green already has traffic, or the last recorded outcome is a promotion. The param
     ``allow_rerun_reason`` starts over on purpose; stage 8 then reads ``starts_over`` from here.
@@ -213,12 +225,12 @@ def check_previous_cutover() -> dict[str, Any]:
     from airflow.sdk import get_current_context
 
     from cutover_kit.hooks.cutover_state import CutoverStateHook
-    from cutover_kit.hooks.haproxy import HAProxyHook
     from cutover_kit.previous_cutover import judge_previous_cutover
+    from cutover_kit.stages._shared import router_of_run
 
     rerun_reason = get_current_context()["params"].get("allow_rerun_reason")
     try:
-        green_percent = HAProxyHook().read_weights().green_percent
+        green_percent = router_of_run(plan_task_id).read_weights().green_percent
         last = CutoverStateHook().last_outcome()
     except Exception as error:  # router or Redis unreachable, a misconfigured Connection, an unreadable record
         raise AirflowException(f"Cutover refused for now: cannot tell whether a cutover is in place: "

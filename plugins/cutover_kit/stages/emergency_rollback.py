@@ -79,9 +79,10 @@ def flags_to_rails(flag_backend: str | None = None) -> dict[str, Any]:
     return applied_flags(FlagState.rails(), backend, "Emergency level 1, flags -> Rails")
 
 
-def route_all_to_blue() -> dict[str, Any]:
-    """Level 2: 100 % of traffic on blue, read back (the cutover's rollback level 2)."""
-    return rollback.route_all_to_blue()
+def route_all_to_blue(router_plan: str = "default") -> dict[str, Any]:
+    """Level 2: 100 % of traffic on blue, read back (the cutover's rollback level 2), on the router
+    of plan file `router_plan` (param; the emergency run has no plan of its own)."""
+    return rollback.route_all_to_blue(plan_name=router_plan or "default")
 
 
 def verify_blue_serving() -> dict[str, Any]:

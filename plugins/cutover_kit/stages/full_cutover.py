@@ -27,9 +27,9 @@ def set_step_flags(percent: int, plan_task_id: str) -> dict[str, Any]:
     return traffic_migration.set_step_flags(percent, plan_task_id)
 
 
-def set_traffic(percent: int) -> dict[str, Any]:
+def set_traffic(percent: int, plan_task_id: str) -> dict[str, Any]:
     """Green at 100 %, read back (stage 10's rule: the emergency stop is checked first)."""
-    return traffic_migration.set_traffic(percent)
+    return traffic_migration.set_traffic(percent, plan_task_id)
 
 
 def smoke_checks(step_label: str, plan_task_id: str | None = None) -> dict[str, Any]:
@@ -45,10 +45,10 @@ def decide_after_gate(gate_task_id: str, proceed_task_id: str, halt_task_id: str
 def record_promotion(plan: dict[str, Any]) -> dict[str, Any]:
     """Stage 13's end: green holds 100 % after the standby watch, read back from the router.
     Recorded as "promoted", so the next run's stage 1 refuses to undo it by accident."""
-    from cutover_kit.hooks.haproxy import HAProxyHook
+    from cutover_kit.hooks.levers import router_for_plan
 
     ensure_not_stopped("promote")
-    weights = HAProxyHook().read_weights()
+    weights = router_for_plan(CutoverPlan.from_dict(plan)).read_weights()
     if weights.green_percent != 100:
         raise AirflowFailException(f"Refusing to promote: router weights are {weights.to_dict()}, not 100 % green")
     standby = CutoverPlan.from_dict(plan).standby_seconds

@@ -13,9 +13,10 @@ import logging
 import time
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from cutover_kit import connections
+from cutover_kit.actions.rollback import traffic_to_blue_within
 from cutover_kit.control import emergency_halt_line
 from cutover_kit.flags.model import FlagState
 from cutover_kit.outcome import halt_reason
@@ -69,16 +70,32 @@ def flags_to_rails(plan_task_id: str) -> dict[str, Any]:
     return applied_flags(FlagState.rails(), plan.flag_backend, "Rollback level 1, flags -> Rails")
 
 
-def route_all_to_blue() -> dict[str, Any]:
-    from cutover_kit.hooks.haproxy import HAProxyHook
+def route_all_to_blue(plan_task_id: str | None = None, plan_name: str | None = None) -> dict[str, Any]:
+    """Level 2: 100 % of traffic on blue, read back, through the router of the run's plan
+    (`plan_task_id`), or of the plan file `plan_name` (the emergency DAG runs without a plan). A
+    router that refuses or cannot be reached is retried within the traffic deadline (60 s) before
+    the task fails with the reason (and retries)."""
+    from cutover_kit.hooks.levers import router_for_plan
+    from cutover_kit.plan import PlanError, load_plan
 
+    if plan_task_id:
+        router = router_for_plan(plan_of_run(plan_task_id))
+    else:
+        try:
+            router = router_for_plan(load_plan(plan_name or "default"))
+        except PlanError as error:
+            raise AirflowFailException(f"Rollback level 2: cannot tell which router to drive: {error}") from error
+    log.info("Router: %s", router.describe())
     started = time.monotonic()
-    weights = HAProxyHook().set_green_percent(0)
-    verified_at = time.time()
-    reason = (f"Rollback level 2, traffic -> blue: weights {weights.to_dict()}, verified by read-back "
+    facts = traffic_to_blue_within(router)
+    if "traffic_restore_error" in facts:
+        raise AirflowException(f"Rollback level 2, traffic -> blue NOT verified: {facts['traffic_restore_error']}")
+    weights = facts["weights_after_rollback"]
+    retried = f" on attempt {facts['traffic_attempts']}" if facts["traffic_attempts"] > 1 else ""
+    reason = (f"Rollback level 2, traffic -> blue: weights {weights}, verified by read-back{retried} "
               f"in {time.monotonic() - started:.3f} s")
     log.info(reason)
-    return {"verdict": "PASS", "reason": reason, "weights": weights.to_dict(), "verified_at": verified_at}
+    return {"verdict": "PASS", "reason": reason, "weights": weights, "verified_at": facts["traffic_restored_at"]}
 
 
 def check_blue_serving_alone(probes: int = 10) -> dict[str, Any]:

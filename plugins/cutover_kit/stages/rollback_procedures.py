@@ -30,14 +30,16 @@ def rollback_drill(plan: dict[str, Any], previous_cutover_task_id: str | None = 
     Stage 1's verdict is pulled by task id (an XComArg would add an edge past the stage chain)."""
     from airflow.sdk import get_current_context
 
-    from cutover_kit.hooks.haproxy import HAProxyHook
+    from cutover_kit.hooks.levers import router_for_plan
 
     ensure_not_stopped("run the rollback drill")
-    drill_percent = CutoverPlan.from_dict(plan).rollback_drill_percent
+    parsed = CutoverPlan.from_dict(plan)
+    drill_percent = parsed.rollback_drill_percent
     previous = (get_current_context()["ti"].xcom_pull(task_ids=previous_cutover_task_id)
                 if previous_cutover_task_id else None) or {}
     starts_over = bool(previous.get("starts_over"))
-    router = HAProxyHook()
+    router = router_for_plan(parsed)
+    log.info("Router: %s", router.describe())
     before = router.read_weights()
     if before.green != 0 and not starts_over:
         raise AirflowFailException(

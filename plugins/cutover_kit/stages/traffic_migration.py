@@ -21,7 +21,8 @@ from cutover_kit.actions.rollback import log_reflex, restore_blue_now
 from cutover_kit.flags.model import FlagState
 from cutover_kit.hooks.levers import app_reports, connected_levers
 from cutover_kit.outcome import choose_after_gate
-from cutover_kit.stages._shared import applied_flags, ensure_not_stopped, plan_of_run, record_step_progress
+from cutover_kit.plan import CutoverPlan
+from cutover_kit.stages._shared import applied_flags, ensure_not_stopped, plan_of_run, record_step_progress, router_of_run
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,11 @@ def set_step_flags(percent: int, plan_task_id: str) -> dict[str, Any]:
     return {**applied_flags(FlagState.for_step(percent), plan.flag_backend, f"Flags for {percent} %"), "percent": percent}
 
 
-def set_traffic(percent: int) -> dict[str, Any]:
-    from cutover_kit.hooks.haproxy import HAProxyHook
-
+def set_traffic(percent: int, plan_task_id: str) -> dict[str, Any]:
     # Checked before every step: an operator's emergency stop ends the advance here.
     ensure_not_stopped(f"move green to {percent} %")
     record_step_progress(f"{percent} %")
-    weights = HAProxyHook().set_green_percent(percent)
+    weights = router_of_run(plan_task_id).set_green_percent(percent)
     reason = f"Green at {percent} %: weights blue {weights.blue} / green {weights.green}, verified by read-back"
     log.info(reason)
     return {"verdict": "PASS", "reason": reason, "percent": percent, "weights": weights.to_dict(), "set_at": time.time()}
@@ -82,7 +81,7 @@ def smoke_checks(step_label: str, targets: tuple[str, ...] = (connections.APP_RO
             log.info("Smoke rollback: flags -> Rails in %s", why)
         else:
             log.error("Smoke rollback leaves the flags as they are: %s; traffic still goes back to blue", why)
-        summary.update(restore_blue_now(connected_levers(), backend))
+        summary.update(restore_blue_now(connected_levers(plan=_plan_or_none(plan_task_id)), backend))
         if not backend:
             summary["flags_restore_error"] = f"flags left as they are: {why}"
         log_reflex(summary)
@@ -90,6 +89,18 @@ def smoke_checks(step_label: str, targets: tuple[str, ...] = (connections.APP_RO
         raise AirflowFailException(summary["reason"])
     log.info(summary["reason"])
     return summary
+
+
+def _plan_or_none(plan_task_id: str | None) -> CutoverPlan | None:
+    """The run's plan for the smoke reflex's router; None (the haproxy default) when there is no
+    plan to read, said in the log: the rollback tasks then re-assert 100 % blue on the plan's router."""
+    if not plan_task_id:
+        return None
+    try:
+        return plan_of_run(plan_task_id)
+    except Exception as error:  # noqa: BLE001 - the traffic lever must still run
+        log.error("Smoke rollback: the plan is unreadable (%s: %s); pulling the default router", type(error).__name__, error)
+        return None
 
 
 def _smoke_rollback_flag_backend(plan_task_id: str | None, flag_backend: str | None) -> tuple[str | None, str]:

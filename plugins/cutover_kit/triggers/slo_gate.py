@@ -8,7 +8,8 @@ before the step timeout).
 
 Reflex rollback: when ``haproxy_conn_id`` is set, any end but a promote first flips the plan's
 feature flags to Rails (verified in the flag store and in every app), then puts 100 % of traffic
-back on blue, verified by read-back, from inside the trigger, before the event is even delivered. Waiting for the
+back on blue in the plan's router (HAProxy, or the gateway_api HTTPRoute), verified by read-back,
+from inside the trigger, before the event is even delivered. Waiting for the
 scheduler to run a rollback task costs seconds of user-facing errors; the DAG's rollback tasks
 then re-assert the same absolute state (idempotent) and verify it end to end.
 
@@ -22,8 +23,18 @@ the color, the measure and the query. Anything else that goes wrong inside the g
 with a "failed" event carrying the error, after the reflex rollback: a gate that dies silently
 would leave green serving users with nobody watching.
 
-Three small seams, overridden by the unit tests and never serialized: :meth:`_metrics_source`,
-:meth:`_read_emergency_stop` and :meth:`_reflex_rollback`.
+Heartbeat (the dead-man's switch, cutover_kit.dead_man): when ``state_conn_id``, ``dag_id`` and
+``run_id`` are set, every poll writes the gate's heartbeat and progress to the shared state, and
+the gate's end writes a last one marked ended. The ``gate_watchdog`` DAG rolls back when the
+heartbeat of a gate guarding traffic on green goes silent. A trigger restarted by the triggerer
+(same gate: same run, step and deferral) resumes that progress instead of baking from zero: a
+pending breach is not forgotten and no unjudged time is credited; if the gate had already decided,
+the restarted trigger delivers that decision again (and re-runs the idempotent reflex rollback).
+A heartbeat that cannot be written is logged and never stops the gate.
+
+Five small seams, overridden by the unit tests and never serialized: :meth:`_metrics_source`,
+:meth:`_read_emergency_stop`, :meth:`_reflex_rollback`, :meth:`_write_heartbeat` and
+:meth:`_read_heartbeat`.
 """
 
 from __future__ import annotations
@@ -36,8 +47,12 @@ from asgiref.sync import sync_to_async
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from cutover_kit import connections
+from cutover_kit.actions.rollback import rollback_failure
 from cutover_kit.control import CutoverStateError, EmergencyStop, emergency_halt_line
-from cutover_kit.gate import GateDecision, GateProgress, advance_gate, decision_line, initial_credit_start, judging_window_seconds
+from cutover_kit.dead_man import GateHeartbeat, resumable_heartbeat
+from cutover_kit.gate import (
+    GateDecision, GateProgress, advance_gate, decision_line, initial_credit_start, judging_window_seconds, resumed_progress,
+)
 from cutover_kit.measure import MeasurementError, MetricsSource, measure_color
 from cutover_kit.plan import OPTIONAL_FIELD_DEFAULTS, CutoverPlan
 from cutover_kit.slo import ColorWindow, Judgement, Verdict, judge_window
@@ -57,6 +72,9 @@ class SLOGateTrigger(BaseTrigger):
         prometheus_conn_id: str = connections.PROMETHEUS,
         haproxy_conn_id: str | None = None,
         state_conn_id: str | None = None,
+        dag_id: str | None = None,
+        run_id: str | None = None,
+        green_percent: float | None = None,
     ) -> None:
         super().__init__()
         self.step_label = step_label
@@ -69,6 +87,10 @@ class SLOGateTrigger(BaseTrigger):
         self.prometheus_conn_id = prometheus_conn_id
         self.haproxy_conn_id = haproxy_conn_id
         self.state_conn_id = state_conn_id
+        self.dag_id = dag_id
+        self.run_id = run_id
+        self.green_percent = green_percent
+        self._heartbeat_failing = False
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -84,6 +106,9 @@ class SLOGateTrigger(BaseTrigger):
                 "prometheus_conn_id": self.prometheus_conn_id,
                 "haproxy_conn_id": self.haproxy_conn_id,
                 "state_conn_id": self.state_conn_id,
+                "dag_id": self.dag_id,
+                "run_id": self.run_id,
+                "green_percent": self.green_percent,
             },
         )
 
@@ -105,13 +130,84 @@ class SLOGateTrigger(BaseTrigger):
         from cutover_kit.actions.rollback import log_reflex, restore_blue_now
         from cutover_kit.hooks.levers import connected_levers
 
-        event.update(restore_blue_now(connected_levers(self.haproxy_conn_id), flag_backend))
+        # The plan's router (haproxy_conn_id serves the haproxy router; gateway_api reads the plan's HTTPRoute).
+        plan = CutoverPlan.from_dict(self.plan)
+        event.update(restore_blue_now(connected_levers(self.haproxy_conn_id, plan=plan), flag_backend))
         log_reflex(event, self.log)
 
+    def _write_heartbeat(self, heartbeat: GateHeartbeat) -> None:
+        """Persist this poll; raises CutoverStateError when the state cannot be written."""
+        from cutover_kit.hooks.levers import write_gate_heartbeat
+
+        write_gate_heartbeat(heartbeat, self.state_conn_id)
+
+    def _read_heartbeat(self) -> GateHeartbeat | None:
+        """The latest persisted gate heartbeat (any gate's); raises CutoverStateError when unreadable."""
+        from cutover_kit.hooks.levers import read_gate_heartbeat
+
+        return read_gate_heartbeat(self.state_conn_id)
+
+    @property
+    def _beats(self) -> bool:
+        return bool(self.state_conn_id and self.dag_id and self.run_id)
+
+    async def _beat(self, poll_interval: float, judgement: Judgement, decision: GateDecision, line: str,
+                    progress: GateProgress, flag_backend: str | None) -> None:
+        """Write this poll's heartbeat; a failure is logged (once, then its recovery), never raised:
+        the gate goes on judging, and the watchdog treats the silence as it should."""
+        if not self._beats:
+            return
+        heartbeat = GateHeartbeat.of(
+            dag_id=self.dag_id, run_id=self.run_id, step=self.step_label, gate_started_at=self.gate_started_at,
+            at=time.time(), poll_interval=poll_interval, green_percent=self.green_percent,
+            verdict=judgement.verdict.value, decision=decision, line=line, flag_backend=flag_backend, progress=progress)
+        try:
+            await sync_to_async(self._write_heartbeat)(heartbeat)
+        except Exception as error:  # noqa: BLE001 - a lost heartbeat must not end the gate
+            if not self._heartbeat_failing:
+                self.log.warning("Gate at %s: heartbeat NOT written (the gate goes on judging; the watchdog will see "
+                                 "it silent): %s", self.step_label, error)
+            self._heartbeat_failing = True
+            return
+        if self._heartbeat_failing:
+            self.log.info("Gate at %s: heartbeat written again", self.step_label)
+            self._heartbeat_failing = False
+
+    async def _resumable(self) -> GateHeartbeat | None:
+        """This gate's persisted heartbeat, when the trigger was restarted mid-gate; logs why or why not."""
+        if not self._beats:
+            return None
+        try:
+            saved = await sync_to_async(self._read_heartbeat)()
+        except CutoverStateError as error:
+            self.log.warning("Gate at %s starts from zero: its persisted progress could not be read: %s",
+                             self.step_label, error)
+            return None
+        heartbeat, line = resumable_heartbeat(saved, dag_id=self.dag_id, run_id=self.run_id, step=self.step_label,
+                                              gate_started_at=self.gate_started_at, now=time.time())
+        self.log.info(line)
+        return heartbeat
+
+    def _replayed_event(self, heartbeat: GateHeartbeat) -> dict[str, Any]:
+        """The decision a gate took before its trigger restarted, delivered again (never re-judged)."""
+        progress = heartbeat.gate_progress
+        return {
+            "status": heartbeat.decision,
+            "step": self.step_label,
+            "line": f"{heartbeat.line} (decided before the trigger restarted)",
+            "verdict": heartbeat.verdict,
+            "reason": f"decided before the trigger restarted: {heartbeat.line}",
+            "decided_at": heartbeat.at,
+            "elapsed_seconds": round(heartbeat.at - self.gate_started_at, 3),
+            "polls": progress.polls,
+            "measurements": {},
+            "resumed": True,
+        }
+
     def _measure(self, source: MetricsSource, plan: CutoverPlan, window: int) -> tuple[ColorWindow, ColorWindow]:
-        quantiles = tuple(plan.slo.quantiles)
-        return (measure_color(source, "green", window, quantiles, plan.metrics),
-                measure_color(source, "blue", window, quantiles, plan.metrics))
+        quantiles, z = tuple(plan.slo.quantiles), plan.slo.confidence_z
+        return (measure_color(source, "green", window, quantiles, plan.metrics, z),
+                measure_color(source, "blue", window, quantiles, plan.metrics, z))
 
     async def _judge_once(self, source: MetricsSource, plan: CutoverPlan, baseline: ColorWindow | None) -> tuple[Judgement, dict]:
         window = judging_window_seconds(time.time() - self.weights_set_at, plan.window_seconds)
@@ -139,10 +235,15 @@ class SLOGateTrigger(BaseTrigger):
         baseline = ColorWindow.from_dict(self.blue_baseline) if self.blue_baseline else None
         source = self._metrics_source()
         # The first PASS credits the window it judged (at most window_seconds back), never the
-        # whole time since the weights were set: a trigger restarted by the triggerer (its progress
-        # is not persisted) must not credit time it did not judge.
-        progress = GateProgress(last_elapsed_seconds=initial_credit_start(time.time() - self.gate_started_at,
-                                                                          plan.window_seconds))
+        # whole time since the weights were set: a restarted trigger must not credit time it did
+        # not judge, whether it starts from zero or resumes its persisted progress.
+        elapsed_at_start = time.time() - self.gate_started_at
+        progress = GateProgress(last_elapsed_seconds=initial_credit_start(elapsed_at_start, plan.window_seconds))
+        saved = await self._resumable()
+        if saved is not None and saved.ended:
+            return self._replayed_event(saved)
+        if saved is not None:
+            progress = resumed_progress(saved.gate_progress, elapsed_at_start, plan.window_seconds)
         while True:
             stop, state_error = await self._emergency_stop()
             elapsed = time.time() - self.gate_started_at
@@ -150,6 +251,7 @@ class SLOGateTrigger(BaseTrigger):
                 judgement, measurements = Judgement(Verdict.FAIL, stop.describe()), {}
                 decision, line = GateDecision.HALT, emergency_halt_line(self.step_label, stop)
                 self.log.info(line)
+                await self._beat(plan.poll_interval_seconds, judgement, decision, line, progress, plan.flag_backend)
                 break
             judgement, measurements = await self._judge_once(source, plan, baseline)
             if state_error:
@@ -166,6 +268,7 @@ class SLOGateTrigger(BaseTrigger):
             line = decision_line(decision, self.step_label, judgement, progress)
             self.log.info(line, extra={"gate": {**vars(progress), "step": self.step_label, "bake_seconds": self.bake_seconds,
                                                 "decision": decision.value, "verdict": judgement.verdict.value, "reason": judgement.reason}})
+            await self._beat(plan.poll_interval_seconds, judgement, decision, line, progress, plan.flag_backend)
             if decision is not GateDecision.CONTINUE:
                 break
             await asyncio.sleep(plan.poll_interval_seconds)
@@ -209,6 +312,10 @@ class SLOGateTrigger(BaseTrigger):
         except Exception as error:  # noqa: BLE001
             event = self._gate_error_event(error)
             self.log.exception(event["line"])
+            # The gate has ended: the watchdog must see it ended (a halt whose rollback follows), not silent.
+            poll_interval = plan.poll_interval_seconds if plan else 1.0
+            await self._beat(poll_interval, Judgement(Verdict.INCONCLUSIVE, event["reason"]), GateDecision.HALT,
+                             event["line"], GateProgress(), plan.flag_backend if plan else None)
         if event["status"] != GateDecision.PROMOTE.value and self.haproxy_conn_id:
             # An unreadable plan still names its flag store in the raw dict; the flag lever reports
             # (never raises) if even that is wrong, and the traffic lever runs regardless.
@@ -218,4 +325,9 @@ class SLOGateTrigger(BaseTrigger):
             except Exception as error:  # noqa: BLE001 - the rollback tasks retry it; the event must still go out
                 event["reflex_error"] = f"{type(error).__name__}: {error}"
                 self.log.exception("Reflex rollback raised, leaving it to the rollback tasks: %s", error)
+            else:
+                failure = rollback_failure(event)
+                if failure:  # reported, not raised: the gate task fails on this event anyway, saying why
+                    event["reflex_error"] = failure
+                    self.log.error("Reflex rollback NOT verified, leaving it to the rollback tasks: %s", failure)
         yield TriggerEvent(event)

@@ -1,6 +1,19 @@
 from __future__ import annotations
 
-from cutover_kit.gate import GateDecision, GateProgress, advance_gate, decision_line, judging_window_seconds
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from cutover_kit.change_windows import ChangeWindows
+from cutover_kit.gate import (
+    GateDecision,
+    GateProgress,
+    advance_gate,
+    decision_line,
+    hold_outside_change_windows,
+    judging_window_seconds,
+)
 from cutover_kit.slo import Judgement, Verdict
 
 PASS = Judgement(Verdict.PASS, "ok")
@@ -80,3 +93,59 @@ def test_a_restarted_gate_credits_only_the_window_it_judged():
     progress, decision = advance_gate(GateProgress(last_elapsed_seconds=start), PASS, 200.0, bake_seconds=300,
                                       step_timeout_seconds=900, consecutive_breach_limit=2)
     assert decision is GateDecision.CONTINUE and progress.healthy_seconds == 10.0
+
+
+def test_progress_persists_and_reads_back_and_refuses_a_malformed_record():
+    from cutover_kit.gate import progress_from_dict, progress_to_dict
+
+    progress = GateProgress(polls=4, consecutive_breaches=1, passes=2, fails=1, inconclusives=1, healthy_seconds=3.5,
+                            last_elapsed_seconds=9.25)
+    assert progress_from_dict(progress_to_dict(progress)) == progress
+    assert progress_from_dict({**progress_to_dict(progress), "added_by_a_newer_gate": 1}) == progress
+    for bad in ([], {"polls": 1}, {**progress_to_dict(progress), "polls": "4"}, {**progress_to_dict(progress), "fails": True},
+                {**progress_to_dict(progress), "healthy_seconds": float("inf")}):
+        with pytest.raises(ValueError, match="gate progress"):
+            progress_from_dict(bad)
+
+
+def test_resumed_progress_keeps_every_count_and_credits_only_the_next_window():
+    from cutover_kit.gate import resumed_progress
+
+    saved = GateProgress(polls=4, consecutive_breaches=1, passes=3, fails=1, healthy_seconds=5.0, last_elapsed_seconds=20.0)
+    # Down from 20 s to 80 s of the step: the next PASS judges 30 s back, so credit starts at 50 s.
+    later = resumed_progress(saved, elapsed_seconds=80.0, window_seconds=30)
+    assert later == GateProgress(polls=4, consecutive_breaches=1, passes=3, fails=1, healthy_seconds=5.0, last_elapsed_seconds=50.0)
+    # A short outage inside one window: the window covers it, so nothing is lost either.
+    assert resumed_progress(saved, elapsed_seconds=25.0, window_seconds=30).last_elapsed_seconds == 20.0
+    progress, decision = advance_gate(later, Judgement(Verdict.PASS, "ok"), 80.0, bake_seconds=60,
+                                      step_timeout_seconds=900, consecutive_breach_limit=2)
+    assert progress.healthy_seconds == 35.0 and decision is GateDecision.CONTINUE  # 5 + 30, not 5 + 60
+
+
+# --------------------------------------------------------------------------- change windows
+
+WEEKDAYS = ChangeWindows.from_dict(
+    {"timezone": "Europe/Berlin", "windows": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "16:00"}]}
+)
+
+
+def berlin(*args: int) -> datetime:
+    return datetime(*args, tzinfo=ZoneInfo("Europe/Berlin"))
+
+
+@pytest.mark.parametrize(("decision", "moment", "expected"), [
+    (GateDecision.PROMOTE, berlin(2026, 12, 7, 10, 0), GateDecision.PROMOTE),      # inside: advance
+    (GateDecision.PROMOTE, berlin(2026, 12, 12, 10, 0), GateDecision.CONTINUE),    # Saturday: hold
+    (GateDecision.HALT, berlin(2026, 12, 12, 10, 0), GateDecision.HALT),            # rollback never held
+    (GateDecision.TIMEOUT, berlin(2026, 12, 12, 10, 0), GateDecision.TIMEOUT),
+    (GateDecision.CONTINUE, berlin(2026, 12, 12, 10, 0), GateDecision.CONTINUE),
+])
+def test_gate_decisions_with_change_windows(decision: GateDecision, moment: datetime, expected: GateDecision) -> None:
+    held, line = hold_outside_change_windows(decision, WEEKDAYS, moment, "25 %")
+    assert held is expected
+    if decision is GateDecision.PROMOTE and expected is GateDecision.CONTINUE:
+        assert line is not None and line.startswith("Hold at 25 %: baked, but hold: outside change windows")
+        assert "next advance allowed Mon 2026-12-14 09:00 CET (08:00 UTC)" in line
+    else:
+        assert line is None
+    assert hold_outside_change_windows(decision, None, moment, "25 %") == (decision, None)

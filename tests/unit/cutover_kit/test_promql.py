@@ -132,3 +132,24 @@ def test_a_set_without_latency_measures_none_and_the_judge_says_latency_was_not_
     assert judged.verdict is Verdict.PASS and "latency not judged" in judged.reason, judged.reason
     # The same empty latency with the judge told to judge it is "no data", never a pass.
     assert judge_window(green, blue, plan.slo, min_requests=15, window_seconds=10).verdict is Verdict.INCONCLUSIVE
+
+
+def test_with_a_confidence_z_each_quantile_is_also_read_at_its_bound_levels(prometheus, answers):
+    from cutover_kit.slo import quantile_confidence_levels
+
+    templates = MetricTemplates(load_metric_templates("sandbox_apps"), "sandbox_apps")
+
+    def answer(promql: str):
+        if promql.startswith("histogram_quantile("):
+            level = float(promql[len("histogram_quantile("):].split(",", 1)[0])
+            return answers.vector(str(level / 10))  # seconds grow with the level: easy to tell apart
+        return answers.vector("1" if promql.startswith("max(up") else "0" if "5" in promql.split("{", 1)[-1][:40] and "status" in promql else "400")
+
+    source = prometheus(answer)
+    green = measure_color(source, "green", 10, (0.95,), templates, 1.96)
+    low, high = quantile_confidence_levels(0.95, green.requests, 1.96)
+    assert green.latency_seconds == {0.95: pytest.approx(0.095)}
+    assert green.latency_bounds == {0.95: (pytest.approx(low / 10), pytest.approx(high / 10))}
+    assert sum(query.startswith("histogram_quantile(") for query in source.queries) == 3
+    # Without a z (stage 1's template check, older callers) only the point is read.
+    assert measure_color(source, "blue", 10, (0.95,), templates).latency_bounds == {}

@@ -439,3 +439,45 @@ def test_green_percent_of_stage(stage: str, percent: int) -> None:
 def test_green_percent_of_unknown_stage_is_refused(stage: object) -> None:
     with pytest.raises(PlanError, match="is not traffic_<1..100> or standby"):
         green_percent_of_stage(stage)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- router
+
+
+GATEWAY_SECTION = {"namespace": "shop", "http_route": "storefront", "blue_backend": "storefront-blue",
+                   "green_backend": "storefront-green"}
+
+
+def test_router_defaults_to_haproxy_and_the_kubernetes_plan_chooses_gateway_api() -> None:
+    default = load_plan("default")
+    assert (default.router, default.gateway_api) == ("haproxy", None)
+    kubernetes = load_plan("kubernetes")
+    assert kubernetes.router == "gateway_api" and kubernetes.gateway_api == GATEWAY_SECTION
+    assert CutoverPlan.from_dict(kubernetes.to_dict()) == kubernetes
+    assert CutoverPlan.from_dict(default.to_dict()) == default
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"router": "envoy"}, r"router: 'envoy' is not one of \['haproxy', 'gateway_api'\]"),
+    ({"router": "gateway_api"}, "gateway_api: required when router is gateway_api"),
+    ({"router": "gateway_api", "gateway_api": {k: v for k, v in GATEWAY_SECTION.items() if k != "http_route"}},
+     "gateway_api: 'http_route' is a required property"),
+    ({"router": "gateway_api", "gateway_api": {**GATEWAY_SECTION, "http_route": "Store_Front"}},
+     "gateway_api.http_route: 'Store_Front' does not match"),
+    ({"router": "gateway_api", "gateway_api": {**GATEWAY_SECTION, "green_backend": "storefront-blue"}},
+     "gateway_api.green_backend: must differ from blue_backend"),
+    ({"router": "gateway_api", "gateway_api": {**GATEWAY_SECTION, "weights": {"blue": 1}}},
+     r"gateway_api: Additional properties are not allowed \('weights' was unexpected\)"),
+    ({"gateway_api": GATEWAY_SECTION}, "gateway_api: given but router is 'haproxy'"),
+])
+def test_bad_router_input_is_refused_at_load_naming_the_field(tmp_path, changes, message) -> None:
+    path = write_plan(tmp_path, mutated(**changes), name="k8s")
+    with pytest.raises(PlanError, match=f"plan 'k8s': {message}"):
+        load_plan(str(path))
+
+
+def test_the_dict_form_refuses_a_gateway_router_without_its_route() -> None:
+    document = load_plan("kubernetes").to_dict()
+    document["gateway_api"] = None
+    with pytest.raises(PlanError, match="plan 'kubernetes': gateway_api: required when router is gateway_api"):
+        CutoverPlan.from_dict(document)

@@ -14,16 +14,18 @@ from cutover_kit.sensors.slo_gate import DEFERRAL_MARGIN, SLOGateOperator
 from cutover_kit.triggers.slo_gate import SLOGateTrigger
 
 PLAN = load_plan("rehearsal").to_dict()
+RUN_ID = "manual__2026-12-07T19:00:00+00:00"
 
 
 def make_gate(**overrides):
-    arguments = dict(task_id="slo_gate", step_label="25 %", plan=PLAN, weights_set_at={"set_at": 1000.0}, blue_baseline={"window": {"color": "blue", "requests": 10, "errors": 0, "latency_seconds": {"0.95": 0.01}, "up": True}})
+    arguments = dict(task_id="slo_gate", step_label="25 %", plan=PLAN, weights_set_at={"set_at": 1000.0, "percent": 25}, blue_baseline={"window": {"color": "blue", "requests": 10, "errors": 0, "latency_seconds": {"0.95": 0.01}, "up": True}})
     arguments.update(overrides)
     return SLOGateOperator(**arguments)
 
 
 def test_trigger_serialize_is_exact_and_round_trips():
-    trigger = SLOGateTrigger(step_label="25 %", plan=PLAN, bake_seconds=10, step_timeout_seconds=40, gate_started_at=1.0, weights_set_at=0.5, blue_baseline=None, haproxy_conn_id="haproxy_default", state_conn_id="redis_default")
+    trigger = SLOGateTrigger(step_label="25 %", plan=PLAN, bake_seconds=10, step_timeout_seconds=40, gate_started_at=1.0, weights_set_at=0.5, blue_baseline=None, haproxy_conn_id="haproxy_default", state_conn_id="redis_default",
+                             dag_id="cutover", run_id=RUN_ID, green_percent=25.0)
     classpath, kwargs = trigger.serialize()
     assert classpath == "cutover_kit.triggers.slo_gate.SLOGateTrigger"
     assert kwargs == {
@@ -37,6 +39,9 @@ def test_trigger_serialize_is_exact_and_round_trips():
         "prometheus_conn_id": "prometheus_default",
         "haproxy_conn_id": "haproxy_default",
         "state_conn_id": "redis_default",
+        "dag_id": "cutover",
+        "run_id": RUN_ID,
+        "green_percent": 25.0,
     }
     assert SLOGateTrigger(**kwargs).serialize() == (classpath, kwargs)
 
@@ -46,12 +51,14 @@ def test_gate_defers_immediately_with_the_plan_timings():
 
     gate = make_gate()
     with pytest.raises(TaskDeferred) as deferred:
-        gate.execute(context={"ti": FakeTI()})
+        gate.execute(context={"run_id": RUN_ID, "ti": FakeTI()})
     trigger = deferred.value.trigger
     assert isinstance(trigger, SLOGateTrigger)
     assert (trigger.bake_seconds, trigger.step_timeout_seconds) == (PLAN["bake_seconds"], PLAN["step_timeout_seconds"])
     assert trigger.weights_set_at == 1000.0 and trigger.blue_baseline["color"] == "blue"
     assert trigger.state_conn_id == "redis_default"  # every gate obeys the emergency stop
+    # ... and names its run, so its heartbeat can be watched and a restarted trigger can resume it.
+    assert (trigger.dag_id, trigger.run_id, trigger.green_percent) == ("cutover", RUN_ID, 25.0)
     assert abs(trigger.gate_started_at - time.time()) < 5
     # A lost triggerer still ends the step: the plan's step timeout plus the margin, then the task fails.
     assert deferred.value.timeout == timedelta(seconds=PLAN["step_timeout_seconds"]) + DEFERRAL_MARGIN
@@ -61,7 +68,7 @@ def test_an_explicit_deferral_timeout_is_the_one_the_gate_defers_with():
     from airflow.sdk.exceptions import TaskDeferred
 
     with pytest.raises(TaskDeferred) as deferred:
-        make_gate(deferral_timeout=timedelta(minutes=7)).execute(context={"ti": FakeTI()})
+        make_gate(deferral_timeout=timedelta(minutes=7)).execute(context={"run_id": RUN_ID, "ti": FakeTI()})
     assert deferred.value.timeout == timedelta(minutes=7)
     assert deferred.value.trigger.step_timeout_seconds == PLAN["step_timeout_seconds"]  # the gate's own rule is unchanged
 
@@ -72,14 +79,14 @@ def test_a_deferral_timeout_shorter_than_the_step_timeout_is_refused_before_defe
 
     too_short = timedelta(seconds=PLAN["step_timeout_seconds"] - 1)
     with pytest.raises(AirflowFailException, match="shorter than the step timeout"):
-        make_gate(deferral_timeout=too_short).execute(context={"ti": FakeTI()})
+        make_gate(deferral_timeout=too_short).execute(context={"run_id": RUN_ID, "ti": FakeTI()})
 
 
 def test_the_standby_watch_defers_for_its_own_longer_timeout():
     from airflow.sdk.exceptions import TaskDeferred
 
     with pytest.raises(TaskDeferred) as deferred:
-        make_gate(bake_seconds_field="standby_seconds").execute(context={"ti": FakeTI()})
+        make_gate(bake_seconds_field="standby_seconds").execute(context={"run_id": RUN_ID, "ti": FakeTI()})
     assert deferred.value.timeout == timedelta(seconds=deferred.value.trigger.step_timeout_seconds) + DEFERRAL_MARGIN
     assert deferred.value.trigger.step_timeout_seconds > PLAN["step_timeout_seconds"]
 
@@ -104,6 +111,8 @@ def test_standby_gate_bakes_for_the_standby_time():
 
 
 class FakeTI:
+    dag_id = "cutover"
+
     def __init__(self, pulled=None):
         self.pushed = {}
         self.pulled = pulled or {}
@@ -138,7 +147,7 @@ def test_gate_pulls_plan_and_baseline_by_task_id():
     baseline = {"verdict": "PASS", "window": {"color": "blue", "requests": 50, "errors": 0, "latency_seconds": {}, "up": True}}
     gate = SLOGateOperator(task_id="slo_gate", step_label="5 %", weights_set_at=1.0, plan_task_id="plan", baseline_task_id="baseline")
     with pytest.raises(TaskDeferred) as deferred:
-        gate.execute({"ti": FakeTI({"plan": PLAN, "baseline": baseline})})
+        gate.execute({"run_id": RUN_ID, "ti": FakeTI({"plan": PLAN, "baseline": baseline})})
     assert deferred.value.trigger.plan == PLAN and deferred.value.trigger.blue_baseline["requests"] == 50
 
 
@@ -147,4 +156,4 @@ def test_gate_without_a_plan_fails_instead_of_judging_blind():
 
     gate = SLOGateOperator(task_id="slo_gate", step_label="5 %", weights_set_at=1.0, plan_task_id="plan")
     with pytest.raises(AirflowFailException, match="no plan"):
-        gate.execute({"ti": FakeTI()})
+        gate.execute({"run_id": RUN_ID, "ti": FakeTI()})

@@ -16,13 +16,18 @@ from cutover_kit.previous_cutover import PROMOTED, ROLLED_BACK, RecordedOutcome
 from cutover_kit.routing import RouterWeights, weights_for_green_percent
 from cutover_kit.stages import deployment_readiness, emergency_rollback, full_cutover, rollback, rollback_procedures
 
+PLAN_TASK = "stage_01.validate_plan"
+
 class FakeRouter:
     def __init__(self, green_percent: int | None, calls: list[str]) -> None:
         self.weights = None if green_percent is None else weights_for_green_percent(green_percent)
         self.calls = calls
 
-    def __call__(self) -> FakeRouter:  # stands in for the HAProxyHook class
+    def __call__(self, conn_id: str = "haproxy_default") -> FakeRouter:  # stands in for the HAProxyHook class
         return self
+
+    def describe(self) -> str:
+        return "fake HAProxy"
 
     def read_weights(self) -> RouterWeights:
         if self.weights is None:
@@ -71,7 +76,8 @@ class FakeTI:
 def world(monkeypatch):
     calls: list[str] = []
     world = SimpleNamespace(calls=calls, router=FakeRouter(100, calls), state=FakeState(), ti=FakeTI(), params={})
-    monkeypatch.setattr("cutover_kit.hooks.haproxy.HAProxyHook", lambda: world.router)
+    monkeypatch.setattr("cutover_kit.hooks.haproxy.HAProxyHook", world.router)
+    world.ti.xcoms[PLAN_TASK] = _drill_plan()  # router: haproxy (the default)
     monkeypatch.setattr("cutover_kit.hooks.cutover_state.CutoverStateHook", lambda: world.state)
     monkeypatch.setattr("airflow.sdk.get_current_context",
                         lambda: {"params": world.params, "ti": world.ti, "run_id": world.ti.run_id})
@@ -88,7 +94,7 @@ def test_stage_1_refuses_a_second_run_after_a_promotion_and_changes_nothing(worl
     world.state.last = promoted()
     with pytest.raises(AirflowFailException, match="Cutover refused: the router already sends 100 % of traffic "
                                                    "to green .* the last cutover promoted .*allow_rerun_reason"):
-        deployment_readiness.check_previous_cutover()
+        deployment_readiness.check_previous_cutover(PLAN_TASK)
     assert world.calls == [] and world.state.recorded == []
 
 
@@ -97,18 +103,18 @@ def test_stage_1_refuses_for_now_when_it_cannot_tell(world, broken):
     world.router.weights = None if broken == "router" else weights_for_green_percent(0)
     world.state.broken = broken == "state"
     with pytest.raises(AirflowException, match="cannot tell whether a cutover is in place: ") as raised:
-        deployment_readiness.check_previous_cutover()
+        deployment_readiness.check_previous_cutover(PLAN_TASK)
     assert not isinstance(raised.value, AirflowFailException)  # unknown may clear up: retried
     assert world.calls == []
 
 
 def test_stage_1_allows_a_fresh_start_and_a_rerun_on_purpose(world, caplog):
     world.router.weights = weights_for_green_percent(0)
-    assert deployment_readiness.check_previous_cutover()["starts_over"] is False
+    assert deployment_readiness.check_previous_cutover(PLAN_TASK)["starts_over"] is False
     world.router.weights, world.state.last = weights_for_green_percent(100), promoted()
     world.params["allow_rerun_reason"] = "redo after the payments fix"
     with caplog.at_level(logging.INFO):
-        result = deployment_readiness.check_previous_cutover()
+        result = deployment_readiness.check_previous_cutover(PLAN_TASK)
     assert result["starts_over"] is True and "Reason given: redo after the payments fix" in result["reason"]
     assert result["reason"] in caplog.text and world.calls == []
 
@@ -116,7 +122,7 @@ def test_stage_1_allows_a_fresh_start_and_a_rerun_on_purpose(world, caplog):
 def test_stage_1_refuses_a_blank_rerun_reason(world):
     world.params["allow_rerun_reason"] = "  "
     with pytest.raises(AirflowFailException, match="allow_rerun_reason unusable"):
-        deployment_readiness.check_previous_cutover()
+        deployment_readiness.check_previous_cutover(PLAN_TASK)
 
 
 def test_the_drill_starts_over_from_the_current_share_only_when_stage_1_said_so(world):

@@ -11,6 +11,8 @@ import pytest
 import requests
 
 from cutover_kit.control import CutoverStateError, EmergencyStop
+from cutover_kit.dead_man import GateHeartbeat
+from cutover_kit.gate import GateDecision, GateProgress
 from cutover_kit.plan import load_plan
 from cutover_kit.triggers.slo_gate import SLOGateTrigger
 
@@ -180,5 +182,135 @@ def test_a_reflex_rollback_that_raises_still_yields_the_halt(prometheus, answers
 def test_the_seams_are_not_serialized():
     trigger = gate(object())
     _, kwargs = trigger.serialize()
-    assert not {"_metrics_source", "_read_emergency_stop", "_reflex_rollback"} & set(kwargs)
+    assert not {"_metrics_source", "_read_emergency_stop", "_reflex_rollback", "_write_heartbeat", "_read_heartbeat"} & set(kwargs)
     assert SLOGateTrigger(**kwargs).serialize() == trigger.serialize()
+
+
+# --- Heartbeat and restart (the dead-man's switch, cutover_kit.dead_man) ---------------------------
+
+RUN_ID = "manual__2026-12-07T19:00:00+00:00"
+
+
+class State:
+    """Stands in for the shared cutover state: what the gate read at start, what it wrote per poll."""
+
+    def __init__(self, saved: GateHeartbeat | None = None, write_fails: bool = False) -> None:
+        self.saved, self.write_fails = saved, write_fails
+        self.beats: list[GateHeartbeat] = []
+
+    def write(self, heartbeat: GateHeartbeat) -> None:
+        if self.write_fails:
+            raise CutoverStateError("cutover state (redis_default) unavailable while writing the gate heartbeat")
+        self.beats.append(heartbeat)
+
+    def read(self) -> GateHeartbeat | None:
+        return self.saved
+
+
+def watched(trigger: SLOGateTrigger, state: State) -> SLOGateTrigger:
+    trigger.dag_id, trigger.run_id, trigger.green_percent = "cutover", RUN_ID, 25.0
+    trigger._write_heartbeat = state.write
+    trigger._read_heartbeat = state.read
+    return trigger
+
+
+def saved_by(trigger: SLOGateTrigger, *, written_ago: float, decision: GateDecision = GateDecision.CONTINUE,
+             **progress) -> GateHeartbeat:
+    """What this very gate persisted `written_ago` seconds ago, before its trigger restarted."""
+    return GateHeartbeat.of(
+        dag_id="cutover", run_id=RUN_ID, step=trigger.step_label, gate_started_at=trigger.gate_started_at,
+        at=time.time() - written_ago, poll_interval=0.2, green_percent=25.0, verdict="FAIL", decision=decision,
+        line="Halt at 25 %: green 5xx 10.0 % > 1.0 % (2 breaches in a row)", flag_backend="file",
+        progress=GateProgress(**progress))
+
+
+def test_every_poll_writes_a_heartbeat_and_the_end_is_marked(prometheus, answers):
+    state = State()
+    trigger = watched(gate(prometheus(answers.healthy()), healthy_before=3.0, step_timeout=40), state)
+    event = run(trigger)
+    assert event["status"] == "success"
+    assert len(state.beats) == event["polls"] >= 1
+    last = state.beats[-1]
+    assert (last.dag_id, last.run_id, last.step, last.gate_started_at) == ("cutover", RUN_ID, "25 %", trigger.gate_started_at)
+    assert last.ended and last.decision == "success" and last.line == event["line"]
+    assert last.green_percent == 25.0 and last.poll_interval == 0.2 and last.flag_backend == PLAN["flag_backend"]
+    assert last.gate_progress.polls == event["polls"] and abs(last.at - event["decided_at"]) < 1
+
+
+def test_a_halt_is_marked_ended_before_the_reflex_rollback_runs(prometheus, answers):
+    state = State()
+    trigger = watched(gate(prometheus(answers.healthy(green_errors="100")), step_timeout=40), state)
+    event = run(trigger)
+    assert [beat.decision for beat in state.beats] == ["continue", "failed"] and event["status"] == "failed"
+    assert state.beats[-1].gate_progress.consecutive_breaches == 2
+
+
+def test_a_restarted_trigger_keeps_a_pending_breach(prometheus, answers):
+    """One breach was judged before the restart: the next breach halts (a fresh gate would need two)."""
+    state = State()
+    trigger = watched(gate(prometheus(answers.healthy(green_errors="100")), step_timeout=40), state)
+    state.saved = saved_by(trigger, written_ago=0.5, polls=1, consecutive_breaches=1, fails=1)
+    event = run(trigger)
+    assert event["status"] == "failed" and event["polls"] == 2  # the saved poll + one after the restart
+    assert len(state.beats) == 1 and state.beats[0].gate_progress.fails == 2
+
+
+def test_a_restarted_trigger_credits_only_the_window_it_judges_not_its_downtime(prometheus, answers):
+    """Gate started 60 s ago, 5 s healthy judged before a 50 s outage. The first PASS after the restart
+    judges the last window_seconds (10 s) and credits those, never the 55 s since its last poll: a
+    bake of 20 s must not promote at once."""
+    state = State()
+    trigger = watched(gate(prometheus(answers.healthy()), healthy_before=60.0, step_timeout=0.5), state)
+    trigger.bake_seconds = 20
+    state.saved = saved_by(trigger, written_ago=50, polls=3, passes=3, healthy_seconds=5.0, last_elapsed_seconds=5.0)
+    event = run(trigger)
+    assert event["status"] == "inconclusive", event["line"]  # no promotion on time nobody judged
+    first, last = state.beats[0].gate_progress, state.beats[-1].gate_progress
+    assert first.polls == 4 and 15.0 <= first.healthy_seconds < 15.5  # 5 s saved + the 10 s window
+    assert last.healthy_seconds < 20
+
+
+@pytest.mark.parametrize("why", ["stale", "another gate", "unreadable"])
+def test_a_heartbeat_that_is_not_this_gate_s_recent_progress_starts_from_zero(prometheus, answers, why):
+    state = State()
+    trigger = watched(gate(prometheus(answers.healthy(green_errors="100")), step_timeout=40), state)
+    if why == "stale":
+        state.saved = saved_by(trigger, written_ago=3600, polls=1, consecutive_breaches=1, fails=1)
+    elif why == "another gate":  # the same step's earlier attempt (a cleared task defers anew)
+        earlier = saved_by(trigger, written_ago=1, polls=1, consecutive_breaches=1, fails=1)
+        state.saved = GateHeartbeat.from_json(earlier.to_json().replace(repr(trigger.gate_started_at), "1.0"))
+        assert state.saved.gate_started_at == 1.0
+    else:
+        def unreadable():
+            raise CutoverStateError("gate heartbeat is unreadable")
+        state.read = unreadable
+    event = run(trigger)
+    assert event["status"] == "failed" and event["polls"] == PLAN["consecutive_breaches"]  # two fresh breaches
+
+
+def test_a_gate_that_decided_before_its_restart_delivers_that_decision_again_without_rejudging(answers):
+    class Untouchable:
+        def query_optional(self, promql):
+            raise AssertionError("a decided gate must not measure again")
+
+    state = State()
+    trigger = watched(gate(Untouchable(), step_timeout=40), state)
+    state.saved = saved_by(trigger, written_ago=2, decision=GateDecision.HALT, polls=2, consecutive_breaches=2, fails=2)
+    event = run(trigger)
+    assert event["status"] == "failed" and event["resumed"] is True and event["polls"] == 2
+    assert event["line"] == "Halt at 25 %: green 5xx 10.0 % > 1.0 % (2 breaches in a row) (decided before the trigger restarted)"
+    assert len(trigger._reflex_rollback.calls) == 1  # the idempotent reflex runs again
+
+
+def test_a_heartbeat_that_cannot_be_written_never_stops_the_gate(prometheus, answers):
+    trigger = watched(gate(prometheus(answers.healthy()), healthy_before=3.0, step_timeout=40), State(write_fails=True))
+    assert run(trigger)["status"] == "success"
+
+
+def test_an_unverified_reflex_rollback_is_reported_in_the_event(prometheus, answers):
+    def refused(event, flag_backend):
+        event["traffic_restore_error"] = "router not set back to blue after 34 attempt(s) in 60.0 s (deadline 60 s)"
+    trigger = gate(prometheus(answers.healthy(green_errors="100")), reflex=refused, step_timeout=40)
+    event = run(trigger)
+    assert event["status"] == "failed"
+    assert event["reflex_error"].startswith("traffic NOT back on blue (router not set back to blue after 34 attempt(s)")
