@@ -19,7 +19,9 @@ from sandbox.config import COLORS, SandboxConfig
 
 log = logging.getLogger("sandbox.faults")
 
-KINDS = ("errors", "latency", "crash", "body_drift")
+KINDS = ("errors", "latency", "crash", "body_drift", "corrupt_writes", "drop_writes")
+# Write faults (green's TypeScript app): `fraction` of new orders corrupted or acknowledged but not committed.
+WRITE_FAULT_FIELDS = {"corrupt_writes": "corrupt_writes_fraction", "drop_writes": "drop_writes_fraction"}
 POLL_SECONDS = 0.1
 PERCENT_TOLERANCE = 1e-6  # router percents come back as floats; "equal" means equal to this
 
@@ -36,9 +38,9 @@ class FaultController:
         self.timeout_seconds = timeout_seconds
 
     def inject(self, color: str, kind: str, error_fraction: float | None = None,
-               added_latency_ms: float | None = None) -> dict[str, Any]:
+               added_latency_ms: float | None = None, *, fraction: float | None = None) -> dict[str, Any]:
         """Start a fault on one color; returns the app's answer (its new fault settings)."""
-        body = fault_body(kind, error_fraction, added_latency_ms)
+        body = fault_body(kind, error_fraction, added_latency_ms, fraction=fraction)
         return self._call("POST", color, body)
 
     def clear(self, color: str) -> dict[str, Any]:
@@ -51,7 +53,8 @@ class FaultController:
             return self._call("DELETE", color, None)
         except FaultError as error:
             if self._refused(error):
-                return {"error_fraction": 0.0, "added_latency_ms": 0.0, "body_drift": False, "running": False}
+                return {"error_fraction": 0.0, "added_latency_ms": 0.0, "body_drift": False,
+                        "corrupt_writes_fraction": 0.0, "drop_writes_fraction": 0.0, "running": False}
             raise
 
     @staticmethod
@@ -83,7 +86,8 @@ class FaultController:
         return response.json()
 
 
-def fault_body(kind: str, error_fraction: float | None, added_latency_ms: float | None) -> dict[str, Any]:
+def fault_body(kind: str, error_fraction: float | None, added_latency_ms: float | None, *,
+               fraction: float | None = None) -> dict[str, Any]:
     if kind == "errors":
         if error_fraction is None:
             raise ValueError("an errors fault needs error_fraction (0..1)")
@@ -97,6 +101,10 @@ def fault_body(kind: str, error_fraction: float | None, added_latency_ms: float 
     if kind == "body_drift":
         # The app upper-cases every `status` field of its JSON API answers (smoke parity tests).
         return {"body_drift": True}
+    if kind in WRITE_FAULT_FIELDS:
+        if fraction is None or isinstance(fraction, bool) or not 0 < fraction <= 1:
+            raise ValueError(f"a {kind} fault needs fraction in (0, 1]; got {fraction!r}")
+        return {WRITE_FAULT_FIELDS[kind]: fraction}
     raise ValueError(f"unknown fault kind {kind!r}; expected one of {KINDS}")
 
 
@@ -104,7 +112,7 @@ def validate_fault(fault: dict[str, Any]) -> None:
     """Raise ValueError naming what is wrong with one scheduled fault."""
     if fault.get("color") not in COLORS:
         raise ValueError(f"fault {fault}: color must be one of {COLORS}")
-    fault_body(fault.get("fault", ""), fault.get("error_fraction"), fault.get("added_latency_ms"))
+    fault_body(fault.get("fault", ""), fault.get("error_fraction"), fault.get("added_latency_ms"), fraction=fault.get("fraction"))
     triggers = [key for key in ("after_seconds", "at_green_percent") if fault.get(key) is not None]
     if len(triggers) != 1:
         raise ValueError(f"fault {fault}: give exactly one of after_seconds or at_green_percent")
@@ -118,7 +126,7 @@ def validate_fault(fault: dict[str, Any]) -> None:
 class FaultSchedule:
     """Background thread firing each fault exactly once when its trigger is met.
 
-    A fault is ``{color, fault: errors|latency|crash, error_fraction?, added_latency_ms?,
+    A fault is ``{color, fault: errors|latency|crash|corrupt_writes|drop_writes, error_fraction?, added_latency_ms?, fraction?,
     after_seconds? | at_green_percent?}``. ``after_seconds`` counts from ``started_at`` (epoch
     seconds, the same clock as the traffic ledger); ``at_green_percent`` fires when
     ``observe_green_percent()`` returns that value, polled every 100 ms.
@@ -198,7 +206,7 @@ class FaultSchedule:
                   "error": None, "fault": public}
         try:
             self.controller.inject(fault["color"], fault["fault"], fault.get("error_fraction"),
-                                   fault.get("added_latency_ms"))
+                                   fault.get("added_latency_ms"), fraction=fault.get("fraction"))
         except FaultError as error:
             window["error"] = str(error)
             window["end"] = window["start"]  # never took effect: an empty window

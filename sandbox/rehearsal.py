@@ -75,6 +75,7 @@ def schedule_entry(fault: Any, plan: Any) -> dict[str, Any]:
         "fault": fault.fault,
         "error_fraction": fault.error_fraction,
         "added_latency_ms": fault.added_latency_ms,
+        "fraction": fault.fraction,
     }
     if fault.after_seconds is not None:
         entry["after_seconds"] = fault.after_seconds

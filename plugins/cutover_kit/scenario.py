@@ -10,8 +10,11 @@ A scenario lives in include/scenarios/<name>.yaml:
     expect: {outcome: rolled_back, reason_contains: "5xx"}
     faults:
       - color: green                   # blue | green
-        fault: errors                  # errors | latency | crash
+        fault: errors                  # errors | latency | crash | corrupt_writes | drop_writes
         error_fraction: 0.2            # errors only, (0, 1]
+        # fraction: 0.5                # corrupt_writes / drop_writes only, (0, 1]: the share of new
+                                       # orders green stores with a wrong amount / acknowledges but
+                                       # never commits (green's TypeScript app only)
         at_stage: traffic_25           # a stage of the plan, or after_seconds: N (> 0)
 
 A fault fires once its trigger is reached: `at_stage` when the cutover enters that stage,
@@ -55,8 +58,12 @@ PARAMETERS_OF_FAULT: dict[str, tuple[str, ...]] = {
     "errors": ("error_fraction",),
     "latency": ("added_latency_ms",),
     "crash": (),
+    "corrupt_writes": ("fraction",),
+    "drop_writes": ("fraction",),
 }
-FAULT_PARAMETERS = ("error_fraction", "added_latency_ms")
+FAULT_PARAMETERS = ("error_fraction", "added_latency_ms", "fraction")
+#: Faults only green's app implements (sandbox/apps/typescript/src/faults.ts).
+GREEN_ONLY_FAULTS = ("corrupt_writes", "drop_writes")
 
 
 class ScenarioError(ValueError):
@@ -77,6 +84,7 @@ _FAULT_SCHEMA: dict[str, Any] = {
         "after_seconds": {"type": "number", "exclusiveMinimum": 0},
         "error_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
         "added_latency_ms": {"type": "integer", "minimum": 1, "maximum": 60000},
+        "fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
     },
 }
 
@@ -155,6 +163,8 @@ def _fault_rule_violations(fault: Mapping[str, Any], prefix: str = "") -> list[s
         for name in given
         if name not in takes
     ]
+    if kind in GREEN_ONLY_FAULTS and fault["color"] != "green":
+        violations.append(f"{prefix}fault '{kind}' exists in green's app only; got color '{fault['color']}'")
     triggers = [name for name in TRIGGERS if fault.get(name) is not None]
     if len(triggers) != 1:
         got = "both" if triggers else "neither"
@@ -206,6 +216,7 @@ class Fault:
     after_seconds: float | None = None
     error_fraction: float | None = None
     added_latency_ms: int | None = None
+    fraction: float | None = None
 
     def __post_init__(self) -> None:
         document = self.to_dict()

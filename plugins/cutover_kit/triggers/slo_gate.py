@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from asgiref.sync import sync_to_async
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -58,7 +58,6 @@ from cutover_kit import connections
 from cutover_kit.actions.rollback import rollback_failure
 from cutover_kit.control import CutoverStateError, EmergencyStop, emergency_halt_line
 from cutover_kit.dead_man import GateHeartbeat, resumable_heartbeat
-from cutover_kit.db.integrity_probe import IntegrityProbe
 from cutover_kit.integrity import IntegrityJudgement, integrity_halt_line, judge_integrity
 from cutover_kit.gate import (
     GateDecision, GateProgress, advance_gate, decision_line, initial_credit_start, judging_window_seconds, resumed_progress,
@@ -66,6 +65,9 @@ from cutover_kit.gate import (
 from cutover_kit.measure import MeasurementError, MetricsSource, measure_color
 from cutover_kit.plan import OPTIONAL_FIELD_DEFAULTS, CutoverPlan
 from cutover_kit.slo import ColorWindow, Judgement, Verdict, judge_window
+
+if TYPE_CHECKING:  # psycopg2 stays out of DAG parsing: the probe is imported when a gate runs
+    from cutover_kit.db.integrity_probe import IntegrityProbe
 
 
 class SLOGateTrigger(BaseTrigger):
@@ -136,6 +138,7 @@ class SLOGateTrigger(BaseTrigger):
     def _integrity_probe(self) -> IntegrityProbe:
         """The step's integrity probe: the shared database through its Connection, the rows since
         the weights were set, and the acknowledged-writes ledger when the run has one."""
+        from cutover_kit.db.integrity_probe import IntegrityProbe
         from cutover_kit.hooks.postgres import connection_dsn
 
         return IntegrityProbe(lambda: connection_dsn(self.postgres_conn_id), self.weights_set_at,

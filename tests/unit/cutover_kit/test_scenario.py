@@ -56,7 +56,8 @@ def changed(top: dict | None = None, fault: dict | None = None) -> dict:
 
 
 def test_shipped_scenarios_are_listed() -> None:
-    assert list_scenarios() == ["backfill-under-load", "data-corruption", "green-crash", "green-errors",
+    assert list_scenarios() == ["backfill-under-load", "data-corruption", "green-corrupts-writes", "green-crash",
+                                "green-drops-writes", "green-errors",
                                 "green-errors-unleash", "green-latency", "happy"]
 
 
@@ -78,6 +79,10 @@ def test_every_shipped_scenario_loads(name: str) -> None:
          [Fault(color="green", fault="latency", at_stage="traffic_50", added_latency_ms=150)]),
         ("green-crash", "rolled_back", "green",
          [Fault(color="green", fault="crash", at_stage="traffic_5")]),
+        ("green-corrupts-writes", "rolled_back", "data: orders id",
+         [Fault(color="green", fault="corrupt_writes", at_stage="traffic_25", fraction=0.5)]),
+        ("green-drops-writes", "rolled_back", "acknowledged to a client but not in the database",
+         [Fault(color="green", fault="drop_writes", at_stage="traffic_25", fraction=0.5)]),
     ],
 )
 def test_shipped_scenarios_say_what_they_test(
@@ -192,6 +197,14 @@ def test_scenarios_dir_and_plans_dir_are_honoured(tmp_path: Path) -> None:
         (changed(fault={"error_fraction": None, "fault": "latency", "added_latency_ms": 60001}),
          "faults[0].added_latency_ms: 60001 is greater than"),
         (changed(fault={"at_stage": 25}), "faults[0].at_stage: 25 is not of type 'string'"),
+        (changed(fault={"error_fraction": None, "fault": "corrupt_writes"}),
+         "faults[0].fraction is required for fault 'corrupt_writes'"),
+        (changed(fault={"error_fraction": None, "fault": "drop_writes", "fraction": 0}),
+         "faults[0].fraction: 0 is less than or equal to the minimum of 0"),
+        (changed(fault={"fault": "drop_writes", "fraction": 0.5}),
+         "faults[0].error_fraction is not allowed for fault 'drop_writes' (it takes fraction)"),
+        (changed(fault={"error_fraction": None, "fault": "corrupt_writes", "fraction": 0.5, "color": "blue"}),
+         "faults[0].fault 'corrupt_writes' exists in green's app only; got color 'blue'"),
         (changed(fault={"severity": "high"}), "faults[0]: Additional properties are not allowed"),
         (changed(top={"expect": {"outcome": "success"}}), "expect.outcome: 'success' is not"),
         (changed(top={"expect": {"reason_contains": "5xx"}}),

@@ -20,7 +20,12 @@ def test_malformed_scenario_is_refused_before_any_side_effect(tmp_path, monkeypa
 def test_stages_become_observed_router_percentages():
     scenario = load_scenario("green-errors")
     entry = rehearsal.schedule_entry(scenario.faults[0], scenario.plan)
-    assert entry == {"color": "green", "fault": "errors", "error_fraction": 0.2, "added_latency_ms": None, "at_green_percent": 25}
+    assert entry == {"color": "green", "fault": "errors", "error_fraction": 0.2, "added_latency_ms": None, "fraction": None,
+                     "at_green_percent": 25}
+    corrupt = load_scenario("green-corrupts-writes")
+    assert rehearsal.schedule_entry(corrupt.faults[0], corrupt.plan) == {
+        "color": "green", "fault": "corrupt_writes", "error_fraction": None, "added_latency_ms": None, "fraction": 0.5,
+        "at_green_percent": 25}
 
 
 def test_scenario_conf_carries_plan_and_overrides():
