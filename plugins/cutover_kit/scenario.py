@@ -50,7 +50,9 @@ from cutover_kit.yaml_loader import YAML_SUFFIXES, looks_like_path, read_yaml_ma
 DEFAULT_SCENARIOS_DIR = REPO_ROOT / "include" / "scenarios"
 
 COLORS = ("blue", "green")
-OUTCOMES = ("promoted", "rolled_back")
+# "failed" is what a data fault must end in: the step rolls back at once, but the rows green damaged
+# before the gate caught it remain, and the end-of-run integrity check fails the run naming them.
+OUTCOMES = ("promoted", "rolled_back", "failed")
 TRIGGERS = ("at_stage", "after_seconds")
 
 #: The parameters each kind of fault takes; any other parameter is refused.

@@ -79,9 +79,9 @@ def test_every_shipped_scenario_loads(name: str) -> None:
          [Fault(color="green", fault="latency", at_stage="traffic_50", added_latency_ms=150)]),
         ("green-crash", "rolled_back", "green",
          [Fault(color="green", fault="crash", at_stage="traffic_5")]),
-        ("green-corrupts-writes", "rolled_back", "data: orders id",
+        ("green-corrupts-writes", "failed", "after: Halt at 25 %: data: orders id",
          [Fault(color="green", fault="corrupt_writes", at_stage="traffic_25", fraction=0.5)]),
-        ("green-drops-writes", "rolled_back", "acknowledged to a client but not in the database",
+        ("green-drops-writes", "failed", "after: Halt at 25 %: data: orders id",
          [Fault(color="green", fault="drop_writes", at_stage="traffic_25", fraction=0.5)]),
     ],
 )
