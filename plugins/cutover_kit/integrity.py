@@ -123,7 +123,7 @@ def judge_integrity(snapshot: IntegritySnapshot) -> IntegrityJudgement:
         ledger = "no acknowledged-writes ledger configured, so agreement only"
     else:
         ledger = f"{snapshot.acknowledged} acknowledged writes since the step began, all present"
-    return IntegrityJudgement(True, f"data intact: {compared}; {ledger}")
+    return IntegrityJudgement(True, f"data intact ({snapshot.seconds * 1000:.0f} ms probe): {compared}; {ledger}")
 
 
 def acknowledged_since(acknowledged: Sequence[int], watermark: int) -> list[int]:

@@ -16,9 +16,9 @@ def snapshot(**fields):
 
 
 def test_intact_with_a_ledger_says_both_checks_passed():
-    judgement = judge_integrity(snapshot(acknowledged=25))
+    judgement = judge_integrity(snapshot(acknowledged=25, seconds=0.0042))
     assert judgement.intact
-    assert judgement.reason == ("data intact: 93 rows since the step began, old and new columns agree; "
+    assert judgement.reason == ("data intact (4 ms probe): 93 rows since the step began, old and new columns agree; "
                                 "25 acknowledged writes since the step began, all present")
 
 
