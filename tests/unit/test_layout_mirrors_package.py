@@ -1,5 +1,6 @@
-"""tests/unit mirrors the code: tests/unit/cutover_kit/<pkg>/ tests plugins/cutover_kit/<pkg>/, and
-tests/unit/sandbox/<pkg>/ tests sandbox/<pkg>/, so a module's tests are one hop from the module."""
+"""tests/unit mirrors the code: tests/unit/cutover_kit/<pkg>/ tests plugins/cutover_kit/<pkg>/,
+tests/unit/sandbox/<pkg>/ tests sandbox/<pkg>/ and tests/unit/benchmarks/ tests benchmarks/ (the
+emulations a benchmark's figures rest on), so a module's tests are one hop from the module."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 UNIT = Path(__file__).resolve().parent
 REPO_ROOT = UNIT.parents[1]
-CODE_ROOTS = {"cutover_kit": REPO_ROOT / "plugins" / "cutover_kit", "sandbox": REPO_ROOT / "sandbox"}
+CODE_ROOTS = {"cutover_kit": REPO_ROOT / "plugins" / "cutover_kit", "sandbox": REPO_ROOT / "sandbox",
+              "benchmarks": REPO_ROOT / "benchmarks"}
 
 
 def test_every_unit_test_sits_beside_a_real_package():
@@ -16,7 +18,7 @@ def test_every_unit_test_sits_beside_a_real_package():
         relative = test_file.parent.relative_to(UNIT)
         if relative == Path("."):
             if test_file.name != Path(__file__).name:
-                stray.append(f"{test_file.name}: put it under tests/unit/cutover_kit/... or tests/unit/sandbox/...")
+                stray.append(f"{test_file.name}: put it under tests/unit/cutover_kit/..., tests/unit/sandbox/... or tests/unit/benchmarks/")
             continue
         root, *rest = relative.parts
         package = CODE_ROOTS.get(root)
