@@ -97,6 +97,11 @@ def first_bad_write(dsn: str, scenario: Any, ledger: list[dict[str, Any]], traff
         conn = psycopg2.connect(dsn, connect_timeout=5)
         try:
             with conn.cursor() as cur:
+                # A run that ended in the down migration has no new column left to compare.
+                cur.execute("SELECT EXISTS (SELECT 1 FROM information_schema.columns "
+                            "WHERE table_name = 'orders' AND column_name = 'amount')")
+                if not cur.fetchone()[0]:
+                    return None
                 cur.execute("SELECT extract(epoch FROM min(created_at) AT TIME ZONE 'UTC') FROM orders "
                             "WHERE amount IS DISTINCT FROM round(amount_cents / 100.0, 2)")
                 found = cur.fetchone()[0]
