@@ -95,7 +95,7 @@ def decide_while_awaiting(gate_halted: bool, gate_line: str, answer: ApprovalAns
     The gate's other decisions (baked, timed out, holding) never end a wait: only a halt does."""
     if gate_halted:
         return WaitDecision(ApprovalOutcome.WATCH_HALTED,
-                            f"{gate_line} while awaiting approval for {asking}; the approval request is closed")
+                            f"{gate_line}; the approval request for {asking} is closed")
     if answer is not None:
         who = answer.responded_by or "nobody (a default)"
         if answer.approved:

@@ -49,7 +49,7 @@ def test_no_deadline_never_times_out():
 def test_a_breach_wins_over_an_approval_in_the_same_poll():
     decision = wait(gate_halted=True, answer=ApprovalAnswer((APPROVE,), "alice", NOW))
     assert decision.outcome is ApprovalOutcome.WATCH_HALTED and not decision.outcome.proceeds
-    assert decision.line.startswith("Halt at 25 %: green 5xx 3.0 %") and "while awaiting approval for 50 %" in decision.line
+    assert decision.line.startswith("Halt at 25 %: green 5xx 3.0 %") and decision.line.endswith("; the approval request for 50 % is closed")
 
 
 def test_a_breach_after_the_deadline_is_still_reported_as_the_breach():
