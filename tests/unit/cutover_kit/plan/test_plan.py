@@ -528,3 +528,12 @@ def test_auto_approve_needs_no_named_approver(tmp_path: Path) -> None:
     approvals = {"before_steps": [50], "assigned_users": [], "timeout_seconds": 60, "auto_approve": True}
     write_plan(tmp_path, mutated(approvals=approvals), name="auto")
     assert load_plan("auto", plans_dir=tmp_path).approvals.auto_approve is True
+
+
+def test_the_attended_rehearsal_is_the_rehearsal_waiting_for_a_person():
+    """rehearsal-attended.yaml (the war-room drill, the approvals e2e test) must not drift from the rehearsal."""
+    import dataclasses
+
+    attended, rehearsal = load_plan("rehearsal-attended"), load_plan("rehearsal")
+    assert attended.approvals.auto_approve is False and attended.approvals.assigned_users == ("admin",)
+    assert dataclasses.replace(attended, name="rehearsal", approvals=rehearsal.approvals) == rehearsal
