@@ -99,9 +99,10 @@ class ApprovalWatchTrigger(SLOGateTrigger):
                                      watching=self.watching, asking=self.asking)
         if wait.outcome is None:
             # Baked or past the step timeout: neither ends a wait. The line still says how green does.
-            return GateDecision.CONTINUE, line if decision is GateDecision.CONTINUE else (
-                f"Hold at {self.step_label}: {decision.value} is not an answer; still waiting for approval of "
-                f"{self.asking}. {line}")
+            if decision is GateDecision.CONTINUE:
+                return decision, line
+            state = "baked" if decision is GateDecision.PROMOTE else "past its step timeout, still judging"
+            return GateDecision.CONTINUE, f"Hold at {self.step_label}: {state}, waiting for the answer; last: {line}"
         self._answer, self._outcome = answer, wait.outcome
         return (GateDecision.PROMOTE if wait.outcome.proceeds else GateDecision.HALT), wait.line
 
