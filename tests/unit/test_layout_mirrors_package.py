@@ -25,3 +25,13 @@ def test_every_unit_test_sits_beside_a_real_package():
         if package is None or not package.joinpath(*rest).is_dir():
             stray.append(f"{test_file.relative_to(UNIT)}: no package {root}/{'/'.join(rest)} to mirror")
     assert stray == [], "\n".join(stray)
+
+
+def test_every_test_file_name_is_unique():
+    # The test folders have no __init__.py, so pytest imports each file as a top-level module named
+    # after it: two files of one name in different folders stop the whole collection (seen in CI).
+    from collections import Counter
+    from pathlib import Path
+
+    names = Counter(path.name for path in (Path(__file__).resolve().parents[1]).rglob("test_*.py"))
+    assert [name for name, count in names.items() if count > 1] == []
