@@ -12,7 +12,8 @@ from cutover_kit.plan import OVERRIDABLE_FIELDS, list_plans, load_plan
 from cutover_kit.sensors.slo_gate import SLOGateOperator
 from cutover_kit.stages import (
     blue_green_setup, blue_monitoring, database_preparation, database_rollback, deployment_readiness, feature_flags,
-    full_cutover, health_checks, post_launch, rollback, rollback_procedures, traffic_migration, verdict,
+    full_cutover, health_checks, load_testing, post_launch, rollback, rollback_procedures, traffic_migration,
+    verdict,
 )
 
 DOC = """
@@ -29,6 +30,8 @@ order, each one task group whose code is one module of `plugins/cutover_kit/stag
 | - | `database_rollback` | `database_rollback.py` | Why stage 2 stopped, then the down migration (only this run's expand, only while green gets no traffic), verified. |
 | 3 | `stage_03_feature_flags` | `feature_flags.py` | Every flag at the Rails-safe default, read back from the store and confirmed by every app. |
 | 5 | `stage_05_health_checks` | `health_checks.py` | Liveness and readiness of both colors, PostgreSQL and Redis round trips. |
+| 6 | `stage_06_load_testing` | `load_testing.py` | A copy of the database from stage 2's verified backup (expanded like the live one), one extra blue and green started on it (Connections `app_blue_loadtest`, `app_green_loadtest`); a step load on each finds its knee; green must reach blue's knee (within a tolerance) and the plan's peak x headroom, with p95 at the peak close to blue's. The extra instances are stopped and the copy dropped whatever happened. |
+| - | `decide_after_load_test` | `verdict.py` | Branch: a halt verdict or a failed stage-6 task goes to `rollback.halt_at_load_testing`; green never gets a user request. |
 | 8 | `stage_08_rollback_procedures` | `rollback_procedures.py` | Rollback drill: a little traffic on green, rolled back and verified; the time is recorded. On a re-run on purpose, green's current share is what is rolled back. |
 | 9 | `stage_09_blue_green_setup` | `blue_green_setup.py` | Both servers healthy in the router, green at 0 %. |
 | 12 | `stage_12_blue_monitoring` | `blue_monitoring.py` | Blue's baseline before traffic moves (every gate also checks that blue does not regress); after the standby watch, blue verified warm. |
@@ -40,7 +43,7 @@ order, each one task group whose code is one module of `plugins/cutover_kit/stag
 
 Stage 12's baseline runs after stage 9 and before the first traffic step; its `verify_blue_kept_warm`
 runs after stage 13's standby watch. Stage 11 runs inside every step of stages 10 and 13.
-Stages 4, 6, 7 and 14 arrive in later releases.
+Stages 4, 7 and 14 arrive in later releases.
 
 A run stopped before it changed the schema (refused plan, missing Connection, latched emergency
 stop, failed backup) leaves the database alone. Data integrity is checked at the end of every path.
@@ -168,6 +171,19 @@ with DAG(
         ]
         stage_05_tasks = [check.operator for check in health_tasks]
 
+    with TaskGroup("stage_06_load_testing") as stage_06:
+        stage_instances = task(load_testing.start_stage_instances, task_id="start_stage_instances", retries=1)(
+            backup.operator.task_id
+        )
+        load = task(load_testing.run_load_test, task_id="run_load_test", retries=0)(
+            plan.operator.task_id, stage_instances.operator.task_id, backup.operator.task_id
+        )
+        stop_instances = task(load_testing.stop_stage_instances, task_id="stop_stage_instances", trigger_rule=TriggerRule.ALL_DONE)(
+            stage_instances.operator.task_id
+        )
+        chain(stage_instances, load, stop_instances)
+    stage_06_task_ids = [stage_instances.operator.task_id, load.operator.task_id]
+
     with TaskGroup("stage_08_rollback_procedures") as stage_08:
         drill = task(rollback_procedures.rollback_drill, task_id="rollback_drill", retries=0)(
             plan, previous_cutover_task_id=previous.operator.task_id
@@ -209,6 +225,19 @@ with DAG(
         verify_back = task(rollback.verify_blue_serving, task_id="verify_blue_serving", retry_delay=timedelta(seconds=1))()
         flags_back >> route_back >> verify_back
 
+    # Stage 6 decides whether anything moves at all: after its clean-up (NONE_SKIPPED: a failed
+    # stage-6 task halts; a stage 6 that never ran because an earlier stage failed skips the rest).
+    decide_load = task.branch(verdict.decide_after_load_test, task_id="decide_after_load_test",
+                              trigger_rule=TriggerRule.NONE_SKIPPED, retries=0)(
+        load.operator.task_id, stage_06_task_ids, drill.operator.task_id, "rollback.halt_at_load_testing"
+    )
+    load_halt = task(rollback.record_load_test_halt, task_id="halt_at_load_testing", task_group=rollback_group, retries=0)(
+        load.operator.task_id, stage_06_task_ids
+    )
+    chain(stage_05, stage_06)
+    [load, stop_instances] >> decide_load >> [drill, load_halt]
+    load_halt >> flags_back
+
     GATE_INPUTS = {"plan_task_id": plan.operator.task_id, "baseline_task_id": baseline.operator.task_id}
 
     def traffic_step(stage, percent: int, next_task_id: str):
@@ -236,7 +265,7 @@ with DAG(
     migration_steps = [p for p in DAG_STEPS if p < 100]
     step_ids = [f"stage_10_traffic_migration.step_{p}.set_flags" for p in migration_steps]
     step_ids.append("stage_13_full_cutover.step_100.set_flags")
-    halts, heads, tails = [], [], []
+    halts, heads, tails = [load_halt], [], []
     with TaskGroup("stage_10_traffic_migration") as stage_10:
         for index, percent in enumerate(migration_steps):
             head, _, tail, halt = traffic_step(traffic_migration, percent, step_ids[index + 1])
@@ -274,7 +303,7 @@ with DAG(
         "verify_data_integrity",
     )
     chain(stage_01, version)
-    chain(stage_05, stage_08, stage_09, baseline, heads[0])
+    chain(stage_08, stage_09, baseline, heads[0])
     # Zero data loss, proven at the end of every path: promoted, rolled back, and above all the
     # paths where something failed (a rollback not verified, a step that broke): ALL_DONE. It only reads.
     integrity = task(verdict.verify_data_integrity, task_id="verify_data_integrity", trigger_rule=TriggerRule.ALL_DONE)(

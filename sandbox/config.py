@@ -32,6 +32,9 @@ PORT_SETTINGS: dict[str, tuple[str, int]] = {
     "blue_port": ("SANDBOX_BLUE_PORT", 18081),
     "green_port": ("SANDBOX_GREEN_PORT", 18082),
     "unleash_port": ("SANDBOX_UNLEASH_PORT", 14242),
+    # The stage instances of stages 6 and 7 (sandbox/launcher/stage_instances.py).
+    "blue_stage_port": ("SANDBOX_BLUE_STAGE_PORT", 18083),
+    "green_stage_port": ("SANDBOX_GREEN_STAGE_PORT", 18084),
 }
 
 # Linux limits sun_path to 108 bytes; a longer socket path fails deep inside HAProxy/PostgreSQL
@@ -54,6 +57,8 @@ class SandboxConfig:
     blue_port: int = 18081
     green_port: int = 18082
     unleash_port: int = 14242
+    blue_stage_port: int = 18083
+    green_stage_port: int = 18084
     repo_root: Path = REPO_ROOT
     host: str = HOST
     ready_timeout_seconds: float = 30.0
@@ -102,6 +107,12 @@ class SandboxConfig:
         if color not in COLORS:
             raise ValueError(f"unknown color {color!r}; expected one of {COLORS}")
         return self.blue_port if color == "blue" else self.green_port
+
+    def stage_port(self, color: str) -> int:
+        """Port of the color's stage instance (stages 6 and 7), beside the live one."""
+        if color not in COLORS:
+            raise ValueError(f"unknown color {color!r}; expected one of {COLORS}")
+        return self.blue_stage_port if color == "blue" else self.green_stage_port
 
     def app_url(self, color: str) -> str:
         return f"http://{self.host}:{self.app_port(color)}"

@@ -19,7 +19,8 @@ from sandbox.config import COLORS, SandboxConfig
 
 log = logging.getLogger("sandbox.faults")
 
-KINDS = ("errors", "latency", "crash", "body_drift")
+KINDS = ("errors", "latency", "crash", "body_drift", "capacity_limit", "insecure")
+WEAKNESSES = ("stack_trace", "missing_security_headers", "x_powered_by", "unauthenticated_route")
 POLL_SECONDS = 0.1
 PERCENT_TOLERANCE = 1e-6  # router percents come back as floats; "equal" means equal to this
 
@@ -36,9 +37,10 @@ class FaultController:
         self.timeout_seconds = timeout_seconds
 
     def inject(self, color: str, kind: str, error_fraction: float | None = None,
-               added_latency_ms: float | None = None) -> dict[str, Any]:
+               added_latency_ms: float | None = None, max_concurrent: int | None = None,
+               weakness: str | None = None) -> dict[str, Any]:
         """Start a fault on one color; returns the app's answer (its new fault settings)."""
-        body = fault_body(kind, error_fraction, added_latency_ms)
+        body = fault_body(kind, error_fraction, added_latency_ms, max_concurrent, weakness)
         return self._call("POST", color, body)
 
     def clear(self, color: str) -> dict[str, Any]:
@@ -51,7 +53,8 @@ class FaultController:
             return self._call("DELETE", color, None)
         except FaultError as error:
             if self._refused(error):
-                return {"error_fraction": 0.0, "added_latency_ms": 0.0, "body_drift": False, "running": False}
+                return {"error_fraction": 0.0, "added_latency_ms": 0.0, "body_drift": False, "max_concurrent": 0,
+                        "weakness": "none", "running": False}
             raise
 
     @staticmethod
@@ -83,7 +86,8 @@ class FaultController:
         return response.json()
 
 
-def fault_body(kind: str, error_fraction: float | None, added_latency_ms: float | None) -> dict[str, Any]:
+def fault_body(kind: str, error_fraction: float | None, added_latency_ms: float | None,
+               max_concurrent: int | None = None, weakness: str | None = None) -> dict[str, Any]:
     if kind == "errors":
         if error_fraction is None:
             raise ValueError("an errors fault needs error_fraction (0..1)")
@@ -97,6 +101,15 @@ def fault_body(kind: str, error_fraction: float | None, added_latency_ms: float 
     if kind == "body_drift":
         # The app upper-cases every `status` field of its JSON API answers (smoke parity tests).
         return {"body_drift": True}
+    if kind == "capacity_limit":
+        # The app serves at most max_concurrent of its own API requests at once; the rest queue.
+        if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1:
+            raise ValueError("a capacity_limit fault needs max_concurrent (a whole number >= 1)")
+        return {"max_concurrent": max_concurrent}
+    if kind == "insecure":
+        if weakness not in WEAKNESSES:
+            raise ValueError(f"an insecure fault needs weakness, one of {WEAKNESSES}; got {weakness!r}")
+        return {"weakness": weakness}
     raise ValueError(f"unknown fault kind {kind!r}; expected one of {KINDS}")
 
 
@@ -104,7 +117,8 @@ def validate_fault(fault: dict[str, Any]) -> None:
     """Raise ValueError naming what is wrong with one scheduled fault."""
     if fault.get("color") not in COLORS:
         raise ValueError(f"fault {fault}: color must be one of {COLORS}")
-    fault_body(fault.get("fault", ""), fault.get("error_fraction"), fault.get("added_latency_ms"))
+    fault_body(fault.get("fault", ""), fault.get("error_fraction"), fault.get("added_latency_ms"),
+               fault.get("max_concurrent"), fault.get("weakness"))
     triggers = [key for key in ("after_seconds", "at_green_percent") if fault.get(key) is not None]
     if len(triggers) != 1:
         raise ValueError(f"fault {fault}: give exactly one of after_seconds or at_green_percent")
@@ -198,7 +212,7 @@ class FaultSchedule:
                   "error": None, "fault": public}
         try:
             self.controller.inject(fault["color"], fault["fault"], fault.get("error_fraction"),
-                                   fault.get("added_latency_ms"))
+                                   fault.get("added_latency_ms"), fault.get("max_concurrent"), fault.get("weakness"))
         except FaultError as error:
             window["error"] = str(error)
             window["end"] = window["start"]  # never took effect: an empty window

@@ -75,6 +75,8 @@ def schedule_entry(fault: Any, plan: Any) -> dict[str, Any]:
         "fault": fault.fault,
         "error_fraction": fault.error_fraction,
         "added_latency_ms": fault.added_latency_ms,
+        "max_concurrent": fault.max_concurrent,
+        "weakness": fault.weakness,
     }
     if fault.after_seconds is not None:
         entry["after_seconds"] = fault.after_seconds
@@ -83,6 +85,11 @@ def schedule_entry(fault: Any, plan: Any) -> dict[str, Any]:
         if fault.at_stage == "standby":
             entry["delay_seconds"] = plan.bake_seconds + STANDBY_HANDOVER_SECONDS
     return entry
+
+
+def stage_fault_entries(faults: Any) -> list[dict[str, Any]]:
+    """The faults of the stage instances ({color, body}, the file sandbox.launcher's stage-up reads)."""
+    return [{"color": fault.color, "body": fault.app_fault_body()} for fault in faults if fault.stage_instances]
 
 
 def _plan_names() -> list[str]:
@@ -126,6 +133,8 @@ def _task_records(run_id: str | None = None) -> list[Any]:
                 gate_result=values.get((ti.task_id, "gate_result")),
                 smoke_result=values.get((ti.task_id, "smoke_result")),
                 validation_failure=values.get((ti.task_id, "validation_failure")),
+                load_test=values.get((ti.task_id, "load_test")),
+                load_test_failure=values.get((ti.task_id, "load_test_failure")),
             )
             for ti in tis
         ]
@@ -228,9 +237,11 @@ def _rehearse(scenario: Any, conf: dict[str, Any], result_path: Path, console: C
             log_path=config.log_dir / "traffic.log",
         ).start()
         conf["acknowledged_writes_file"] = str(ledger_file)
+        # Faults of the stage instances are applied by the launcher when stage 6 starts them.
+        sandbox.stage_faults_file.write_text(json.dumps(stage_fault_entries(scenario.faults)))
         schedule = FaultSchedule(
             FaultController(config),
-            [schedule_entry(fault, scenario.plan) for fault in scenario.faults],
+            [schedule_entry(fault, scenario.plan) for fault in scenario.faults if fault.on_live_instances],
             observe_green_percent=lambda: router.read_weights().green_percent,
             started_at=time.time(),
         )

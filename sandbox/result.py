@@ -1,7 +1,8 @@
 """rehearsal-result.json: built from what the run recorded, by pure functions (no Airflow, no I/O).
 
 Public fields (stable; add, don't rename): scenario, outcome, final_weights, stages,
-detection_seconds, rollback_seconds, requests, writes. Extra fields: expected, behaved_as_expected,
+detection_seconds, rollback_seconds, requests, writes. Extra fields: expected, behaved_as_expected, load_test (stage 6: per color knee_rps,
+p95_at_peak_ms, p95_at_knee_ms, saturated, knee_reason; verdict, reason, seconds per color),
 reason, drill_rollback_seconds, fault_onsets, wall_seconds, plan, flags_rollback_seconds (decision ->
 every app serves Rails; the first rollback level, before traffic moves), served_by (requests per
 implementation that answered: rails, typescript, none), report (stage 15's post-launch report:
@@ -38,11 +39,14 @@ class TaskRecord:
     gate_result: dict[str, Any] | None = None
     smoke_result: dict[str, Any] | None = None
     validation_failure: dict[str, Any] | None = None
+    load_test: dict[str, Any] | None = None
+    load_test_failure: dict[str, Any] | None = None
 
 
 def stage_row(record: TaskRecord) -> dict[str, Any]:
     value = record.return_value if isinstance(record.return_value, dict) else {}
-    detail = record.gate_result or record.smoke_result or record.validation_failure or value
+    detail = (record.gate_result or record.smoke_result or record.validation_failure or record.load_test
+              or record.load_test_failure or value)
     verdict = value.get("verdict") if record.state == "success" and value.get("verdict") else STATE_VERDICTS.get(record.state or "", record.state or "NOT_RUN")
     if record.gate_result and record.gate_result.get("status") != "success":
         verdict = "FAIL" if record.gate_result.get("status") == "failed" else "INCONCLUSIVE"
@@ -73,6 +77,19 @@ def data_validation_summary(record: TaskRecord | None) -> dict[str, Any] | None:
     if match:
         return {"expectations": int(match.group(2)), "failed": int(match.group(1)), "seconds": None}
     return {"expectations": None, "failed": None, "seconds": None, "error": reason or record.state}
+
+
+def load_test_block(record: TaskRecord | None) -> dict[str, Any] | None:
+    """Stage 6's `load_test` block: per color knee_rps, p95_at_peak_ms, ...; verdict and reason.
+    A run that could not measure gives verdict "fail" and its reason; None when stage 6 never ran."""
+    if record is None or record.state not in ("success", "failed"):
+        return None
+    summary = record.load_test or (record.return_value if isinstance(record.return_value, dict) else None)
+    if summary and "blue" in summary:
+        return {key: summary[key] for key in ("blue", "green", "verdict", "reason", "plan", "seconds", "requests", "artifacts")
+                if key in summary}
+    reason = (record.load_test_failure or {}).get("reason") or f"run_load_test {record.state} without a summary"
+    return {"verdict": "fail", "reason": reason}
 
 
 def backup_summary(record: TaskRecord | None) -> dict[str, Any] | None:
@@ -193,6 +210,7 @@ def build_result(
         "served_by": traffic_report.get("by_served_by", {}),
         "data_validation": data_validation_summary(_find(records, ".validate_with_great_expectations")),
         "backup": backup_summary(_find(records, ".backup_and_verify")),
+        "load_test": load_test_block(_find(records, "stage_06_load_testing.run_load_test")),
         "fault_onsets": fault_onsets,
         "wall_seconds": round(wall_seconds, 1),
         "plan": scenario.get("plan"),

@@ -81,6 +81,12 @@ class ShopUser(HttpUser):
     host = PROFILE.target
     wait_time = between(PROFILE.wait_seconds * 0.5, PROFILE.wait_seconds * 1.5)
 
+    def on_start(self) -> None:
+        # Green's flags stay at Rails until traffic moves: without this it would forward the load to
+        # Rails and stage 6 would measure blue twice.
+        if PROFILE.serve:
+            self.client.headers["X-Cutover-Serve"] = PROFILE.serve
+
     def _get(self, path: str, name: str) -> None:
         # 404 is a valid answer for a seeded id the app does not have; 5xx and timeouts fail.
         with self.client.get(path, name=name, timeout=PROFILE.request_timeout_seconds, catch_response=True) as response:

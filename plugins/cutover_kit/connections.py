@@ -27,3 +27,8 @@ def required_connections(router: str, kubernetes_conn_id: str | None = None) -> 
     if router == "gateway_api":
         return tuple(kubernetes_conn_id or KUBERNETES if conn_id == HAPROXY else conn_id for conn_id in REQUIRED_CONNECTIONS)
     return REQUIRED_CONNECTIONS
+
+# Stages 6 and 7: each color's stage instance (cutover_kit.load.instances says what the extra holds).
+APP_BLUE_LOADTEST = "app_blue_loadtest"
+APP_GREEN_LOADTEST = "app_green_loadtest"
+STAGE_INSTANCE_CONN_IDS = {"blue": APP_BLUE_LOADTEST, "green": APP_GREEN_LOADTEST}

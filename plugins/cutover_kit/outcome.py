@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -39,6 +40,23 @@ def choose_after_validation(
                               "(a task before it failed)")
     return [], ("Halt, database left as it was: the run stopped before it changed the schema "
                 "(no expand applied by this run, no validation ran); nothing to roll back")
+
+
+def choose_after_load_test(summary: Mapping[str, Any] | None, failure: Mapping[str, Any] | None,
+                           states: Mapping[str, str | None], proceed_task_id: str, halt_task_id: str) -> tuple[list[str] | str, str]:
+    """Proceed only on an explicit pass. A halt verdict, or a stage-6 task that failed, halts
+    (green gets no traffic); when stage 6 never ran (an earlier stage failed) nothing follows."""
+    if summary and summary.get("verdict") == "pass":  # cutover_kit.load.capacity.PASS
+        return proceed_task_id, f"Proceed: {summary.get('reason')}"
+    if summary:  # the judge's reason already reads "Halt before traffic: ..."
+        return halt_task_id, str(summary.get("reason"))
+    if failure:
+        return halt_task_id, f"Halt before traffic: {failure.get('reason')}"
+    failed = sorted(task for task, state in states.items() if state == "failed")
+    if failed:
+        return halt_task_id, f"Halt before traffic: stage 6 task(s) failed: {', '.join(failed)}"
+    return [], "Stage 6 did not run (an earlier stage failed): nothing follows, no traffic moved"
+
 
 
 def halt_reason(step_label: str, gate_result: dict[str, Any] | None, smoke_result: dict[str, Any] | None, failed_tasks: list[str]) -> str:

@@ -10,12 +10,18 @@ A scenario lives in include/scenarios/<name>.yaml:
     expect: {outcome: rolled_back, reason_contains: "5xx"}
     faults:
       - color: green                   # blue | green
-        fault: errors                  # errors | latency | crash
+        fault: errors                  # errors | latency | crash | capacity_limit
         error_fraction: 0.2            # errors only, (0, 1]
         at_stage: traffic_25           # a stage of the plan, or after_seconds: N (> 0)
 
 A fault fires once its trigger is reached: `at_stage` when the cutover enters that stage,
-`after_seconds` that many seconds after the scenario's traffic starts. Every invalid value is
+`after_seconds` that many seconds after the scenario's traffic starts. `capacity_limit` takes
+`max_concurrent` (the app serves at most that many of its own API requests at once, the others
+queue); `insecure` takes `weakness` (stack_trace, missing_security_headers, x_powered_by,
+unauthenticated_route). `stage_instances: true` also puts the fault in the color's stage instances (the extra
+instances stages 6 and 7 test, on a copy of the database) from their start: the same build
+carries the same defect. Such a fault may leave out the trigger: then only the stage instances
+have it. Every invalid value is
 refused with a ScenarioError naming the scenario and the field.
 
 Pure Python on purpose: no Airflow import, no I/O at import time.
@@ -55,8 +61,12 @@ PARAMETERS_OF_FAULT: dict[str, tuple[str, ...]] = {
     "errors": ("error_fraction",),
     "latency": ("added_latency_ms",),
     "crash": (),
+    "capacity_limit": ("max_concurrent",),
+    "insecure": ("weakness",),
 }
-FAULT_PARAMETERS = ("error_fraction", "added_latency_ms")
+FAULT_PARAMETERS = ("error_fraction", "added_latency_ms", "max_concurrent", "weakness")
+#: The insecure fault's weaknesses (each app's /__fault `weakness`).
+WEAKNESSES = ("stack_trace", "missing_security_headers", "x_powered_by", "unauthenticated_route")
 
 
 class ScenarioError(ValueError):
@@ -77,6 +87,9 @@ _FAULT_SCHEMA: dict[str, Any] = {
         "after_seconds": {"type": "number", "exclusiveMinimum": 0},
         "error_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
         "added_latency_ms": {"type": "integer", "minimum": 1, "maximum": 60000},
+        "max_concurrent": {"type": "integer", "minimum": 1, "maximum": 10000},
+        "weakness": {"enum": list(WEAKNESSES)},
+        "stage_instances": {"type": "boolean"},
     },
 }
 
@@ -156,10 +169,11 @@ def _fault_rule_violations(fault: Mapping[str, Any], prefix: str = "") -> list[s
         if name not in takes
     ]
     triggers = [name for name in TRIGGERS if fault.get(name) is not None]
-    if len(triggers) != 1:
+    if len(triggers) > 1 or (not triggers and not fault.get("stage_instances")):
         got = "both" if triggers else "neither"
         location = f"{prefix.removesuffix('.')}: " if prefix else ""
-        violations.append(f"{location}give exactly one of at_stage or after_seconds; got {got}")
+        violations.append(f"{location}give exactly one of at_stage or after_seconds "
+                          f"(or neither with stage_instances: true); got {got}")
     return violations
 
 
@@ -206,6 +220,10 @@ class Fault:
     after_seconds: float | None = None
     error_fraction: float | None = None
     added_latency_ms: int | None = None
+    max_concurrent: int | None = None
+    weakness: str | None = None
+    #: Also in the color's stage instances (stages 6 and 7) from their start.
+    stage_instances: bool | None = None
 
     def __post_init__(self) -> None:
         document = self.to_dict()
@@ -221,6 +239,23 @@ class Fault:
             raise ScenarioError("fault: " + "; ".join(problems))
 
     @property
+    def on_live_instances(self) -> bool:
+        """False for a fault of the stage instances only (no trigger)."""
+        return self.at_stage is not None or self.after_seconds is not None
+
+    def app_fault_body(self) -> dict[str, Any]:
+        """The app's ``/__fault`` body of this fault (the sandbox's fault control speaks it too)."""
+        if self.fault == "errors":
+            return {"error_fraction": self.error_fraction}
+        if self.fault == "latency":
+            return {"added_latency_ms": self.added_latency_ms}
+        if self.fault == "capacity_limit":
+            return {"max_concurrent": self.max_concurrent}
+        if self.fault == "insecure":
+            return {"weakness": self.weakness}
+        return {"crash": True}
+
+    @property
     def at_green_percent(self) -> int | None:
         """Green's traffic share when the fault fires (traffic_25 -> 25, standby -> 100);
         None for a fault triggered by time."""
@@ -228,7 +263,7 @@ class Fault:
 
     def to_dict(self) -> dict[str, Any]:
         """The fault as written in a scenario file (unset fields left out)."""
-        return {key: value for key, value in asdict(self).items() if value is not None}
+        return {key: value for key, value in asdict(self).items() if value is not None and value is not False}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""CLI: ``python -m sandbox.launcher up|down|status|env``."""
+"""CLI: ``python -m sandbox.launcher up|down|status|env|stage-up|stage-down``."""
 
 from __future__ import annotations
 
@@ -26,8 +26,14 @@ def env_lines(connections: dict[str, dict[str, Any]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.launcher", description=DESCRIPTION)
-    parser.add_argument("command", choices=("up", "down", "status", "env"))
+    parser.add_argument("command", choices=("up", "down", "status", "env", "stage-up", "stage-down"))
+    parser.add_argument("--database", help="stage-up: the database copy the stage instances serve")
+    parser.add_argument("--color", action="append", choices=("blue", "green"),
+                        help="stage-up / stage-down: this color's stage instance (repeatable; default both)")
     args = parser.parse_args(argv)
+    colors = tuple(args.color or ("blue", "green"))
+    if args.command == "stage-up" and not args.database:
+        parser.error("stage-up needs --database (the copy the stage made)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         sandbox = Sandbox()
@@ -37,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
                               "ports": state["ports"]}, indent=2))
         elif args.command == "down":
             sandbox.down()
+        elif args.command == "stage-up":
+            print(json.dumps(sandbox.stage_up(args.database, colors)))
+        elif args.command == "stage-down":
+            print(json.dumps({"stopped": sandbox.stage_down(colors)}))
         elif args.command == "status":
             status = sandbox.status()
             print(json.dumps(status, indent=2))

@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,7 @@ from sandbox.launcher.postgres import Postgres
 from sandbox.launcher.processes import PROBE_TIMEOUT, ProcessControl, cmdline, http_ok, port_in_use
 from sandbox.launcher.prometheus import Prometheus
 from sandbox.launcher.redis_server import RedisServer
+from sandbox.launcher.stage_instances import StageInstances
 from sandbox.launcher.state import StateFile
 from sandbox.launcher.unleash import Unleash
 
@@ -42,7 +44,8 @@ REQUIRED_TOOLS = {
 }
 
 
-class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unleash, Apps, HAProxy, Prometheus):
+class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unleash, Apps, StageInstances, HAProxy,
+              Prometheus):
     """Python API of the sandbox. ``up()`` and ``down()`` are idempotent."""
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
@@ -101,7 +104,7 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
     def down(self) -> list[str]:
         """Stop everything recorded or left behind; return the names of stopped components."""
         state = self._load_state() or {"components": {}}
-        stopped = []
+        stopped = self.stage_down()  # before Redis and PostgreSQL, like the live apps
         for name in STOP_ORDER:
             if self._stop_component(name, state["components"].get(name)):
                 stopped.append(name)
@@ -152,9 +155,28 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
             "app_blue": {"conn_type": "http", "host": host, "port": ports["blue_port"]},
             "app_green": {"conn_type": "http", "host": host, "port": ports["green_port"]},
             "app_router": {"conn_type": "http", "host": host, "port": ports["router_port"]},
+            # Stages 6 and 7: each color's stage instance, started on the stage's database copy by
+            # `python -m sandbox.launcher stage-up` (cutover_kit.hooks.stage_instances).
+            **{f"app_{color}_loadtest": self._stage_connection(color, ports) for color in COLORS},
             # The flagd file both apps evaluate (flag backend "file"); cutover_kit.hooks.flags.
             "flagd_default": {"conn_type": "flagd", "extra": {"path": str(self.config.flags_file)}},
             **self._unleash_connections(state),
+        }
+
+    def _stage_connection(self, color: str, ports: dict[str, int]) -> dict[str, Any]:
+        # The launcher's CLI in a child process finds this sandbox through the same variables.
+        env = {"SANDBOX_DIR": str(self.config.state_dir),
+               **{name: str(ports.get(field, getattr(self.config, field))) for field, (name, _) in PORT_SETTINGS.items()}}
+        launcher = [sys.executable, "-m", "sandbox.launcher"]
+        return {
+            "conn_type": "http", "host": self.config.host, "port": ports.get(f"{color}_stage_port", self.config.stage_port(color)),
+            "extra": {
+                "start_command": [*launcher, "stage-up", "--color", color, "--database", "{database}"],
+                "stop_command": [*launcher, "stage-down", "--color", color],
+                "command_env": env,
+                "command_cwd": str(self.config.repo_root),
+                "command_timeout_seconds": 180,
+            },
         }
 
     def dsn(self) -> str:

@@ -33,6 +33,8 @@ NO_RETRY_TASKS = {
         "stage_02_database_preparation.check_schema_version",
         # The drill measures one rollback; a retry would hide a slow or broken one.
         "stage_08_rollback_procedures.rollback_drill",
+        # The load test judges green's capacity: a retry could re-judge a real shortfall as healthy.
+        "stage_06_load_testing.run_load_test",
         # Gates and smoke checks judge green: a retry could re-judge a real breach as healthy.
         *(f"stage_10_traffic_migration.step_{p}.{t}" for p in (5, 25, 50) for t in ("slo_gate", "stage_11_smoke_checks")),
         "stage_13_full_cutover.step_100.slo_gate",
@@ -43,7 +45,8 @@ NO_RETRY_TASKS = {
         "stage_13_full_cutover.step_100.decide",
         "stage_13_full_cutover.decide_standby",
         "decide_after_validation",
-        *(f"rollback.halt_at_{step}" for step in (5, 25, 50, 100, "standby")),
+        "decide_after_load_test",
+        *(f"rollback.halt_at_{step}" for step in (5, 25, 50, 100, "standby", "load_testing")),
         "database_rollback.halt_at_database",
         "cutover_verdict",
     },
@@ -111,6 +114,8 @@ def test_cutover_shape(dagbag):
         "database_rollback",
         "verify_data_integrity",
         "stage_05_health_checks",
+        "stage_06_load_testing",
+        "decide_after_load_test",
         "stage_08_rollback_procedures",
         "stage_09_blue_green_setup",
         "stage_10_traffic_migration",
@@ -121,7 +126,7 @@ def test_cutover_shape(dagbag):
         "stage_15_post_launch",
     } == groups
     # Stages not built yet are absent, not faked.
-    assert not any(task_id.startswith(("stage_04", "stage_06", "stage_07", "stage_14")) for task_id in dag.task_ids)
+    assert not any(task_id.startswith(("stage_04", "stage_07", "stage_14")) for task_id in dag.task_ids)
     # Gates must never be retried: a retry could re-judge a real breach as healthy.
     gates = [t for t in dag.tasks if t.task_id.endswith(("slo_gate", "standby_watch"))]
     assert len(gates) == 5 and all(t.retries == 0 for t in gates)
@@ -186,13 +191,32 @@ def test_flags_move_before_traffic_and_roll_back_first(dagbag):
     flags_back = dag.get_task("rollback.flags_to_rails")
     assert dag.get_task("rollback.route_all_to_blue").upstream_task_ids == {"rollback.flags_to_rails"}
     assert all(upstream.startswith("rollback.halt_at_") for upstream in flags_back.upstream_task_ids)
-    assert len(flags_back.upstream_task_ids) == 5
+    assert len(flags_back.upstream_task_ids) == 6  # four steps, the standby watch, stage 6
     # The traffic level runs after the flag level succeeded or failed, but not when nothing halted.
     assert dag.get_task("rollback.route_all_to_blue").trigger_rule == "none_skipped"
     # A branch proceeds to the next step's flags, never straight to its weights.
     assert dag.get_task("stage_10_traffic_migration.step_5.decide").downstream_task_ids == {
         "stage_10_traffic_migration.step_25.set_flags", "rollback.halt_at_5"}
     assert "stage_01_deployment_readiness.check_flag_store" in dag.task_ids
+
+
+def test_load_testing_gates_traffic_before_any_moves(dagbag):
+    """Stage 6 runs after the health checks and before the drill (the first traffic on green); its
+    branch goes on to the drill or to its halt and the rollback path; its clean-up runs whatever
+    happened, before the branch."""
+    dag = dagbag.dags["cutover"]
+    start = dag.get_task("stage_06_load_testing.start_stage_instances")
+    assert {t.split(".")[0] for t in start.upstream_task_ids} == {"stage_05_health_checks"}
+    stop = dag.get_task("stage_06_load_testing.stop_stage_instances")
+    assert stop.trigger_rule == "all_done"
+    decide = dag.get_task("decide_after_load_test")
+    assert decide.upstream_task_ids == {"stage_06_load_testing.run_load_test", "stage_06_load_testing.stop_stage_instances"}
+    assert decide.trigger_rule == "none_skipped"
+    assert decide.downstream_task_ids == {"stage_08_rollback_procedures.rollback_drill", "rollback.halt_at_load_testing"}
+    drill_upstream = dag.get_task("stage_08_rollback_procedures.rollback_drill").upstream_task_ids
+    assert "decide_after_load_test" in drill_upstream
+    assert not any(t.startswith("stage_05_health_checks") for t in drill_upstream), "the drill waits for stage 6"
+    assert dag.get_task("rollback.halt_at_load_testing").downstream_task_ids == {"rollback.flags_to_rails"}
 
 
 def test_emergency_smoke_rolls_flags_back_in_the_params_store(dagbag):

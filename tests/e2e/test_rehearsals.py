@@ -66,6 +66,12 @@ def test_happy_promotes_to_all_green(tmp_path):
     assert all(ran[f"{group}.step_{p}.set_flags"]["verdict"] == "PASS" for group, p in
                (("stage_10_traffic_migration", 5), ("stage_10_traffic_migration", 50), ("stage_13_full_cutover", 100)))
     assert result["served_by"].get("typescript", 0) > 100 and result["served_by"].get("rails", 0) > 100, result["served_by"]
+    # Stage 6 on the stage instances: both colors measured, green judged able to carry the plan's load.
+    load = result["load_test"]
+    assert load["verdict"] == "pass", load
+    assert load["blue"]["knee_rps"] > 0 and load["green"]["knee_rps"] >= load["plan"]["required_rps"], load
+    assert all(ran[f"stage_06_load_testing.{task}"]["verdict"] == "PASS"
+               for task in ("start_stage_instances", "run_load_test", "stop_stage_instances"))
     assert result["behaved_as_expected"]
 
 
@@ -190,3 +196,20 @@ def _processes_mentioning(path) -> list[str]:
         if entry.name.isdigit() and str(path) in argv and state not in ("Z", "X"):
             found.append(f"{entry.name}: {argv[:160]}")
     return found
+
+
+def test_green_under_capacity_halts_at_stage_6_before_green_gets_any_traffic(tmp_path):
+    result = rehearse("green-under-capacity", tmp_path)
+    assert result["outcome"] == "rolled_back", result["reason"]
+    assert "Halt at stage 6 (load testing)" in result["reason"] and "green knee" in result["reason"], result["reason"]
+    load = result["load_test"]
+    assert load["verdict"] == "halt" and load["green"]["knee_rps"] < load["plan"]["required_rps"], load
+    assert result["final_weights"] == {"blue": 100, "green": 0}
+    # No user request ever reached green: the drill (its first traffic) never ran.
+    assert result["served_by"].get("typescript", 0) == 0, result["served_by"]
+    ran = {stage["name"]: stage for stage in result["stages"]}
+    assert ran.get("stage_08_rollback_procedures.rollback_drill", {"verdict": "SKIPPED"})["verdict"] == "SKIPPED"
+    assert ran["stage_06_load_testing.stop_stage_instances"]["verdict"] == "PASS"  # cleaned up whatever happened
+    assert ran["rollback.verify_blue_serving"]["verdict"] == "PASS"
+    assert result["requests"]["failed"] == 0
+    assert result["behaved_as_expected"]

@@ -68,6 +68,28 @@ def restore_to_scratch(dsn: str, record: BackupRecord | Mapping[str, Any], scrat
     return conninfo({**params, "dbname": scratch_db})
 
 
+def restore_full_copy(dsn: str, record: BackupRecord | Mapping[str, Any], copy_db: str) -> str:
+    """Restore `record` in full (tables, rows, keys, indexes, triggers) into `copy_db` on the
+    server of `dsn` and keep it; returns its DSN. For instances that must *serve* from a copy
+    (stages 6 and 7), unlike :func:`restore_to_scratch`'s comparison copy without indexes.
+    Same checks and clean-up as :func:`restore_to_scratch`; drop it with :func:`drop_scratch`."""
+    rec = record if isinstance(record, BackupRecord) else BackupRecord.from_dict(record)
+    params = dsn_params(dsn)
+    check_scratch_name(copy_db, params["dbname"])
+    problems = file_problems(rec)
+    if problems:
+        raise BackupUnusable(f"backup {rec.path} not usable: {'; '.join(problems)}")
+    with connect(dsn) as conn:
+        conn.autocommit = True
+        create_database_like(conn, copy_db, params["dbname"])
+        try:
+            run_pg_restore(client_tool(conn, "pg_restore"), rec.path, {**params, "dbname": copy_db})
+        except BaseException:
+            drop_database(conn, copy_db)
+            raise
+    return conninfo({**params, "dbname": copy_db})
+
+
 def drop_scratch(dsn: str, scratch_db: str) -> None:
     """Drop `scratch_db` (if it exists) on the server of `dsn`; never the live or a system database."""
     params = dsn_params(dsn)

@@ -18,6 +18,9 @@ MAX_USERS = 500
 MAX_STEP_SECONDS = 300
 MAX_REQUESTS = 1_000_000
 WEBSOCKET_MODES = ("auto", "off")
+# X-Cutover-Serve on every request: which implementation a strangler app (green) must run itself
+# on a direct request, whatever its flags say (they stay at Rails until traffic moves).
+SERVE_VALUES = ("typescript", "rails")
 
 
 class ProfileError(ValueError):
@@ -44,6 +47,7 @@ class LoadProfile:
     user_ids: int = 1000
     order_ids: int = 5000
     websocket: str = "auto"
+    serve: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -69,6 +73,8 @@ class LoadProfile:
             raise ProfileError("user_ids and order_ids must be at least 1 (the seeded id ranges)")
         if self.websocket not in WEBSOCKET_MODES:
             raise ProfileError(f"websocket must be one of {WEBSOCKET_MODES}, got {self.websocket!r}")
+        if self.serve is not None and self.serve not in SERVE_VALUES:
+            raise ProfileError(f"serve must be one of {SERVE_VALUES} or unset, got {self.serve!r}")
 
     @property
     def duration_seconds(self) -> float:
@@ -85,6 +91,7 @@ class LoadProfile:
             "LOAD_USER_IDS": str(self.user_ids),
             "LOAD_ORDER_IDS": str(self.order_ids),
             "LOAD_WEBSOCKET": self.websocket,
+            "LOAD_SERVE": self.serve or "",
         }
 
     @classmethod
@@ -101,6 +108,7 @@ class LoadProfile:
             user_ids=int(_number(env, "LOAD_USER_IDS", "1000")),
             order_ids=int(_number(env, "LOAD_ORDER_IDS", "5000")),
             websocket=env.get("LOAD_WEBSOCKET", "auto"),
+            serve=env.get("LOAD_SERVE") or None,
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from cutover_kit.change_windows import ChangeWindows
@@ -136,6 +136,8 @@ class CutoverPlan:
     #: `steps` in full (cohorts, own bake). Derived from `steps` when empty; `steps` always holds the
     #: plain percents, so the DAG's shape and every existing reader of `steps` stay as they were.
     traffic_steps: tuple[TrafficStep, ...] = ()
+    #: Stage 6's step load, knee SLO and capacity plan (schema.LOAD_TEST_SCHEMA); None: stage 6 fails.
+    load_test: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.slo, SLOPolicy):

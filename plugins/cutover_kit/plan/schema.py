@@ -130,6 +130,45 @@ CHANGE_WINDOWS_SCHEMA: dict[str, Any] = {
                    "a due step holds (the gate keeps watching), and a rollback is never held.",
 }
 
+#: Stage 6 (load testing against each color's stage instance): the step load, the SLO that
+#: defines each color's knee, and the capacity plan green must meet (cutover_kit.load.capacity).
+LOAD_TEST_SCHEMA: dict[str, Any] = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "required": ["users_per_step", "step_seconds", "max_requests", "max_p95_ms", "max_error_ratio", "capacity"],
+    "description": "Stage 6: step load per color on its stage instance, the knee's SLO, the capacity plan.",
+    "properties": {
+        "users_per_step": {
+            "type": "array", "minItems": 1, "maxItems": 20, "items": {"type": "integer", "minimum": 1, "maximum": 500},
+            "description": "Concurrent simulated users of each step, increasing (closed loop: the rate follows).",
+        },
+        "step_seconds": {"type": "integer", "minimum": 1, "maximum": 300, "description": "Seconds each step holds."},
+        "max_requests": {"type": "integer", "minimum": 1, "maximum": 1000000,
+                         "description": "Cap on requests per color: the run stops there whatever the steps say."},
+        "wait_seconds": {"type": "number", "minimum": 0, "maximum": 10,
+                         "description": "Pause of each user between two requests (default 0.05)."},
+        "max_p95_ms": {"type": "number", "exclusiveMinimum": 0, "maximum": 60000,
+                       "description": "A step whose p95 exceeds this is past the knee."},
+        "max_error_ratio": {"type": "number", "minimum": 0, "exclusiveMaximum": 1,
+                            "description": "A step whose error ratio exceeds this is past the knee."},
+        "capacity": {
+            "type": "object", "additionalProperties": False, "required": ["peak_rps", "headroom"],
+            "properties": {
+                "peak_rps": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000,
+                             "description": "Expected peak request rate green must carry."},
+                "headroom": {"type": "number", "minimum": 1, "maximum": 100,
+                             "description": "Green's knee must be at least peak_rps x headroom."},
+                "knee_tolerance": {"type": "number", "minimum": 0, "exclusiveMaximum": 1,
+                                   "description": "Green's knee may be this fraction below blue's (default 0.10)."},
+                "max_latency_ratio_vs_blue": {"type": "number", "minimum": 1, "maximum": 100,
+                                              "description": "Green's p95 at peak_rps may be this multiple of blue's (default 1.5)."},
+                "latency_floor_ms": {"type": "number", "minimum": 0, "maximum": 60000,
+                                     "description": "A p95 at peak below this always passes (default 50)."},
+            },
+        },
+    },
+}
+
 PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
     "steps": {
         "type": "array", "minItems": 1, "maxItems": 20,
@@ -214,6 +253,7 @@ PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
                        "their members come from ({sql: ...} or {file: include/...}).",
     },
     "change_windows": CHANGE_WINDOWS_SCHEMA,
+    "load_test": LOAD_TEST_SCHEMA,
 }
 
 # The set that fits the sandbox's two apps (Rails blue, TypeScript green): what a plan that names
@@ -221,9 +261,10 @@ PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
 DEFAULT_METRIC_TEMPLATES = "sandbox_apps"
 
 #: Plan fields a plan file may leave out, with the value they then take.
+#: A plan without `load_test` is valid, but stage 6 then fails (it never passes by default).
 OPTIONAL_FIELD_DEFAULTS: dict[str, Any] = {
     "flag_backend": "file", "metric_templates": DEFAULT_METRIC_TEMPLATES, "router": DEFAULT_ROUTER, "gateway_api": None,
-    "cohorts": {}, "change_windows": None,
+    "cohorts": {}, "change_windows": None, "load_test": None,
 }
 
 _COLOR_TEMPLATES_SCHEMA: dict[str, Any] = {
@@ -420,6 +461,7 @@ def _plan_rule_violations(document: Mapping[str, Any]) -> list[str]:
             ChangeWindows.from_dict(document["change_windows"])
         except ChangeWindowError as error:
             violations.append(str(error))
+    violations += load_test_violations(document.get("load_test"))
     if isinstance(document.get("metrics"), Mapping):
         violations += [f"metrics: {problem}" for problem in template_problems(document["metrics"])]
     return violations + _router_violations(document)
@@ -438,6 +480,35 @@ def _router_violations(document: Mapping[str, Any]) -> list[str]:
     if route and route["blue_backend"] == route["green_backend"]:
         return [f"gateway_api.green_backend: must differ from blue_backend ({route['blue_backend']!r})"]
     return []
+
+
+DEFAULT_LOAD_WAIT_SECONDS = 0.05
+
+
+def load_test_violations(load_test: Mapping[str, Any] | None) -> list[str]:
+    """Stage 6's cross-field rules: steps that increase, and a capacity target the step load can
+    reach at all. A closed loop of U users pausing w s between requests sends < U / w requests/s,
+    so a target above that could never be shown, and the stage would halt every run."""
+    if not load_test:
+        return []
+    violations = []
+    users = list(load_test["users_per_step"])
+    if any(a >= b for a, b in zip(users, users[1:])):
+        violations.append(f"load_test.users_per_step must increase strictly; got {users}")
+    capacity = load_test["capacity"]
+    required = capacity["peak_rps"] * capacity["headroom"]
+    wait = load_test.get("wait_seconds", DEFAULT_LOAD_WAIT_SECONDS)
+    if wait > 0 and required >= max(users) / wait:
+        violations.append(
+            f"load_test.capacity.peak_rps x headroom = {required:g} rps cannot be reached by the step load: "
+            f"{max(users)} users pausing {wait:g} s send under {max(users) / wait:g} rps; "
+            "raise load_test.users_per_step or lower the target")
+    duration = len(users) * load_test["step_seconds"]
+    if required * duration > load_test["max_requests"]:
+        violations.append(
+            f"load_test.max_requests {load_test['max_requests']} stops the load before it can hold "
+            f"{required:g} rps for the {duration} s of the steps; raise it or lower the target")
+    return violations
 
 
 def refuse_invalid_plan(

@@ -19,7 +19,7 @@ from cutover_kit import connections
 from cutover_kit.actions.rollback import traffic_to_blue_within
 from cutover_kit.control import emergency_halt_line
 from cutover_kit.flags.model import FlagState
-from cutover_kit.outcome import halt_reason
+from cutover_kit.outcome import choose_after_load_test, halt_reason
 from cutover_kit.previous_cutover import ROLLED_BACK
 from cutover_kit.runbooks import level_runbook, with_runbook
 from cutover_kit.stages._shared import applied_flags, latched_stop_or_none, plan_of_run, record_outcome
@@ -64,6 +64,23 @@ def record_halt(step_label: str, gate_task_id: str, smoke_task_id: str | None, s
         "flags_restored_at": reflex("flags_restored_at"),
         "traffic_restored_at": reflex("traffic_restored_at"),
     }
+
+
+def record_load_test_halt(load_task_id: str, stage_task_ids: list[str]) -> dict[str, Any]:
+    """Why stage 6 stopped the run before any traffic moved: its verdict, or its task that failed."""
+    from airflow.sdk import get_current_context
+
+    from cutover_kit.stages.load_testing import FAILURE_KEY, SUMMARY_KEY
+
+    ti = get_current_context()["ti"]
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    _, line = choose_after_load_test(
+        ti.xcom_pull(task_ids=load_task_id, key=SUMMARY_KEY), ti.xcom_pull(task_ids=load_task_id, key=FAILURE_KEY),
+        {task: states.get(task) for task in stage_task_ids}, "proceed", "halt")
+    reason = f"Halt at stage 6 (load testing), green never got traffic: {line.removeprefix('Halt before traffic: ')}"
+    log.info(reason)
+    return {"verdict": "FAIL", "step": "load testing", "reason": reason, "decided_at": time.time(),
+            "traffic_restored_at": None}
 
 
 def flags_to_rails(plan_task_id: str) -> dict[str, Any]:

@@ -113,3 +113,22 @@ def test_down_migration_only_with_green_drained():
     for percent in (0.4, 5, 100):
         refusal = down_migration_refusal(percent)
         assert refusal.startswith(f"Down migration refused: green still gets {percent:g} % of the traffic")
+
+
+def test_load_test_decision_proceeds_only_on_an_explicit_pass():
+    from cutover_kit.outcome import choose_after_load_test
+
+    stage = {"stage_06_load_testing.start_stage_instances": "success", "stage_06_load_testing.run_load_test": "failed"}
+    passed = {"verdict": "pass", "reason": "Capacity ok: green knee 200 rps"}
+    assert choose_after_load_test(passed, None, stage, "drill", "halt") == ("drill", "Proceed: Capacity ok: green knee 200 rps")
+    halted = {"verdict": "halt", "reason": "Halt before traffic: green knee 40 rps < blue 200 rps - 30% (140 rps)"}
+    assert choose_after_load_test(halted, None, stage, "drill", "halt") == ("halt", halted["reason"])
+    broken = {"reason": "load test could not measure: target http://127.0.0.1:1 is unreachable"}
+    assert choose_after_load_test(None, broken, stage, "drill", "halt") == ("halt", f"Halt before traffic: {broken['reason']}")
+    start_failed = {"stage_06_load_testing.start_stage_instances": "failed", "stage_06_load_testing.run_load_test": "upstream_failed"}
+    chosen, line = choose_after_load_test(None, None, start_failed, "drill", "halt")
+    assert chosen == "halt" and "stage_06_load_testing.start_stage_instances" in line
+    # Stage 6 never ran because an earlier stage failed: nothing follows (the run fails as before).
+    never = {"stage_06_load_testing.start_stage_instances": "upstream_failed", "stage_06_load_testing.run_load_test": "upstream_failed"}
+    chosen, line = choose_after_load_test(None, None, never, "drill", "halt")
+    assert chosen == [] and "did not run" in line

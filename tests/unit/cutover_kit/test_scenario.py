@@ -57,7 +57,7 @@ def changed(top: dict | None = None, fault: dict | None = None) -> dict:
 
 def test_shipped_scenarios_are_listed() -> None:
     assert list_scenarios() == ["backfill-under-load", "data-corruption", "green-crash", "green-errors",
-                                "green-errors-unleash", "green-latency", "happy"]
+                                "green-errors-unleash", "green-latency", "green-under-capacity", "happy"]
 
 
 @pytest.mark.parametrize("name", list_scenarios())
@@ -78,6 +78,9 @@ def test_every_shipped_scenario_loads(name: str) -> None:
          [Fault(color="green", fault="latency", at_stage="traffic_50", added_latency_ms=150)]),
         ("green-crash", "rolled_back", "green",
          [Fault(color="green", fault="crash", at_stage="traffic_5")]),
+        ("green-under-capacity", "rolled_back", "Halt at stage 6 (load testing)",
+         [Fault(color="green", fault="capacity_limit", after_seconds=1, max_concurrent=1, stage_instances=True),
+          Fault(color="green", fault="latency", after_seconds=1, added_latency_ms=100, stage_instances=True)]),
     ],
 )
 def test_shipped_scenarios_say_what_they_test(
@@ -170,9 +173,9 @@ def test_scenarios_dir_and_plans_dir_are_honoured(tmp_path: Path) -> None:
         (changed(fault={"fault": "melt"}), "faults[0].fault: 'melt' is not one of"),
         (changed(fault={"color": None}), "faults[0]: 'color' is a required property"),
         (changed(fault={"after_seconds": 5}),
-         "faults[0]: give exactly one of at_stage or after_seconds; got both"),
+         "faults[0]: give exactly one of at_stage or after_seconds (or neither with stage_instances: true); got both"),
         (changed(fault={"at_stage": None}),
-         "faults[0]: give exactly one of at_stage or after_seconds; got neither"),
+         "faults[0]: give exactly one of at_stage or after_seconds (or neither with stage_instances: true); got neither"),
         (changed(fault={"at_stage": None, "after_seconds": 0}),
          "faults[0].after_seconds: 0 is less than or equal to"),
         (changed(fault={"at_stage": None, "after_seconds": 900}),
@@ -284,7 +287,7 @@ def test_fault_at_green_percent(stage: str, percent: int) -> None:
         ({"color": "green", "fault": "errors", "at_stage": "standby"},
          "fault: error_fraction is required for fault 'errors'"),
         ({"color": "green", "fault": "crash", "at_stage": "standby", "after_seconds": 3},
-         "fault: give exactly one of at_stage or after_seconds; got both"),
+         "fault: give exactly one of at_stage or after_seconds (or neither with stage_instances: true); got both"),
         ({"color": "green", "fault": "crash", "at_stage": "bake"},
          "fault: at_stage: stage 'bake' is not traffic_<1..100> or standby"),
     ],
@@ -317,3 +320,28 @@ def test_database_section_is_validated(tmp_path) -> None:
     )
     with pytest.raises(ScenarioError, match="corrupt_after_backfill"):
         load_scenario(str(bad))
+
+
+def test_capacity_limit_takes_max_concurrent_and_may_be_for_the_stage_instances_only() -> None:
+    stage_only = Fault(color="green", fault="capacity_limit", max_concurrent=2, stage_instances=True)
+    assert not stage_only.on_live_instances and stage_only.app_fault_body() == {"max_concurrent": 2}
+    assert stage_only.to_dict() == {"color": "green", "fault": "capacity_limit", "max_concurrent": 2, "stage_instances": True}
+    both = Fault(color="green", fault="capacity_limit", max_concurrent=2, after_seconds=1, stage_instances=True)
+    assert both.on_live_instances
+    with pytest.raises(ScenarioError, match="max_concurrent is required for fault 'capacity_limit'"):
+        Fault(color="green", fault="capacity_limit", after_seconds=1)
+    with pytest.raises(ScenarioError, match="max_concurrent is not allowed for fault 'errors'"):
+        Fault(color="green", fault="errors", error_fraction=0.1, max_concurrent=2, after_seconds=1)
+    with pytest.raises(ScenarioError, match="max_concurrent"):
+        Fault(color="green", fault="capacity_limit", max_concurrent=0, stage_instances=True)
+    with pytest.raises(ScenarioError, match="got neither"):
+        Fault(color="green", fault="capacity_limit", max_concurrent=2)
+
+
+def test_insecure_takes_one_known_weakness():
+    fault = Fault(color="green", fault="insecure", weakness="stack_trace", stage_instances=True)
+    assert fault.app_fault_body() == {"weakness": "stack_trace"}
+    with pytest.raises(ScenarioError, match="weakness is required for fault 'insecure'"):
+        Fault(color="green", fault="insecure", stage_instances=True)
+    with pytest.raises(ScenarioError, match="weakness"):
+        Fault(color="green", fault="insecure", weakness="sql_injection", stage_instances=True)

@@ -126,3 +126,44 @@ def test_apps_are_a_field_of_the_result():
     assert result["apps"] == apps
     assert build_result(scenario=SCENARIO, records=rolled_back_records(), final_weights={"blue": 100, "green": 0},
                         fault_onsets=[], traffic_report=TRAFFIC, wall_seconds=1)["apps"] == {}
+
+
+LOAD_SUMMARY = {
+    "blue": {"knee_rps": 210.0, "p95_at_knee_ms": 45.0, "p95_at_peak_ms": 40.0, "saturated": False, "knee_reason": "no knee reached"},
+    "green": {"knee_rps": 48.0, "p95_at_knee_ms": 240.0, "p95_at_peak_ms": 120.0, "saturated": True, "knee_reason": "knee 48 rps"},
+    "verdict": "halt", "reason": "Halt before traffic: green knee 48 rps < blue 210 rps - 30% (147 rps)",
+    "plan": {"peak_rps": 20}, "seconds": {"blue": 19.5, "green": 20.1}, "requests": {"blue": 2400, "green": 700},
+}
+
+
+def test_a_stage_6_halt_is_a_rollback_with_its_load_test_block():
+    halt = {"verdict": "FAIL", "step": "load testing", "decided_at": 1000.0, "traffic_restored_at": None,
+            "reason": "Halt at stage 6 (load testing), green never got traffic: green knee 48 rps < blue 210 rps"}
+    records = [
+        record("stage_06_load_testing.run_load_test", "failed", 1, load_test=LOAD_SUMMARY),
+        record("decide_after_load_test", "success", 2, "rollback.halt_at_load_testing"),
+        record("rollback.halt_at_load_testing", "success", 3, halt),
+        record("rollback.flags_to_rails", "success", 4, {"verdict": "PASS", "reason": "flags", "verified_at": 1001.0}),
+        record("rollback.route_all_to_blue", "success", 5, {"verdict": "PASS", "reason": "All on blue", "verified_at": 1002.0}),
+        record("rollback.verify_blue_serving", "success", 6, {"verdict": "PASS", "reason": "ok", "verified": True}),
+        TaskRecord("stage_08_rollback_procedures.rollback_drill", "skipped", None, None),
+    ]
+    scenario = {**SCENARIO, "name": "green-under-capacity", "expect_reason_contains": "Halt at stage 6 (load testing)"}
+    result = build_result(scenario=scenario, records=records, final_weights={"blue": 100, "green": 0}, fault_onsets=[],
+                          traffic_report=TRAFFIC, wall_seconds=100)
+    assert result["outcome"] == "rolled_back" and result["behaved_as_expected"], result["reason"]
+    assert result["load_test"]["verdict"] == "halt" and result["load_test"]["green"]["knee_rps"] == 48.0
+    assert result["load_test"]["blue"]["p95_at_peak_ms"] == 40.0 and result["load_test"]["seconds"]["green"] == 20.1
+    assert result["drill_rollback_seconds"] is None
+
+
+def test_the_load_test_block_of_a_pass_a_run_that_could_not_measure_and_a_stage_that_never_ran():
+    from sandbox.result import load_test_block
+
+    passed = {**LOAD_SUMMARY, "verdict": "pass", "reason": "Capacity ok", "verdict_line": "x"}
+    assert load_test_block(record("stage_06_load_testing.run_load_test", "success", 1, {"verdict": "PASS", **passed}))["verdict"] == "pass"
+    broken = record("stage_06_load_testing.run_load_test", "failed", 1,
+                    load_test_failure={"reason": "load test could not measure: target http://127.0.0.1:1 is unreachable"})
+    assert load_test_block(broken) == {"verdict": "fail", "reason": "load test could not measure: target http://127.0.0.1:1 is unreachable"}
+    assert load_test_block(TaskRecord("stage_06_load_testing.run_load_test", "upstream_failed", None, None)) is None
+    assert load_test_block(None) is None

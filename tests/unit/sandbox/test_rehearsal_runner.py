@@ -20,7 +20,16 @@ def test_malformed_scenario_is_refused_before_any_side_effect(tmp_path, monkeypa
 def test_stages_become_observed_router_percentages():
     scenario = load_scenario("green-errors")
     entry = rehearsal.schedule_entry(scenario.faults[0], scenario.plan)
-    assert entry == {"color": "green", "fault": "errors", "error_fraction": 0.2, "added_latency_ms": None, "at_green_percent": 25}
+    assert entry == {"color": "green", "fault": "errors", "error_fraction": 0.2, "added_latency_ms": None,
+                     "max_concurrent": None, "weakness": None, "at_green_percent": 25}
+
+
+def test_stage_instance_faults_go_to_the_launchers_file_and_live_ones_to_the_schedule():
+    scenario = load_scenario("green-under-capacity")
+    assert rehearsal.stage_fault_entries(scenario.faults) == [{"color": "green", "body": {"max_concurrent": 1}},
+                                                              {"color": "green", "body": {"added_latency_ms": 100}}]
+    assert rehearsal.schedule_entry(scenario.faults[0], scenario.plan)["after_seconds"] == 1
+    assert rehearsal.stage_fault_entries(load_scenario("green-errors").faults) == []
 
 
 def test_scenario_conf_carries_plan_and_overrides():

@@ -12,6 +12,9 @@ Rails.application.routes.draw do
     post "/__fault", to: "faults#create"
     delete "/__fault", to: "faults#destroy"
 
+    # Answers only under the insecure fault's unauthenticated_route weakness (else the usual 404).
+    get "/api/admin/users", to: "admin#users"
+
     namespace :api do
       resources :users, only: %i[show create], constraints: { id: id } do
         resources :orders, only: :index, constraints: { user_id: id }

@@ -14,7 +14,9 @@ end
 
 require_relative "cutover/env"
 require_relative "cutover/http_error"
+require_relative "cutover/weakness"
 require_relative "cutover/fault_state"
+require_relative "cutover/capacity_limiter"
 require_relative "cutover/body_drift"
 require_relative "cutover/params"
 require_relative "cutover/metrics"
@@ -24,7 +26,9 @@ require_relative "cutover/job_metrics"
 module Cutover
   # This process's injected faults (one per process: Puma runs in single mode).
   @faults = FaultState.new
+  # The capacity_limit fault's queue for the product API (Api::BaseController).
+  @capacity = CapacityLimiter.new(-> { @faults.snapshot.max_concurrent })
   class << self
-    attr_reader :faults
+    attr_reader :faults, :capacity
   end
 end

@@ -33,7 +33,7 @@ async function createUser(db: Queryable, _id: number | undefined, body: unknown)
   try {
     const rows = await db.query(
       `INSERT INTO users (email, email_normalized, name, created_at, updated_at)
-       VALUES ($1, lower(btrim($1)), $2, now(), now()) RETURNING id`, [user.email, user.name]);
+       VALUES ($1::text, lower(btrim($1::text)), $2, now(), now()) RETURNING id`, [user.email, user.name]);
     return { status: 201, payload: rows[0] };
   } catch (error) {
     if (sqlState(error) === UNIQUE_VIOLATION) throw new HttpError(409, `email ${JSON.stringify(user.email)} already taken`);

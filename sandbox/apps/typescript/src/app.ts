@@ -15,7 +15,9 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { HANDLERS, type ApiResult } from './api';
 import { type Queryable, SchemaGate, sqlState } from './db';
 import { HttpError } from './errors';
-import { CRASH_EXIT_CODE, FaultState, driftBody, parseFaultRequest } from './faults';
+import {
+  CRASH_EXIT_CODE, ConcurrencyLimiter, FaultState, answerHeaders, driftBody, errorPayload, parseFaultRequest,
+} from './faults';
 import type { RailsForwarder } from './forward';
 import type { Metrics } from './metrics';
 import { OPENAPI_DOCUMENT } from './openapi';
@@ -58,6 +60,7 @@ declare module 'fastify' {
 export function buildApp(deps: AppDeps): FastifyInstance {
   const schema = deps.schema ?? new SchemaGate(deps.db);
   const faults = deps.faults ?? new FaultState();
+  const capacity = new ConcurrencyLimiter(() => faults.snapshot().max_concurrent);
   const random = deps.random ?? Math.random;
   const exit = deps.exit ?? ((code: number) => process.exit(code));
   const log = deps.log ?? ((message: string) => process.stderr.write(`green: ${message}\n`));
@@ -78,6 +81,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.addHook('onSend', async (request, reply) => {
     reply.header('X-App-Color', COLOR);
     reply.header('X-Served-By', request.servedBy);
+    // Rails' default security headers, unless the insecure fault removes them (or adds X-Powered-By).
+    for (const [name, value] of Object.entries(answerHeaders(faults.snapshot().weakness))) {
+      if (!reply.hasHeader(name)) reply.header(name, value);
+    }
   });
   app.addHook('onResponse', async (request, reply) => {
     const seconds = reply.elapsedTime / 1000;
@@ -89,19 +96,22 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
 
   app.setErrorHandler(async (error, request, reply) => {
-    if (error instanceof HttpError) return reply.code(error.status).send({ error: error.message });
+    const weakness = faults.snapshot().weakness;
+    const stack = (error as Error).stack;
+    if (error instanceof HttpError) return reply.code(error.status).send(errorPayload(weakness, error.message, stack));
     const status = (error as { statusCode?: number }).statusCode;
     if (status !== undefined && status >= 400 && status < 500) { // fastify's own: 413 body too large, 415...
-      return reply.code(status).send({ error: (error as Error).message });
+      return reply.code(status).send(errorPayload(weakness, (error as Error).message, stack));
     }
-    log(`unhandled error on ${request.method} ${request.routeLabel}: ${(error as Error).stack ?? String(error)}`);
-    return reply.code(500).send({ error: 'internal error' });
+    log(`unhandled error on ${request.method} ${request.routeLabel}: ${stack ?? String(error)}`);
+    return reply.code(500).send(errorPayload(weakness, 'internal error', stack));
   });
 
   app.setNotFoundHandler(async (request, reply) => {
     const path = request.url.split('?', 1)[0];
     const { pathKnown } = matchApiRoute(request.method, path);
-    return reply.code(pathKnown ? 405 : 404).send({ error: `no route for ${request.method} ${path}` });
+    return reply.code(pathKnown ? 405 : 404)
+      .send(errorPayload(faults.snapshot().weakness, `no route for ${request.method} ${path}`, undefined));
   });
 
   // ---------------------------------------------------------------------------------- ops
@@ -147,6 +157,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return settings;
   } });
 
+  // An internal export that must never be reachable: it answers only under the insecure fault's
+  // unauthenticated_route weakness, otherwise it is the same 404 as any unknown route.
+  app.get('/api/admin/users', async (request, reply) => {
+    if (faults.snapshot().weakness !== 'unauthenticated_route') {
+      throw new HttpError(404, `no route for ${request.method} /api/admin/users`);
+    }
+    return reply.send(await deps.db.query('SELECT id, email FROM users ORDER BY id LIMIT 20'));
+  });
+
   // ---------------------------------------------------------------------------------- API
 
   for (const route of API_ROUTES) {
@@ -164,6 +183,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (await decideImpl(deps.flags, route, userId, viaRouter, header(request, FORCE_SERVE_HEADER)) === RAILS) {
       return forwardToRails(request, reply);
     }
+    // capacity_limit: green's own code serves at most max_concurrent requests at once, the rest queue.
+    const release = await capacity.acquire();
+    try {
+      return await serveOwn(route, id, userId, request, reply);
+    } finally {
+      release();
+    }
+  }
+
+  async function serveOwn(route: ApiRoute, id: number | undefined, userId: number | undefined, request: FastifyRequest,
+                          reply: FastifyReply): Promise<unknown> {
     const fault = faults.snapshot();
     if (fault.added_latency_ms > 0) await sleep(fault.added_latency_ms);
     // Injected errors short-circuit before the handler: an injected failure never writes.

@@ -65,7 +65,7 @@ test('injected errors and drift hit green\'s own code only', async () => {
   assert.equal(forwarded.statusCode, 200, 'Rails answers are not green\'s to break');
   await green.inject({ method: 'POST', url: '/__fault', payload: { error_fraction: 0, body_drift: true } });
   assert.equal((await green.inject({ method: 'GET', url: '/api/orders/42' })).json().status, 'PAID');
-  assert.deepEqual((await green.inject({ method: 'DELETE', url: '/__fault' })).json(), { error_fraction: 0, added_latency_ms: 0, body_drift: false });
+  assert.deepEqual((await green.inject({ method: 'DELETE', url: '/__fault' })).json(), { error_fraction: 0, added_latency_ms: 0, body_drift: false, max_concurrent: 0, weakness: 'none' });
   const bad = await green.inject({ method: 'POST', url: '/__fault', payload: { error_fraction: 2 } });
   assert.equal(bad.statusCode, 400);
   assert.match(bad.json().error, /error_fraction must be between 0 and 1/);
@@ -164,4 +164,64 @@ test('the OpenAPI document describes exactly the API routes', async () => {
   assert.equal(served.openapi, '3.1.0');
   const operations = Object.entries(OPENAPI_DOCUMENT.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
   assert.deepEqual(operations.sort(), API_ROUTES.map((r) => `${r.method} ${r.template.replace('{id}', '{id}')}`).sort());
+});
+
+test('capacity_limit: green serves at most max_concurrent of its own requests at once, queues the rest', async () => {
+  let running = 0;
+  let most = 0;
+  const slow = new FakeDb([['FROM orders WHERE id', [ORDER]]]);
+  const query = slow.query.bind(slow);
+  slow.query = async (sql: string, params?: unknown[]) => {
+    running += 1;
+    most = Math.max(most, running);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    running -= 1;
+    return query(sql, params);
+  };
+  const { app: green } = app({ schema: { problem: async () => null, invalidate: () => undefined } as unknown as SchemaGate }, slow);
+  const limited = await green.inject({ method: 'POST', url: '/__fault', payload: { max_concurrent: 1 } });
+  assert.equal(limited.json().max_concurrent, 1);
+  const answers = await Promise.all(Array.from({ length: 4 }, () => green.inject({ method: 'GET', url: '/api/orders/42' })));
+  assert.ok(answers.every((answer) => answer.statusCode === 200), 'queued, not refused');
+  assert.equal(most, 1, 'never two of green\'s own requests in the database at once');
+  await green.inject({ method: 'DELETE', url: '/__fault' });
+  most = 0;
+  await Promise.all(Array.from({ length: 4 }, () => green.inject({ method: 'GET', url: '/api/orders/42' })));
+  assert.ok(most > 1, `cleared: requests run side by side again (most ${most})`);
+});
+
+test('a new user\'s email parameter has one explicit type (PostgreSQL refused "inconsistent types deduced for parameter $1")', async () => {
+  const db = new FakeDb([['INSERT INTO users', [{ id: 9 }]]]);
+  const created = await app({}, db).app.inject({ method: 'POST', url: '/api/users', payload: { email: ' A@x ' } });
+  assert.equal(created.statusCode, 201);
+  const insert = db.statements.find((s) => s.sql.includes('INSERT INTO users'))!;
+  const uses = insert.sql.match(/\$1(::\w+)?/g) ?? [];
+  assert.ok(uses.length === 2 && uses.every((use) => use === '$1::text'), `every $1 cast alike: ${uses}`);
+});
+
+test('insecure: green sends Rails\' security headers, and each weakness shows where a scanner looks', async () => {
+  const db = new FakeDb([['FROM users ORDER BY id', [{ id: 1, email: 'a@x' }]]]);
+  const { app: green } = app({}, db);
+  const normal = await green.inject({ method: 'GET', url: '/nowhere' });
+  assert.equal(normal.headers['x-content-type-options'], 'nosniff');
+  assert.equal(normal.headers['x-frame-options'], 'SAMEORIGIN');
+  assert.equal(normal.headers['x-powered-by'], undefined);
+  assert.deepEqual(normal.json(), { error: 'no route for GET /nowhere' });
+  assert.equal((await green.inject({ method: 'GET', url: '/api/admin/users' })).statusCode, 404, 'the export is hidden');
+
+  const set = (weakness: string) => green.inject({ method: 'POST', url: '/__fault', payload: { weakness } });
+  await set('missing_security_headers');
+  assert.equal((await green.inject({ method: 'GET', url: '/api/orders/42' })).headers['x-content-type-options'], undefined);
+  await set('x_powered_by');
+  assert.equal((await green.inject({ method: 'GET', url: '/healthz' })).headers['x-powered-by'], 'Fastify');
+  await set('stack_trace');
+  const leaked = (await green.inject({ method: 'POST', url: '/api/users', payload: '{"email":' })).json();
+  assert.match(leaked.error, /not valid JSON/);
+  assert.ok(Array.isArray(leaked.trace) && leaked.trace.some((line: string) => /\bat\b/.test(line)), JSON.stringify(leaked));
+  await set('unauthenticated_route');
+  const open = await green.inject({ method: 'GET', url: '/api/admin/users' });
+  assert.equal(open.statusCode, 200);
+  assert.deepEqual(open.json(), [{ id: 1, email: 'a@x' }]);
+  await green.inject({ method: 'DELETE', url: '/__fault' });
+  assert.equal((await green.inject({ method: 'GET', url: '/api/admin/users' })).statusCode, 404);
 });

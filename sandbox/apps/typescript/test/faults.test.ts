@@ -2,16 +2,20 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { HttpError } from '../src/errors';
-import { FaultState, driftBody, parseFaultRequest } from '../src/faults';
+import {
+  ConcurrencyLimiter, FaultState, SECURITY_HEADERS, answerHeaders, driftBody, errorPayload, parseFaultRequest,
+} from '../src/faults';
 
 function refused(body: unknown, message: RegExp): void {
   assert.throws(() => parseFaultRequest(body), (error: unknown) => error instanceof HttpError && error.status === 400 && message.test(error.message));
 }
 
 test('a fault body sets only the fields it names', () => {
-  assert.deepEqual(parseFaultRequest({ error_fraction: 0.5 }), { errorFraction: 0.5, addedLatencyMs: undefined, bodyDrift: undefined, crash: false });
+  assert.deepEqual(parseFaultRequest({ error_fraction: 0.5 }), { errorFraction: 0.5, addedLatencyMs: undefined, bodyDrift: undefined, maxConcurrent: undefined, weakness: undefined, crash: false });
   assert.deepEqual(parseFaultRequest({ added_latency_ms: 250, body_drift: true }),
-                   { errorFraction: undefined, addedLatencyMs: 250, bodyDrift: true, crash: false });
+                   { errorFraction: undefined, addedLatencyMs: 250, bodyDrift: true, maxConcurrent: undefined, weakness: undefined, crash: false });
+  assert.equal(parseFaultRequest({ max_concurrent: 2 }).maxConcurrent, 2);
+  assert.equal(parseFaultRequest({ max_concurrent: 0 }).maxConcurrent, 0);
   assert.equal(parseFaultRequest({ crash: true }).crash, true);
 });
 
@@ -27,20 +31,77 @@ test('bad fault bodies are refused naming the field', () => {
   refused({ body_drift: 1 }, /body_drift must be true or false/);
   refused({}, /sets nothing/);
   refused({ crash: false }, /sets nothing/);
+  refused({ max_concurrent: 1.5 }, /max_concurrent must be a whole number, got 1.5/);
+  refused({ max_concurrent: -1 }, /max_concurrent must be between 0 and 10000, got -1/);
+  refused({ max_concurrent: '2' }, /max_concurrent must be a number/);
+  refused({ weakness: 'sql_injection' }, /weakness must be one of stack_trace, missing_security_headers, x_powered_by, unauthenticated_route, none, got "sql_injection"/);
+  refused({ weakness: 1 }, /weakness must be one of/);
 });
 
 test('fault state is absolute per field and clears to no faults', () => {
   const state = new FaultState();
   state.apply(parseFaultRequest({ error_fraction: 0.2, added_latency_ms: 100 }));
-  assert.deepEqual(state.apply(parseFaultRequest({ error_fraction: 0 })), { error_fraction: 0, added_latency_ms: 100, body_drift: false });
+  assert.deepEqual(state.apply(parseFaultRequest({ error_fraction: 0 })), { error_fraction: 0, added_latency_ms: 100, body_drift: false, max_concurrent: 0, weakness: 'none' });
   const copy = state.snapshot();
   copy.added_latency_ms = 5;
   assert.equal(state.snapshot().added_latency_ms, 100, 'a snapshot is a copy');
-  assert.deepEqual(state.clear(), { error_fraction: 0, added_latency_ms: 0, body_drift: false });
+  state.apply(parseFaultRequest({ max_concurrent: 3 }));
+  assert.equal(state.snapshot().max_concurrent, 3);
+  assert.deepEqual(state.clear(), { error_fraction: 0, added_latency_ms: 0, body_drift: false, max_concurrent: 0, weakness: 'none' });
 });
 
 test('body drift upper-cases every string status field and nothing else', () => {
   const when = new Date('2026-01-01T00:00:00Z');
   const payload = { user_id: 3, status: 'x', orders: [{ id: 1, status: 'paid', note: 'paid', created_at: when }, { id: 2, status: 7 }] };
   assert.deepEqual(driftBody(payload), { user_id: 3, status: 'X', orders: [{ id: 1, status: 'PAID', note: 'paid', created_at: when }, { id: 2, status: 7 }] });
+});
+
+test('the capacity limiter admits at most the limit at once, queues the rest in order', async () => {
+  let limit = 2;
+  const limiter = new ConcurrencyLimiter(() => limit);
+  const order: number[] = [];
+  const first = await limiter.acquire();
+  const second = await limiter.acquire();
+  const waiting = [3, 4].map((n) => limiter.acquire().then((release) => { order.push(n); return release; }));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(limiter.inFlight, 2);
+  assert.equal(limiter.queued, 2);
+  assert.deepEqual(order, [], 'nobody past the limit yet');
+  first();
+  first(); // a second release of the same slot frees nothing more
+  const third = await waiting[0];
+  assert.deepEqual(order, [3]);
+  assert.equal(limiter.inFlight, 2);
+  limit = 0; // cleared: everyone queued goes at once
+  second();
+  const fourth = await waiting[1];
+  assert.deepEqual(order, [3, 4]);
+  third();
+  fourth();
+  assert.equal(limiter.inFlight, 0);
+});
+
+test('without a limit the limiter never queues', async () => {
+  const limiter = new ConcurrencyLimiter(() => 0);
+  const releases = await Promise.all(Array.from({ length: 50 }, () => limiter.acquire()));
+  assert.equal(limiter.inFlight, 50);
+  assert.equal(limiter.queued, 0);
+  releases.forEach((release) => release());
+  assert.equal(limiter.inFlight, 0);
+});
+
+test('the insecure fault\'s weaknesses: headers and error bodies', () => {
+  assert.equal(parseFaultRequest({ weakness: 'x_powered_by' }).weakness, 'x_powered_by');
+  assert.equal(parseFaultRequest({ weakness: 'none' }).weakness, 'none');
+  assert.deepEqual(answerHeaders('none'), SECURITY_HEADERS);
+  assert.equal(answerHeaders('none')['X-Content-Type-Options'], 'nosniff');
+  assert.deepEqual(answerHeaders('missing_security_headers'), {});
+  assert.equal(answerHeaders('x_powered_by')['X-Powered-By'], 'Fastify');
+  assert.deepEqual(errorPayload('none', 'no route', 'Error: x\n    at a (/app/x.js:1:1)'), { error: 'no route' });
+  const leaked = errorPayload('stack_trace', 'no route', 'Error: x\n    at a (/app/x.js:1:1)');
+  assert.deepEqual(leaked.trace, ['Error: x', '    at a (/app/x.js:1:1)']);
+  const state = new FaultState();
+  state.apply(parseFaultRequest({ weakness: 'stack_trace' }));
+  assert.equal(state.snapshot().weakness, 'stack_trace');
+  assert.equal(state.clear().weakness, 'none');
 });

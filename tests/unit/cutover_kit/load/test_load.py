@@ -48,12 +48,15 @@ def test_other_targets_are_refused(url, message):
 def test_profile_round_trips_through_the_environment():
     profile = LoadProfile("http://127.0.0.1:18082", (Step(2, 2), Step(4, 0.5)), 5, 1000, wait_seconds=0.1)
     assert LoadProfile.from_env(profile.to_env()) == profile
+    forcing = LoadProfile("http://127.0.0.1:18082", (Step(1, 1),), 5, 10, serve="typescript")
+    assert LoadProfile.from_env(forcing.to_env()) == forcing
     assert profile.duration_seconds == 10
 
 
 @pytest.mark.parametrize("change, field", [({"target": "http://192.168.1.2:80"}, "target"), ({"steps": ()}, "steps"),
                                            ({"steps": (Step(0, 1),)}, r"steps\[0\].users"), ({"step_seconds": 0}, "step_seconds"),
-                                           ({"max_requests": 0}, "max_requests"), ({"websocket": "yes"}, "websocket")])
+                                           ({"max_requests": 0}, "max_requests"), ({"websocket": "yes"}, "websocket"),
+                                           ({"serve": "python"}, "serve")])
 def test_profile_refuses_bad_fields_by_name(change, field):
     fields = {"target": "http://127.0.0.1:18082", "steps": (Step(1, 1),), "step_seconds": 5, "max_requests": 10, **change}
     with pytest.raises(ProfileError, match=field):

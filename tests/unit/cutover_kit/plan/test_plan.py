@@ -45,6 +45,17 @@ def mutated(**changes: object) -> dict:
     return document
 
 
+def with_load_test(**changes: object) -> dict:
+    """default.yaml with its load_test section changed (capacity_* keys change the capacity plan)."""
+    document = copy.deepcopy(DEFAULT_DOCUMENT)
+    for key, value in changes.items():
+        if key.startswith("capacity_"):
+            document["load_test"]["capacity"][key.removeprefix("capacity_")] = value
+        else:
+            document["load_test"][key] = value
+    return document
+
+
 def with_slo(**changes: object) -> dict:
     document = copy.deepcopy(DEFAULT_DOCUMENT)
     document["slo"].update(changes)
@@ -101,6 +112,14 @@ def test_slo_section_is_optional_and_defaults_apply(tmp_path: Path) -> None:
     assert load_plan(str(path)).slo == SLOPolicy()
 
 
+def test_a_plan_may_leave_out_load_test_and_round_trips_with_it(tmp_path: Path) -> None:
+    without = load_plan(str(write_plan(tmp_path, mutated(load_test=None))))
+    assert without.load_test is None  # valid, but stage 6 then fails (never passes by default)
+    shipped = load_plan("rehearsal")
+    assert shipped.load_test["capacity"]["peak_rps"] == 10
+    assert CutoverPlan.from_dict(shipped.to_dict()) == shipped
+
+
 def test_schema_is_valid_draft_2020_12() -> None:
     jsonschema.Draft202012Validator.check_schema(PLAN_SCHEMA)
     assert PLAN_SCHEMA["$schema"].endswith("2020-12/schema")
@@ -155,6 +174,17 @@ def test_schema_is_valid_draft_2020_12() -> None:
         (with_slo(confidence_z=0), "slo.confidence_z: 0 is less than or equal to"),
         (with_slo(p95=0.2), "slo: Additional properties are not allowed ('p95' was unexpected)"),
         (mutated(slo="strict"), "slo: 'strict' is not of type 'object'"),
+        # Stage 6's capacity plan: impossible values are refused at stage 1, naming the field.
+        (with_load_test(capacity_peak_rps=0), "load_test.capacity.peak_rps: 0 is less than or equal to"),
+        (with_load_test(capacity_headroom=0.5), "load_test.capacity.headroom: 0.5 is less than the minimum of 1"),
+        (with_load_test(capacity_knee_tolerance=1), "load_test.capacity.knee_tolerance: 1 is greater than or equal to"),
+        (with_load_test(max_error_ratio=1), "load_test.max_error_ratio: 1 is greater than or equal to"),
+        (with_load_test(users_per_step=[10, 5]), "load_test.users_per_step must increase strictly; got [10, 5]"),
+        (with_load_test(users_per_step=[]), "load_test.users_per_step: [] should be non-empty"),
+        (with_load_test(capacity_peak_rps=3000),
+         "load_test.capacity.peak_rps x headroom = 4500 rps cannot be reached by the step load: 200 users"),
+        (with_load_test(max_requests=1000), "load_test.max_requests 1000 stops the load before it can hold 300 rps"),
+        (with_load_test(capacity=None), "load_test.capacity: None is not of type 'object'"),
     ],
 )
 def test_bad_plan_file_is_refused_naming_the_field(

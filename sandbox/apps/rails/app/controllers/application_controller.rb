@@ -10,7 +10,10 @@ class ApplicationController < ActionController::API
 
   def color = Cutover::Env.color
 
-  def render_error(status, message) = render(json: { error: message }, status: status)
+  # The insecure fault's stack_trace weakness adds the backtrace of where the error was rendered.
+  def render_error(status, message)
+    render(json: Cutover::Weakness.error_payload(Cutover.faults.snapshot.weakness, message, caller), status: status)
+  end
 
   # JSON bodies are parsed here, not by Rails' params parser: the contract validates the JSON
   # types themselves and parses whatever Content-Type the client sent, like the other color.

@@ -8,12 +8,15 @@ class FaultsController < ApplicationController
   end
 
   def destroy
-    render json: Cutover.faults.clear
+    settings = Cutover.faults.clear
+    Cutover.capacity.limit_changed
+    render json: settings
   end
 
   def create
     change = Cutover::FaultState.parse(json_body)
     settings = Cutover.faults.update(change)
+    Cutover.capacity.limit_changed
     return render(json: settings) unless change[:crash]
 
     Rails.logger.warn("fault: crash requested, exiting with #{Cutover::CRASH_EXIT_CODE}")

@@ -12,8 +12,10 @@ module Cutover
     ROUTE_KEY = "cutover.route"
     NOT_COUNTED = %w[/metrics /cable].freeze
 
-    def initialize(app, color: Env.color, metrics: Metrics, clock: -> { Process.clock_gettime(Process::CLOCK_MONOTONIC) })
+    def initialize(app, color: Env.color, metrics: Metrics, clock: -> { Process.clock_gettime(Process::CLOCK_MONOTONIC) },
+                   faults: Cutover.faults)
       @app = app
+      @faults = faults
       @color = color
       @metrics = metrics
       @clock = clock
@@ -29,6 +31,7 @@ module Cutover
       end
       headers["X-App-Color"] = @color
       headers["X-Served-By"] = RAILS
+      Weakness.apply_to_headers(@faults.snapshot.weakness, headers)
       [status, headers, body]
     end
 

@@ -2,9 +2,13 @@ module Api
   # The product API: counted under its Rails route, subject to the injected faults.
   class BaseController < ApplicationController
     before_action :label_route
+    # capacity_limit first: a queued request waits for its slot, then gets the other faults.
+    around_action :hold_capacity_slot
     before_action :apply_injected_faults
 
     private
+
+    def hold_capacity_slot(&action) = Cutover.capacity.hold(&action)
 
     def label_route
       request.env[Cutover::Envelope::ROUTE_KEY] = RouteLabels.label(controller_path, action_name)
