@@ -86,7 +86,7 @@ def _params() -> dict[str, Param]:
         description="a reason (logged) to run even though the last cutover promoted or green already has traffic",
     )
     params["acknowledged_writes_file"] = Param(
-        None, type=["null", "string"], description="File of order ids the clients saw acknowledged (one per line); checked at the end"
+        None, type=["null", "string"], description="File of order ids the clients saw acknowledged (one per line); checked by every SLO gate and at the end"
     )
     for field, schema in OVERRIDABLE_FIELDS.items():
         if field == "steps":  # the step list is the DAG's shape, not a run-time knob
@@ -238,7 +238,9 @@ with DAG(
     [load, stop_instances] >> decide_load >> [drill, load_halt]
     load_halt >> flags_back
 
-    GATE_INPUTS = {"plan_task_id": plan.operator.task_id, "baseline_task_id": baseline.operator.task_id}
+    # Every gate also probes the data written during its step: the same ledger the final check reads.
+    GATE_INPUTS = {"plan_task_id": plan.operator.task_id, "baseline_task_id": baseline.operator.task_id,
+                   "acknowledged_writes_file": "{{ params.acknowledged_writes_file or '' }}"}
 
     def traffic_step(stage, percent: int, next_task_id: str):
         """set weights -> smoke checks (stage 11) -> SLO gate -> decide: next step or halt.

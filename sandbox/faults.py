@@ -19,8 +19,10 @@ from sandbox.config import COLORS, SandboxConfig
 
 log = logging.getLogger("sandbox.faults")
 
-KINDS = ("errors", "latency", "crash", "body_drift", "capacity_limit", "insecure")
+KINDS = ("errors", "latency", "crash", "body_drift", "capacity_limit", "insecure", "corrupt_writes", "drop_writes")
 WEAKNESSES = ("stack_trace", "missing_security_headers", "x_powered_by", "unauthenticated_route")
+# Write faults (green's TypeScript app): `fraction` of new orders corrupted or acknowledged but not committed.
+WRITE_FAULT_FIELDS = {"corrupt_writes": "corrupt_writes_fraction", "drop_writes": "drop_writes_fraction"}
 POLL_SECONDS = 0.1
 PERCENT_TOLERANCE = 1e-6  # router percents come back as floats; "equal" means equal to this
 
@@ -38,9 +40,9 @@ class FaultController:
 
     def inject(self, color: str, kind: str, error_fraction: float | None = None,
                added_latency_ms: float | None = None, max_concurrent: int | None = None,
-               weakness: str | None = None) -> dict[str, Any]:
+               weakness: str | None = None, *, fraction: float | None = None) -> dict[str, Any]:
         """Start a fault on one color; returns the app's answer (its new fault settings)."""
-        body = fault_body(kind, error_fraction, added_latency_ms, max_concurrent, weakness)
+        body = fault_body(kind, error_fraction, added_latency_ms, max_concurrent, weakness, fraction=fraction)
         return self._call("POST", color, body)
 
     def clear(self, color: str) -> dict[str, Any]:
@@ -54,7 +56,8 @@ class FaultController:
         except FaultError as error:
             if self._refused(error):
                 return {"error_fraction": 0.0, "added_latency_ms": 0.0, "body_drift": False, "max_concurrent": 0,
-                        "weakness": "none", "running": False}
+                        "weakness": "none", "corrupt_writes_fraction": 0.0, "drop_writes_fraction": 0.0,
+                        "running": False}
             raise
 
     @staticmethod
@@ -87,7 +90,8 @@ class FaultController:
 
 
 def fault_body(kind: str, error_fraction: float | None, added_latency_ms: float | None,
-               max_concurrent: int | None = None, weakness: str | None = None) -> dict[str, Any]:
+               max_concurrent: int | None = None, weakness: str | None = None, *,
+               fraction: float | None = None) -> dict[str, Any]:
     if kind == "errors":
         if error_fraction is None:
             raise ValueError("an errors fault needs error_fraction (0..1)")
@@ -110,6 +114,10 @@ def fault_body(kind: str, error_fraction: float | None, added_latency_ms: float 
         if weakness not in WEAKNESSES:
             raise ValueError(f"an insecure fault needs weakness, one of {WEAKNESSES}; got {weakness!r}")
         return {"weakness": weakness}
+    if kind in WRITE_FAULT_FIELDS:
+        if fraction is None or isinstance(fraction, bool) or not 0 < fraction <= 1:
+            raise ValueError(f"a {kind} fault needs fraction in (0, 1]; got {fraction!r}")
+        return {WRITE_FAULT_FIELDS[kind]: fraction}
     raise ValueError(f"unknown fault kind {kind!r}; expected one of {KINDS}")
 
 
@@ -118,7 +126,7 @@ def validate_fault(fault: dict[str, Any]) -> None:
     if fault.get("color") not in COLORS:
         raise ValueError(f"fault {fault}: color must be one of {COLORS}")
     fault_body(fault.get("fault", ""), fault.get("error_fraction"), fault.get("added_latency_ms"),
-               fault.get("max_concurrent"), fault.get("weakness"))
+               fault.get("max_concurrent"), fault.get("weakness"), fraction=fault.get("fraction"))
     triggers = [key for key in ("after_seconds", "at_green_percent") if fault.get(key) is not None]
     if len(triggers) != 1:
         raise ValueError(f"fault {fault}: give exactly one of after_seconds or at_green_percent")
@@ -132,8 +140,8 @@ def validate_fault(fault: dict[str, Any]) -> None:
 class FaultSchedule:
     """Background thread firing each fault exactly once when its trigger is met.
 
-    A fault is ``{color, fault: errors|latency|crash, error_fraction?, added_latency_ms?,
-    after_seconds? | at_green_percent?}``. ``after_seconds`` counts from ``started_at`` (epoch
+    A fault is ``{color, fault: one of KINDS, error_fraction?, added_latency_ms?, max_concurrent?,
+    weakness?, fraction?, after_seconds? | at_green_percent?}``. ``after_seconds`` counts from ``started_at`` (epoch
     seconds, the same clock as the traffic ledger); ``at_green_percent`` fires when
     ``observe_green_percent()`` returns that value, polled every 100 ms.
     """
@@ -212,7 +220,8 @@ class FaultSchedule:
                   "error": None, "fault": public}
         try:
             self.controller.inject(fault["color"], fault["fault"], fault.get("error_fraction"),
-                                   fault.get("added_latency_ms"), fault.get("max_concurrent"), fault.get("weakness"))
+                                   fault.get("added_latency_ms"), fault.get("max_concurrent"), fault.get("weakness"),
+                                   fraction=fault.get("fraction"))
         except FaultError as error:
             window["error"] = str(error)
             window["end"] = window["start"]  # never took effect: an empty window

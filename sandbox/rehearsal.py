@@ -77,6 +77,7 @@ def schedule_entry(fault: Any, plan: Any) -> dict[str, Any]:
         "added_latency_ms": fault.added_latency_ms,
         "max_concurrent": fault.max_concurrent,
         "weakness": fault.weakness,
+        "fraction": fault.fraction,
     }
     if fault.after_seconds is not None:
         entry["after_seconds"] = fault.after_seconds
@@ -90,6 +91,35 @@ def schedule_entry(fault: Any, plan: Any) -> dict[str, Any]:
 def stage_fault_entries(faults: Any) -> list[dict[str, Any]]:
     """The faults of the stage instances ({color, body}, the file sandbox.launcher's stage-up reads)."""
     return [{"color": fault.color, "body": fault.app_fault_body()} for fault in faults if fault.stage_instances]
+
+
+def first_bad_write(dsn: str, scenario: Any, ledger: list[dict[str, Any]], traffic_report: dict[str, Any]) -> float | None:
+    """When a write fault's first damage happened: the earliest order whose old and new columns
+    disagree (created_at, the database's clock: UTC), or the client's send time of the first
+    dropped write; None without a write fault."""
+    kinds = {fault.fault for fault in scenario.faults}
+    if "corrupt_writes" in kinds:
+        import psycopg2
+
+        conn = psycopg2.connect(dsn, connect_timeout=5)
+        try:
+            with conn.cursor() as cur:
+                # A run that ended in the down migration has no new column left to compare.
+                cur.execute("SELECT EXISTS (SELECT 1 FROM information_schema.columns "
+                            "WHERE table_name = 'orders' AND column_name = 'amount')")
+                if not cur.fetchone()[0]:
+                    return None
+                cur.execute("SELECT extract(epoch FROM min(created_at) AT TIME ZONE 'UTC') FROM orders "
+                            "WHERE amount IS DISTINCT FROM round(amount_cents / 100.0, 2)")
+                found = cur.fetchone()[0]
+        finally:
+            conn.close()
+        return None if found is None else float(found)
+    if "drop_writes" in kinds:
+        lost = set(traffic_report.get("lost_write_ids") or [])
+        times = [entry["t"] for entry in ledger if entry.get("write_id") in lost]
+        return min(times) if times else None
+    return None
 
 
 def _plan_names() -> list[str]:
@@ -268,6 +298,7 @@ def _rehearse(scenario: Any, conf: dict[str, Any], result_path: Path, console: C
         for color in {fault.color for fault in scenario.faults}:
             FaultController(config).clear(color)
         traffic_report = report(ledger, config.app_dsn(), fault_windows)
+        first_bad_write_at = first_bad_write(config.app_dsn(), scenario, ledger, traffic_report)
         for color, rss in sandbox.app_rss_mb().items():  # a crashed app that stayed down has none
             apps[color]["rss_mb"] = rss
         result = build_result(
@@ -283,6 +314,7 @@ def _rehearse(scenario: Any, conf: dict[str, Any], result_path: Path, console: C
             traffic_report=traffic_report,
             wall_seconds=time.time() - started,
             apps=apps,
+            first_bad_write_at=first_bad_write_at,
         )
     finally:
         if schedule is not None:

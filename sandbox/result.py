@@ -140,6 +140,7 @@ def build_result(
     traffic_report: dict[str, Any],
     wall_seconds: float,
     apps: dict[str, dict[str, Any]] | None = None,
+    first_bad_write_at: float | None = None,
 ) -> dict[str, Any]:
     ran = sorted((r for r in records if r.started_at), key=lambda r: (r.started_at, r.task_id))
     halt = next(
@@ -182,7 +183,8 @@ def build_result(
     expected = scenario.get("expect_outcome")
     reason_needle = scenario.get("expect_reason_contains")
     behaved = outcome.outcome == expected and (not reason_needle or reason_needle in outcome.reason)
-    behaved = behaved and traffic_report.get("failed_not_injected", 0) == 0 and traffic_report.get("writes_lost", 0) == 0
+    lost_unexplained = traffic_report.get("writes_lost_not_injected", traffic_report.get("writes_lost", 0))
+    behaved = behaved and traffic_report.get("failed_not_injected", 0) == 0 and lost_unexplained == 0
 
     return {
         "scenario": scenario["name"],
@@ -206,6 +208,7 @@ def build_result(
         "writes": {
             "acknowledged": traffic_report.get("writes_acknowledged", 0),
             "lost": traffic_report.get("writes_lost", 0),
+            "lost_injected": traffic_report.get("writes_lost_injected", 0),
         },
         "served_by": traffic_report.get("by_served_by", {}),
         "data_validation": data_validation_summary(_find(records, ".validate_with_great_expectations")),
@@ -216,6 +219,11 @@ def build_result(
         "plan": scenario.get("plan"),
         "report": report_summary(_find(records, "stage_15_post_launch.write_report")),
         "apps": apps or {},
+        # Data faults: from the first damaged write (its time in the database, or the client's
+        # time for a dropped one) to the gate's decision.
+        "first_bad_write_at": first_bad_write_at,
+        "detection_from_first_bad_write_seconds": (round(decided_at - first_bad_write_at, 3)
+                                                    if decided_at is not None and first_bad_write_at is not None else None),
     }
 
 

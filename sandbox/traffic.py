@@ -290,6 +290,7 @@ def report(ledger: Sequence[dict[str, Any]], dsn: str, fault_windows: Sequence[d
     injected = [entry for entry in failed if is_injected_failure(entry, windows)]
     acknowledged = sorted({entry["write_id"] for entry in ledger if entry.get("write_id") is not None})
     lost = missing_order_ids(dsn, acknowledged)
+    lost_injected = injected_lost_writes(ledger, lost, windows)
     by_color: dict[str, int] = {}
     by_served_by: dict[str, int] = {}
     for entry in ledger:
@@ -305,11 +306,32 @@ def report(ledger: Sequence[dict[str, Any]], dsn: str, fault_windows: Sequence[d
         "writes_acknowledged": len(acknowledged),
         "writes_lost": len(lost),
         "lost_write_ids": lost,
+        # Lost on purpose: acknowledged by a color while its drop_writes fault was on.
+        "writes_lost_injected": len(lost_injected),
+        "writes_lost_not_injected": len(lost) - len(lost_injected),
         "by_color": by_color,
         "by_served_by": by_served_by,
         # The evidence for any non-injected failure, so a red rehearsal explains itself.
         "failed_not_injected_samples": [entry for entry in failed if entry not in injected][:5],
     }
+
+
+def injected_lost_writes(ledger: Sequence[dict[str, Any]], lost: Sequence[int],
+                         fault_windows: Sequence[dict[str, Any]]) -> list[int]:
+    """The lost ids a drop_writes fault explains: acknowledged by that fault's color inside its window."""
+    drops = [window for window in fault_windows if window.get("kind") == "drop_writes" and not window.get("error")]
+    missing = set(lost)
+    explained = []
+    for entry in ledger:
+        if entry.get("write_id") not in missing:
+            continue
+        for window in drops:
+            end = window.get("end")
+            if entry.get("color") == window["color"] and entry["t"] + (entry.get("duration_s") or 0.0) >= window["start"] \
+                    and (end is None or entry["t"] <= end):
+                explained.append(entry["write_id"])
+                break
+    return sorted(set(explained))
 
 
 def missing_order_ids(dsn: str, order_ids: Sequence[int]) -> list[int]:

@@ -10,8 +10,12 @@ A scenario lives in include/scenarios/<name>.yaml:
     expect: {outcome: rolled_back, reason_contains: "5xx"}
     faults:
       - color: green                   # blue | green
-        fault: errors                  # errors | latency | crash | capacity_limit
+        fault: errors                  # errors | latency | crash | capacity_limit | insecure |
+                                       # corrupt_writes | drop_writes
         error_fraction: 0.2            # errors only, (0, 1]
+        # fraction: 0.5                # corrupt_writes / drop_writes only, (0, 1]: the share of new
+                                       # orders green stores with a wrong amount / acknowledges but
+                                       # never commits (green's TypeScript app only)
         at_stage: traffic_25           # a stage of the plan, or after_seconds: N (> 0)
 
 A fault fires once its trigger is reached: `at_stage` when the cutover enters that stage,
@@ -21,8 +25,8 @@ queue); `insecure` takes `weakness` (stack_trace, missing_security_headers, x_po
 unauthenticated_route). `stage_instances: true` also puts the fault in the color's stage instances (the extra
 instances stages 6 and 7 test, on a copy of the database) from their start: the same build
 carries the same defect. Such a fault may leave out the trigger: then only the stage instances
-have it. Every invalid value is
-refused with a ScenarioError naming the scenario and the field.
+have it. `corrupt_writes` and `drop_writes` take `fraction` and exist in green's app only.
+Every invalid value is refused with a ScenarioError naming the scenario and the field.
 
 Pure Python on purpose: no Airflow import, no I/O at import time.
 """
@@ -53,7 +57,9 @@ from cutover_kit.yaml_loader import YAML_SUFFIXES, looks_like_path, read_yaml_ma
 DEFAULT_SCENARIOS_DIR = REPO_ROOT / "include" / "scenarios"
 
 COLORS = ("blue", "green")
-OUTCOMES = ("promoted", "rolled_back")
+# "failed" is what a data fault must end in: the step rolls back at once, but the rows green damaged
+# before the gate caught it remain, and the end-of-run integrity check fails the run naming them.
+OUTCOMES = ("promoted", "rolled_back", "failed")
 TRIGGERS = ("at_stage", "after_seconds")
 
 #: The parameters each kind of fault takes; any other parameter is refused.
@@ -63,10 +69,14 @@ PARAMETERS_OF_FAULT: dict[str, tuple[str, ...]] = {
     "crash": (),
     "capacity_limit": ("max_concurrent",),
     "insecure": ("weakness",),
+    "corrupt_writes": ("fraction",),
+    "drop_writes": ("fraction",),
 }
-FAULT_PARAMETERS = ("error_fraction", "added_latency_ms", "max_concurrent", "weakness")
+FAULT_PARAMETERS = ("error_fraction", "added_latency_ms", "max_concurrent", "weakness", "fraction")
 #: The insecure fault's weaknesses (each app's /__fault `weakness`).
 WEAKNESSES = ("stack_trace", "missing_security_headers", "x_powered_by", "unauthenticated_route")
+#: Faults only green's app implements (sandbox/apps/typescript/src/faults.ts).
+GREEN_ONLY_FAULTS = ("corrupt_writes", "drop_writes")
 
 
 class ScenarioError(ValueError):
@@ -90,6 +100,7 @@ _FAULT_SCHEMA: dict[str, Any] = {
         "max_concurrent": {"type": "integer", "minimum": 1, "maximum": 10000},
         "weakness": {"enum": list(WEAKNESSES)},
         "stage_instances": {"type": "boolean"},
+        "fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
     },
 }
 
@@ -168,6 +179,8 @@ def _fault_rule_violations(fault: Mapping[str, Any], prefix: str = "") -> list[s
         for name in given
         if name not in takes
     ]
+    if kind in GREEN_ONLY_FAULTS and fault["color"] != "green":
+        violations.append(f"{prefix}fault '{kind}' exists in green's app only; got color '{fault['color']}'")
     triggers = [name for name in TRIGGERS if fault.get(name) is not None]
     if len(triggers) > 1 or (not triggers and not fault.get("stage_instances")):
         got = "both" if triggers else "neither"
@@ -224,6 +237,7 @@ class Fault:
     weakness: str | None = None
     #: Also in the color's stage instances (stages 6 and 7) from their start.
     stage_instances: bool | None = None
+    fraction: float | None = None
 
     def __post_init__(self) -> None:
         document = self.to_dict()
@@ -253,6 +267,9 @@ class Fault:
             return {"max_concurrent": self.max_concurrent}
         if self.fault == "insecure":
             return {"weakness": self.weakness}
+        if self.fault in GREEN_ONLY_FAULTS:
+            # The app's field names: corrupt_writes_fraction, drop_writes_fraction.
+            return {f"{self.fault}_fraction": self.fraction}
         return {"crash": True}
 
     @property

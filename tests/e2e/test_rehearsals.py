@@ -213,3 +213,41 @@ def test_green_under_capacity_halts_at_stage_6_before_green_gets_any_traffic(tmp
     assert ran["rollback.verify_blue_serving"]["verdict"] == "PASS"
     assert result["requests"]["failed"] == 0
     assert result["behaved_as_expected"]
+
+
+def rehearse_data_fault(scenario: str, tmp_path) -> dict:
+    """A data fault at 25 %: the gate's integrity probe halts that step at once and the reflex rolls
+    back; the end-of-run check then fails the run on the rows damaged before the halt."""
+    path = tmp_path / f"{scenario}.json"
+    result = run_rehearsal(scenario, path)
+    assert result["requests"]["failed_not_injected"] == 0, result["requests"]
+    assert result["final_weights"] == {"blue": 100, "green": 0}
+    ran = {stage["name"]: stage for stage in result["stages"]}
+    assert ran["stage_10_traffic_migration.step_5.slo_gate"]["verdict"] == "PASS"  # the 5 % step was clean
+    gate = ran["stage_10_traffic_migration.step_25.slo_gate"]
+    assert gate["verdict"] == "FAIL" and "Halt at 25 %: data: orders id" in gate["reason"], gate
+    assert "stage_10_traffic_migration.step_50.set_flags" not in ran  # halted where the fault started
+    assert result["outcome"] == "failed" and "Data integrity check failed after: Halt at 25 %: data:" in result["reason"]
+    assert ran["verify_data_integrity"]["verdict"] == "FAIL"
+    assert all(ran[name]["verdict"] == "PASS" for name in ("rollback.flags_to_rails", "rollback.route_all_to_blue",
+                                                           "rollback.verify_blue_serving"))
+    assert 0 <= result["rollback_seconds"] < 1
+    assert result["behaved_as_expected"], result
+    return result
+
+
+def test_green_corrupting_writes_halts_the_step_naming_the_row(tmp_path):
+    result = rehearse_data_fault("green-corrupts-writes", tmp_path)
+    assert "amount_cents" in result["reason"] and "!= amount" in result["reason"] and "(old vs new column" in result["reason"]
+    assert result["writes"]["lost"] == 0
+    # Target <= 3 s from the first corrupted row (its created_at) to the gate's decision.
+    assert result["first_bad_write_at"] is not None
+    assert 0 <= result["detection_from_first_bad_write_seconds"] <= 3, result["detection_from_first_bad_write_seconds"]
+
+
+def test_green_dropping_writes_halts_the_step_naming_the_missing_order(tmp_path):
+    result = rehearse_data_fault("green-drops-writes", tmp_path)
+    assert "acknowledged to a client but not in the database" in result["reason"]
+    # Every lost write is one green acknowledged while its drop_writes fault was on.
+    assert result["writes"]["lost"] > 0 and result["writes"]["lost"] == result["writes"]["lost_injected"], result["writes"]
+    assert 0 <= result["detection_from_first_bad_write_seconds"] < 5, result["detection_from_first_bad_write_seconds"]

@@ -37,7 +37,7 @@ SENSOR_ONLY_ARGUMENTS = ("mode", "poke_interval", "timeout", "soft_fail", "expon
 
 
 class SLOGateOperator(BaseOperator):
-    template_fields: Sequence[str] = ("plan", "weights_set_at", "blue_baseline")
+    template_fields: Sequence[str] = ("plan", "weights_set_at", "blue_baseline", "acknowledged_writes_file")
 
     def __init__(
         self,
@@ -52,6 +52,8 @@ class SLOGateOperator(BaseOperator):
         prometheus_conn_id: str = connections.PROMETHEUS,
         haproxy_conn_id: str | None = connections.HAPROXY,
         state_conn_id: str | None = connections.REDIS,
+        postgres_conn_id: str | None = connections.POSTGRES,
+        acknowledged_writes_file: str | None = None,
         deferral_timeout: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
@@ -81,6 +83,9 @@ class SLOGateOperator(BaseOperator):
         self.prometheus_conn_id = prometheus_conn_id
         self.haproxy_conn_id = haproxy_conn_id
         self.state_conn_id = state_conn_id
+        # The integrity probe's database (None: no probe) and the run's ledger of acknowledged writes.
+        self.postgres_conn_id = postgres_conn_id
+        self.acknowledged_writes_file = acknowledged_writes_file
         # (dag_id, run_id) of the run, set at execute: the trigger's heartbeat names it.
         self._run_identity: tuple[str, str] | None = None
 
@@ -111,6 +116,8 @@ class SLOGateOperator(BaseOperator):
             dag_id=self._run_identity[0] if self._run_identity else None,
             run_id=self._run_identity[1] if self._run_identity else None,
             green_percent=None if green_percent is None else float(green_percent),
+            postgres_conn_id=self.postgres_conn_id,
+            acknowledged_writes_file=self.acknowledged_writes_file or None,
         )
 
     def _pull_inputs(self, context: Any) -> None:

@@ -120,10 +120,6 @@ def connection_url(conn_id: str, database: str | None = None) -> str:
 
 def connection_dsn(conn_id: str = connections.POSTGRES, database: str | None = None) -> str:
     """libpq DSN of an Airflow Connection (for psycopg2 and the backup helpers)."""
-    import psycopg2.extensions
-    from airflow.sdk import BaseHook
+    from cutover_kit.hooks.postgres import connection_dsn as dsn_of
 
-    conn = BaseHook.get_connection(conn_id)
-    params = {"host": conn.host, "port": conn.port, "user": conn.login, "password": conn.password,
-              "dbname": database or conn.schema}
-    return psycopg2.extensions.make_dsn(**{key: value for key, value in params.items() if value})
+    return dsn_of(conn_id, database)

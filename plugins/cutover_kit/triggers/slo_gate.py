@@ -17,6 +17,14 @@ Emergency stop: when ``state_conn_id`` is set, every poll first reads the shared
 (cutover_kit.control); a latched stop halts the gate at once with the operator's reason, and an
 unreadable state makes that poll INCONCLUSIVE (a gate never passes on an unknown).
 
+Data loss and corruption (cutover_kit.integrity): when ``postgres_conn_id`` is set, every poll
+first runs the integrity probe on the rows written since the weights were set (old and new
+columns in agreement; every write in the ``acknowledged_writes_file`` ledger above the step's
+watermark present). Any violation halts at once, without the consecutive-breach wait, and the
+reflex rollback runs; the line names the table, the column and a row id. Without a ledger the
+probe checks agreement only, and the line says so. A probe that cannot read the database makes a
+healthy poll INCONCLUSIVE (it never excuses an SLO breach).
+
 Measurement errors (Prometheus down, timing out or refusing a query, several series, a
 non-number, a body that is not Prometheus JSON) make that poll INCONCLUSIVE with a reason naming
 the color, the measure and the query. Anything else that goes wrong inside the gate still ends it
@@ -32,7 +40,7 @@ pending breach is not forgotten and no unjudged time is credited; if the gate ha
 the restarted trigger delivers that decision again (and re-runs the idempotent reflex rollback).
 A heartbeat that cannot be written is logged and never stops the gate.
 
-Five small seams, overridden by the unit tests and never serialized: :meth:`_metrics_source`,
+Six small seams, overridden by the unit tests and never serialized: :meth:`_metrics_source`, :meth:`_integrity_probe`,
 :meth:`_read_emergency_stop`, :meth:`_reflex_rollback`, :meth:`_write_heartbeat` and
 :meth:`_read_heartbeat`.
 """
@@ -41,7 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from asgiref.sync import sync_to_async
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -50,6 +58,7 @@ from cutover_kit import connections
 from cutover_kit.actions.rollback import rollback_failure
 from cutover_kit.control import CutoverStateError, EmergencyStop, emergency_halt_line
 from cutover_kit.dead_man import GateHeartbeat, resumable_heartbeat
+from cutover_kit.integrity import IntegrityJudgement, integrity_halt_line, judge_integrity
 from cutover_kit.gate import (
     GateDecision, GateProgress, advance_gate, decision_line, initial_credit_start, judging_window_seconds, resumed_progress,
 )
@@ -57,6 +66,9 @@ from cutover_kit.measure import MeasurementError, MetricsSource, measure_color
 from cutover_kit.plan import OPTIONAL_FIELD_DEFAULTS, CutoverPlan
 from cutover_kit.runbooks import with_runbook
 from cutover_kit.slo import ColorWindow, Judgement, Verdict, judge_window
+
+if TYPE_CHECKING:  # psycopg2 stays out of DAG parsing: the probe is imported when a gate runs
+    from cutover_kit.db.integrity_probe import IntegrityProbe
 
 
 class SLOGateTrigger(BaseTrigger):
@@ -76,6 +88,8 @@ class SLOGateTrigger(BaseTrigger):
         dag_id: str | None = None,
         run_id: str | None = None,
         green_percent: float | None = None,
+        postgres_conn_id: str | None = None,
+        acknowledged_writes_file: str | None = None,
     ) -> None:
         super().__init__()
         self.step_label = step_label
@@ -91,6 +105,8 @@ class SLOGateTrigger(BaseTrigger):
         self.dag_id = dag_id
         self.run_id = run_id
         self.green_percent = green_percent
+        self.postgres_conn_id = postgres_conn_id
+        self.acknowledged_writes_file = acknowledged_writes_file or None
         self._heartbeat_failing = False
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -110,6 +126,8 @@ class SLOGateTrigger(BaseTrigger):
                 "dag_id": self.dag_id,
                 "run_id": self.run_id,
                 "green_percent": self.green_percent,
+                "postgres_conn_id": self.postgres_conn_id,
+                "acknowledged_writes_file": self.acknowledged_writes_file,
             },
         )
 
@@ -117,6 +135,15 @@ class SLOGateTrigger(BaseTrigger):
         from cutover_kit.hooks.prometheus import PrometheusHook
 
         return PrometheusHook(self.prometheus_conn_id)
+
+    def _integrity_probe(self) -> IntegrityProbe:
+        """The step's integrity probe: the shared database through its Connection, the rows since
+        the weights were set, and the acknowledged-writes ledger when the run has one."""
+        from cutover_kit.db.integrity_probe import IntegrityProbe
+        from cutover_kit.hooks.postgres import connection_dsn
+
+        return IntegrityProbe(lambda: connection_dsn(self.postgres_conn_id), self.weights_set_at,
+                              self.acknowledged_writes_file)
 
     def _read_emergency_stop(self) -> EmergencyStop | None:
         """The latched stop or None; raises CutoverStateError when the state cannot be read."""
@@ -222,6 +249,18 @@ class SLOGateTrigger(BaseTrigger):
         )
         return judgement, {"window_seconds": window, "green": green.to_dict(), "blue": blue.to_dict()}
 
+    async def _probe_integrity(self, probe: IntegrityProbe | None) -> tuple[IntegrityJudgement | None, dict, str | None]:
+        """(judgement or None when no probe runs, facts for the event, error text when it could not judge)."""
+        if probe is None:
+            return None, {}, None
+        try:
+            snapshot = await sync_to_async(probe.read)()
+        except Exception as error:  # noqa: BLE001 - an unreadable database never passes, never fails: INCONCLUSIVE
+            return None, {}, f"integrity probe could not read the database: {error}"
+        judgement = judge_integrity(snapshot)
+        return judgement, {**judgement.to_dict(), "seconds": snapshot.seconds, "rows_checked": dict(snapshot.rows_checked),
+                           "watermarks": dict(snapshot.watermarks), "acknowledged": snapshot.acknowledged}, None
+
     async def _emergency_stop(self) -> tuple[EmergencyStop | None, str | None]:
         """(latched stop or None, error text if the shared state could not be read)."""
         if not self.state_conn_id:
@@ -245,6 +284,16 @@ class SLOGateTrigger(BaseTrigger):
             return self._replayed_event(saved)
         if saved is not None:
             progress = resumed_progress(saved.gate_progress, elapsed_at_start, plan.window_seconds)
+        probe = self._integrity_probe() if self.postgres_conn_id else None
+        try:
+            return await self._poll(plan, source, baseline, progress, probe)
+        finally:
+            if probe is not None:
+                probe.close()
+
+    async def _poll(self, plan: CutoverPlan, source: MetricsSource, baseline: ColorWindow | None,
+                    progress: GateProgress, probe: IntegrityProbe | None) -> dict[str, Any]:
+        integrity: dict[str, Any] = {}
         while True:
             stop, state_error = await self._emergency_stop()
             elapsed = time.time() - self.gate_started_at
@@ -254,9 +303,26 @@ class SLOGateTrigger(BaseTrigger):
                 self.log.info(line)
                 await self._beat(plan.poll_interval_seconds, judgement, decision, line, progress, plan.flag_backend)
                 break
+            # Data first: a lost or corrupted write halts at once, whatever the SLOs say (no
+            # consecutive-breach wait: there is no noise to average out in a missing row).
+            data, integrity, probe_error = await self._probe_integrity(probe)
+            if data is not None and not data.intact:
+                elapsed = time.time() - self.gate_started_at
+                judgement, measurements = Judgement(Verdict.FAIL, data.reason), {}
+                progress, _ = advance_gate(progress, judgement, elapsed, bake_seconds=self.bake_seconds,
+                                           step_timeout_seconds=self.step_timeout_seconds, consecutive_breach_limit=1)
+                decision, line = GateDecision.HALT, integrity_halt_line(self.step_label, data)
+                self.log.info(line)
+                await self._beat(plan.poll_interval_seconds, judgement, decision, line, progress, plan.flag_backend)
+                break
             judgement, measurements = await self._judge_once(source, plan, baseline)
             if state_error:
                 judgement = Judgement(Verdict.INCONCLUSIVE, f"cutover state unreadable: {state_error}")
+            elif probe_error:  # an unknown never passes, and never excuses a breach the SLOs found
+                judgement = Judgement(Verdict.INCONCLUSIVE if judgement.verdict is Verdict.PASS else judgement.verdict,
+                                      f"{judgement.reason}; {probe_error}")
+            elif data is not None:  # the line says what the data probe saw (agreement only, when no ledger)
+                judgement = Judgement(judgement.verdict, f"{judgement.reason}; {data.reason}")
             elapsed = time.time() - self.gate_started_at
             progress, decision = advance_gate(
                 progress,
@@ -285,6 +351,8 @@ class SLOGateTrigger(BaseTrigger):
             "polls": progress.polls,
             "measurements": measurements,
         }
+        if integrity:
+            event["integrity"] = integrity
         if stop is not None:
             event["emergency_stop"] = stop.to_json()
         return event

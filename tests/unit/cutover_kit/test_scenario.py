@@ -56,8 +56,9 @@ def changed(top: dict | None = None, fault: dict | None = None) -> dict:
 
 
 def test_shipped_scenarios_are_listed() -> None:
-    assert list_scenarios() == ["backfill-under-load", "data-corruption", "green-crash", "green-errors",
-                                "green-errors-unleash", "green-latency", "green-under-capacity", "happy"]
+    assert list_scenarios() == ["backfill-under-load", "data-corruption", "green-corrupts-writes", "green-crash",
+                                "green-drops-writes", "green-errors", "green-errors-unleash", "green-latency",
+                                "green-under-capacity", "happy"]
 
 
 @pytest.mark.parametrize("name", list_scenarios())
@@ -81,6 +82,10 @@ def test_every_shipped_scenario_loads(name: str) -> None:
         ("green-under-capacity", "rolled_back", "Halt at stage 6 (load testing)",
          [Fault(color="green", fault="capacity_limit", after_seconds=1, max_concurrent=1, stage_instances=True),
           Fault(color="green", fault="latency", after_seconds=1, added_latency_ms=100, stage_instances=True)]),
+        ("green-corrupts-writes", "failed", "after: Halt at 25 %: data: orders id",
+         [Fault(color="green", fault="corrupt_writes", at_stage="traffic_25", fraction=0.5)]),
+        ("green-drops-writes", "failed", "after: Halt at 25 %: data: orders id",
+         [Fault(color="green", fault="drop_writes", at_stage="traffic_25", fraction=0.5)]),
     ],
 )
 def test_shipped_scenarios_say_what_they_test(
@@ -195,6 +200,14 @@ def test_scenarios_dir_and_plans_dir_are_honoured(tmp_path: Path) -> None:
         (changed(fault={"error_fraction": None, "fault": "latency", "added_latency_ms": 60001}),
          "faults[0].added_latency_ms: 60001 is greater than"),
         (changed(fault={"at_stage": 25}), "faults[0].at_stage: 25 is not of type 'string'"),
+        (changed(fault={"error_fraction": None, "fault": "corrupt_writes"}),
+         "faults[0].fraction is required for fault 'corrupt_writes'"),
+        (changed(fault={"error_fraction": None, "fault": "drop_writes", "fraction": 0}),
+         "faults[0].fraction: 0 is less than or equal to the minimum of 0"),
+        (changed(fault={"fault": "drop_writes", "fraction": 0.5}),
+         "faults[0].error_fraction is not allowed for fault 'drop_writes' (it takes fraction)"),
+        (changed(fault={"error_fraction": None, "fault": "corrupt_writes", "fraction": 0.5, "color": "blue"}),
+         "faults[0].fault 'corrupt_writes' exists in green's app only; got color 'blue'"),
         (changed(fault={"severity": "high"}), "faults[0]: Additional properties are not allowed"),
         (changed(top={"expect": {"outcome": "success"}}), "expect.outcome: 'success' is not"),
         (changed(top={"expect": {"reason_contains": "5xx"}}),
@@ -345,3 +358,14 @@ def test_insecure_takes_one_known_weakness():
         Fault(color="green", fault="insecure", stage_instances=True)
     with pytest.raises(ScenarioError, match="weakness"):
         Fault(color="green", fault="insecure", weakness="sql_injection", stage_instances=True)
+
+
+def test_write_faults_speak_the_apps_field_names_and_exist_on_green_only():
+    from sandbox.faults import fault_body
+
+    for kind in ("corrupt_writes", "drop_writes"):
+        fault = Fault(color="green", fault=kind, fraction=0.25, stage_instances=True)
+        # The scenario's body and the sandbox's fault control must send the same field to green.
+        assert fault.app_fault_body() == {f"{kind}_fraction": 0.25} == fault_body(kind, None, None, fraction=0.25)
+        with pytest.raises(ScenarioError, match=f"fault '{kind}' exists in green's app only"):
+            Fault(color="blue", fault=kind, fraction=0.25, at_stage="traffic_25")

@@ -36,7 +36,8 @@ def test_rolled_back_result_has_the_public_fields_and_timings():
     assert result["detection_seconds"] == 3.5
     assert result["rollback_seconds"] == 0.004  # the gate's reflex, not the later task
     assert result["requests"] == {"total": 900, "failed": 12, "failed_injected": 12, "failed_not_injected": 0, "failed_not_injected_samples": []}
-    assert result["writes"] == {"acknowledged": 250, "lost": 0}
+    assert result["writes"] == {"acknowledged": 250, "lost": 0, "lost_injected": 0}
+    assert result["first_bad_write_at"] is None and result["detection_from_first_bad_write_seconds"] is None
     names = [stage["name"] for stage in result["stages"]]
     assert "stage_10_traffic_migration.step_50.set_weights" not in names  # never ran
     gate_row = next(s for s in result["stages"] if s["name"].endswith("slo_gate"))
@@ -167,3 +168,15 @@ def test_the_load_test_block_of_a_pass_a_run_that_could_not_measure_and_a_stage_
     assert load_test_block(broken) == {"verdict": "fail", "reason": "load test could not measure: target http://127.0.0.1:1 is unreachable"}
     assert load_test_block(TaskRecord("stage_06_load_testing.run_load_test", "upstream_failed", None, None)) is None
     assert load_test_block(None) is None
+
+
+def test_writes_a_drop_writes_fault_explains_do_not_spoil_the_run_but_unexplained_ones_do():
+    dropped = {**TRAFFIC, "writes_lost": 4, "writes_lost_injected": 4, "writes_lost_not_injected": 0}
+    scenario = {"name": "x", "expect_outcome": "rolled_back", "expect_reason_contains": None}
+    explained = build_result(scenario=scenario, records=rolled_back_records(), final_weights={"blue": 100, "green": 0},
+                             fault_onsets=[], traffic_report=dropped, wall_seconds=1, first_bad_write_at=999.25)
+    assert explained["writes"] == {"acknowledged": 250, "lost": 4, "lost_injected": 4}
+    assert explained["behaved_as_expected"] and explained["detection_from_first_bad_write_seconds"] == 0.75
+    unexplained = build_result(scenario=scenario, records=rolled_back_records(), final_weights={"blue": 100, "green": 0},
+                               fault_onsets=[], traffic_report={**dropped, "writes_lost_not_injected": 1}, wall_seconds=1)
+    assert not unexplained["behaved_as_expected"]

@@ -21,7 +21,11 @@ def test_stages_become_observed_router_percentages():
     scenario = load_scenario("green-errors")
     entry = rehearsal.schedule_entry(scenario.faults[0], scenario.plan)
     assert entry == {"color": "green", "fault": "errors", "error_fraction": 0.2, "added_latency_ms": None,
-                     "max_concurrent": None, "weakness": None, "at_green_percent": 25}
+                     "max_concurrent": None, "weakness": None, "fraction": None, "at_green_percent": 25}
+    corrupt = load_scenario("green-corrupts-writes")
+    assert rehearsal.schedule_entry(corrupt.faults[0], corrupt.plan) == {
+        "color": "green", "fault": "corrupt_writes", "error_fraction": None, "added_latency_ms": None,
+        "max_concurrent": None, "weakness": None, "fraction": 0.5, "at_green_percent": 25}
 
 
 def test_stage_instance_faults_go_to_the_launchers_file_and_live_ones_to_the_schedule():

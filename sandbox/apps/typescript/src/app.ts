@@ -16,7 +16,8 @@ import { HANDLERS, type ApiResult } from './api';
 import { type Queryable, SchemaGate, sqlState } from './db';
 import { HttpError } from './errors';
 import {
-  CRASH_EXIT_CODE, ConcurrencyLimiter, FaultState, answerHeaders, driftBody, errorPayload, parseFaultRequest,
+  CRASH_EXIT_CODE, ConcurrencyLimiter, FaultState, answerHeaders, drawWriteFault, driftBody, errorPayload,
+  parseFaultRequest,
 } from './faults';
 import type { RailsForwarder } from './forward';
 import type { Metrics } from './metrics';
@@ -204,7 +205,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     try {
       const problem = await schema.problem();
       if (problem) throw new HttpError(503, problem);
-      result = await HANDLERS[route.name](deps.db, id, request.jsonBody);
+      // Write faults draw only for what writes; a read never consumes the random stream.
+      const writeFault = route.method === 'POST' ? drawWriteFault(fault, random) : undefined;
+      result = await HANDLERS[route.name](deps.db, id, request.jsonBody, writeFault);
     } catch (error) {
       if (SCHEMA_GONE.has(sqlState(error) ?? '')) {
         schema.invalidate();

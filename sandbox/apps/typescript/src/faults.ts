@@ -1,10 +1,13 @@
 /**
- * Fault control (`/__fault`): rehearsals inject 5xx errors, latency or a crash into green's own
+ * Fault control (`/__fault`): rehearsals inject 5xx errors, latency, a crash or bad writes
+ * (`corrupt_writes_fraction`: that share of new orders stored with a wrong amount;
+ * `drop_writes_fraction`: that share acknowledged with 201 but never committed) into green's own
  * code, and the smoke DAG's tests make its answers drift (`body_drift`: every string `status`
  * field upper-cased). `max_concurrent` (the capacity_limit fault, stage 6) serves at most that
  * many of green's own API requests at once and queues the rest (0 = no limit). Same body,
- * fields, bounds and messages as blue's (sandbox/apps/rails/lib/cutover/fault_state.rb):
- * the sandbox's fault tooling (sandbox/faults.py) drives both apps alike.
+ * fields, bounds and messages as blue's (sandbox/apps/rails/lib/cutover/fault_state.rb), except
+ * the two write faults, which only green has (a rewrite's bug, not the old app's): the sandbox's
+ * fault tooling (sandbox/faults.py) drives both apps alike.
  */
 import { HttpError } from './errors';
 
@@ -56,6 +59,10 @@ export interface FaultSettings {
   max_concurrent: number;
   /** insecure: the weakness green shows ('none' = none). */
   weakness: Weakness;
+  /** corrupt_writes: the share of new orders stored with a wrong amount. */
+  corrupt_writes_fraction: number;
+  /** drop_writes: the share of new orders acknowledged with 201 but never committed. */
+  drop_writes_fraction: number;
 }
 
 export interface FaultRequest {
@@ -64,19 +71,43 @@ export interface FaultRequest {
   bodyDrift?: boolean;
   maxConcurrent?: number;
   weakness?: Weakness;
+  corruptWritesFraction?: number;
+  dropWritesFraction?: number;
   crash: boolean;
 }
 
-const FIELDS = new Set(['error_fraction', 'added_latency_ms', 'crash', 'body_drift', 'max_concurrent', 'weakness']);
+/** What one order creation does wrong, drawn per request from the fractions (see api.ts createOrder). */
+export interface WriteFault {
+  corrupt: boolean;
+  drop: boolean;
+}
+
+export const NO_WRITE_FAULT: WriteFault = { corrupt: false, drop: false };
+
+/** Draw one request's write fault: each kind independently, with its fraction's probability. */
+export function drawWriteFault(settings: FaultSettings, random: () => number): WriteFault {
+  return {
+    corrupt: settings.corrupt_writes_fraction > 0 && random() < settings.corrupt_writes_fraction,
+    drop: settings.drop_writes_fraction > 0 && random() < settings.drop_writes_fraction,
+  };
+}
+
+const FIELDS = new Set([
+  'error_fraction', 'added_latency_ms', 'crash', 'body_drift', 'max_concurrent', 'weakness',
+  'corrupt_writes_fraction', 'drop_writes_fraction',
+]);
 
 export function noFaults(): FaultSettings {
-  return { error_fraction: 0, added_latency_ms: 0, body_drift: false, max_concurrent: 0, weakness: 'none' };
+  return {
+    error_fraction: 0, added_latency_ms: 0, body_drift: false, max_concurrent: 0, weakness: 'none',
+    corrupt_writes_fraction: 0, drop_writes_fraction: 0,
+  };
 }
 
 /** Validate a /__fault JSON body; HttpError(400) naming the bad field. */
 export function parseFaultRequest(body: unknown): FaultRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new HttpError(400, 'fault body must be a JSON object with error_fraction, added_latency_ms, body_drift, max_concurrent, weakness and/or crash');
+    throw new HttpError(400, 'fault body must be a JSON object with error_fraction, added_latency_ms, body_drift, max_concurrent, weakness, corrupt_writes_fraction, drop_writes_fraction and/or crash');
   }
   const fields = body as Record<string, unknown>;
   const unknown = Object.keys(fields).filter((name) => !FIELDS.has(name)).sort();
@@ -89,6 +120,8 @@ export function parseFaultRequest(body: unknown): FaultRequest {
   if (maxConcurrent !== undefined && !Number.isInteger(maxConcurrent)) {
     throw new HttpError(400, `max_concurrent must be a whole number, got ${maxConcurrent}`);
   }
+  const corruptWritesFraction = numberField(fields, 'corrupt_writes_fraction', 0, 1);
+  const dropWritesFraction = numberField(fields, 'drop_writes_fraction', 0, 1);
   const crash = fields.crash ?? false;
   if (typeof crash !== 'boolean') {
     throw new HttpError(400, `crash must be true or false, got ${JSON.stringify(crash)}`);
@@ -109,10 +142,11 @@ export function parseFaultRequest(body: unknown): FaultRequest {
     weakness = fields.weakness as Weakness;
   }
   if (errorFraction === undefined && addedLatencyMs === undefined && !crash && bodyDrift === undefined
-      && maxConcurrent === undefined && weakness === undefined) {
-    throw new HttpError(400, 'fault body sets nothing: give error_fraction, added_latency_ms, body_drift, max_concurrent, weakness or crash');
+      && maxConcurrent === undefined && weakness === undefined
+      && corruptWritesFraction === undefined && dropWritesFraction === undefined) {
+    throw new HttpError(400, 'fault body sets nothing: give error_fraction, added_latency_ms, body_drift, max_concurrent, weakness, corrupt_writes_fraction, drop_writes_fraction or crash');
   }
-  return { errorFraction, addedLatencyMs, bodyDrift, maxConcurrent, weakness, crash };
+  return { errorFraction, addedLatencyMs, bodyDrift, maxConcurrent, weakness, corruptWritesFraction, dropWritesFraction, crash };
 }
 
 function numberField(body: Record<string, unknown>, name: string, low: number, high: number): number | undefined {
@@ -143,6 +177,8 @@ export class FaultState {
     if (request.bodyDrift !== undefined) this.settings.body_drift = request.bodyDrift;
     if (request.maxConcurrent !== undefined) this.settings.max_concurrent = request.maxConcurrent;
     if (request.weakness !== undefined) this.settings.weakness = request.weakness;
+    if (request.corruptWritesFraction !== undefined) this.settings.corrupt_writes_fraction = request.corruptWritesFraction;
+    if (request.dropWritesFraction !== undefined) this.settings.drop_writes_fraction = request.dropWritesFraction;
     return this.snapshot();
   }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { buildApp, type AppDeps } from '../src/app';
-import { SchemaGate } from '../src/db';
+import { type Queryable, SchemaGate } from '../src/db';
 import { DatabaseUnavailable } from '../src/errors';
 import { Metrics } from '../src/metrics';
 import { OPENAPI_DOCUMENT } from '../src/openapi';
@@ -65,7 +65,9 @@ test('injected errors and drift hit green\'s own code only', async () => {
   assert.equal(forwarded.statusCode, 200, 'Rails answers are not green\'s to break');
   await green.inject({ method: 'POST', url: '/__fault', payload: { error_fraction: 0, body_drift: true } });
   assert.equal((await green.inject({ method: 'GET', url: '/api/orders/42' })).json().status, 'PAID');
-  assert.deepEqual((await green.inject({ method: 'DELETE', url: '/__fault' })).json(), { error_fraction: 0, added_latency_ms: 0, body_drift: false, max_concurrent: 0, weakness: 'none' });
+  assert.deepEqual((await green.inject({ method: 'DELETE', url: '/__fault' })).json(),
+                   { error_fraction: 0, added_latency_ms: 0, body_drift: false, max_concurrent: 0, weakness: 'none',
+                     corrupt_writes_fraction: 0, drop_writes_fraction: 0 });
   const bad = await green.inject({ method: 'POST', url: '/__fault', payload: { error_fraction: 2 } });
   assert.equal(bad.statusCode, 400);
   assert.match(bad.json().error, /error_fraction must be between 0 and 1/);
@@ -224,4 +226,54 @@ test('insecure: green sends Rails\' security headers, and each weakness shows wh
   assert.deepEqual(open.json(), [{ id: 1, email: 'a@x' }]);
   await green.inject({ method: 'DELETE', url: '/__fault' });
   assert.equal((await green.inject({ method: 'GET', url: '/api/admin/users' })).statusCode, 404);
+});
+
+/** A database double that records whether each transaction committed or rolled back. */
+class TransactionsDb extends FakeDb {
+  readonly outcomes: string[] = [];
+
+  override async transaction<T>(work: (client: Queryable) => Promise<T>): Promise<T> {
+    try {
+      const result = await work(this);
+      this.outcomes.push('commit');
+      return result;
+    } catch (error) {
+      this.outcomes.push('rollback');
+      throw error;
+    }
+  }
+}
+
+test('drop_writes acknowledges an order with 201 and its id but rolls the write back', async () => {
+  const db = new TransactionsDb([['INSERT INTO orders', [{ id: 77 }]], ['FROM orders WHERE id', [ORDER]]]);
+  const confirmed: number[] = [];
+  const { app: green } = app({ random: () => 0.1, confirmOrder: async (id) => confirmed.push(id) }, db);
+  await green.inject({ method: 'POST', url: '/__fault', payload: { drop_writes_fraction: 0.5 } });
+  const answer = await green.inject({ method: 'POST', url: '/api/orders', payload: { user_id: 3, amount: '19.99' } });
+  assert.equal(answer.statusCode, 201);
+  assert.deepEqual(answer.json(), { id: 77 });
+  assert.deepEqual(db.outcomes, ['rollback'], 'acknowledged, never committed');
+  assert.deepEqual(confirmed, [], 'no confirmation job for an order that does not exist');
+  assert.equal((await green.inject({ method: 'GET', url: '/api/orders/42' })).statusCode, 200, 'reads are untouched');
+});
+
+test('corrupt_writes stores the wrong amount in the new column and the client\'s in the legacy one, around the sync trigger', async () => {
+  const db = new TransactionsDb([['INSERT INTO orders', [{ id: 78 }]]]);
+  const { app: green } = app({ random: () => 0.4 }, db);
+  await green.inject({ method: 'POST', url: '/__fault', payload: { corrupt_writes_fraction: 0.5 } });
+  const answer = await green.inject({ method: 'POST', url: '/api/orders', payload: { user_id: 3, amount: '19.99' } });
+  assert.equal(answer.statusCode, 201);
+  assert.deepEqual(db.outcomes, ['commit']);
+  const sql = db.statements.map((s) => s.sql);
+  const disable = sql.findIndex((s) => s.includes('DISABLE TRIGGER orders_sync_shapes'));
+  const insert = sql.findIndex((s) => s.includes('INSERT INTO orders'));
+  const enable = sql.findIndex((s) => s.includes('ENABLE TRIGGER orders_sync_shapes'));
+  assert.ok(disable >= 0 && disable < insert && insert < enable, 'the trigger is back on before the commit');
+  assert.deepEqual(db.statements[insert].params, [3, 1999, '1999.00', 'USD']);
+  // Above the fraction: a normal write through the trigger.
+  const healthy = app({ random: () => 0.9 }, new TransactionsDb([['INSERT INTO orders', [{ id: 79 }]]]));
+  await healthy.app.inject({ method: 'POST', url: '/__fault', payload: { corrupt_writes_fraction: 0.5 } });
+  await healthy.app.inject({ method: 'POST', url: '/api/orders', payload: { user_id: 3, amount: '19.99' } });
+  assert.ok(!healthy.db.statements.some((s) => s.sql.includes('TRIGGER')));
+  assert.deepEqual(healthy.db.statements.find((s) => s.sql.includes('INSERT INTO orders'))?.params, [3, '19.99', 'USD']);
 });

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 
 import { HttpError } from '../src/errors';
 import {
-  ConcurrencyLimiter, FaultState, SECURITY_HEADERS, answerHeaders, driftBody, errorPayload, parseFaultRequest,
+  ConcurrencyLimiter, FaultState, NO_WRITE_FAULT, SECURITY_HEADERS, answerHeaders, drawWriteFault, driftBody,
+  errorPayload, noFaults, parseFaultRequest,
 } from '../src/faults';
 
 function refused(body: unknown, message: RegExp): void {
@@ -11,9 +12,12 @@ function refused(body: unknown, message: RegExp): void {
 }
 
 test('a fault body sets only the fields it names', () => {
-  assert.deepEqual(parseFaultRequest({ error_fraction: 0.5 }), { errorFraction: 0.5, addedLatencyMs: undefined, bodyDrift: undefined, maxConcurrent: undefined, weakness: undefined, crash: false });
-  assert.deepEqual(parseFaultRequest({ added_latency_ms: 250, body_drift: true }),
-                   { errorFraction: undefined, addedLatencyMs: 250, bodyDrift: true, maxConcurrent: undefined, weakness: undefined, crash: false });
+  const none = { errorFraction: undefined, addedLatencyMs: undefined, bodyDrift: undefined, maxConcurrent: undefined,
+                 weakness: undefined, corruptWritesFraction: undefined, dropWritesFraction: undefined, crash: false };
+  assert.deepEqual(parseFaultRequest({ error_fraction: 0.5 }), { ...none, errorFraction: 0.5 });
+  assert.deepEqual(parseFaultRequest({ added_latency_ms: 250, body_drift: true }), { ...none, addedLatencyMs: 250, bodyDrift: true });
+  assert.deepEqual(parseFaultRequest({ corrupt_writes_fraction: 0.5, drop_writes_fraction: 1 }),
+                   { ...none, corruptWritesFraction: 0.5, dropWritesFraction: 1 });
   assert.equal(parseFaultRequest({ max_concurrent: 2 }).maxConcurrent, 2);
   assert.equal(parseFaultRequest({ max_concurrent: 0 }).maxConcurrent, 0);
   assert.equal(parseFaultRequest({ crash: true }).crash, true);
@@ -29,6 +33,8 @@ test('bad fault bodies are refused naming the field', () => {
   refused({ added_latency_ms: '10' }, /added_latency_ms must be a number/);
   refused({ crash: 'yes' }, /crash must be true or false/);
   refused({ body_drift: 1 }, /body_drift must be true or false/);
+  refused({ corrupt_writes_fraction: 1.2 }, /corrupt_writes_fraction must be between 0 and 1, got 1.2/);
+  refused({ drop_writes_fraction: '0.5' }, /drop_writes_fraction must be a number/);
   refused({}, /sets nothing/);
   refused({ crash: false }, /sets nothing/);
   refused({ max_concurrent: 1.5 }, /max_concurrent must be a whole number, got 1.5/);
@@ -41,13 +47,16 @@ test('bad fault bodies are refused naming the field', () => {
 test('fault state is absolute per field and clears to no faults', () => {
   const state = new FaultState();
   state.apply(parseFaultRequest({ error_fraction: 0.2, added_latency_ms: 100 }));
-  assert.deepEqual(state.apply(parseFaultRequest({ error_fraction: 0 })), { error_fraction: 0, added_latency_ms: 100, body_drift: false, max_concurrent: 0, weakness: 'none' });
+  assert.deepEqual(state.apply(parseFaultRequest({ error_fraction: 0 })), { ...noFaults(), added_latency_ms: 100 });
   const copy = state.snapshot();
   copy.added_latency_ms = 5;
   assert.equal(state.snapshot().added_latency_ms, 100, 'a snapshot is a copy');
   state.apply(parseFaultRequest({ max_concurrent: 3 }));
   assert.equal(state.snapshot().max_concurrent, 3);
-  assert.deepEqual(state.clear(), { error_fraction: 0, added_latency_ms: 0, body_drift: false, max_concurrent: 0, weakness: 'none' });
+  state.apply(parseFaultRequest({ drop_writes_fraction: 0.3 }));
+  assert.equal(state.snapshot().drop_writes_fraction, 0.3);
+  assert.deepEqual(state.clear(), { error_fraction: 0, added_latency_ms: 0, body_drift: false, max_concurrent: 0, weakness: 'none',
+                                    corrupt_writes_fraction: 0, drop_writes_fraction: 0 });
 });
 
 test('body drift upper-cases every string status field and nothing else', () => {
@@ -104,4 +113,12 @@ test('the insecure fault\'s weaknesses: headers and error bodies', () => {
   state.apply(parseFaultRequest({ weakness: 'stack_trace' }));
   assert.equal(state.snapshot().weakness, 'stack_trace');
   assert.equal(state.clear().weakness, 'none');
+});
+
+test('write faults are drawn per request, each kind with its own fraction', () => {
+  assert.deepEqual(drawWriteFault(noFaults(), () => 0), NO_WRITE_FAULT, 'no fraction, no fault, whatever the draw');
+  const settings = { ...noFaults(), corrupt_writes_fraction: 0.5, drop_writes_fraction: 0.2 };
+  assert.deepEqual(drawWriteFault(settings, () => 0.3), { corrupt: true, drop: false });
+  assert.deepEqual(drawWriteFault(settings, () => 0.1), { corrupt: true, drop: true });
+  assert.deepEqual(drawWriteFault(settings, () => 0.7), { corrupt: false, drop: false });
 });

@@ -25,7 +25,8 @@ def make_gate(**overrides):
 
 def test_trigger_serialize_is_exact_and_round_trips():
     trigger = SLOGateTrigger(step_label="25 %", plan=PLAN, bake_seconds=10, step_timeout_seconds=40, gate_started_at=1.0, weights_set_at=0.5, blue_baseline=None, haproxy_conn_id="haproxy_default", state_conn_id="redis_default",
-                             dag_id="cutover", run_id=RUN_ID, green_percent=25.0)
+                             dag_id="cutover", run_id=RUN_ID, green_percent=25.0, postgres_conn_id="postgres_default",
+                             acknowledged_writes_file="/tmp/acknowledged.txt")
     classpath, kwargs = trigger.serialize()
     assert classpath == "cutover_kit.triggers.slo_gate.SLOGateTrigger"
     assert kwargs == {
@@ -42,6 +43,8 @@ def test_trigger_serialize_is_exact_and_round_trips():
         "dag_id": "cutover",
         "run_id": RUN_ID,
         "green_percent": 25.0,
+        "postgres_conn_id": "postgres_default",
+        "acknowledged_writes_file": "/tmp/acknowledged.txt",
     }
     assert SLOGateTrigger(**kwargs).serialize() == (classpath, kwargs)
 
@@ -157,3 +160,11 @@ def test_gate_without_a_plan_fails_instead_of_judging_blind():
     gate = SLOGateOperator(task_id="slo_gate", step_label="5 %", weights_set_at=1.0, plan_task_id="plan")
     with pytest.raises(AirflowFailException, match="no plan"):
         gate.execute({"run_id": RUN_ID, "ti": FakeTI()})
+
+
+def test_the_gate_probes_the_shared_database_and_the_runs_ledger_by_default():
+    trigger = make_gate(acknowledged_writes_file="/tmp/acknowledged.txt").build_trigger()
+    assert (trigger.postgres_conn_id, trigger.acknowledged_writes_file) == ("postgres_default", "/tmp/acknowledged.txt")
+    # The DAG renders an unset param to '': no ledger, so the probe checks agreement only.
+    assert make_gate(acknowledged_writes_file="").build_trigger().acknowledged_writes_file is None
+    assert make_gate(postgres_conn_id=None).build_trigger().postgres_conn_id is None

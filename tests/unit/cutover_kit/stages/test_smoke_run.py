@@ -48,3 +48,10 @@ def test_request_files_resolve_from_the_project_root():
 
 def test_body_drift_fault_control_body():
     assert fault_body("body_drift", None, None) == {"body_drift": True}
+
+
+def test_write_fault_bodies_name_the_apps_fraction_fields():
+    assert fault_body("corrupt_writes", None, None, fraction=0.5) == {"corrupt_writes_fraction": 0.5}
+    assert fault_body("drop_writes", None, None, fraction=1) == {"drop_writes_fraction": 1}
+    with pytest.raises(ValueError, match="a drop_writes fault needs fraction in \\(0, 1\\]; got None"):
+        fault_body("drop_writes", None, None)

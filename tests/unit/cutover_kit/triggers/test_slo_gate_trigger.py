@@ -315,3 +315,96 @@ def test_an_unverified_reflex_rollback_is_reported_in_the_event(prometheus, answ
     event = run(trigger)
     assert event["status"] == "failed"
     assert event["reflex_error"].startswith("traffic NOT back on blue (router not set back to blue after 34 attempt(s)")
+
+
+# --------------------------------------------------------------------------- the integrity probe
+
+from cutover_kit.db.integrity_probe import IntegrityProbeError  # noqa: E402
+from cutover_kit.integrity import Disagreement, IntegritySnapshot  # noqa: E402
+
+WATERMARKS = {"orders": 4700, "line_items": 9000, "users": 300}
+
+
+def snapshot(*, disagreements=(), acknowledged=12, missing=()):
+    return IntegritySnapshot(watermarks=WATERMARKS, rows_checked={"orders": 20, "line_items": 40, "users": 2},
+                             disagreements=disagreements, acknowledged=acknowledged, missing=missing, seconds=0.004)
+
+
+class FakeProbe:
+    """Answers one snapshot (or raises one error) per poll; the last answer repeats."""
+
+    def __init__(self, *answers):
+        self.answers, self.reads, self.closed = list(answers), 0, False
+
+    def read(self):
+        answer = self.answers[min(self.reads, len(self.answers) - 1)]
+        self.reads += 1
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def close(self):
+        self.closed = True
+
+
+def probed(trigger, probe):
+    trigger.postgres_conn_id = "postgres_default"
+    trigger._integrity_probe = lambda: probe
+    return trigger
+
+
+CORRUPT = Disagreement("orders", 4711, {"amount_cents": 1999, "amount": "29.99", "status": "pending", "status_v2": "pending"})
+
+
+def test_a_corrupted_write_halts_at_once_naming_table_column_and_row(prometheus, answers):
+    probe = FakeProbe(snapshot(), snapshot(disagreements=[CORRUPT]))
+    trigger = probed(gate(prometheus(answers.healthy()), step_timeout=40), probe)
+    event = run(trigger)
+    # Poll 1 healthy, poll 2 corrupt: halted on the first violation, not after consecutive_breaches (2).
+    assert event["status"] == "failed" and event["verdict"] == "FAIL" and event["polls"] == 2
+    assert event["line"].startswith(
+        "Halt at 25 %: data: orders id 4711 amount_cents 1999 != amount 29.99 (old vs new column"), event["line"]
+    assert event["integrity"]["intact"] is False and event["integrity"]["seconds"] == 0.004
+    assert len(trigger._reflex_rollback.calls) == 1 and "traffic_restored_at" in event
+    assert probe.closed
+
+
+def test_a_missing_acknowledged_write_halts_at_once(prometheus, answers):
+    probe = FakeProbe(snapshot(missing=[4712, 4720]))
+    trigger = probed(gate(prometheus(answers.healthy()), healthy_before=3.0, step_timeout=40), probe)
+    event = run(trigger)
+    assert event["status"] == "failed" and event["polls"] == 1  # even a step already baked never promotes
+    assert "data: orders id 4712 acknowledged to a client but not in the database (2 of 12" in event["line"]
+    assert len(trigger._reflex_rollback.calls) == 1
+
+
+def test_intact_data_lets_the_slos_decide_and_the_line_says_what_was_checked(prometheus, answers):
+    probe = FakeProbe(snapshot(acknowledged=None))
+    trigger = probed(gate(prometheus(answers.healthy()), healthy_before=3.0, step_timeout=40), probe)
+    event = run(trigger)
+    assert event["status"] == "success", event["line"]
+    assert "no acknowledged-writes ledger configured, so agreement only" in event["line"]
+    assert event["integrity"]["acknowledged"] is None and trigger._reflex_rollback.calls == []
+
+
+def test_an_slo_breach_still_needs_its_consecutive_breaches_when_the_data_is_intact(prometheus, answers):
+    trigger = probed(gate(prometheus(answers.healthy(green_errors="100")), step_timeout=40), FakeProbe(snapshot()))
+    event = run(trigger)
+    assert event["status"] == "failed" and event["polls"] == PLAN["consecutive_breaches"]
+    assert event["line"].startswith("Halt at 25 %: green 5xx 10.0 % > 1.0 %") and "all present" in event["line"]
+
+
+def test_an_unreadable_database_never_promotes(prometheus, answers):
+    probe = FakeProbe(IntegrityProbeError("cannot connect to the database: connection refused"))
+    trigger = probed(gate(prometheus(answers.healthy()), healthy_before=3.0), probe)
+    event = run(trigger)
+    assert event["status"] == "inconclusive" and event["verdict"] == "INCONCLUSIVE"
+    assert "integrity probe could not read the database: cannot connect" in event["reason"]
+    assert len(trigger._reflex_rollback.calls) == 1
+
+
+def test_without_a_database_connection_no_probe_runs(prometheus, answers):
+    trigger = gate(prometheus(answers.healthy()), healthy_before=3.0, step_timeout=40)
+    trigger._integrity_probe = lambda: pytest.fail("no postgres_conn_id: the probe must not be built")
+    event = run(trigger)
+    assert event["status"] == "success" and "integrity" not in event
