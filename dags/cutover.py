@@ -238,9 +238,11 @@ with DAG(
     [load, stop_instances] >> decide_load >> [drill, load_halt]
     load_halt >> flags_back
 
-    # Every gate also probes the data written during its step: the same ledger the final check reads.
+    # Every gate (and each step's stage 11) also probes the data written during its step: the same
+    # ledger the final check reads.
+    LEDGER = "{{ params.acknowledged_writes_file or '' }}"
     GATE_INPUTS = {"plan_task_id": plan.operator.task_id, "baseline_task_id": baseline.operator.task_id,
-                   "acknowledged_writes_file": "{{ params.acknowledged_writes_file or '' }}"}
+                   "acknowledged_writes_file": LEDGER}
 
     def traffic_step(stage, percent: int, next_task_id: str):
         """set weights -> smoke checks (stage 11) -> SLO gate -> decide: next step or halt.
@@ -250,8 +252,11 @@ with DAG(
             # Flags before weights: green serves the step's features itself before more users reach it.
             step_flags = task(stage.set_step_flags, task_id="set_flags")(percent, plan_task_id=plan.operator.task_id)
             weights = task(stage.set_traffic, task_id="set_weights")(percent, plan_task_id=plan.operator.task_id)
+            # Stage 11 is the first task after the weights change: it also takes the first look at
+            # the step's rows (the gate, one task later, probes them again on every poll).
             smoke = task(stage.smoke_checks, task_id="stage_11_smoke_checks", retries=0)(
-                label, plan_task_id=plan.operator.task_id
+                label, plan_task_id=plan.operator.task_id, weights=weights,
+                acknowledged_writes_file=LEDGER,
             )
             gate = SLOGateOperator(
                 task_id="slo_gate", step_label=label, weights_set_at=weights, retries=0, **GATE_INPUTS
@@ -309,7 +314,7 @@ with DAG(
     # Zero data loss, proven at the end of every path: promoted, rolled back, and above all the
     # paths where something failed (a rollback not verified, a step that broke): ALL_DONE. It only reads.
     integrity = task(verdict.verify_data_integrity, task_id="verify_data_integrity", trigger_rule=TriggerRule.ALL_DONE)(
-        acknowledged_writes_file="{{ params.acknowledged_writes_file or '' }}"
+        acknowledged_writes_file=LEDGER
     )
     [promote, verify_back, database_down] >> integrity >> run_verdict
 

@@ -148,3 +148,16 @@ def integrity_halt_line(step_label: str, judgement: IntegrityJudgement) -> str:
     """The gate's line for a data violation, e.g. 'Halt at 25 %: data: orders id 4711 amount_cents
     1999 != amount 29.99 (old vs new column; ...)'."""
     return f"Halt at {step_label}: {judgement.reason} (a data violation halts at once)"
+
+
+def data_window_start(weights: Mapping[str, Any]) -> float:
+    """When the step's rows begin, from its ``set_weights`` result: ``changing_at``, the instant
+    before the router was told the new share (green may take the step's writes from then on, so
+    the probe must cover them), else ``set_at`` (after the read-back; a result from before
+    ``changing_at`` existed). Refuses a result with neither: a probe without a window would read
+    the whole table or nothing."""
+    for key in ("changing_at", "set_at"):
+        value = weights.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    raise ValueError(f"set_weights result has no changing_at or set_at time: {dict(weights)!r}")

@@ -164,3 +164,28 @@ def direct_request_headers(conn_id: str) -> dict[str, str] | None:
     """Headers for a direct smoke request to `conn_id`: green is asked to serve its own code
     (whatever the flags say), blue and the router get none (through the router the flags decide)."""
     return dict(GREEN_OWN_CODE_HEADERS) if conn_id == connections.APP_GREEN else None
+
+
+def judge_step_smoke(step_label: str, results: list[SmokeResult], targets: tuple[str, ...],
+                     data: Any = None, data_error: str | None = None) -> tuple[str, str]:
+    """Stage 11's verdict and reason for one traffic step: its request checks, and its first look
+    at the data written since the step's weights changed (``data``: an
+    :class:`cutover_kit.integrity.IntegrityJudgement`, None when not probed; ``data_error``: why
+    the probe could not read).
+
+    A data violation leads the reason, in the gate's words (``data: orders id ...``): it names the
+    row, where a failed read-back is only its symptom. A probe that could not read never fails the
+    smoke (the gate's every poll probes again, and makes an unknown INCONCLUSIVE); the line says so.
+    """
+    failures = [result.line for result in results if not result.ok]
+    if data is not None and not data.intact:
+        also = f"; {len(failures)} smoke check(s) failed too: {'; '.join(failures)}" if failures else ""
+        return "FAIL", f"{data.reason} (found by stage 11, the step's first look at its rows){also}"
+    if failures:
+        return "FAIL", f"Smoke at {step_label}: " + "; ".join(failures)
+    reason = f"Smoke at {step_label}: {len(results)} checks ok on {', '.join(targets)}"
+    if data is not None:
+        reason += f"; {data.reason}"
+    elif data_error:
+        reason += f"; data not checked here, the gate's polls will: {data_error}"
+    return "PASS", reason

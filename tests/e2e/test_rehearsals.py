@@ -216,7 +216,8 @@ def test_green_under_capacity_halts_at_stage_6_before_green_gets_any_traffic(tmp
 
 
 def rehearse_data_fault(scenario: str, tmp_path) -> dict:
-    """A data fault at 25 %: the gate's integrity probe halts that step at once and the reflex rolls
+    """A data fault at 25 %: the step's integrity probe (stage 11's first look, one task after the
+    weights change, or the gate's on its first polls) halts that step at once and the reflex rolls
     back; the end-of-run check then fails the run on the rows damaged before the halt."""
     path = tmp_path / f"{scenario}.json"
     result = run_rehearsal(scenario, path)
@@ -224,8 +225,12 @@ def rehearse_data_fault(scenario: str, tmp_path) -> dict:
     assert result["final_weights"] == {"blue": 100, "green": 0}
     ran = {stage["name"]: stage for stage in result["stages"]}
     assert ran["stage_10_traffic_migration.step_5.slo_gate"]["verdict"] == "PASS"  # the 5 % step was clean
-    gate = ran["stage_10_traffic_migration.step_25.slo_gate"]
-    assert gate["verdict"] == "FAIL" and "Halt at 25 %: data: orders id" in gate["reason"], gate
+    smoke = ran["stage_10_traffic_migration.step_25.stage_11_smoke_checks"]
+    gate = ran.get("stage_10_traffic_migration.step_25.slo_gate", {"verdict": "NOT_RUN", "reason": ""})
+    # Exactly one of them found it, and its line names the data (table, column, row).
+    detector = smoke if smoke["verdict"] == "FAIL" else gate
+    assert detector["verdict"] == "FAIL" and "data: orders id" in detector["reason"], (smoke, gate)
+    assert "Halt at 25 %: data: orders id" in ran["rollback.halt_at_25"]["reason"], ran["rollback.halt_at_25"]
     assert "stage_10_traffic_migration.step_50.set_flags" not in ran  # halted where the fault started
     assert result["outcome"] == "failed" and "Data integrity check failed after: Halt at 25 %: data:" in result["reason"]
     assert ran["verify_data_integrity"]["verdict"] == "FAIL"
@@ -250,4 +255,5 @@ def test_green_dropping_writes_halts_the_step_naming_the_missing_order(tmp_path)
     assert "acknowledged to a client but not in the database" in result["reason"]
     # Every lost write is one green acknowledged while its drop_writes fault was on.
     assert result["writes"]["lost"] > 0 and result["writes"]["lost"] == result["writes"]["lost_injected"], result["writes"]
+    # The ledger is flushed every 0.5 s, so a dropped write is seen up to 0.5 s later than a corrupted row.
     assert 0 <= result["detection_from_first_bad_write_seconds"] < 5, result["detection_from_first_bad_write_seconds"]

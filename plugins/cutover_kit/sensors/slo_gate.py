@@ -27,6 +27,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk import BaseOperator
 
 from cutover_kit import connections
+from cutover_kit.integrity import data_window_start
 from cutover_kit.triggers.slo_gate import SLOGateTrigger
 
 GATE_RESULT_KEY = "gate_result"
@@ -97,9 +98,10 @@ class SLOGateOperator(BaseOperator):
 
     def build_trigger(self) -> SLOGateTrigger:
         bake, timeout = self._timings()
-        weights_set_at, green_percent = self.weights_set_at, None
+        weights_set_at, green_percent, data_since = self.weights_set_at, None, None
         if isinstance(weights_set_at, dict):  # set_traffic's result: when, and which share
             green_percent = weights_set_at.get("percent")
+            data_since = data_window_start(weights_set_at)
             weights_set_at = weights_set_at["set_at"]
         baseline = self.blue_baseline.get("window") if isinstance(self.blue_baseline, dict) else None
         return SLOGateTrigger(
@@ -118,6 +120,7 @@ class SLOGateOperator(BaseOperator):
             green_percent=None if green_percent is None else float(green_percent),
             postgres_conn_id=self.postgres_conn_id,
             acknowledged_writes_file=self.acknowledged_writes_file or None,
+            data_since=data_since,
         )
 
     def _pull_inputs(self, context: Any) -> None:

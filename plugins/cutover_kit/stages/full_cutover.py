@@ -32,9 +32,12 @@ def set_traffic(percent: int, plan_task_id: str) -> dict[str, Any]:
     return traffic_migration.set_traffic(percent, plan_task_id)
 
 
-def smoke_checks(step_label: str, plan_task_id: str | None = None) -> dict[str, Any]:
-    """Stage 11 at 100 %: the smoke checks, with the same reflex rollback on a failure."""
-    return traffic_migration.smoke_checks(step_label, plan_task_id=plan_task_id)
+def smoke_checks(step_label: str, plan_task_id: str | None = None, weights: dict[str, Any] | None = None,
+                 acknowledged_writes_file: str | None = None) -> dict[str, Any]:
+    """Stage 11 at 100 %: the smoke checks and the first look at the step's rows, with the same
+    reflex rollback on a failure."""
+    return traffic_migration.smoke_checks(step_label, plan_task_id=plan_task_id, weights=weights,
+                                          acknowledged_writes_file=acknowledged_writes_file)
 
 
 def decide_after_gate(gate_task_id: str, proceed_task_id: str, halt_task_id: str) -> str:

@@ -42,15 +42,30 @@ def set_traffic(percent: int, plan_task_id: str) -> dict[str, Any]:
     # Checked before every step: an operator's emergency stop ends the advance here.
     ensure_not_stopped(f"move green to {percent} %")
     record_step_progress(f"{percent} %")
-    weights = router_of_run(plan_task_id).set_green_percent(percent)
+    router = router_of_run(plan_task_id)
+    # Green may take the step's writes from the moment the router is told, before the read-back
+    # returns: the step's data window (stage 11's and the gate's integrity probe) starts here.
+    changing_at = time.time()
+    weights = router.set_green_percent(percent)
     reason = f"Green at {percent} %: weights blue {weights.blue} / green {weights.green}, verified by read-back"
     log.info(reason)
-    return {"verdict": "PASS", "reason": reason, "percent": percent, "weights": weights.to_dict(), "set_at": time.time()}
+    return {"verdict": "PASS", "reason": reason, "percent": percent, "weights": weights.to_dict(),
+            "changing_at": changing_at, "set_at": time.time()}
 
 
 def smoke_checks(step_label: str, targets: tuple[str, ...] = (connections.APP_ROUTER, connections.APP_GREEN, connections.APP_BLUE),
-                 plan_task_id: str | None = None, flag_backend: str | None = None) -> dict[str, Any]:
-    """Stage 11: the fixed smoke request list on the router and on each color directly.
+                 plan_task_id: str | None = None, flag_backend: str | None = None,
+                 weights: dict[str, Any] | None = None, acknowledged_writes_file: str | None = None,
+                 postgres_conn_id: str = connections.POSTGRES) -> dict[str, Any]:
+    """Stage 11: the fixed smoke request list on the router and on each color directly, then (for a
+    traffic step: ``weights``, its set_weights result) one integrity probe of the rows written
+    since the weights changed, with the acknowledged-writes ledger when the run has one.
+
+    Why the probe here too, not only in the gate: this is the first task after the weights change,
+    and green takes the step's writes from that instant. The gate starts one task later (~2 s per
+    task here, far more on a loaded machine), so a bad write seen here is caught a whole task
+    sooner; the gate then probes the same window on every poll. Checks first, probe second: the
+    probe then also sees the order the write check just made through green.
 
     A failure rolls back at once, flags first: in the store of the run's plan (`plan_task_id`),
     else in `flag_backend` (the emergency DAG has no plan; its param), else in the one the apps
@@ -58,7 +73,7 @@ def smoke_checks(step_label: str, targets: tuple[str, ...] = (connections.APP_RO
     from airflow.sdk import get_current_context
 
     from cutover_kit.hooks.service import ServiceHook
-    from cutover_kit.smoke import direct_request_headers, load_checks, run_checks
+    from cutover_kit.smoke import direct_request_headers, judge_step_smoke, load_checks, run_checks
 
     checks = load_checks()
     results = []
@@ -68,14 +83,17 @@ def smoke_checks(step_label: str, targets: tuple[str, ...] = (connections.APP_RO
         results += run_checks(checks, conn_id, lambda method, path, body: hook.probe(method, path, body, headers=headers))
     for result in results:
         log.info(result.line)
-    failures = [result.line for result in results if not result.ok]
+    data, data_error = (None, None) if weights is None else _first_look_at_data(weights, acknowledged_writes_file, postgres_conn_id)
+    verdict, reason = judge_step_smoke(step_label, results, targets, data, data_error)
     summary = {
-        "verdict": "FAIL" if failures else "PASS",
-        "reason": f"Smoke at {step_label}: " + ("; ".join(failures) if failures else f"{len(results)} checks ok on {', '.join(targets)}"),
+        "verdict": verdict,
+        "reason": reason,
         "results": [result.to_dict() for result in results],
         "decided_at": time.time(),
     }
-    if failures:
+    if data is not None:
+        summary["integrity"] = data.to_dict()
+    if verdict == "FAIL":
         # A failed critical check rolls back at once, like a halted gate: flags, then traffic, then report.
         backend, why = _smoke_rollback_flag_backend(plan_task_id, flag_backend)
         if backend:
@@ -90,6 +108,25 @@ def smoke_checks(step_label: str, targets: tuple[str, ...] = (connections.APP_RO
         raise AirflowFailException(with_runbook(summary["reason"]))
     log.info(summary["reason"])
     return summary
+
+
+def _first_look_at_data(weights: dict[str, Any], acknowledged_writes_file: str | None,
+                        postgres_conn_id: str) -> tuple[Any, str | None]:
+    """One integrity probe over the step's rows: (IntegrityJudgement, None), or (None, why it could not read)."""
+    from cutover_kit.db.integrity_probe import IntegrityProbe
+    from cutover_kit.hooks.postgres import connection_dsn
+    from cutover_kit.integrity import data_window_start, judge_integrity
+
+    probe = IntegrityProbe(lambda: connection_dsn(postgres_conn_id), data_window_start(weights), acknowledged_writes_file)
+    try:
+        judgement = judge_integrity(probe.read())
+    except Exception as error:  # noqa: BLE001 - an unreadable database is the gate's INCONCLUSIVE, not a smoke failure
+        log.warning("Smoke: the step's rows were not checked (the gate's polls will): %s", error)
+        return None, f"integrity probe could not read the database: {error}"
+    finally:
+        probe.close()
+    log.info("Smoke: %s", judgement.reason)
+    return judgement, None
 
 
 def _plan_or_none(plan_task_id: str | None) -> CutoverPlan | None:

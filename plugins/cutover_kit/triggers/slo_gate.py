@@ -18,7 +18,8 @@ Emergency stop: when ``state_conn_id`` is set, every poll first reads the shared
 unreadable state makes that poll INCONCLUSIVE (a gate never passes on an unknown).
 
 Data loss and corruption (cutover_kit.integrity): when ``postgres_conn_id`` is set, every poll
-first runs the integrity probe on the rows written since the weights were set (old and new
+first runs the integrity probe on the rows written since the weights changed (``data_since``:
+the instant before the router was told; stage 11 probed the same rows once already) (old and new
 columns in agreement; every write in the ``acknowledged_writes_file`` ledger above the step's
 watermark present). Any violation halts at once, without the consecutive-breach wait, and the
 reflex rollback runs; the line names the table, the column and a row id. Without a ledger the
@@ -90,6 +91,7 @@ class SLOGateTrigger(BaseTrigger):
         green_percent: float | None = None,
         postgres_conn_id: str | None = None,
         acknowledged_writes_file: str | None = None,
+        data_since: float | None = None,
     ) -> None:
         super().__init__()
         self.step_label = step_label
@@ -107,6 +109,8 @@ class SLOGateTrigger(BaseTrigger):
         self.green_percent = green_percent
         self.postgres_conn_id = postgres_conn_id
         self.acknowledged_writes_file = acknowledged_writes_file or None
+        # Where the probe's rows begin: the instant before the weights changed (None: weights_set_at).
+        self.data_since = data_since
         self._heartbeat_failing = False
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -128,6 +132,7 @@ class SLOGateTrigger(BaseTrigger):
                 "green_percent": self.green_percent,
                 "postgres_conn_id": self.postgres_conn_id,
                 "acknowledged_writes_file": self.acknowledged_writes_file,
+                "data_since": self.data_since,
             },
         )
 
@@ -142,8 +147,8 @@ class SLOGateTrigger(BaseTrigger):
         from cutover_kit.db.integrity_probe import IntegrityProbe
         from cutover_kit.hooks.postgres import connection_dsn
 
-        return IntegrityProbe(lambda: connection_dsn(self.postgres_conn_id), self.weights_set_at,
-                              self.acknowledged_writes_file)
+        since = self.weights_set_at if self.data_since is None else self.data_since
+        return IntegrityProbe(lambda: connection_dsn(self.postgres_conn_id), since, self.acknowledged_writes_file)
 
     def _read_emergency_stop(self) -> EmergencyStop | None:
         """The latched stop or None; raises CutoverStateError when the state cannot be read."""

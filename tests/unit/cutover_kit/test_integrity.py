@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from cutover_kit.integrity import (
-    AGREEMENT, DISAGREEMENT_SAMPLE, Disagreement, IntegritySnapshot, acknowledged_since, integrity_halt_line, judge_integrity,
+    AGREEMENT, DISAGREEMENT_SAMPLE, Disagreement, IntegritySnapshot, acknowledged_since, data_window_start,
+    integrity_halt_line, judge_integrity,
 )
 
 ROWS = {"orders": 30, "line_items": 60, "users": 3}
@@ -72,3 +75,15 @@ def test_every_agreement_predicate_names_both_columns_of_its_pair():
     for pairs in AGREEMENT.values():
         for pair in pairs:
             assert pair.old in pair.disagree_sql and pair.new in pair.disagree_sql
+
+
+def test_the_data_window_starts_before_the_weights_changed_else_at_the_read_back():
+    # changing_at: green may take the step's writes from then on, before the read-back returns.
+    assert data_window_start({"changing_at": 999.5, "set_at": 1000.0, "percent": 25}) == 999.5
+    assert data_window_start({"set_at": 1000.0, "percent": 25}) == 1000.0  # a result from before changing_at
+
+
+@pytest.mark.parametrize("weights", [{"percent": 25}, {"set_at": None}, {"set_at": 0}, {"set_at": True}, {"set_at": "1000"}])
+def test_a_weights_result_without_a_time_is_refused_rather_than_probing_an_unbounded_window(weights):
+    with pytest.raises(ValueError, match="no changing_at or set_at time"):
+        data_window_start(weights)

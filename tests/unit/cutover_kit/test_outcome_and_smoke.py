@@ -5,7 +5,8 @@ from types import SimpleNamespace
 import pytest
 
 from cutover_kit.outcome import choose_after_gate, final_outcome, halt_reason
-from cutover_kit.smoke import SmokeCheckError, load_checks, run_checks
+from cutover_kit.integrity import IntegrityJudgement
+from cutover_kit.smoke import SmokeCheckError, SmokeResult, judge_step_smoke, load_checks, run_checks
 
 
 def test_branch_proceeds_only_on_explicit_success():
@@ -132,3 +133,40 @@ def test_load_test_decision_proceeds_only_on_an_explicit_pass():
     never = {"stage_06_load_testing.start_stage_instances": "upstream_failed", "stage_06_load_testing.run_load_test": "upstream_failed"}
     chosen, line = choose_after_load_test(None, None, never, "drill", "halt")
     assert chosen == [] and "did not run" in line
+
+
+TARGETS = ("app_router", "app_green")
+OK = [SmokeResult("liveness", "app_green", True, "ok liveness on app_green GET /healthz: HTTP 200 in 3 ms")]
+READ_BACK = SmokeResult("read back order", "app_green", False,
+                        "FAIL read back order on app_green GET /api/orders/77: HTTP 404 (4xx), expected 200")
+CORRUPT = IntegrityJudgement(False, "data: orders id 77 amount_cents 1234 != amount 1234.00 (old vs new column; "
+                                    "1 such orders rows since the step began)")
+INTACT = IntegrityJudgement(True, "data intact (3 ms probe): 12 rows since the step began, old and new columns agree; "
+                                  "4 acknowledged writes since the step began, all present")
+
+
+def test_stage_11_passes_with_its_checks_and_says_what_the_data_probe_saw():
+    assert judge_step_smoke("25 %", OK, TARGETS) == ("PASS", "Smoke at 25 %: 1 checks ok on app_router, app_green")
+    verdict, reason = judge_step_smoke("25 %", OK, TARGETS, INTACT)
+    assert verdict == "PASS" and reason.endswith("; " + INTACT.reason)
+
+
+def test_a_data_violation_leads_stage_11s_reason_in_the_gates_words_so_the_halt_names_the_row():
+    verdict, reason = judge_step_smoke("25 %", [*OK, READ_BACK], TARGETS, CORRUPT)
+    assert verdict == "FAIL"
+    assert reason.startswith(CORRUPT.reason + " (found by stage 11, the step's first look at its rows)")
+    assert reason.endswith("1 smoke check(s) failed too: " + READ_BACK.line)  # the symptom, after the cause
+    # The halt line then reads like the gate's: "Halt at 25 %: data: orders id 77 ..."
+    assert halt_reason("25 %", None, {"verdict": verdict, "reason": reason}, []).startswith("Halt at 25 %: data: orders id 77 ")
+    assert judge_step_smoke("25 %", OK, TARGETS, CORRUPT)[1].endswith("first look at its rows)")
+
+
+def test_failed_checks_without_a_data_violation_keep_the_smoke_reason():
+    assert judge_step_smoke("25 %", [*OK, READ_BACK], TARGETS, INTACT) == ("FAIL", "Smoke at 25 %: " + READ_BACK.line)
+
+
+def test_a_probe_that_could_not_read_never_fails_stage_11_and_the_line_says_the_gate_will_look():
+    verdict, reason = judge_step_smoke("25 %", OK, TARGETS, None, "integrity probe could not read the database: timeout")
+    assert verdict == "PASS"
+    assert reason.endswith("; data not checked here, the gate's polls will: integrity probe could not read the database: timeout")
+    assert judge_step_smoke("25 %", [READ_BACK], TARGETS, None, "timeout")[0] == "FAIL"

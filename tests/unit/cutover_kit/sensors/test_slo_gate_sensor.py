@@ -26,7 +26,7 @@ def make_gate(**overrides):
 def test_trigger_serialize_is_exact_and_round_trips():
     trigger = SLOGateTrigger(step_label="25 %", plan=PLAN, bake_seconds=10, step_timeout_seconds=40, gate_started_at=1.0, weights_set_at=0.5, blue_baseline=None, haproxy_conn_id="haproxy_default", state_conn_id="redis_default",
                              dag_id="cutover", run_id=RUN_ID, green_percent=25.0, postgres_conn_id="postgres_default",
-                             acknowledged_writes_file="/tmp/acknowledged.txt")
+                             acknowledged_writes_file="/tmp/acknowledged.txt", data_since=0.25)
     classpath, kwargs = trigger.serialize()
     assert classpath == "cutover_kit.triggers.slo_gate.SLOGateTrigger"
     assert kwargs == {
@@ -45,6 +45,7 @@ def test_trigger_serialize_is_exact_and_round_trips():
         "green_percent": 25.0,
         "postgres_conn_id": "postgres_default",
         "acknowledged_writes_file": "/tmp/acknowledged.txt",
+        "data_since": 0.25,
     }
     assert SLOGateTrigger(**kwargs).serialize() == (classpath, kwargs)
 
@@ -59,6 +60,8 @@ def test_gate_defers_immediately_with_the_plan_timings():
     assert isinstance(trigger, SLOGateTrigger)
     assert (trigger.bake_seconds, trigger.step_timeout_seconds) == (PLAN["bake_seconds"], PLAN["step_timeout_seconds"])
     assert trigger.weights_set_at == 1000.0 and trigger.blue_baseline["color"] == "blue"
+    # set_weights' result without changing_at (older runs): the data window starts at set_at.
+    assert trigger.data_since == 1000.0
     assert trigger.state_conn_id == "redis_default"  # every gate obeys the emergency stop
     # ... and names its run, so its heartbeat can be watched and a restarted trigger can resume it.
     assert (trigger.dag_id, trigger.run_id, trigger.green_percent) == ("cutover", RUN_ID, 25.0)
@@ -168,3 +171,21 @@ def test_the_gate_probes_the_shared_database_and_the_runs_ledger_by_default():
     # The DAG renders an unset param to '': no ledger, so the probe checks agreement only.
     assert make_gate(acknowledged_writes_file="").build_trigger().acknowledged_writes_file is None
     assert make_gate(postgres_conn_id=None).build_trigger().postgres_conn_id is None
+
+
+def test_the_gates_data_window_starts_before_the_weights_changed_not_after_the_read_back():
+    """Green takes the step's writes from the moment the router is told: a row written between that
+    instant and the read-back must be inside the probe's window, or a first bad write goes unseen."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    weights = {"changing_at": 999.6, "set_at": 1000.0, "percent": 25}
+    with pytest.raises(TaskDeferred) as deferred:
+        make_gate(weights_set_at=weights).execute(context={"run_id": RUN_ID, "ti": FakeTI()})
+    trigger = deferred.value.trigger
+    assert (trigger.data_since, trigger.weights_set_at) == (999.6, 1000.0)
+    probe = trigger._integrity_probe()
+    assert probe.since_epoch == 999.6
+    # A bare weights time (a test or an older caller) keeps the old window: weights_set_at.
+    bare = SLOGateTrigger(step_label="5 %", plan=PLAN, bake_seconds=10, step_timeout_seconds=40, gate_started_at=1.0,
+                          weights_set_at=0.5, postgres_conn_id="postgres_default")
+    assert bare._integrity_probe().since_epoch == 0.5
