@@ -24,6 +24,8 @@ EMERGENCY_CAUSE = (re.compile(r"emergency rollback by"), EMERGENCY, "after-an-em
 HALT_CAUSES = (
     (re.compile(r"\bis down\b"), ROLLBACK, "app-down"),
     (re.compile(r"the gate itself failed"), INCIDENT, "the-gate-itself-failed"),
+    # The integrity probe's line (stage 11's first look or the gate's): a named row lost or corrupted.
+    (re.compile(r"\bdata: \w+ id \d+"), ROLLBACK, "data-lost-or-corrupted-during-traffic"),
     (re.compile(r"Smoke at "), ROLLBACK, "smoke-check-failed"),
     (re.compile(r"step timeout|Give up at|not enough|cutover state unreadable|no data|Prometheus"), ROLLBACK, "no-verdict"),
     (re.compile(r"\bblue (5xx|p\d+)|regressed vs"), ROLLBACK, "blue-regressed"),

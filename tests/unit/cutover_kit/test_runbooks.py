@@ -32,6 +32,13 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
      "emergency-rollback.md#after-an-emergency-stop"),
     ("Halt at 5 %: task(s) failed: stage_12_blue_monitoring.capture_blue_baseline", "rollback.md#a-task-failed"),
     ("Halt before any traffic moved: GX validation failed: 2 of 34 expectations", "rollback.md#data-validation-failed"),
+    ("Halt at 25 %: data: orders id 4711 amount_cents 1999 != amount 1999.00 (old vs new column; 3 such orders rows "
+     "since the step began) (a data violation halts at once)", "rollback.md#data-lost-or-corrupted-during-traffic"),
+    # Found by stage 11: the data leads, the failed read-back after it is only its symptom.
+    ("Halt at 25 %: data: orders id 12 acknowledged to a client but not in the database (1 of 4 acknowledged writes "
+     "since the step began missing) (found by stage 11, the step's first look at its rows); 1 smoke check(s) failed "
+     "too: FAIL read back order on app_green GET /api/orders/12: HTTP 404 (4xx), expected 200",
+     "rollback.md#data-lost-or-corrupted-during-traffic"),
     ("Halt at 5 %: something nobody foresaw", "incident-response.md#a-halt-this-runbook-does-not-name"),
 ])
 def test_each_halt_cause_names_its_section(line, section):
