@@ -56,6 +56,9 @@ AGREEMENT: Mapping[str, tuple[ColumnPair, ...]] = {
 }
 #: The table whose ids the acknowledged-writes ledger holds.
 LEDGER_TABLE = "orders"
+#: How a violation found by stage 11's probe (not the gate's) is marked in its reason, so the
+#: report can say who stopped the step.
+FIRST_LOOK_MARK = "found by stage 11, the step's first look at its rows"
 
 
 @dataclass(frozen=True)

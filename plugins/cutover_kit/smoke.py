@@ -180,7 +180,9 @@ def judge_step_smoke(step_label: str, results: list[SmokeResult], targets: tuple
     failures = [result.line for result in results if not result.ok]
     if data is not None and not data.intact:
         also = f"; {len(failures)} smoke check(s) failed too: {'; '.join(failures)}" if failures else ""
-        return "FAIL", f"{data.reason} (found by stage 11, the step's first look at its rows){also}"
+        from cutover_kit.integrity import FIRST_LOOK_MARK
+
+        return "FAIL", f"{data.reason} ({FIRST_LOOK_MARK}){also}"
     if failures:
         return "FAIL", f"Smoke at {step_label}: " + "; ".join(failures)
     reason = f"Smoke at {step_label}: {len(results)} checks ok on {', '.join(targets)}"

@@ -7,6 +7,7 @@ post-incident review starts from.
 
 from __future__ import annotations
 
+from cutover_kit.integrity import FIRST_LOOK_MARK
 from cutover_kit.report.record import RunRecord, format_duration
 
 #: Stages of the plan that this DAG does not run yet: the report says they were never judged.
@@ -35,6 +36,8 @@ def halt_without_gate(record: RunRecord) -> str:
     rollback = record.rollback
     if rollback.emergency_stop:
         what = "an operator's emergency stop"
+    elif FIRST_LOOK_MARK in rollback.reason:
+        what = "stage 11's integrity probe (a lost or corrupted write)"
     elif "Smoke at" in rollback.reason:
         what = "a stage 11 smoke check"
     elif rollback.step == "database":

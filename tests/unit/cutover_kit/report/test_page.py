@@ -79,5 +79,10 @@ def test_a_halt_no_gate_decided_says_who_stopped_the_step_and_when():
         rollback=dataclasses.replace(record.rollback, reason="Halt at 25 %: Smoke at 25 %: FAIL write order on app_green"))
     assert "No gate halted: a stage 11 smoke check stopped the run at 25 %, 17.500 s after the step's weights were set." \
         in lessons(smoke)
+    data = dataclasses.replace(smoke, rollback=dataclasses.replace(smoke.rollback, reason=(
+        "Halt at 25 %: data: orders id 12 acknowledged to a client but not in the database (1 of 4 acknowledged writes "
+        "since the step began missing) (found by stage 11, the step's first look at its rows)")))
+    assert "No gate halted: stage 11's integrity probe (a lost or corrupted write) stopped the run at 25 %" \
+        in "\n".join(lessons(data))
     operator = dataclasses.replace(smoke, rollback=dataclasses.replace(smoke.rollback, emergency_stop="by alice: bad data"))
     assert "No gate halted: an operator's emergency stop stopped the run at 25 %" in "\n".join(lessons(operator))
