@@ -86,9 +86,12 @@ def auth_findings(color: str, route: str, answers: Mapping[str, Answer]) -> list
         return []
     how, answer = next(iter(let_in.items()))
     others = f" (also with {', '.join(list(let_in)[1:])})" if len(let_in) > 1 else ""
+    # The size and type of what it gave away, never the content: the halt reason travels to logs,
+    # notifications and the report, and must not spread the data the route leaks.
+    content_type = next((value for name, value in answer.headers if name.lower() == "content-type"), "no content type")
     return [normalise({"id": "auth-unauthenticated-access", "severity": "high", "color": color, "where": route,
-                       "evidence": f"HTTP {answer.status} with {how}{others}, expected one of {list(REFUSALS)}: "
-                                   f"{answer.text[:120]}"})]
+                       "evidence": f"HTTP {answer.status} with {how}{others}, expected one of {list(REFUSALS)}; "
+                                   f"answered {len(answer.text.encode())} bytes of {content_type.split(';')[0]}"})]
 
 
 def protected_routes_of(documents: Iterable[Mapping[str, Any]], declared: Iterable[str]) -> list[str]:
