@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from cutover_kit.load.capacity import CapacityPlan
+from cutover_kit.load.profile import StressPhase
 from cutover_kit.plan import load_plan
 from cutover_kit.stages import load_testing
 
@@ -15,7 +16,10 @@ def test_the_rehearsal_plans_section_becomes_a_bounded_profile_per_color():
     settings = load_testing.load_settings(load_plan("rehearsal").load_test)
     green = load_testing.profile_for(settings, "green", "http://127.0.0.1:18084", 40000, 200000)
     assert [step.users for step in green.steps] == [2, 4, 8, 16]
-    assert green.duration_seconds == 16 and green.max_requests == 8000
+    assert green.steps_seconds == 16 and green.max_requests == 8000
+    # The stress past the knee and the recovery run in the same Locust run, after the steps.
+    assert green.stress == StressPhase(users=32, seconds=4, recovery_users=2, recovery_seconds=6)
+    assert green.duration_seconds == 16 + 4 + 6
     assert green.serve == "typescript" and green.to_env()["LOAD_SERVE"] == "typescript"
     assert (green.user_ids, green.order_ids) == (40000, 200000)
     assert load_testing.profile_for(settings, "blue", "http://127.0.0.1:18083", 1, 1).serve == "rails"
