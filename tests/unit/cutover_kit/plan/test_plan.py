@@ -185,6 +185,16 @@ def test_schema_is_valid_draft_2020_12() -> None:
          "load_test.capacity.peak_rps x headroom = 4500 rps cannot be reached by the step load: 200 users"),
         (with_load_test(max_requests=1000), "load_test.max_requests 1000 stops the load before it can hold 300 rps"),
         (with_load_test(capacity=None), "load_test.capacity: None is not of type 'object'"),
+        # The stress phase must go past the last step, and recover under a lighter load.
+        (with_load_test(stress={"users": 150, "seconds": 60, "recovery_seconds": 120}),
+         "load_test.stress.users 150 must be above the last step's 200 users"),
+        (with_load_test(stress={"users": 400, "seconds": 60, "recovery_users": 400, "recovery_seconds": 120}),
+         "load_test.stress.recovery_users 400 must be below stress.users 400"),
+        (with_load_test(stress={"users": 400, "seconds": 60, "recovery_seconds": 2}),
+         "load_test.stress.recovery_seconds: 2 is less than the minimum of 3"),
+        (with_load_test(stress={"users": 400, "seconds": 60}), "load_test.stress: 'recovery_seconds' is a required property"),
+        (with_load_test(stress={"users": 400, "seconds": 60, "recovery_seconds": 9, "factor": 2}),
+         "load_test.stress: Additional properties are not allowed ('factor' was unexpected)"),
     ],
 )
 def test_bad_plan_file_is_refused_naming_the_field(
