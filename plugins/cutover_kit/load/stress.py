@@ -92,7 +92,7 @@ def judge_recovery(seconds: Sequence[SecondFigures], slo: LoadSLO, hold_seconds:
         return Recovery(False, None, None, None, None, "not recovered: no second of the recovery phase was recorded")
     good = [_within(second.p95_ms, second.error_ratio, slo) for second in seconds]
     last = seconds[-1]
-    users = max(second.users for second in seconds)
+    users = last.users  # the recovery load (the first row may still count the stress's users leaving)
     tail = 0
     for ok in reversed(good):
         if not ok:

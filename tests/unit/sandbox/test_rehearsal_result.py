@@ -167,3 +167,16 @@ def test_the_load_test_block_of_a_pass_a_run_that_could_not_measure_and_a_stage_
     assert load_test_block(broken) == {"verdict": "fail", "reason": "load test could not measure: target http://127.0.0.1:1 is unreachable"}
     assert load_test_block(TaskRecord("stage_06_load_testing.run_load_test", "upstream_failed", None, None)) is None
     assert load_test_block(None) is None
+
+
+def test_the_load_test_block_keeps_each_colors_stress_recovery_and_bottleneck_hints():
+    from sandbox.result import load_test_block
+
+    green = {**LOAD_SUMMARY["green"], "stress": {"failure_mode": "latency", "description": "latency: p95 840 ms at 32 users"},
+             "recovered": False, "recovery_seconds": None, "recovery": {"description": "not recovered after 6 s"},
+             "bottlenecks": {"hints": ["green: CPU 0.97 cores at knee - CPU-bound (single Node process)"]}}
+    summary = {**LOAD_SUMMARY, "green": green, "stress_finding": "neither color recovered from stress"}
+    block = load_test_block(record("stage_06_load_testing.run_load_test", "failed", 1, load_test=summary))
+    assert block["green"]["stress"]["failure_mode"] == "latency" and block["green"]["recovered"] is False
+    assert block["green"]["bottlenecks"]["hints"][0].startswith("green: CPU 0.97 cores")
+    assert block["stress_finding"] == "neither color recovered from stress"
