@@ -174,3 +174,36 @@ def test_the_summary_adds_stress_fields_per_color_and_the_recovery_halt_after_ca
     first = load_test_summary({**runs, "green": steps([5, 8])}, slow_green, plan, {"blue": block(True), "green": block(False)})
     assert first["verdict"] == HALT and "green knee 8 rps" in first["reason"]
     assert "stress" not in load_test_summary(runs, knees, plan)["green"]
+
+
+# --- recorded with the rehearsal plan (4 steps of 4 s, 32 users for 4 s, 2 users for 6 s) ---------
+
+def rehearsal_run(name: str, recovery_seconds: float = 6):
+    return parse_run_figures((DATA / name).read_text(), 4, 4, 4, recovery_seconds)
+
+
+def test_recorded_blue_fails_by_latency_under_stress_and_recovers_in_two_seconds():
+    figures = rehearsal_run("blue_stress_stats_history.csv")
+    outcome = classify_failure(figures.stress, SLO, find_knee(figures.steps, SLO))
+    assert outcome.description == "latency: p95 970 ms at 32 users, errors 0.0 %, 96 rps (knee 173.5 rps)"
+    recovery = judge_recovery(figures.recovery, SLO)
+    assert (recovery.recovered, recovery.recovery_seconds, recovery.users) == (True, 2, 2)
+
+
+def test_recorded_undersized_green_fails_by_latency_and_drains_its_queue_before_recovering():
+    """green-under-capacity's faults (one request at a time, 100 ms each) on the stage green."""
+    figures = rehearsal_run("green_under_capacity_stress_stats_history.csv")
+    outcome = classify_failure(figures.stress, SLO, find_knee(figures.steps, SLO))
+    assert outcome.description == "latency: p95 2500 ms at 32 users, errors 0.0 %, 7.25 rps (knee 10.25 rps)"
+    # Its users leave only as their queued requests finish (32 -> 21 -> 12 -> 3 -> 2 users).
+    assert [second.users for second in figures.recovery] == [32, 21, 12, 3, 2, 2]
+    recovery = judge_recovery(figures.recovery, SLO)
+    assert recovery.description == "recovered within 5 s at 2 users (last second p95 180 ms, errors 0.0 %)"
+    # Given only 4 s of recovery it is still draining: not recovered, while blue is back in 2 s:
+    # that halts the stage even if green's capacity had passed.
+    short = judge_recovery(rehearsal_run("green_under_capacity_stress_stats_history.csv", 4).recovery, SLO)
+    assert not short.recovered and short.description.startswith("not recovered after 4 s at 3 users (last second: p95 3200 ms")
+    blue = rehearsal_run("blue_stress_stats_history.csv")
+    blocks = {"blue": stress_block(classify_failure(blue.stress, SLO), judge_recovery(blue.recovery, SLO)),
+              "green": stress_block(outcome, short)}
+    assert recovery_halt(blocks).startswith("Halt before traffic: green did not recover from stress (latency: p95 2500 ms")
