@@ -248,7 +248,8 @@ def run_load_test(plan_task_id: str, start_task_id: str, backup_task_id: str) ->
             log.info("Load %s: %s", color, knees[color].reason)
         stress = stress_blocks_of(runs, knees, slo) if settings.get("stress") else None
         summary = load_test_summary({c: runs[c].steps for c in COLORS}, knees, capacity, stress)
-        chart = write_chart({c: runs[c].steps for c in COLORS}, knees, out_dir / "load-test.png", settings["max_p95_ms"])
+        chart = write_chart({c: runs[c].steps for c in COLORS}, knees, out_dir / "load-test.png", settings["max_p95_ms"],
+                            {c: runs[c].stress for c in COLORS})
     except (ValueError, ProfileError, LoadRunError) as error:
         reason = f"load test could not measure: {error}"
         ti.xcom_push(key=FAILURE_KEY, value={"reason": reason})
