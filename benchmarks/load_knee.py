@@ -56,15 +56,15 @@ def one_run(settings, urls, instances, database, ids, out_dir: Path) -> dict:
     started = time.monotonic()
     for color in COLORS:
         profile = load_testing.profile_for(settings, color, urls[color], *ids)
-        with load_testing._connection_sampler(instances[color], database) as samplers[color]:
+        with load_testing.connection_sampler_for(instances[color], database) as samplers[color]:
             runs[color] = run_locust(profile, color, out_dir)
         knees[color] = find_knee(runs[color].steps, slo)
-    stress = load_testing.stress_blocks_of(runs, knees, slo)
+    stress = load_testing.stress_blocks_of(runs, knees, slo, settings["max_requests"])
     summary = load_test_summary({c: runs[c].steps for c in COLORS}, knees, load_testing.capacity_plan_of(settings), stress)
     load_seconds = time.monotonic() - started
     time.sleep(1.5)  # Prometheus' last scrape of the run
     for color in COLORS:
-        summary[color]["bottlenecks"] = load_testing._bottlenecks(color, runs[color], knees[color], instances[color], database,
+        summary[color]["bottlenecks"] = load_testing.bottleneck_hints_for(color, runs[color], knees[color], instances[color], database,
                                                                   samplers[color], settings["step_seconds"])
         summary[color]["locust_seconds"] = runs[color].seconds
         summary[color]["steps"] = [

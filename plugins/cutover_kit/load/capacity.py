@@ -97,7 +97,7 @@ def load_test_summary(steps_by_color: dict[str, list], knees: dict[str, Knee], p
         halt = recovery_halt(stress_blocks)
         if verdict.verdict == PASS and halt:
             verdict = CapacityVerdict(HALT, halt)
-        elif not any(block["recovered"] for block in stress_blocks.values()):
+        elif not halt and not any(block["recovered"] for block in stress_blocks.values()):
             summary["stress_finding"] = ("neither color recovered from stress (green no worse than blue, not a halt): "
                                          + "; ".join(f"{c} {stress_blocks[c]['recovery']['description']}" for c in ("blue", "green")))
     summary.update(verdict.as_dict())

@@ -16,7 +16,8 @@ judged against the knee's SLO (cutover_kit.load.knee.LoadSLO):
 
 A green that does not recover while blue does halts the stage: after a traffic spike in
 production it would stay broken until someone restarts it, which blue (the reference) does not
-need. When neither recovers, the finding is recorded and logged but does not halt: green is no
+need; a green whose recovery was not measured (the request cap ended its run first) halts too,
+naming the field to raise. When neither recovers, the finding is recorded and logged but does not halt: green is no
 worse than the app it replaces (the same "green no worse than blue" rule as stage 7), and the
 capacity rules already judge green's knee.
 """
@@ -49,7 +50,8 @@ class StressOutcome:
 
 @dataclass(frozen=True)
 class Recovery:
-    recovered: bool
+    # None: not measured (the request cap ended the run before the recovery phase).
+    recovered: bool | None
     recovery_seconds: int | None
     users: int | None
     last_p95_ms: float | None
@@ -85,9 +87,15 @@ def classify_failure(stress: StepFigures | None, slo: LoadSLO, knee: Knee | None
     return StressOutcome(mode, stress.users, stress.rate_rps, stress.p95_ms, stress.error_ratio, description)
 
 
-def judge_recovery(seconds: Sequence[SecondFigures], slo: LoadSLO, hold_seconds: int = RECOVERY_HOLD_SECONDS) -> Recovery:
+def judge_recovery(seconds: Sequence[SecondFigures], slo: LoadSLO, hold_seconds: int = RECOVERY_HOLD_SECONDS,
+                   capped_at: int | None = None) -> Recovery:
     """Recovered when the last `hold_seconds` seconds are each within the SLO; the recovery time
-    is the offset (from the recovery phase's start) of the first second of the final good run."""
+    is the offset (from the recovery phase's start) of the first second of the final good run.
+    `capped_at`: the request cap, when the run reached it (then a missing recovery is "not
+    measured", recovered None, rather than "not recovered")."""
+    if not seconds and capped_at is not None:
+        return Recovery(None, None, None, None, None, f"not measured: the request cap ({capped_at}) ended the run before"
+                                                      " the recovery phase; raise load_test.max_requests")
     if not seconds:
         return Recovery(False, None, None, None, None, "not recovered: no second of the recovery phase was recorded")
     good = [_within(second.p95_ms, second.error_ratio, slo) for second in seconds]
@@ -125,6 +133,8 @@ def recovery_halt(blocks: Mapping[str, Mapping[str, Any]]) -> str | None:
     green, blue = blocks.get("green"), blocks.get("blue")
     if green is None or green.get("recovered"):
         return None
+    if green.get("recovered") is None:  # never passes by default: a recovery not shown is not a recovery
+        return f"Halt before traffic: green's recovery from stress was {green['recovery']['description']}"
     if blue is not None and blue.get("recovered") is False and blue["recovery"].get("users") is not None:
         return None  # neither recovers: green is no worse than blue (logged as a finding by the caller)
     reference = (f"blue {blue['recovery']['description']}" if blue is not None and blue.get("recovered")

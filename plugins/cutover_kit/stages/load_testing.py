@@ -81,11 +81,16 @@ def profile_for(load_test: Mapping[str, Any], color: str, target: str, user_ids:
                        user_ids=max(1, user_ids), order_ids=max(1, order_ids), serve=OWN_CODE[color], stress=phase)
 
 
-def stress_blocks_of(runs: Mapping[str, Any], knees: Mapping[str, Any], slo) -> dict[str, dict[str, Any]]:
-    """Per color: how the stress step failed and whether the recovery came back (stress_block)."""
+def stress_blocks_of(runs: Mapping[str, Any], knees: Mapping[str, Any], slo, max_requests: int) -> dict[str, dict[str, Any]]:
+    """Per color: how the stress step failed and whether the recovery came back (stress_block);
+    a run that reached the request cap before its recovery has it "not measured"."""
     from cutover_kit.load.stress import classify_failure, judge_recovery, stress_block
 
-    return {color: stress_block(classify_failure(runs[color].stress, slo, knees[color]), judge_recovery(runs[color].recovery, slo))
+    def capped(run) -> int | None:
+        return max_requests if (run.totals or {}).get("requests", 0) >= max_requests else None
+
+    return {color: stress_block(classify_failure(runs[color].stress, slo, knees[color]),
+                                judge_recovery(runs[color].recovery, slo, capped_at=capped(runs[color])))
             for color in COLORS}
 
 
@@ -241,12 +246,12 @@ def run_load_test(plan_task_id: str, start_task_id: str, backup_task_id: str) ->
         instances = _instances()
         for color in COLORS:
             profile = profile_for(settings, color, urls[color], user_ids, order_ids)
-            with _connection_sampler(instances[color], database) as samplers[color]:
+            with connection_sampler_for(instances[color], database) as samplers[color]:
                 runs[color] = run_locust(profile, color, out_dir)
             knees[color] = find_knee(runs[color].steps, slo)
             seconds[color] = runs[color].seconds
             log.info("Load %s: %s", color, knees[color].reason)
-        stress = stress_blocks_of(runs, knees, slo) if settings.get("stress") else None
+        stress = stress_blocks_of(runs, knees, slo, settings["max_requests"]) if settings.get("stress") else None
         summary = load_test_summary({c: runs[c].steps for c in COLORS}, knees, capacity, stress)
         chart = write_chart({c: runs[c].steps for c in COLORS}, knees, out_dir / "load-test.png", settings["max_p95_ms"],
                             {c: runs[c].stress for c in COLORS})
@@ -257,7 +262,7 @@ def run_load_test(plan_task_id: str, start_task_id: str, backup_task_id: str) ->
     for color in COLORS:
         if stress is not None:
             log.info("Stress %s: %s; %s", color, stress[color]["stress"]["description"], stress[color]["recovery"]["description"])
-        summary[color]["bottlenecks"] = _bottlenecks(color, runs[color], knees[color], instances[color], database,
+        summary[color]["bottlenecks"] = bottleneck_hints_for(color, runs[color], knees[color], instances[color], database,
                                                      samplers[color], settings["step_seconds"])
         for hint in summary[color]["bottlenecks"]["hints"]:
             log.info("Bottleneck hint: %s", hint)
@@ -291,7 +296,7 @@ class _NoSampler:
         return None
 
 
-def _connection_sampler(instance, database: str | None):
+def connection_sampler_for(instance, database: str | None):
     from cutover_kit.load.pg_stats import ConnectionSampler
 
     if not instance.database_role:
@@ -305,7 +310,7 @@ def _connection_sampler(instance, database: str | None):
     return ConnectionSampler(dsn, instance.database_role, database)
 
 
-def _bottlenecks(color: str, run, knee, instance, database: str | None, sampler, step_seconds: float) -> dict[str, Any]:
+def bottleneck_hints_for(color: str, run, knee, instance, database: str | None, sampler, step_seconds: float) -> dict[str, Any]:
     """The advisory hints of one color: each source read on its own, a failure recorded as
     "unavailable: <why>" (never a failed stage: the verdict does not depend on hints)."""
     from cutover_kit.hooks.prometheus import PrometheusError, PrometheusHook

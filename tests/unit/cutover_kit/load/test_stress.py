@@ -151,6 +151,12 @@ def test_green_not_recovering_while_blue_does_halts_and_neither_recovering_does_
     assert "blue recovered within" in reason
     assert recovery_halt({"blue": block(False), "green": block(False)}) is None
     assert "blue has no recovery figures" in recovery_halt({"blue": block(False, measured=False), "green": block(False)})
+    not_measured = stress_block(classify_failure(None, SLO), judge_recovery([], SLO, capped_at=8000))
+    assert not_measured["recovered"] is None
+    assert recovery_halt({"blue": block(True), "green": not_measured}) == (
+        "Halt before traffic: green's recovery from stress was not measured: the request cap (8000) ended the run before"
+        " the recovery phase; raise load_test.max_requests")
+    assert recovery_halt({"blue": not_measured, "green": block(True)}) is None
 
 
 def steps(rates):

@@ -86,12 +86,18 @@ def test_the_knee_window_is_the_knee_steps_seconds_from_the_historys_first_row()
 def test_stress_blocks_judge_each_colors_stress_and_recovery():
     slo = LoadSLO(500, 0.01)
     stress = StepFigures(4, 32, 4, 400, 0, 100.0, 0.0, 300.0, 1100.0, 1500.0)
-    runs = {"blue": SimpleNamespace(stress=stress, recovery=[SecondFigures(1, 2, 20, 0, 0.0, 100.0), SecondFigures(2, 2, 20, 0, 0.0, 90.0)]),
-            "green": SimpleNamespace(stress=None, recovery=[])}
+    runs = {"blue": SimpleNamespace(stress=stress, recovery=[SecondFigures(1, 2, 20, 0, 0.0, 100.0), SecondFigures(2, 2, 20, 0, 0.0, 90.0)],
+                                    totals={"requests": 3000}),
+            "green": SimpleNamespace(stress=None, recovery=[], totals={"requests": 1200})}
     knees = {"blue": find_knee([], slo), "green": find_knee([], slo)}
-    blocks = load_testing.stress_blocks_of(runs, knees, slo)
+    blocks = load_testing.stress_blocks_of(runs, knees, slo, 8000)
     assert blocks["blue"]["stress"]["failure_mode"] == "latency" and blocks["blue"]["recovered"] is True
     assert blocks["green"]["stress"]["failure_mode"] == "no data" and blocks["green"]["recovered"] is False
+    # The request cap reached before the recovery: not measured (None), and the reason names the field.
+    capped = load_testing.stress_blocks_of(runs, knees, slo, 1200)["green"]
+    assert capped["recovered"] is None
+    assert capped["recovery"]["description"] == ("not measured: the request cap (1200) ended the run before the recovery"
+                                                 " phase; raise load_test.max_requests")
 
 
 def test_hints_whose_sources_fail_are_recorded_as_unavailable_never_raised(monkeypatch):
@@ -103,14 +109,14 @@ def test_hints_whose_sources_fail_are_recorded_as_unavailable_never_raised(monke
     monkeypatch.setattr(prometheus.PrometheusHook, "query_range", refuse)
     run = SimpleNamespace(started_at=100.0, ended_at=130.0, start_epoch=100)
     instance = StageInstance("green", "http://127.0.0.1:1", database_role=None)
-    sampler = load_testing._connection_sampler(instance, "cutover_stage_copy")
-    block = load_testing._bottlenecks("green", run, SimpleNamespace(step_index=1), instance, "cutover_stage_copy", sampler, 4)
+    sampler = load_testing.connection_sampler_for(instance, "cutover_stage_copy")
+    block = load_testing.bottleneck_hints_for("green", run, SimpleNamespace(step_index=1), instance, "cutover_stage_copy", sampler, 4)
     assert block["hints"] == [
         "green: CPU unavailable: Prometheus at http://127.0.0.1:1 did not answer",
         "green: database connections unavailable: the Connection of the green stage instance names no database_role",
         "green: slowest statements unavailable: the Connection of the green stage instance names no database_role",
     ]
-    pre_provisioned = load_testing._connection_sampler(StageInstance("blue", "http://127.0.0.1:1", database_role="r"), None)
+    pre_provisioned = load_testing.connection_sampler_for(StageInstance("blue", "http://127.0.0.1:1", database_role="r"), None)
     assert pre_provisioned.error == "a pre-provisioned instance: its database is not the stage's copy"
 
 
@@ -126,7 +132,7 @@ def test_cpu_from_prometheus_becomes_the_cpu_hint(monkeypatch):
     monkeypatch.setattr(prometheus.PrometheusHook, "query_range", answer)
     run = SimpleNamespace(started_at=100.0, ended_at=130.0, start_epoch=100)
     instance = StageInstance("green", "http://127.0.0.1:1")
-    block = load_testing._bottlenecks("green", run, SimpleNamespace(step_index=1), instance, None,
+    block = load_testing.bottleneck_hints_for("green", run, SimpleNamespace(step_index=1), instance, None,
                                       load_testing._NoSampler("none"), 4)
     assert seen == {"promql": 'sum(rate(process_cpu_seconds_total{job="stage_apps",color="green"}[3s]))',
                     "start": 100.0, "end": 130.0, "step": 1}
