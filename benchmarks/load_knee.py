@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             "recovered": [r[color]["recovered"] for r in results],
             "recovery_seconds": median([r[color]["recovery_seconds"] for r in results]),
             "cpu_peak_cores": median([r[color]["bottlenecks"]["cpu"].get("peak_cores") for r in results]),
+            "generator_mean_cores": median([r[color]["bottlenecks"].get("generator", {}).get("mean_cores") for r in results]),
             "locust_seconds": median([r[color]["locust_seconds"] for r in results]),
         } for color in COLORS
     }

@@ -103,6 +103,7 @@ def test_a_stress_run_on_the_stage_green_gives_a_failure_mode_a_recovery_and_hin
     assert result.stress is not None and result.stress.users == 24 and result.stress.requests > 0
     assert 3 <= len(result.recovery) <= 5 and all(second.users <= 24 for second in result.recovery)
     assert result.recovery[-1].users == 2
+    assert 0 < result.generator_cpu_seconds < result.seconds * 1.5  # one Locust process, at most about a core
     knee = find_knee(result.steps, slo)
     outcome = classify_failure(result.stress, slo, knee)
     assert outcome.failure_mode in ("held", "latency", "errors", "errors and latency")

@@ -1,6 +1,6 @@
-"""Bottleneck hints of one color's load run: figures from Prometheus (CPU of the app process) and
+"""Bottleneck hints of one color's load run: figures from Prometheus (CPU of the app process),
 PostgreSQL (connections the color's role held, its slowest statements from pg_stat_statements)
-turned into one-line hints. Pure: the figures are read elsewhere (cutover_kit.load.pg_stats,
+and the load generator's own CPU time turned into one-line hints. Pure: the figures are read elsewhere (cutover_kit.load.pg_stats,
 PrometheusHook) and passed in.
 
 Hints are advisory: they never change the stage's verdict. A source that could not be read is
@@ -24,6 +24,9 @@ POOL_BUSY_SHARE = 0.9
 # Near the server's own limit (max_connections or the role's CONNECTION LIMIT).
 SERVER_LIMIT_SHARE = 0.9
 STATEMENT_TEXT_CHARS = 90
+# Locust is one process (gevent): near a full core on average over its run, the generator itself
+# may be what stopped the rate from growing, and the "knee" is then a floor for the app's.
+GENERATOR_BUSY_CORES = 0.7
 # What each implementation's process is, for the CPU hint.
 RUNTIME_NOTES = {"typescript": "single Node process", "rails": "one Puma process: Ruby's GVL runs one thread at a time"}
 
@@ -110,10 +113,31 @@ def statement_hints(color: str, statements: Sequence[Mapping[str, Any]] | Mappin
             f" ({s['total_ms'] / 1000:.2f} s total)" for s in statements]
 
 
+def generator_figures(cpu_seconds: float | None, wall_seconds: float | None) -> dict[str, Any]:
+    if cpu_seconds is None or not wall_seconds:
+        return unavailable("the load generator's CPU time was not recorded")
+    return {"cpu_seconds": round(cpu_seconds, 2), "mean_cores": round(cpu_seconds / wall_seconds, 3)}
+
+
+def generator_hint(color: str, generator: Mapping[str, Any]) -> str:
+    if "unavailable" in generator:
+        return f"{color}: load generator CPU unavailable: {generator['unavailable']}"
+    cores = generator["mean_cores"]
+    if cores >= GENERATOR_BUSY_CORES:
+        return (f"{color}: the load generator (one Locust process) averaged {cores:.2f} cores - it may be the limit:"
+                " the knee is a floor for the app's")
+    return f"{color}: the load generator (one Locust process) averaged {cores:.2f} cores - not the limit"
+
+
 def bottleneck_block(color: str, runtime: str | None, role: str | None, cpu: Mapping[str, Any],
-                     connections: Mapping[str, Any], statements: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> dict[str, Any]:
+                     connections: Mapping[str, Any], statements: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+                     generator: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """`load_test.<color>.bottlenecks`: the figures and their hint lines (one per hint)."""
     hints = [cpu_hint(color, cpu, runtime), connection_hint(color, role, connections), *statement_hints(color, statements)]
-    return {"role": role, "cpu": dict(cpu), "connections": dict(connections),
-            "statements": statements if isinstance(statements, Mapping) else [dict(s) for s in statements],
-            "hints": hints}
+    block = {"role": role, "cpu": dict(cpu), "connections": dict(connections),
+             "statements": statements if isinstance(statements, Mapping) else [dict(s) for s in statements]}
+    if generator is not None:
+        block["generator"] = dict(generator)
+        hints.append(generator_hint(color, generator))
+    block["hints"] = hints
+    return block

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -53,6 +54,9 @@ class LoadRunResult:
     # Epoch seconds around the Locust process: the window bottleneck hints query.
     started_at: float | None = None
     ended_at: float | None = None
+    # CPU seconds (user + system) the Locust process used: one process is one core at most, so a
+    # generator near a full core may be the limit the "knee" shows (cutover_kit.load.bottlenecks).
+    generator_cpu_seconds: float | None = None
 
 
 def run_locust(profile: LoadProfile, color: str, out_dir: Path, locustfile: Path = DEFAULT_LOCUSTFILE,
@@ -78,6 +82,7 @@ def run_locust(profile: LoadProfile, color: str, out_dir: Path, locustfile: Path
     LOG.info("load %s: %s, %d steps of %gs, cap %d requests, timeout %gs", color, profile.target,
              len(profile.steps), profile.step_seconds, profile.max_requests, timeout)
     started, started_at = time.monotonic(), time.time()
+    children_before = _children_cpu_seconds()
     try:
         done = subprocess.run(command, env=env, cwd=out_dir, capture_output=True, text=True, timeout=timeout, check=False)
     except FileNotFoundError:
@@ -85,6 +90,7 @@ def run_locust(profile: LoadProfile, color: str, out_dir: Path, locustfile: Path
     except subprocess.TimeoutExpired:
         raise LoadRunError(f"load {color}: Locust did not finish within {timeout:g}s (killed)") from None
     seconds = round(time.monotonic() - started, 2)
+    generator_cpu = round(_children_cpu_seconds() - children_before, 2)
     (out_dir / f"{color}_locust.log").write_text(done.stderr)
     if done.returncode != 0:
         raise LoadRunError(f"load {color}: Locust exited {done.returncode}: {_tail(done.stderr)}")
@@ -109,7 +115,13 @@ def run_locust(profile: LoadProfile, color: str, out_dir: Path, locustfile: Path
                     color, seconds, totals["requests"])
     LOG.info("load %s: %d requests, %d failed, in %ss", color, totals.get("requests", 0), totals.get("failures", 0), seconds)
     return LoadRunResult(color, profile.target, seconds, steps, artifacts, totals, figures.stress, figures.recovery,
-                         figures.start_epoch, started_at, time.time())
+                         figures.start_epoch, started_at, time.time(), generator_cpu)
+
+
+def _children_cpu_seconds() -> float:
+    """CPU seconds of this process's waited-for children so far (Locust is one, run to its end)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _require_listening(target: str) -> None:

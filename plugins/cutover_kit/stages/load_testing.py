@@ -314,7 +314,7 @@ def bottleneck_hints_for(color: str, run, knee, instance, database: str | None, 
     """The advisory hints of one color: each source read on its own, a failure recorded as
     "unavailable: <why>" (never a failed stage: the verdict does not depend on hints)."""
     from cutover_kit.hooks.prometheus import PrometheusError, PrometheusHook
-    from cutover_kit.load.bottlenecks import bottleneck_block, connection_figures, cpu_figures, unavailable
+    from cutover_kit.load.bottlenecks import bottleneck_block, connection_figures, cpu_figures, generator_figures, unavailable
     from cutover_kit.load.pg_stats import PgStatsUnavailable, server_limits, slowest_statements
 
     try:
@@ -342,7 +342,8 @@ def bottleneck_hints_for(color: str, run, knee, instance, database: str | None, 
             statements = slowest_statements(connection_dsn(connections.POSTGRES), role, database)
         except PgStatsUnavailable as error:
             statements = unavailable(str(error))
-    return bottleneck_block(color, OWN_CODE[color], role, cpu, conns, statements)
+    generator = generator_figures(getattr(run, "generator_cpu_seconds", None), getattr(run, "seconds", None))
+    return bottleneck_block(color, OWN_CODE[color], role, cpu, conns, statements, generator)
 
 
 def stop_stage_instances(start_task_id: str, conn_id: str = connections.POSTGRES, database: str = STAGE_DB) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from cutover_kit.load.bottlenecks import (
-    bottleneck_block, connection_figures, connection_hint, cpu_figures, cpu_hint, statement_hints, unavailable,
+    bottleneck_block, connection_figures, connection_hint, cpu_figures, cpu_hint, generator_figures, generator_hint,
+    statement_hints, unavailable,
 )
 
 SAMPLES = [(100.0, 0.20), (101.0, 0.40), (102.0, 0.97), (103.0, 0.99), (104.0, 0.95), (105.0, 0.60)]
@@ -76,3 +77,16 @@ def test_the_block_holds_figures_and_one_hint_line_each():
     missing = bottleneck_block("blue", "rails", None, unavailable("a"), unavailable("b"), unavailable("c"))
     assert missing["hints"] == ["blue: CPU unavailable: a", "blue: database connections unavailable: b",
                                 "blue: slowest statements unavailable: c"]
+
+
+def test_the_load_generators_own_cpu_says_whether_the_knee_is_the_apps():
+    busy = generator_figures(21.0, 27.5)
+    assert busy == {"cpu_seconds": 21.0, "mean_cores": 0.764}
+    assert generator_hint("green", busy) == ("green: the load generator (one Locust process) averaged 0.76 cores - it may be"
+                                             " the limit: the knee is a floor for the app's")
+    assert generator_hint("blue", generator_figures(8.0, 27.5)) == (
+        "blue: the load generator (one Locust process) averaged 0.29 cores - not the limit")
+    assert generator_hint("blue", generator_figures(None, 27.5)) == (
+        "blue: load generator CPU unavailable: the load generator's CPU time was not recorded")
+    block = bottleneck_block("blue", "rails", "r", unavailable("a"), unavailable("b"), [], generator_figures(8.0, 27.5))
+    assert block["generator"]["mean_cores"] == 0.291 and len(block["hints"]) == 4

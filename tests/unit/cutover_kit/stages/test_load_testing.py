@@ -115,6 +115,7 @@ def test_hints_whose_sources_fail_are_recorded_as_unavailable_never_raised(monke
         "green: CPU unavailable: Prometheus at http://127.0.0.1:1 did not answer",
         "green: database connections unavailable: the Connection of the green stage instance names no database_role",
         "green: slowest statements unavailable: the Connection of the green stage instance names no database_role",
+        "green: load generator CPU unavailable: the load generator's CPU time was not recorded",
     ]
     pre_provisioned = load_testing.connection_sampler_for(StageInstance("blue", "http://127.0.0.1:1", database_role="r"), None)
     assert pre_provisioned.error == "a pre-provisioned instance: its database is not the stage's copy"
@@ -130,7 +131,7 @@ def test_cpu_from_prometheus_becomes_the_cpu_hint(monkeypatch):
         return [{"metric": {}, "values": [[104, "0.5"], [105, "0.96"], [106, "0.98"], [107, "0.7"]]}]
 
     monkeypatch.setattr(prometheus.PrometheusHook, "query_range", answer)
-    run = SimpleNamespace(started_at=100.0, ended_at=130.0, start_epoch=100)
+    run = SimpleNamespace(started_at=100.0, ended_at=130.0, start_epoch=100, seconds=30.0, generator_cpu_seconds=24.0)
     instance = StageInstance("green", "http://127.0.0.1:1")
     block = load_testing.bottleneck_hints_for("green", run, SimpleNamespace(step_index=1), instance, None,
                                       load_testing._NoSampler("none"), 4)
@@ -139,3 +140,6 @@ def test_cpu_from_prometheus_becomes_the_cpu_hint(monkeypatch):
     # The knee step (index 1 of 4 s steps) is (104, 108]: the sample at 104 belongs to step 0.
     assert block["cpu"]["at_knee_cores"] == 0.88
     assert block["hints"][0] == "green: CPU 0.88 cores at knee - CPU-bound (single Node process)"
+    assert block["generator"] == {"cpu_seconds": 24.0, "mean_cores": 0.8}
+    assert block["hints"][-1] == ("green: the load generator (one Locust process) averaged 0.80 cores - it may be the limit:"
+                                  " the knee is a floor for the app's")
