@@ -174,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
             "recovered": [r[color]["recovered"] for r in results],
             "recovery_seconds": median([r[color]["recovery_seconds"] for r in results]),
             "cpu_peak_cores": median([r[color]["bottlenecks"]["cpu"].get("peak_cores") for r in results]),
-            "generator_mean_cores": median([r[color]["bottlenecks"].get("generator", {}).get("mean_cores") for r in results]),
+            "generator_cores_at_peak": median([r[color]["bottlenecks"].get("generator", {}).get("cores_at_peak") for r in results]),
+            "generator_cpu_ms_per_request": median([r[color]["bottlenecks"].get("generator", {}).get("cpu_ms_per_request")
+                                                    for r in results]),
             "locust_seconds": median([r[color]["locust_seconds"] for r in results]),
         } for color in COLORS
     }

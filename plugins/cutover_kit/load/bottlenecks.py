@@ -24,7 +24,7 @@ POOL_BUSY_SHARE = 0.9
 # Near the server's own limit (max_connections or the role's CONNECTION LIMIT).
 SERVER_LIMIT_SHARE = 0.9
 STATEMENT_TEXT_CHARS = 90
-# Locust is one process (gevent): near a full core on average over its run, the generator itself
+# Locust is one process (gevent): near a full core at the run's peak rate, the generator itself
 # may be what stopped the rate from growing, and the "knee" is then a floor for the app's.
 GENERATOR_BUSY_CORES = 0.7
 # What each implementation's process is, for the CPU hint.
@@ -113,20 +113,24 @@ def statement_hints(color: str, statements: Sequence[Mapping[str, Any]] | Mappin
             f" ({s['total_ms'] / 1000:.2f} s total)" for s in statements]
 
 
-def generator_figures(cpu_seconds: float | None, wall_seconds: float | None) -> dict[str, Any]:
-    if cpu_seconds is None or not wall_seconds:
-        return unavailable("the load generator's CPU time was not recorded")
-    return {"cpu_seconds": round(cpu_seconds, 2), "mean_cores": round(cpu_seconds / wall_seconds, 3)}
+def generator_figures(cpu_seconds: float | None, requests: int | None, peak_rps: float | None) -> dict[str, Any]:
+    """The Locust process's CPU per request over its run, and what that costs at the run's peak
+    rate (a whole-run average would hide the peak: most of the run is lighter steps)."""
+    if cpu_seconds is None or not requests or not peak_rps:
+        return unavailable("the load generator's CPU time or request count was not recorded")
+    per_request = cpu_seconds / requests
+    return {"cpu_seconds": round(cpu_seconds, 2), "cpu_ms_per_request": round(1000 * per_request, 3),
+            "peak_rps": peak_rps, "cores_at_peak": round(per_request * peak_rps, 3)}
 
 
 def generator_hint(color: str, generator: Mapping[str, Any]) -> str:
     if "unavailable" in generator:
         return f"{color}: load generator CPU unavailable: {generator['unavailable']}"
-    cores = generator["mean_cores"]
-    if cores >= GENERATOR_BUSY_CORES:
-        return (f"{color}: the load generator (one Locust process) averaged {cores:.2f} cores - it may be the limit:"
-                " the knee is a floor for the app's")
-    return f"{color}: the load generator (one Locust process) averaged {cores:.2f} cores - not the limit"
+    line = (f"{color}: the load generator (one Locust process) spent {generator['cpu_ms_per_request']:.2f} ms CPU per request,"
+            f" about {generator['cores_at_peak']:.2f} cores at the peak {generator['peak_rps']:g} rps")
+    if generator["cores_at_peak"] >= GENERATOR_BUSY_CORES:
+        return line + " - it may be the limit: the knee is a floor for the app's"
+    return line + " - not the limit"
 
 
 def bottleneck_block(color: str, runtime: str | None, role: str | None, cpu: Mapping[str, Any],

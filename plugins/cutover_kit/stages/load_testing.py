@@ -342,7 +342,8 @@ def bottleneck_hints_for(color: str, run, knee, instance, database: str | None, 
             statements = slowest_statements(connection_dsn(connections.POSTGRES), role, database)
         except PgStatsUnavailable as error:
             statements = unavailable(str(error))
-    generator = generator_figures(getattr(run, "generator_cpu_seconds", None), getattr(run, "seconds", None))
+    rates = [step.rate_rps for step in [*run.steps, *([run.stress] if run.stress else [])] if step.requests]
+    generator = generator_figures(run.generator_cpu_seconds, (run.totals or {}).get("requests"), max(rates, default=None))
     return bottleneck_block(color, OWN_CODE[color], role, cpu, conns, statements, generator)
 
 

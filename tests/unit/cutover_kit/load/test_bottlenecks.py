@@ -79,14 +79,14 @@ def test_the_block_holds_figures_and_one_hint_line_each():
                                 "blue: slowest statements unavailable: c"]
 
 
-def test_the_load_generators_own_cpu_says_whether_the_knee_is_the_apps():
-    busy = generator_figures(21.0, 27.5)
-    assert busy == {"cpu_seconds": 21.0, "mean_cores": 0.764}
-    assert generator_hint("green", busy) == ("green: the load generator (one Locust process) averaged 0.76 cores - it may be"
-                                             " the limit: the knee is a floor for the app's")
-    assert generator_hint("blue", generator_figures(8.0, 27.5)) == (
-        "blue: the load generator (one Locust process) averaged 0.29 cores - not the limit")
-    assert generator_hint("blue", generator_figures(None, 27.5)) == (
-        "blue: load generator CPU unavailable: the load generator's CPU time was not recorded")
-    block = bottleneck_block("blue", "rails", "r", unavailable("a"), unavailable("b"), [], generator_figures(8.0, 27.5))
-    assert block["generator"]["mean_cores"] == 0.291 and len(block["hints"]) == 4
+def test_the_load_generators_own_cpu_at_the_peak_rate_says_whether_the_knee_is_the_apps():
+    busy = generator_figures(4.0, 3000, 550.0)
+    assert busy == {"cpu_seconds": 4.0, "cpu_ms_per_request": 1.333, "peak_rps": 550.0, "cores_at_peak": 0.733}
+    assert generator_hint("green", busy) == ("green: the load generator (one Locust process) spent 1.33 ms CPU per request,"
+                                             " about 0.73 cores at the peak 550 rps - it may be the limit: the knee is a floor"
+                                             " for the app's")
+    assert generator_hint("blue", generator_figures(3.0, 3500, 210.0)).endswith("about 0.18 cores at the peak 210 rps - not the limit")
+    assert generator_hint("blue", generator_figures(None, 3500, 210.0)) == (
+        "blue: load generator CPU unavailable: the load generator's CPU time or request count was not recorded")
+    block = bottleneck_block("blue", "rails", "r", unavailable("a"), unavailable("b"), [], generator_figures(3.0, 3500, 210.0))
+    assert block["generator"]["cores_at_peak"] == 0.18 and len(block["hints"]) == 4

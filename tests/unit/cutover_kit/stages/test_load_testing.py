@@ -107,7 +107,8 @@ def test_hints_whose_sources_fail_are_recorded_as_unavailable_never_raised(monke
         raise prometheus.PrometheusUnavailable("Prometheus at http://127.0.0.1:1 did not answer")
 
     monkeypatch.setattr(prometheus.PrometheusHook, "query_range", refuse)
-    run = SimpleNamespace(started_at=100.0, ended_at=130.0, start_epoch=100)
+    run = SimpleNamespace(started_at=100.0, ended_at=130.0, start_epoch=100, steps=[], stress=None, totals={},
+                          generator_cpu_seconds=None)
     instance = StageInstance("green", "http://127.0.0.1:1", database_role=None)
     sampler = load_testing.connection_sampler_for(instance, "cutover_stage_copy")
     block = load_testing.bottleneck_hints_for("green", run, SimpleNamespace(step_index=1), instance, "cutover_stage_copy", sampler, 4)
@@ -115,7 +116,7 @@ def test_hints_whose_sources_fail_are_recorded_as_unavailable_never_raised(monke
         "green: CPU unavailable: Prometheus at http://127.0.0.1:1 did not answer",
         "green: database connections unavailable: the Connection of the green stage instance names no database_role",
         "green: slowest statements unavailable: the Connection of the green stage instance names no database_role",
-        "green: load generator CPU unavailable: the load generator's CPU time was not recorded",
+        "green: load generator CPU unavailable: the load generator's CPU time or request count was not recorded",
     ]
     pre_provisioned = load_testing.connection_sampler_for(StageInstance("blue", "http://127.0.0.1:1", database_role="r"), None)
     assert pre_provisioned.error == "a pre-provisioned instance: its database is not the stage's copy"
@@ -131,7 +132,10 @@ def test_cpu_from_prometheus_becomes_the_cpu_hint(monkeypatch):
         return [{"metric": {}, "values": [[104, "0.5"], [105, "0.96"], [106, "0.98"], [107, "0.7"]]}]
 
     monkeypatch.setattr(prometheus.PrometheusHook, "query_range", answer)
-    run = SimpleNamespace(started_at=100.0, ended_at=130.0, start_epoch=100, seconds=30.0, generator_cpu_seconds=24.0)
+    steps = [StepFigures(0, 2, 4, 100, 0, 25.0, 0.0, 5.0, 9.0, 12.0), StepFigures(1, 4, 4, 900, 0, 225.0, 0.0, 5.0, 9.0, 12.0)]
+    stress = StepFigures(2, 32, 4, 2000, 0, 500.0, 0.0, 20.0, 40.0, 60.0)
+    run = SimpleNamespace(started_at=100.0, ended_at=130.0, start_epoch=100, steps=steps, stress=stress,
+                          totals={"requests": 3000}, generator_cpu_seconds=4.5)
     instance = StageInstance("green", "http://127.0.0.1:1")
     block = load_testing.bottleneck_hints_for("green", run, SimpleNamespace(step_index=1), instance, None,
                                       load_testing._NoSampler("none"), 4)
@@ -140,6 +144,7 @@ def test_cpu_from_prometheus_becomes_the_cpu_hint(monkeypatch):
     # The knee step (index 1 of 4 s steps) is (104, 108]: the sample at 104 belongs to step 0.
     assert block["cpu"]["at_knee_cores"] == 0.88
     assert block["hints"][0] == "green: CPU 0.88 cores at knee - CPU-bound (single Node process)"
-    assert block["generator"] == {"cpu_seconds": 24.0, "mean_cores": 0.8}
-    assert block["hints"][-1] == ("green: the load generator (one Locust process) averaged 0.80 cores - it may be the limit:"
-                                  " the knee is a floor for the app's")
+    # 1.5 ms of Locust CPU per request, at the stress step's 500 rps: 0.75 cores.
+    assert block["generator"] == {"cpu_seconds": 4.5, "cpu_ms_per_request": 1.5, "peak_rps": 500.0, "cores_at_peak": 0.75}
+    assert block["hints"][-1] == ("green: the load generator (one Locust process) spent 1.50 ms CPU per request, about 0.75"
+                                  " cores at the peak 500 rps - it may be the limit: the knee is a floor for the app's")
