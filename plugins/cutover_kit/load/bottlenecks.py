@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 # One app process can use one core: a Node event loop is single-threaded, and Ruby's GVL lets one
@@ -29,17 +28,6 @@ STATEMENT_TEXT_CHARS = 90
 GENERATOR_BUSY_CORES = 0.7
 # What each implementation's process is, for the CPU hint.
 RUNTIME_NOTES = {"typescript": "single Node process", "rails": "one Puma process: Ruby's GVL runs one thread at a time"}
-
-
-@dataclass(frozen=True)
-class Statement:
-    query: str
-    calls: int
-    mean_ms: float
-    total_ms: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def unavailable(why: str) -> dict[str, str]:
