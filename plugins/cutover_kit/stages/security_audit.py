@@ -25,6 +25,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -189,9 +190,12 @@ def run_scanner(name: str, plan_task_id: str, start_task_id: str) -> dict[str, A
             findings = tools.run_npm_audit(TYPESCRIPT_LOCK_DIR, timeout_seconds=bound)
         else:
             urls = _stage_urls(start_task_id)
-            findings = []
-            for color in COLORS:
-                findings += _scan_color(tools, name, color, urls[color], out_dir, settings)
+            # Both colors at once: each run is its own subprocess with its own report files, and the
+            # stage instances are separate processes, so the stage's wall time is the slower color's.
+            with ThreadPoolExecutor(max_workers=len(COLORS), thread_name_prefix=f"scan-{name}") as pool:
+                scans = {color: pool.submit(_scan_color, tools, name, color, urls[color], out_dir, settings)
+                         for color in COLORS}
+            findings = [finding for color in COLORS for finding in scans[color].result()]
     except (tools.ScannerError, ValueError) as error:
         _fail(f"{name}: {error}", error)
     seconds = round(time.monotonic() - started, 2)
