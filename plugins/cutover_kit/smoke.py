@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -167,17 +168,19 @@ def direct_request_headers(conn_id: str) -> dict[str, str] | None:
 
 
 def judge_step_smoke(step_label: str, results: list[SmokeResult], targets: tuple[str, ...],
-                     data: Any = None, data_error: str | None = None) -> tuple[str, str]:
+                     data: Any = None, data_error: str | None = None,
+                     other_failures: Sequence[str] = ()) -> tuple[str, str]:
     """Stage 11's verdict and reason for one traffic step: its request checks, and its first look
     at the data written since the step's weights changed (``data``: an
     :class:`cutover_kit.integrity.IntegrityJudgement`, None when not probed; ``data_error``: why
-    the probe could not read).
+    the probe could not read; ``other_failures``: lines of further failed checks, e.g. stage 7's
+    passive security checks).
 
     A data violation leads the reason, in the gate's words (``data: orders id ...``): it names the
     row, where a failed read-back is only its symptom. A probe that could not read never fails the
     smoke (the gate's every poll probes again, and makes an unknown INCONCLUSIVE); the line says so.
     """
-    failures = [result.line for result in results if not result.ok]
+    failures = [result.line for result in results if not result.ok] + list(other_failures)
     if data is not None and not data.intact:
         also = f"; {len(failures)} smoke check(s) failed too: {'; '.join(failures)}" if failures else ""
         from cutover_kit.integrity import FIRST_LOOK_MARK

@@ -166,6 +166,61 @@ LOAD_TEST_SCHEMA: dict[str, Any] = {
                                      "description": "A p95 at peak below this always passes (default 50)."},
             },
         },
+        "stress": {
+            "type": "object", "additionalProperties": False, "required": ["users", "seconds", "recovery_seconds"],
+            "description": "After the steps, in the same run: `users` past the last step for `seconds` (how each color "
+                           "fails: errors or latency), then `recovery_users` for `recovery_seconds` (does it recover, "
+                           "how fast). Green not recovering while blue does halts the stage.",
+            "properties": {
+                "users": {"type": "integer", "minimum": 2, "maximum": 500,
+                          "description": "Users of the stress step; above the last step's."},
+                "seconds": {"type": "integer", "minimum": 1, "maximum": 300, "description": "Seconds the stress holds."},
+                "recovery_users": {"type": "integer", "minimum": 1, "maximum": 499,
+                                   "description": "Light load after the stress (default: the first step's users)."},
+                "recovery_seconds": {"type": "integer", "minimum": 3, "maximum": 300,
+                                     "description": "Seconds of light load in which the color must come back within the SLO."},
+            },
+        },
+    },
+}
+
+#: Stage 7 (security audit of each color's stage instance, and passive checks in every stage 11).
+SECURITY_SEVERITIES = ("info", "low", "medium", "high", "critical")  # cutover_kit.security.findings.SEVERITIES
+SECURITY_SCANNERS = ("schemathesis", "wapiti", "sqlmap", "bandit", "npm_audit")
+_ROUTE_PATTERN = r"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) /\S*$"
+SECURITY_SCHEMA: dict[str, Any] = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "required": ["blocking_severity", "scanners", "scanner_seconds"],
+    "description": "Stage 7: the severity that halts, the scanners that must run, their time bound.",
+    "properties": {
+        "blocking_severity": {
+            "enum": list(SECURITY_SEVERITIES),
+            "description": "A finding on green (or its code) at or above this halts the run; any check worse "
+                           "on green than on blue halts whatever its severity.",
+        },
+        "scanners": {
+            "type": "array", "uniqueItems": True, "items": {"enum": list(SECURITY_SCANNERS)},
+            "description": "Scanners that must run; one that is missing, crashes or times out fails the stage.",
+        },
+        "scanner_seconds": {"type": "integer", "minimum": 5, "maximum": 3600,
+                            "description": "Time bound of each scanner run (per color for the ones that scan a color)."},
+        "schemathesis_examples": {"type": "integer", "minimum": 1, "maximum": 1000,
+                                  "description": "Generated examples per API operation (default 5)."},
+        "protected_routes": {
+            "type": "array", "maxItems": 100, "uniqueItems": True, "items": {"type": "string", "pattern": _ROUTE_PATTERN},
+            "description": "Routes that need authentication ('GET /api/admin/users'); each must refuse a missing "
+                           "and a wrong token (401, 403 or 404), besides the routes the OpenAPI documents mark secured.",
+        },
+        "surface_ignore": {
+            "type": "array", "maxItems": 100, "uniqueItems": True, "items": {"type": "string", "pattern": _ROUTE_PATTERN},
+            "description": "Routes known to differ between the colors ('GET /api/users/{}'): no surface finding.",
+        },
+        "smoke_paths": {
+            "type": "array", "minItems": 1, "maxItems": 20, "items": {"type": "string", "pattern": r"^/\S*$"},
+            "description": "GET paths whose answers stage 11 checks passively on blue and green at every step "
+                           "(default: a user, an order, an unknown path; the protected routes are always added).",
+        },
     },
 }
 
@@ -254,6 +309,7 @@ PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
     },
     "change_windows": CHANGE_WINDOWS_SCHEMA,
     "load_test": LOAD_TEST_SCHEMA,
+    "security": SECURITY_SCHEMA,
 }
 
 # The set that fits the sandbox's two apps (Rails blue, TypeScript green): what a plan that names
@@ -261,10 +317,10 @@ PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
 DEFAULT_METRIC_TEMPLATES = "sandbox_apps"
 
 #: Plan fields a plan file may leave out, with the value they then take.
-#: A plan without `load_test` is valid, but stage 6 then fails (it never passes by default).
+#: A plan without `load_test` (or `security`) is valid, but stage 6 (or 7) then fails (never a pass by default).
 OPTIONAL_FIELD_DEFAULTS: dict[str, Any] = {
     "flag_backend": "file", "metric_templates": DEFAULT_METRIC_TEMPLATES, "router": DEFAULT_ROUTER, "gateway_api": None,
-    "cohorts": {}, "change_windows": None, "load_test": None,
+    "cohorts": {}, "change_windows": None, "load_test": None, "security": None,
 }
 
 _COLOR_TEMPLATES_SCHEMA: dict[str, Any] = {
@@ -462,6 +518,7 @@ def _plan_rule_violations(document: Mapping[str, Any]) -> list[str]:
         except ChangeWindowError as error:
             violations.append(str(error))
     violations += load_test_violations(document.get("load_test"))
+    violations += security_violations(document.get("security"))
     if isinstance(document.get("metrics"), Mapping):
         violations += [f"metrics: {problem}" for problem in template_problems(document["metrics"])]
     return violations + _router_violations(document)
@@ -503,12 +560,32 @@ def load_test_violations(load_test: Mapping[str, Any] | None) -> list[str]:
             f"load_test.capacity.peak_rps x headroom = {required:g} rps cannot be reached by the step load: "
             f"{max(users)} users pausing {wait:g} s send under {max(users) / wait:g} rps; "
             "raise load_test.users_per_step or lower the target")
+    stress = load_test.get("stress")
+    if stress:
+        if stress["users"] <= max(users):
+            violations.append(f"load_test.stress.users {stress['users']} must be above the last step's {max(users)} users "
+                              "(the stress goes past the knee)")
+        recovery_users = stress.get("recovery_users", users[0])
+        if recovery_users >= stress["users"]:
+            violations.append(f"load_test.stress.recovery_users {recovery_users} must be below stress.users {stress['users']}"
+                              " (recovery is a light load)")
     duration = len(users) * load_test["step_seconds"]
     if required * duration > load_test["max_requests"]:
         violations.append(
             f"load_test.max_requests {load_test['max_requests']} stops the load before it can hold "
             f"{required:g} rps for the {duration} s of the steps; raise it or lower the target")
     return violations
+
+
+def security_violations(security: Mapping[str, Any] | None) -> list[str]:
+    """Stage 7's cross-field rule: a route may not be both protected and ignored by the surface check
+    (an ignored route would hide the very difference the protection exists for)."""
+    if not security:
+        return []
+    both = sorted(set(security.get("protected_routes") or ()) & set(security.get("surface_ignore") or ()))
+    if both:
+        return [f"security.surface_ignore: {both} are also protected_routes; a protected route's surface must be compared"]
+    return []
 
 
 def refuse_invalid_plan(

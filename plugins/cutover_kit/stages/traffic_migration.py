@@ -83,8 +83,14 @@ def smoke_checks(step_label: str, targets: tuple[str, ...] = (connections.APP_RO
         results += run_checks(checks, conn_id, lambda method, path, body: hook.probe(method, path, body, headers=headers))
     for result in results:
         log.info(result.line)
+    # Stage 7's passive security checks, when the step's smoke targets both colors.
+    security_failures = []
+    if plan_task_id and {connections.APP_BLUE, connections.APP_GREEN} <= set(targets):
+        security_failure = security_smoke(plan_task_id, step_label)
+        if security_failure:
+            security_failures.append(security_failure)
     data, data_error = (None, None) if weights is None else _first_look_at_data(weights, acknowledged_writes_file, postgres_conn_id)
-    verdict, reason = judge_step_smoke(step_label, results, targets, data, data_error)
+    verdict, reason = judge_step_smoke(step_label, results, targets, data, data_error, security_failures)
     summary = {
         "verdict": verdict,
         "reason": reason,
@@ -127,6 +133,39 @@ def _first_look_at_data(weights: dict[str, Any], acknowledged_writes_file: str |
         probe.close()
     log.info("Smoke: %s", judgement.reason)
     return judgement, None
+
+
+def security_smoke(plan_task_id: str, step_label: str) -> str | None:
+    """Stage 7's passive checks inside stage 11: a few GET paths and the protected routes on green
+    (its own code) and blue, judged like stage 7 (a blocking finding on green, or green worse than
+    blue). A weakness that appears after promotion to a step fails the smoke check with a line
+    naming the finding. None when clean."""
+    from cutover_kit.hooks.service import ServiceHook
+    from cutover_kit.security.audit import DEFAULT_SMOKE_PATHS, Answer, smoke_findings, smoke_security_failure
+    from cutover_kit.stages.security_audit import SAMPLE_ID, own_headers
+
+    security = plan_of_run(plan_task_id).security
+    if not security:
+        log.info("Smoke at %s: the plan has no security section; passive security checks not run", step_label)
+        return None
+    findings = []
+    for color, conn_id in (("blue", connections.APP_BLUE), ("green", connections.APP_GREEN)):
+        hook = ServiceHook(conn_id)
+        headers = own_headers(color)
+
+        def send(method: str, path: str, extra: dict[str, str], hook: ServiceHook = hook, headers: dict[str, str] = headers) -> Answer:
+            return Answer(*hook.exchange(method, path, {**headers, **extra}))
+
+        try:
+            findings += smoke_findings(color, send, security.get("smoke_paths") or DEFAULT_SMOKE_PATHS,
+                                       security.get("protected_routes") or (), SAMPLE_ID)
+        except Exception as error:  # noqa: BLE001 - an unanswered check is a failed check, never a pass
+            return f"FAIL security checks on {color}: {type(error).__name__}: {error}"
+    failure = smoke_security_failure(findings, security["blocking_severity"])
+    counts = {color: sum(1 for f in findings if f.color == color) for color in ("blue", "green")}
+    log.info("Smoke at %s: passive security checks, findings blue %d, green %d: %s", step_label, counts["blue"],
+             counts["green"], failure or "green no worse than blue, nothing blocking")
+    return failure
 
 
 def _plan_or_none(plan_task_id: str | None) -> CutoverPlan | None:

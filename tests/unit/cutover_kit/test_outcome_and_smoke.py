@@ -161,6 +161,13 @@ def test_a_data_violation_leads_stage_11s_reason_in_the_gates_words_so_the_halt_
     assert judge_step_smoke("25 %", OK, TARGETS, CORRUPT)[1].endswith("first look at its rows)")
 
 
+def test_a_security_finding_fails_stage_11_beside_the_request_checks_and_after_a_data_violation():
+    finding = "FAIL security: green worse than blue on zap-10037: green 3 finding(s) vs blue 0"
+    assert judge_step_smoke("25 %", OK, TARGETS, INTACT, None, [finding]) == ("FAIL", "Smoke at 25 %: " + finding)
+    verdict, reason = judge_step_smoke("25 %", OK, TARGETS, CORRUPT, None, [finding])
+    assert verdict == "FAIL" and reason.startswith(CORRUPT.reason) and reason.endswith(finding)
+
+
 def test_failed_checks_without_a_data_violation_keep_the_smoke_reason():
     assert judge_step_smoke("25 %", [*OK, READ_BACK], TARGETS, INTACT) == ("FAIL", "Smoke at 25 %: " + READ_BACK.line)
 
@@ -170,3 +177,19 @@ def test_a_probe_that_could_not_read_never_fails_stage_11_and_the_line_says_the_
     assert verdict == "PASS"
     assert reason.endswith("; data not checked here, the gate's polls will: integrity probe could not read the database: timeout")
     assert judge_step_smoke("25 %", [READ_BACK], TARGETS, None, "timeout")[0] == "FAIL"
+
+
+def test_security_decision_proceeds_only_on_the_judges_explicit_pass():
+    from cutover_kit.outcome import choose_after_security_audit
+
+    passed = {"verdict": "pass", "reason": "Security ok: no high+ finding on green"}
+    assert choose_after_security_audit(passed, None, "success", "drill", "halt") == ("drill", f"Proceed: {passed['reason']}")
+    halted = {"verdict": "halt", "reason": "Halt before traffic: high auth-unauthenticated-access on green at GET /api/admin/users"}
+    assert choose_after_security_audit(halted, None, "failed", "drill", "halt") == ("halt", halted["reason"])
+    broken = {"reason": "the plan has no security section"}
+    assert choose_after_security_audit(None, broken, "failed", "drill", "halt") == ("halt", f"Halt before traffic: {broken['reason']}")
+    chosen, line = choose_after_security_audit(None, None, "failed", "drill", "halt")
+    assert chosen == "halt" and "judge failed without a verdict" in line
+    # Stage 7 skipped (stage 6 halted or never ran): nothing follows from here.
+    chosen, line = choose_after_security_audit(None, None, "skipped", "drill", "halt")
+    assert chosen == [] and "did not run" in line

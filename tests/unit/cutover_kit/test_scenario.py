@@ -57,7 +57,8 @@ def changed(top: dict | None = None, fault: dict | None = None) -> dict:
 
 def test_shipped_scenarios_are_listed() -> None:
     assert list_scenarios() == ["backfill-under-load", "data-corruption", "green-corrupts-writes", "green-crash",
-                                "green-drops-writes", "green-errors", "green-errors-unleash", "green-latency",
+                                "green-drops-writes", "green-errors", "green-errors-unleash", "green-insecure",
+                                "green-insecure-after-promotion", "green-latency",
                                 "green-under-capacity", "happy"]
 
 
@@ -86,6 +87,10 @@ def test_every_shipped_scenario_loads(name: str) -> None:
          [Fault(color="green", fault="corrupt_writes", at_stage="traffic_25", fraction=0.5)]),
         ("green-drops-writes", "failed", "after: Halt at 25 %: data: orders id",
          [Fault(color="green", fault="drop_writes", at_stage="traffic_25", fraction=0.5)]),
+        ("green-insecure", "rolled_back", "Halt at stage 7 (security audit)",
+         [Fault(color="green", fault="insecure", after_seconds=1, weakness="unauthenticated_route", stage_instances=True)]),
+        ("green-insecure-after-promotion", "rolled_back", "zap-10037",
+         [Fault(color="green", fault="insecure", at_stage="traffic_25", weakness="x_powered_by")]),
     ],
 )
 def test_shipped_scenarios_say_what_they_test(
