@@ -97,7 +97,10 @@ def test_shipped_scenarios_say_what_they_test(
     name: str, outcome: str, reason: str | None, faults: list[Fault]
 ) -> None:
     scenario = load_scenario(name)
-    assert scenario.plan == load_plan("rehearsal")
+    # Faults that arrive during the traffic steps use the plan with lighter stages 6 and 7.
+    during_traffic = any(fault.at_stage and fault.at_stage.startswith("traffic_") for fault in faults) and not any(
+        fault.fault == "insecure" for fault in faults)
+    assert scenario.plan == load_plan("rehearsal-traffic" if during_traffic else "rehearsal"), name
     assert scenario.expect_outcome == outcome
     assert scenario.expect_reason_contains == reason
     assert list(scenario.faults) == faults
@@ -105,7 +108,7 @@ def test_shipped_scenarios_say_what_they_test(
 
 def test_the_unleash_rehearsal_is_green_errors_with_the_flags_in_unleash() -> None:
     unleash, file = load_scenario("green-errors-unleash"), load_scenario("green-errors")
-    assert unleash.plan == load_plan("rehearsal", {"flag_backend": "unleash"}) and unleash.plan.flag_backend == "unleash"
+    assert unleash.plan == load_plan("rehearsal-traffic", {"flag_backend": "unleash"}) and unleash.plan.flag_backend == "unleash"
     assert (unleash.faults, unleash.expect_outcome, unleash.expect_reason_contains, unleash.traffic_rps) == (
         file.faults, file.expect_outcome, file.expect_reason_contains, file.traffic_rps)
 
@@ -116,7 +119,7 @@ def test_schema_is_valid_draft_2020_12() -> None:
 
 def test_to_dict_is_json_with_the_full_plan() -> None:
     record = json.loads(json.dumps(load_scenario("green-errors").to_dict()))
-    assert record["plan"]["name"] == "rehearsal"
+    assert record["plan"]["name"] == "rehearsal-traffic"
     assert record["faults"] == [BASE["faults"][0]]
     assert record["expect"] == {"outcome": "rolled_back", "reason_contains": "5xx"}
 

@@ -129,6 +129,13 @@ def test_a_plan_may_leave_out_load_test_and_round_trips_with_it(tmp_path: Path) 
     assert CutoverPlan.from_dict(shipped.to_dict()) == shipped
 
 
+def test_the_traffic_rehearsal_plan_is_the_rehearsal_plan_with_lighter_stages_6_and_7() -> None:
+    full, light = load_plan("rehearsal").to_dict(), load_plan("rehearsal-traffic").to_dict()
+    assert {key for key in full if full[key] != light.get(key)} == {"name", "load_test", "security"}
+    assert light["security"]["scanners"] == [] and light["security"]["blocking_severity"] == full["security"]["blocking_severity"]
+    assert light["load_test"]["capacity"] == full["load_test"]["capacity"]
+
+
 def test_a_plan_may_leave_out_security_and_the_shipped_ones_bound_it(tmp_path: Path) -> None:
     without = load_plan(str(write_plan(tmp_path, mutated(security=None))))
     assert without.security is None  # valid, but stage 7 then fails (never passes by default)
