@@ -14,8 +14,8 @@ from cutover_kit.plan import OVERRIDABLE_FIELDS, list_plans, load_plan
 from cutover_kit.sensors.slo_gate import SLOGateOperator
 from cutover_kit.stages import (
     blue_green_setup, blue_monitoring, database_preparation, database_rollback, deployment_readiness, feature_flags,
-    full_cutover, health_checks, load_testing, post_launch, rollback, rollback_procedures, traffic_migration,
-    verdict,
+    full_cutover, health_checks, load_testing, post_launch, rollback, rollback_procedures, security_audit,
+    traffic_migration, verdict,
 )
 
 DOC = """
@@ -34,10 +34,12 @@ order, each one task group whose code is one module of `plugins/cutover_kit/stag
 | 5 | `stage_05_health_checks` | `health_checks.py` | Liveness and readiness of both colors, PostgreSQL and Redis round trips. |
 | 6 | `stage_06_load_testing` | `load_testing.py` | A copy of the database from stage 2's verified backup (expanded like the live one), one extra blue and green started on it (Connections `app_blue_loadtest`, `app_green_loadtest`); a step load on each finds its knee; green must reach blue's knee (within a tolerance) and the plan's peak x headroom, with p95 at the peak close to blue's. The extra instances are stopped and the copy dropped whatever happened. |
 | - | `decide_after_load_test` | `verdict.py` | Branch: a halt verdict or a failed stage-6 task goes to `rollback.halt_at_load_testing`; green never gets a user request. |
+| 7 | `stage_07_security_audit` | `security_audit.py` | Both colors' stage instances audited and compared: passive OWASP ZAP baseline rules on every GET route of each app's OpenAPI document, routes one color answers and the other not, every protected route refuses a missing or wrong token, no stack trace or banner on errors; schemathesis, wapiti and sqlmap per color, bandit over the Python, npm audit over the TypeScript lock (the plan's `security.scanners`, each time-bounded; a listed scanner that cannot run fails the stage). The judge halts on a finding at the plan's blocking severity on green or on any check where green is worse than blue. Stage 6's `stop_stage_instances` runs after it. |
+| - | `decide_after_security_audit` | `verdict.py` | Branch: a halt verdict or an incomplete audit goes to `rollback.halt_at_security_audit`; green never gets a user request. |
 | 8 | `stage_08_rollback_procedures` | `rollback_procedures.py` | Rollback drill: a little traffic on green, rolled back and verified; the time is recorded. On a re-run on purpose, green's current share is what is rolled back. |
 | 9 | `stage_09_blue_green_setup` | `blue_green_setup.py` | Both servers healthy in the router, green at 0 %. |
 | 12 | `stage_12_blue_monitoring` | `blue_monitoring.py` | Blue's baseline before traffic moves (every gate also checks that blue does not regress); after the standby watch, blue verified warm. |
-| 10 | `stage_10_traffic_migration` | `traffic_migration.py` | Before 50 % (the plan's `approvals`): a go/no-go approval (`step_50.approve`, answered in *Required actions* or over REST by the plan's `assigned_users`; no answer by the timeout = reject) while the 25 % gate keeps judging (a breach rolls back at once), then `decide_approval`. Per step: flags (features on, rollout = step %) -> weights (read back) -> **stage 11** smoke checks -> SLO gate (green vs live blue, deferrable) -> branch: next step or rollback. |
+| 10 | `stage_10_traffic_migration` | `traffic_migration.py` | Before 50 % (the plan's `approvals`): a go/no-go approval (`step_50.approve`, answered in *Required actions* or over REST by the plan's `assigned_users`; no answer by the timeout = reject) while the 25 % gate keeps judging (a breach rolls back at once), then `decide_approval`. Per step: flags (features on, rollout = step %) -> weights (read back) -> **stage 11** smoke checks (with stage 7's passive checks on green and blue: a blocking finding on green, or green worse than blue, rolls back) -> SLO gate (green vs live blue, deferrable) -> branch: next step or rollback. |
 | 13 | `stage_13_full_cutover` | `full_cutover.py` | The go/no-go approval of 100 % (`step_100.approve`, 50 % watched while it waits), 100 %, then a standby watch with the same gate, then promote; blue stays warm. |
 | - | `rollback` | `rollback.py` | Why the run halted, flags -> Rails, then traffic -> 100 % blue, each verified; then blue proven serving alone. |
 | - | `verify_data_integrity`, `cutover_verdict` | `verdict.py` | Zero data loss checked at the end of every path; the run's last word. |
@@ -45,7 +47,7 @@ order, each one task group whose code is one module of `plugins/cutover_kit/stag
 
 Stage 12's baseline runs after stage 9 and before the first traffic step; its `verify_blue_kept_warm`
 runs after stage 13's standby watch. Stage 11 runs inside every step of stages 10 and 13.
-Stages 4, 7 and 14 arrive in later releases.
+Stages 4 and 14 arrive in later releases.
 
 A run stopped before it changed the schema (refused plan, missing Connection, latched emergency
 stop, failed backup) leaves the database alone. Data integrity is checked at the end of every path.
@@ -193,11 +195,31 @@ with DAG(
         load = task(load_testing.run_load_test, task_id="run_load_test", retries=0)(
             plan.operator.task_id, stage_instances.operator.task_id, backup.operator.task_id
         )
+        # After stage 7 too (wired below): stage 7 audits the same instances. ALL_DONE: whatever happened.
         stop_instances = task(load_testing.stop_stage_instances, task_id="stop_stage_instances", trigger_rule=TriggerRule.ALL_DONE)(
             stage_instances.operator.task_id
         )
         chain(stage_instances, load, stop_instances)
     stage_06_task_ids = [stage_instances.operator.task_id, load.operator.task_id]
+
+    with TaskGroup("stage_07_security_audit") as stage_07:
+        http = task(security_audit.http_checks, task_id="http_checks", retries=0)(
+            plan.operator.task_id, stage_instances.operator.task_id
+        )
+        scans = [
+            task(security_audit.run_scanner, task_id=f"scan_{name}", retries=0)(
+                name, plan.operator.task_id, stage_instances.operator.task_id
+            )
+            for name in security_audit.SCANNERS
+        ]
+        checks = [http, *scans]
+        # ALL_DONE: a failed check or scanner is a reason to halt, which only the judge can give;
+        # it skips itself when stage 7 never started (stage 6 halted or never ran).
+        security_judge = task(security_audit.judge_security_audit, task_id="judge", trigger_rule=TriggerRule.ALL_DONE, retries=0)(
+            plan.operator.task_id, http.operator.task_id, [check.operator.task_id for check in checks]
+        )
+        checks >> security_judge
+    security_judge >> stop_instances
 
     with TaskGroup("stage_08_rollback_procedures") as stage_08:
         drill = task(rollback_procedures.rollback_drill, task_id="rollback_drill", retries=0)(
@@ -240,18 +262,31 @@ with DAG(
         verify_back = task(rollback.verify_blue_serving, task_id="verify_blue_serving", retry_delay=timedelta(seconds=1))()
         flags_back >> route_back >> verify_back
 
-    # Stage 6 decides whether anything moves at all: after its clean-up (NONE_SKIPPED: a failed
-    # stage-6 task halts; a stage 6 that never ran because an earlier stage failed skips the rest).
+    # Stage 6 decides whether anything moves at all (NONE_SKIPPED: a failed stage-6 task halts; a
+    # stage 6 that never ran because an earlier stage failed skips the rest). A pass goes on to
+    # stage 7, which audits the same stage instances; the instances stop after stage 7.
     decide_load = task.branch(verdict.decide_after_load_test, task_id="decide_after_load_test",
                               trigger_rule=TriggerRule.NONE_SKIPPED, retries=0)(
-        load.operator.task_id, stage_06_task_ids, drill.operator.task_id, "rollback.halt_at_load_testing"
+        load.operator.task_id, stage_06_task_ids, [check.operator.task_id for check in checks], "rollback.halt_at_load_testing"
     )
     load_halt = task(rollback.record_load_test_halt, task_id="halt_at_load_testing", task_group=rollback_group, retries=0)(
         load.operator.task_id, stage_06_task_ids
     )
     chain(stage_05, stage_06)
-    [load, stop_instances] >> decide_load >> [drill, load_halt]
+    load >> decide_load >> [*checks, load_halt]
     load_halt >> flags_back
+
+    # After stage 7's judge and the instances' clean-up (NONE_SKIPPED: skipped with stage 7 when
+    # stage 6 halted; a failed judge halts).
+    decide_security = task.branch(verdict.decide_after_security_audit, task_id="decide_after_security_audit",
+                                  trigger_rule=TriggerRule.NONE_SKIPPED, retries=0)(
+        security_judge.operator.task_id, drill.operator.task_id, "rollback.halt_at_security_audit"
+    )
+    security_halt = task(rollback.record_security_halt, task_id="halt_at_security_audit", task_group=rollback_group, retries=0)(
+        security_judge.operator.task_id
+    )
+    [security_judge, stop_instances] >> decide_security >> [drill, security_halt]
+    security_halt >> flags_back
 
     GATE_INPUTS = {"plan_task_id": plan.operator.task_id, "baseline_task_id": baseline.operator.task_id}
 
@@ -303,7 +338,7 @@ with DAG(
     migration_steps = [p for p in DAG_STEPS if p < 100]
     step_ids = [step_head_id("stage_10_traffic_migration", p) for p in migration_steps]
     step_ids.append(step_head_id("stage_13_full_cutover", 100))
-    halts, approval_halts, heads, tails = [load_halt], [], [], []
+    halts, approval_halts, heads, tails = [load_halt, security_halt], [], [], []
     previous_weights, previous_percent = None, None
     with TaskGroup("stage_10_traffic_migration") as stage_10:
         for index, percent in enumerate(migration_steps):

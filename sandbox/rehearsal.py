@@ -135,6 +135,8 @@ def _task_records(run_id: str | None = None) -> list[Any]:
                 validation_failure=values.get((ti.task_id, "validation_failure")),
                 load_test=values.get((ti.task_id, "load_test")),
                 load_test_failure=values.get((ti.task_id, "load_test_failure")),
+                security=values.get((ti.task_id, "security")),
+                security_failure=values.get((ti.task_id, "security_failure")),
             )
             for ti in tis
         ]

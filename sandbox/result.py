@@ -2,7 +2,8 @@
 
 Public fields (stable; add, don't rename): scenario, outcome, final_weights, stages,
 detection_seconds, rollback_seconds, requests, writes. Extra fields: expected, behaved_as_expected, load_test (stage 6: per color knee_rps,
-p95_at_peak_ms, p95_at_knee_ms, saturated, knee_reason; verdict, reason, seconds per color),
+p95_at_peak_ms, p95_at_knee_ms, saturated, knee_reason; verdict, reason, seconds per color), security (stage 7:
+findings, blocking, verdict, reason; worse_than_blue, incomplete, scanners {name: {seconds, findings}}, counts),
 reason, drill_rollback_seconds, fault_onsets, wall_seconds, plan, flags_rollback_seconds (decision ->
 every app serves Rails; the first rollback level, before traffic moves), served_by (requests per
 implementation that answered: rails, typescript, none), report (stage 15's post-launch report:
@@ -41,12 +42,14 @@ class TaskRecord:
     validation_failure: dict[str, Any] | None = None
     load_test: dict[str, Any] | None = None
     load_test_failure: dict[str, Any] | None = None
+    security: dict[str, Any] | None = None
+    security_failure: dict[str, Any] | None = None
 
 
 def stage_row(record: TaskRecord) -> dict[str, Any]:
     value = record.return_value if isinstance(record.return_value, dict) else {}
     detail = (record.gate_result or record.smoke_result or record.validation_failure or record.load_test
-              or record.load_test_failure or value)
+              or record.load_test_failure or record.security or record.security_failure or value)
     verdict = value.get("verdict") if record.state == "success" and value.get("verdict") else STATE_VERDICTS.get(record.state or "", record.state or "NOT_RUN")
     if record.gate_result and record.gate_result.get("status") != "success":
         verdict = "FAIL" if record.gate_result.get("status") == "failed" else "INCONCLUSIVE"
@@ -90,6 +93,22 @@ def load_test_block(record: TaskRecord | None) -> dict[str, Any] | None:
                 if key in summary}
     reason = (record.load_test_failure or {}).get("reason") or f"run_load_test {record.state} without a summary"
     return {"verdict": "fail", "reason": reason}
+
+
+SECURITY_FIELDS = ("findings", "blocking", "verdict", "reason", "worse_than_blue", "incomplete", "scanners", "counts",
+                   "blocking_severity")
+
+
+def security_block(record: TaskRecord | None) -> dict[str, Any] | None:
+    """Stage 7's `security` block from its judge: findings, blocking, verdict, reason (and the
+    details behind them). None when stage 7 never ran; a judge without a summary gives verdict
+    "fail" and why."""
+    if record is None or record.state not in ("success", "failed"):
+        return None
+    if record.security:
+        return {key: record.security[key] for key in SECURITY_FIELDS if key in record.security}
+    reason = (record.security_failure or {}).get("reason") or f"the security judge {record.state} without a summary"
+    return {"findings": [], "blocking": [], "verdict": "fail", "reason": reason}
 
 
 def backup_summary(record: TaskRecord | None) -> dict[str, Any] | None:
@@ -211,6 +230,7 @@ def build_result(
         "data_validation": data_validation_summary(_find(records, ".validate_with_great_expectations")),
         "backup": backup_summary(_find(records, ".backup_and_verify")),
         "load_test": load_test_block(_find(records, "stage_06_load_testing.run_load_test")),
+        "security": security_block(_find(records, "stage_07_security_audit.judge")),
         "fault_onsets": fault_onsets,
         "wall_seconds": round(wall_seconds, 1),
         "plan": scenario.get("plan"),

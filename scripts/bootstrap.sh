@@ -20,6 +20,8 @@ SANDBOX_APT_PACKAGES=(haproxy prometheus prometheus-alertmanager postgresql redi
 # Blue's gems: only Debian-packaged ones (rubygems.org is not reachable from the sandbox's machine).
 RAILS_APT_PACKAGES=(ruby-rails ruby-pg puma ruby-prometheus-client-mmap ruby-redis ruby-sidekiq
                     ruby-sentry-rails ruby-lograge bundler)
+# Stage 7's active scanners (Debian 12 packages; run against loopback with bounded time).
+SECURITY_APT_PACKAGES=(wapiti sqlmap)
 UNLEASH_DIR=sandbox/unleash
 RAILS_DIR=sandbox/apps/rails
 TYPESCRIPT_DIR=sandbox/apps/typescript
@@ -65,7 +67,7 @@ fi
 if $venv_only; then
   apt_install "${VENV_APT_PACKAGES[@]}"
 else
-  apt_install "${VENV_APT_PACKAGES[@]}" "${SANDBOX_APT_PACKAGES[@]}" "${RAILS_APT_PACKAGES[@]}"
+  apt_install "${VENV_APT_PACKAGES[@]}" "${SANDBOX_APT_PACKAGES[@]}" "${RAILS_APT_PACKAGES[@]}" "${SECURITY_APT_PACKAGES[@]}"
 fi
 
 # The stamp records what the venv was built from: the interpreter (path and version) and the lock.

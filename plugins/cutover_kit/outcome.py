@@ -58,6 +58,22 @@ def choose_after_load_test(summary: Mapping[str, Any] | None, failure: Mapping[s
     return [], "Stage 6 did not run (an earlier stage failed): nothing follows, no traffic moved"
 
 
+def choose_after_security_audit(summary: Mapping[str, Any] | None, failure: Mapping[str, Any] | None,
+                                judge_state: str | None, proceed_task_id: str, halt_task_id: str) -> tuple[list[str] | str, str]:
+    """Proceed only on the judge's explicit pass. A halt verdict, or a judge that failed without
+    a verdict, halts (green gets no traffic); a judge that never ran (stage 7 was skipped, e.g.
+    stage 6 halted) leaves nothing to follow."""
+    if summary and summary.get("verdict") == "pass":  # cutover_kit.security.judge.PASS
+        return proceed_task_id, f"Proceed: {summary.get('reason')}"
+    if summary:  # the judge's reason reads "Halt before traffic: ..."
+        return halt_task_id, str(summary.get("reason"))
+    if failure:
+        return halt_task_id, f"Halt before traffic: {failure.get('reason')}"
+    if judge_state in ("failed", "upstream_failed"):
+        return halt_task_id, f"Halt before traffic: the security judge {judge_state} without a verdict"
+    return [], f"Stage 7 did not run (judge {judge_state}): nothing follows, no traffic moved"
+
+
 
 def halt_reason(step_label: str, gate_result: dict[str, Any] | None, smoke_result: dict[str, Any] | None, failed_tasks: list[str]) -> str:
     if gate_result and gate_result.get("status") != "success":

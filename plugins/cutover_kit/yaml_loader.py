@@ -83,7 +83,7 @@ def parse_yaml(text: str, source: str, *, lines: bool = False) -> Any:
     """The document in `text` (None for an empty one); `source` names it in errors. With
     `lines`, mappings are LineDicts (see the module docstring)."""
     try:
-        return yaml.load(text, Loader=_LineLoader if lines else _StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_LineLoader if lines else _StrictLoader)  # noqa: S506 # nosec B506 - a SafeLoader subclass
     except _DuplicateKey as exc:
         raise YAMLFileError(source, exc.problem, exc.line) from None
     except yaml.MarkedYAMLError as exc:

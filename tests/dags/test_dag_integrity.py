@@ -35,6 +35,11 @@ NO_RETRY_TASKS = {
         "stage_08_rollback_procedures.rollback_drill",
         # The load test judges green's capacity: a retry could re-judge a real shortfall as healthy.
         "stage_06_load_testing.run_load_test",
+        # The security audit judges green too: a scanner re-run could pass by luck (a timeout, a
+        # fuzzer's other inputs); a listed scanner that failed halts, it is not retried into a pass.
+        "stage_07_security_audit.http_checks",
+        *(f"stage_07_security_audit.scan_{name}" for name in ("schemathesis", "wapiti", "sqlmap", "bandit", "npm_audit")),
+        "stage_07_security_audit.judge",
         # Gates and smoke checks judge green: a retry could re-judge a real breach as healthy.
         *(f"stage_10_traffic_migration.step_{p}.{t}" for p in (5, 25, 50) for t in ("slo_gate", "stage_11_smoke_checks")),
         "stage_13_full_cutover.step_100.slo_gate",
@@ -46,7 +51,9 @@ NO_RETRY_TASKS = {
         "stage_13_full_cutover.decide_standby",
         "decide_after_validation",
         "decide_after_load_test",
-        *(f"rollback.halt_at_{step}" for step in (5, 25, 50, 100, "standby", "load_testing", "50_approval", "100_approval")),
+        "decide_after_security_audit",
+        *(f"rollback.halt_at_{step}" for step in (5, 25, 50, 100, "standby", "load_testing", "security_audit",
+                                                  "50_approval", "100_approval")),
         # A go/no-go approval is asked once; a retry would ask again after an answer (or a halt) was recorded.
         "stage_10_traffic_migration.step_50.approve", "stage_13_full_cutover.step_100.approve",
         "stage_10_traffic_migration.step_50.decide_approval", "stage_13_full_cutover.step_100.decide_approval",
@@ -119,6 +126,8 @@ def test_cutover_shape(dagbag):
         "stage_05_health_checks",
         "stage_06_load_testing",
         "decide_after_load_test",
+        "stage_07_security_audit",
+        "decide_after_security_audit",
         "stage_08_rollback_procedures",
         "stage_09_blue_green_setup",
         "stage_10_traffic_migration",
@@ -129,7 +138,7 @@ def test_cutover_shape(dagbag):
         "stage_15_post_launch",
     } == groups
     # Stages not built yet are absent, not faked.
-    assert not any(task_id.startswith(("stage_04", "stage_07", "stage_14")) for task_id in dag.task_ids)
+    assert not any(task_id.startswith(("stage_04", "stage_14")) for task_id in dag.task_ids)
     # Gates must never be retried: a retry could re-judge a real breach as healthy.
     gates = [t for t in dag.tasks if t.task_id.endswith(("slo_gate", "standby_watch"))]
     assert len(gates) == 5 and all(t.retries == 0 for t in gates)
@@ -194,7 +203,7 @@ def test_flags_move_before_traffic_and_roll_back_first(dagbag):
     flags_back = dag.get_task("rollback.flags_to_rails")
     assert dag.get_task("rollback.route_all_to_blue").upstream_task_ids == {"rollback.flags_to_rails"}
     assert all(upstream.startswith("rollback.halt_at_") for upstream in flags_back.upstream_task_ids)
-    assert len(flags_back.upstream_task_ids) == 8  # 4 steps, standby, stage 6, 2 approvals
+    assert len(flags_back.upstream_task_ids) == 9  # 4 steps, standby, stages 6 and 7, 2 approvals
     # The traffic level runs after the flag level succeeded or failed, but not when nothing halted.
     assert dag.get_task("rollback.route_all_to_blue").trigger_rule == "none_skipped"
     # A branch proceeds to the next step's flags, never straight to its weights.
@@ -204,22 +213,44 @@ def test_flags_move_before_traffic_and_roll_back_first(dagbag):
 
 
 def test_load_testing_gates_traffic_before_any_moves(dagbag):
-    """Stage 6 runs after the health checks and before the drill (the first traffic on green); its
-    branch goes on to the drill or to its halt and the rollback path; its clean-up runs whatever
-    happened, before the branch."""
+    """Stage 6 runs after the health checks and before stage 7; its branch goes on to stage 7's
+    checks or to its halt and the rollback path (a stage 6 halt skips stage 7); its clean-up runs
+    whatever happened, after stage 7 (which audits the same instances)."""
     dag = dagbag.dags["cutover"]
     start = dag.get_task("stage_06_load_testing.start_stage_instances")
     assert {t.split(".")[0] for t in start.upstream_task_ids} == {"stage_05_health_checks"}
     stop = dag.get_task("stage_06_load_testing.stop_stage_instances")
     assert stop.trigger_rule == "all_done"
+    assert stop.upstream_task_ids == {"stage_06_load_testing.run_load_test", "stage_07_security_audit.judge"}
     decide = dag.get_task("decide_after_load_test")
-    assert decide.upstream_task_ids == {"stage_06_load_testing.run_load_test", "stage_06_load_testing.stop_stage_instances"}
+    assert decide.upstream_task_ids == {"stage_06_load_testing.run_load_test"}
     assert decide.trigger_rule == "none_skipped"
-    assert decide.downstream_task_ids == {"stage_08_rollback_procedures.rollback_drill", "rollback.halt_at_load_testing"}
-    drill_upstream = dag.get_task("stage_08_rollback_procedures.rollback_drill").upstream_task_ids
-    assert "decide_after_load_test" in drill_upstream
-    assert not any(t.startswith("stage_05_health_checks") for t in drill_upstream), "the drill waits for stage 6"
+    checks = {"stage_07_security_audit.http_checks",
+              *(f"stage_07_security_audit.scan_{name}" for name in ("schemathesis", "wapiti", "sqlmap", "bandit", "npm_audit"))}
+    assert decide.downstream_task_ids == checks | {"rollback.halt_at_load_testing"}
     assert dag.get_task("rollback.halt_at_load_testing").downstream_task_ids == {"rollback.flags_to_rails"}
+
+
+def test_security_audit_gates_traffic_after_the_load_test(dagbag):
+    """Stage 7's checks run side by side after stage 6's pass, the judge after all of them
+    (ALL_DONE: a failed scanner is a reason the judge gives), then the branch: the drill or the
+    halt; the drill waits for it."""
+    dag = dagbag.dags["cutover"]
+    judge = dag.get_task("stage_07_security_audit.judge")
+    assert judge.trigger_rule == "all_done"
+    assert {t.split(".")[-1] for t in judge.upstream_task_ids} == {
+        "http_checks", "scan_schemathesis", "scan_wapiti", "scan_sqlmap", "scan_bandit", "scan_npm_audit"}
+    for check in judge.upstream_task_ids:
+        assert dag.get_task(check).upstream_task_ids == {"decide_after_load_test"}
+    decide = dag.get_task("decide_after_security_audit")
+    assert decide.trigger_rule == "none_skipped"
+    assert decide.upstream_task_ids == {"stage_07_security_audit.judge", "stage_06_load_testing.stop_stage_instances"}
+    assert decide.downstream_task_ids == {"stage_08_rollback_procedures.rollback_drill", "rollback.halt_at_security_audit"}
+    drill_upstream = dag.get_task("stage_08_rollback_procedures.rollback_drill").upstream_task_ids
+    assert "decide_after_security_audit" in drill_upstream
+    assert not any(t.startswith(("stage_05", "stage_06", "stage_07", "decide_after_load")) for t in drill_upstream)
+    assert dag.get_task("rollback.halt_at_security_audit").downstream_task_ids == {"rollback.flags_to_rails"}
+    assert "rollback.halt_at_security_audit" in dag.get_task("cutover_verdict").op_args[1]
 
 
 def test_emergency_smoke_rolls_flags_back_in_the_params_store(dagbag):

@@ -58,6 +58,7 @@ def test_happy_promotes_to_all_green(tmp_path):
     assert result["outcome"] == "promoted", result["reason"]
     assert result["final_weights"] == {"blue": 0, "green": 100}
     assert result["detection_seconds"] is None and result["rollback_seconds"] is None
+    assert result["security"]["verdict"] == "pass" and not result["security"]["blocking"], result["security"]
     assert result["flags_rollback_seconds"] is None
     assert result["requests"]["failed"] == 0
     # Stage 3 put every flag at Rails; each step turned green's own code on before its weight.
@@ -212,4 +213,42 @@ def test_green_under_capacity_halts_at_stage_6_before_green_gets_any_traffic(tmp
     assert ran["stage_06_load_testing.stop_stage_instances"]["verdict"] == "PASS"  # cleaned up whatever happened
     assert ran["rollback.verify_blue_serving"]["verdict"] == "PASS"
     assert result["requests"]["failed"] == 0
+    assert result["behaved_as_expected"]
+
+
+def test_green_insecure_halts_at_stage_7_before_green_gets_any_traffic(tmp_path):
+    result = rehearse("green-insecure", tmp_path)
+    assert result["outcome"] == "rolled_back", result["reason"]
+    assert "Halt at stage 7 (security audit)" in result["reason"], result["reason"]
+    # The reason names the finding: the check, the route and what it answered.
+    assert "auth-unauthenticated-access" in result["reason"] and "GET /api/admin/users" in result["reason"], result["reason"]
+    security = result["security"]
+    assert security["verdict"] == "halt" and security["blocking"], security
+    assert {(f["id"], f["color"]) for f in security["blocking"]} == {("auth-unauthenticated-access", "green")}, security
+    assert not any(f["color"] == "blue" and f["id"] == "auth-unauthenticated-access" for f in security["findings"])
+    assert result["load_test"]["verdict"] == "pass"  # stage 6 passed; stage 7 is what stopped the run
+    assert result["final_weights"] == {"blue": 100, "green": 0}
+    assert result["served_by"].get("typescript", 0) == 0, result["served_by"]
+    ran = {stage["name"]: stage for stage in result["stages"]}
+    assert ran.get("stage_08_rollback_procedures.rollback_drill", {"verdict": "SKIPPED"})["verdict"] == "SKIPPED"
+    # Stage 7 audited the stage instances, which were stopped after it whatever happened.
+    assert ran["stage_06_load_testing.stop_stage_instances"]["started_at"] >= ran["stage_07_security_audit.judge"]["ended_at"]
+    assert ran["stage_06_load_testing.stop_stage_instances"]["verdict"] == "PASS"
+    assert ran["rollback.halt_at_security_audit"]["verdict"] == "FAIL"
+    assert ran["rollback.verify_blue_serving"]["verdict"] == "PASS"
+    assert result["requests"]["failed"] == 0
+    assert result["behaved_as_expected"]
+
+
+def test_green_insecure_after_promotion_rolls_back_at_the_next_smoke_check(tmp_path):
+    result = rehearse("green-insecure-after-promotion", tmp_path)
+    assert result["outcome"] == "rolled_back", result["reason"]
+    assert result["security"]["verdict"] == "pass", result["security"]  # green was clean before traffic
+    # A stage 11 smoke check at 25 % or 50 % (the first after the weakness appeared) rolls back,
+    # naming the ZAP rule, the route and the evidence.
+    assert any(f"Halt at {step} %" in result["reason"] for step in (25, 50)), result["reason"]
+    assert "zap-10037" in result["reason"] and "X-Powered-By: Fastify" in result["reason"], result["reason"]
+    assert "GET /api/users/1" in result["reason"], result["reason"]
+    assert result["final_weights"] == {"blue": 100, "green": 0}
+    assert result["requests"]["failed_not_injected"] == 0
     assert result["behaved_as_expected"]

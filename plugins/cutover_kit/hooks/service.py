@@ -78,3 +78,10 @@ class ServiceHook(BaseHook):
         # Header names lower-cased: HAProxy sends them lower-case, the apps capitalised.
         headers = {name.lower(): value for name, value in response.headers.items()}
         return Probe(method, url, response.status_code, elapsed_ms, body, headers)
+
+    def exchange(self, method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, list[tuple[str, str]], str]:
+        """(status, every header as sent, full text) of one request, for the passive security
+        checks, which need repeated headers (Set-Cookie) and the whole body. Raises on no answer."""
+        response = self.session.request(method, f"{self.base_url}{path}", headers=headers, timeout=self.timeout_seconds,
+                                        allow_redirects=False)
+        return response.status_code, list(response.raw.headers.items()), response.text

@@ -141,6 +141,8 @@ class CutoverPlan:
     traffic_steps: tuple[TrafficStep, ...] = ()
     #: Stage 6's step load, knee SLO and capacity plan (schema.LOAD_TEST_SCHEMA); None: stage 6 fails.
     load_test: Mapping[str, Any] | None = field(default=None, hash=False)
+    #: Stage 7's blocking severity, scanners and bounds (schema.SECURITY_SCHEMA); None: stage 7 fails.
+    security: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.slo, SLOPolicy):

@@ -198,6 +198,46 @@ APPROVALS_SCHEMA: dict[str, Any] = {
     "description": "Go/no-go approvals before big steps; the current step's gate keeps judging while one waits.",
 }
 
+#: Stage 7 (security audit of each color's stage instance, and passive checks in every stage 11).
+SECURITY_SEVERITIES = ("info", "low", "medium", "high", "critical")  # cutover_kit.security.findings.SEVERITIES
+SECURITY_SCANNERS = ("schemathesis", "wapiti", "sqlmap", "bandit", "npm_audit")
+_ROUTE_PATTERN = r"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) /\S*$"
+SECURITY_SCHEMA: dict[str, Any] = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "required": ["blocking_severity", "scanners", "scanner_seconds"],
+    "description": "Stage 7: the severity that halts, the scanners that must run, their time bound.",
+    "properties": {
+        "blocking_severity": {
+            "enum": list(SECURITY_SEVERITIES),
+            "description": "A finding on green (or its code) at or above this halts the run; any check worse "
+                           "on green than on blue halts whatever its severity.",
+        },
+        "scanners": {
+            "type": "array", "uniqueItems": True, "items": {"enum": list(SECURITY_SCANNERS)},
+            "description": "Scanners that must run; one that is missing, crashes or times out fails the stage.",
+        },
+        "scanner_seconds": {"type": "integer", "minimum": 5, "maximum": 3600,
+                            "description": "Time bound of each scanner run (per color for the ones that scan a color)."},
+        "schemathesis_examples": {"type": "integer", "minimum": 1, "maximum": 1000,
+                                  "description": "Generated examples per API operation (default 5)."},
+        "protected_routes": {
+            "type": "array", "maxItems": 100, "uniqueItems": True, "items": {"type": "string", "pattern": _ROUTE_PATTERN},
+            "description": "Routes that need authentication ('GET /api/admin/users'); each must refuse a missing "
+                           "and a wrong token (401, 403 or 404), besides the routes the OpenAPI documents mark secured.",
+        },
+        "surface_ignore": {
+            "type": "array", "maxItems": 100, "uniqueItems": True, "items": {"type": "string", "pattern": _ROUTE_PATTERN},
+            "description": "Routes known to differ between the colors ('GET /api/users/{}'): no surface finding.",
+        },
+        "smoke_paths": {
+            "type": "array", "minItems": 1, "maxItems": 20, "items": {"type": "string", "pattern": r"^/\S*$"},
+            "description": "GET paths whose answers stage 11 checks passively on blue and green at every step "
+                           "(default: a user, an order, an unknown path; the protected routes are always added).",
+        },
+    },
+}
+
 PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
     "steps": {
         "type": "array", "minItems": 1, "maxItems": 20,
@@ -284,6 +324,7 @@ PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
     "change_windows": CHANGE_WINDOWS_SCHEMA,
     "load_test": LOAD_TEST_SCHEMA,
     "approvals": APPROVALS_SCHEMA,
+    "security": SECURITY_SCHEMA,
 }
 
 # The set that fits the sandbox's two apps (Rails blue, TypeScript green): what a plan that names
@@ -291,10 +332,10 @@ PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
 DEFAULT_METRIC_TEMPLATES = "sandbox_apps"
 
 #: Plan fields a plan file may leave out, with the value they then take.
-#: A plan without `load_test` is valid, but stage 6 then fails (it never passes by default).
+#: A plan without `load_test` (or `security`) is valid, but stage 6 (or 7) then fails (never a pass by default).
 OPTIONAL_FIELD_DEFAULTS: dict[str, Any] = {
     "flag_backend": "file", "metric_templates": DEFAULT_METRIC_TEMPLATES, "router": DEFAULT_ROUTER, "gateway_api": None,
-    "cohorts": {}, "change_windows": None, "load_test": None, "approvals": None,
+    "cohorts": {}, "change_windows": None, "load_test": None, "security": None, "approvals": None,
 }
 
 _COLOR_TEMPLATES_SCHEMA: dict[str, Any] = {
@@ -493,6 +534,7 @@ def _plan_rule_violations(document: Mapping[str, Any]) -> list[str]:
         except ChangeWindowError as error:
             violations.append(str(error))
     violations += load_test_violations(document.get("load_test"))
+    violations += security_violations(document.get("security"))
     if isinstance(document.get("metrics"), Mapping):
         violations += [f"metrics: {problem}" for problem in template_problems(document["metrics"])]
     return violations + _router_violations(document) + _approval_violations(document, steps)
@@ -560,6 +602,17 @@ def load_test_violations(load_test: Mapping[str, Any] | None) -> list[str]:
             f"load_test.max_requests {load_test['max_requests']} stops the load before it can hold "
             f"{required:g} rps for the {duration} s of the steps; raise it or lower the target")
     return violations
+
+
+def security_violations(security: Mapping[str, Any] | None) -> list[str]:
+    """Stage 7's cross-field rule: a route may not be both protected and ignored by the surface check
+    (an ignored route would hide the very difference the protection exists for)."""
+    if not security:
+        return []
+    both = sorted(set(security.get("protected_routes") or ()) & set(security.get("surface_ignore") or ()))
+    if both:
+        return [f"security.surface_ignore: {both} are also protected_routes; a protected route's surface must be compared"]
+    return []
 
 
 def refuse_invalid_plan(

@@ -28,7 +28,8 @@ class SecurityVerdict:
         return asdict(self)
 
 
-def judge_security(findings: list[Finding], blocking_severity: str) -> SecurityVerdict:
+def judge_security(findings: list[Finding], blocking_severity: str, prefix: str = "Halt before traffic") -> SecurityVerdict:
+    """`prefix` opens a halt's reason (stage 11 says where in the traffic it halted)."""
     if blocking_severity not in SEVERITIES:
         raise ValueError(f"security.blocking_severity must be one of {SEVERITIES}, got {blocking_severity!r}")
     threshold = severity_rank(blocking_severity)
@@ -47,11 +48,11 @@ def judge_security(findings: list[Finding], blocking_severity: str) -> SecurityV
     if blocking:
         first = blocking[0]
         more = f" (+{len(blocking) - 1} more)" if len(blocking) > 1 else ""
-        reason = f"Halt before traffic: {first.severity} {first.id} on {first.color} at {first.where}: {first.evidence}{more}"
+        reason = f"{prefix}: {first.severity} {first.id} on {first.color} at {first.where}: {first.evidence}{more}"
         return SecurityVerdict(HALT, reason, [f.as_dict() for f in blocking], worse)
     if worse:
         more = f" (+{len(worse) - 1} more checks)" if len(worse) > 1 else ""
-        return SecurityVerdict(HALT, f"Halt before traffic: green worse than blue on {worse[0]}{more}", [], worse)
+        return SecurityVerdict(HALT, f"{prefix}: green worse than blue on {worse[0]}{more}", [], worse)
     counts = {color: sum(1 for f in findings if f.color == color) for color in ("blue", "green", "code")}
     return SecurityVerdict(PASS, f"Security ok: no {blocking_severity}+ finding on green, no check worse than blue"
                                  f" (findings: blue {counts['blue']}, green {counts['green']}, code {counts['code']})")

@@ -33,14 +33,16 @@ PROBES = (
 )
 
 
-def leakage_findings(color: str, base_url: str, timeout_seconds: float = 5.0) -> list[Finding]:
+def leakage_findings(color: str, base_url: str, timeout_seconds: float = 5.0,
+                     headers: dict[str, str] | None = None) -> list[Finding]:
+    """`headers` go with every probe (X-Cutover-Serve: the color's own code on a direct request)."""
     import requests
 
     base = loopback_base_url(base_url)
     findings = []
     for probe in PROBES:
         response = requests.request(probe.method, base + probe.path, data=probe.body, timeout=timeout_seconds,
-                                    headers={"Content-Type": "application/json"} if probe.body is not None else {})
+                                    headers={**(headers or {}), **({"Content-Type": "application/json"} if probe.body is not None else {})})
         findings += passive_findings(color, probe.method, base + probe.path, response.status_code,
                                      list(response.raw.headers.items()), response.content,
                                      where=f"{probe.method} {probe.path} ({probe.why})", rules=LEAKAGE_RULES)

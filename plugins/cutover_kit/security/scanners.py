@@ -28,7 +28,15 @@ from cutover_kit.security.findings import Finding, normalise
 OUTPUT_TAIL_CHARS = 800
 # Schemathesis check codes -> severity: a 5xx on generated input is a robustness bug that may leak
 # (medium); contract drift is low.
-SCHEMATHESIS_SEVERITY = {"ST101": "medium"}
+SCHEMATHESIS_SEVERITY = {"ST101": "medium", "ST401": "high"}
+# The schemathesis checks a security audit runs: a 5xx on generated input (robustness; error pages
+# leak) and an endpoint that ignores its declared authentication. Contract conformance (status
+# codes, schemas, headers, undeclared methods) is the parity checks' business: run here, it makes
+# two apps with different documents "worse" than each other on drift that is no weakness.
+SCHEMATHESIS_SECURITY_CHECKS = ("not_a_server_error", "ignored_auth")
+# wapiti's attack modules. Its header and cookie modules are left to the passive ZAP-rule checks,
+# which follow current advice (wapiti 3.0.4 asks for X-XSS-Protection: 1, OWASP now advises 0).
+WAPITI_ATTACK_MODULES = "exec,sql,xss,permanentxss,backup,htaccess,methods"
 _ST_CODE = re.compile(r"^- (ST\d{3}) (.+)$", re.M)
 
 
@@ -107,7 +115,7 @@ def parse_sqlmap(results_csv: str, log: str, color: str) -> list[Finding]:
 
 def parse_schemathesis_junit(report: str, color: str) -> list[Finding]:
     try:
-        root = ElementTree.fromstring(report)
+        root = ElementTree.fromstring(report)  # nosec B314 - schemathesis' own report, written by this stage
     except ElementTree.ParseError as error:
         raise ScannerError(f"schemathesis: JUnit report is not XML: {error}") from None
     if root.find(".//testcase") is None:
@@ -147,30 +155,45 @@ def run_npm_audit(package_dir: Path, npm_command: list[str] | None = None, timeo
 
 
 def run_wapiti(color: str, start_url: str, out_dir: Path, max_scan_seconds: int = 90,
-               modules: str = "exec,sql,xss,permanentxss,backup,htaccess,methods,http_headers,cookieflags") -> list[Finding]:
-    loopback_base_url(start_url.split("/", 3)[0] + "//" + start_url.split("/", 3)[2])
+               modules: str = WAPITI_ATTACK_MODULES,
+               headers: dict[str, str] | None = None, extra_start_urls: tuple[str, ...] = ()) -> list[Finding]:
+    """wapiti from `start_url` (plus `extra_start_urls`: the apps link nothing, so the routes to
+    attack are given), within the start URL's host; scan and attack time bounded."""
+    for url in (start_url, *extra_start_urls):
+        loopback_base_url(url.split("/", 3)[0] + "//" + url.split("/", 3)[2])
     report = Path(out_dir) / f"wapiti-{color}.json"
     report.unlink(missing_ok=True)
-    run_scanner("wapiti", ["wapiti", "-u", start_url, "--scope", "folder", "--max-scan-time", str(max_scan_seconds),
-                           "--max-attack-time", str(max(max_scan_seconds // 4, 5)), "-m", modules, "-f", "json",
-                           "-o", str(report), "--flush-session", "--store-session", str(Path(out_dir) / f"wapiti-{color}-session")],
-                max_scan_seconds + 60)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    command = ["wapiti", "-u", start_url, "--scope", "domain", "--max-scan-time", str(max_scan_seconds),
+               "--max-attack-time", str(max(max_scan_seconds // 4, 5)), "-m", modules, "-f", "json",
+               "-o", str(report), "--flush-session", "--store-session", str(Path(out_dir) / f"wapiti-{color}-session")]
+    for url in extra_start_urls:
+        command += ["-s", url]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    run_scanner("wapiti", command, max_scan_seconds + 60)
     if not report.is_file():
         raise ScannerError(f"wapiti: wrote no report at {report}")
     return parse_wapiti(report.read_text(), color)
 
 
-def run_sqlmap(color: str, url_with_marker: str, out_dir: Path, timeout_seconds: float = 150) -> list[Finding]:
-    """sqlmap --batch on a URL whose injection point is marked with '*' (e.g. /api/users/1*)."""
+def run_sqlmap(color: str, url_with_marker: str, out_dir: Path, timeout_seconds: float = 150,
+               headers: dict[str, str] | None = None, techniques: str = "BEU") -> list[Finding]:
+    """sqlmap --batch on a URL whose injection point is marked with '*' (e.g. /api/users/1*).
+    `techniques`: boolean, error and UNION by default; time-based and stacked queries wait on
+    purpose (seconds per payload) and would not fit a bounded pre-traffic stage."""
     if "*" not in url_with_marker:
         raise ScannerError("sqlmap: mark the injection point with '*' in the URL")
     parts = url_with_marker.split("/", 3)
     loopback_base_url(parts[0] + "//" + parts[2])
     out = Path(out_dir) / f"sqlmap-{color}"
     shutil.rmtree(out, ignore_errors=True)
-    done = run_scanner("sqlmap", ["sqlmap", "-u", url_with_marker, "--batch", "--level", "1", "--risk", "1", "--timeout", "5",
-                                  "--retries", "0", "--output-dir", str(out), "--flush-session", "--disable-coloring"],
-                       timeout_seconds)
+    command = ["sqlmap", "-u", url_with_marker, "--batch", "--level", "1", "--risk", "1", "--timeout", "5",
+               "--retries", "0", "--technique", techniques, "--output-dir", str(out), "--flush-session",
+               "--disable-coloring"]
+    if headers:
+        command += ["--headers", "\n".join(f"{name}: {value}" for name, value in headers.items())]
+    done = run_scanner("sqlmap", command, timeout_seconds)
     results = sorted(out.glob("results-*.csv"))
     if not results:
         raise ScannerError(f"sqlmap: wrote no results CSV in {out}: {_tail(done.stdout)}")
@@ -178,16 +201,28 @@ def run_sqlmap(color: str, url_with_marker: str, out_dir: Path, timeout_seconds:
 
 
 def run_schemathesis(color: str, openapi: Path | str, base_url: str, out_dir: Path, max_examples: int = 10,
-                     timeout_seconds: float = 180) -> list[Finding]:
+                     timeout_seconds: float = 180, headers: dict[str, str] | None = None, seed: int = 7,
+                     checks: tuple[str, ...] = SCHEMATHESIS_SECURITY_CHECKS) -> list[Finding]:
     """Fuzz one color against an OpenAPI document (a file, or the URL the app serves it at).
-    schemathesis exits 1 when it finds failures: the JUnit report decides."""
+    schemathesis exits 1 when it finds failures: the JUnit report decides. A fixed `seed` sends
+    both colors the same generated inputs, so their findings compare."""
     base = loopback_base_url(base_url)
     junit = Path(out_dir) / f"schemathesis-{color}.xml"
     junit.unlink(missing_ok=True)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     schemathesis = str(Path(sys.executable).with_name("schemathesis"))
-    run_scanner("schemathesis", [schemathesis, "run", str(openapi), "--url", base, "-n", str(max_examples),
-                                 "--max-failures", "50", "--request-timeout", "5", "--workers", "1",
-                                 "--report", "junit", "--report-junit-path", str(junit)], timeout_seconds, ok_codes=(0, 1))
+    command = [schemathesis, "run", str(openapi), "--url", base, "-n", str(max_examples), "--seed", str(seed),
+               "--checks", ",".join(checks),
+               "--max-failures", "50", "--request-timeout", "5", "--workers", "1",
+               "--report", "junit", "--report-junit-path", str(junit)]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    # schemathesis keeps a crash cache in its working folder and replays it on the next run: a
+    # fresh folder per run keeps both colors' runs alike and the caller's folder clean.
+    workdir = Path(out_dir) / f"schemathesis-{color}-work"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    run_scanner("schemathesis", command, timeout_seconds, cwd=workdir, ok_codes=(0, 1))
     if not junit.is_file():
         raise ScannerError(f"schemathesis: wrote no JUnit report at {junit}")
     return parse_schemathesis_junit(junit.read_text(), color)

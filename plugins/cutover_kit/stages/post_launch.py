@@ -124,8 +124,12 @@ def write_post_launch_report(report_dir: str | None = None, prometheus_conn_id: 
         log.warning("Report series: %s", note)
     record = build_run_record(
         dag_id=ti.dag_id, run_id=ti.run_id, started_at=start, ended_at=end, tasks=facts, series=series, series_note=note,
-        load_test=stage_block(facts, "stage_06_", ("blue", "green", "verdict", "reason")),
-        security=stage_block(facts, "stage_07_", ("verdict", "reason", "blocking")),
+        # The summaries stages 6 and 7 push under their own keys: a halt fails the task, so its
+        # return value is empty exactly when the block matters most.
+        load_test=(ti.xcom_pull(task_ids="stage_06_load_testing.run_load_test", key="load_test")
+                   or stage_block(facts, "stage_06_", ("blue", "green", "verdict", "reason"))),
+        security=(ti.xcom_pull(task_ids="stage_07_security_audit.judge", key="security")
+                  or stage_block(facts, "stage_07_", ("verdict", "reason", "blocking"))),
     )
     gathered = time.monotonic() - started_gathering
     started_rendering = time.monotonic()

@@ -19,7 +19,7 @@ from cutover_kit import connections
 from cutover_kit.actions.rollback import traffic_to_blue_within
 from cutover_kit.control import emergency_halt_line
 from cutover_kit.flags.model import FlagState
-from cutover_kit.outcome import choose_after_load_test, halt_reason
+from cutover_kit.outcome import choose_after_load_test, choose_after_security_audit, halt_reason
 from cutover_kit.previous_cutover import ROLLED_BACK
 from cutover_kit.runbooks import level_runbook, with_runbook
 from cutover_kit.stages._shared import applied_flags, latched_stop_or_none, plan_of_run, record_outcome
@@ -80,6 +80,24 @@ def record_load_test_halt(load_task_id: str, stage_task_ids: list[str]) -> dict[
     reason = f"Halt at stage 6 (load testing), green never got traffic: {line.removeprefix('Halt before traffic: ')}"
     log.info(reason)
     return {"verdict": "FAIL", "step": "load testing", "reason": reason, "decided_at": time.time(),
+            "traffic_restored_at": None}
+
+
+def record_security_halt(judge_task_id: str) -> dict[str, Any]:
+    """Why stage 7 stopped the run before any traffic moved: the judge's reason (the finding that
+    blocked, the check where green is worse, or the scanner that gave no result)."""
+    from airflow.sdk import get_current_context
+
+    from cutover_kit.stages.security_audit import FAILURE_KEY, SUMMARY_KEY
+
+    ti = get_current_context()["ti"]
+    state = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {}).get(judge_task_id)
+    _, line = choose_after_security_audit(
+        ti.xcom_pull(task_ids=judge_task_id, key=SUMMARY_KEY), ti.xcom_pull(task_ids=judge_task_id, key=FAILURE_KEY),
+        state, "proceed", "halt")
+    reason = f"Halt at stage 7 (security audit), green never got traffic: {line.removeprefix('Halt before traffic: ')}"
+    log.info(reason)
+    return {"verdict": "FAIL", "step": "security audit", "reason": reason, "decided_at": time.time(),
             "traffic_restored_at": None}
 
 

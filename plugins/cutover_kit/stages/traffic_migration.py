@@ -71,6 +71,10 @@ def smoke_checks(step_label: str, targets: tuple[str, ...] = (connections.APP_RO
     for result in results:
         log.info(result.line)
     failures = [result.line for result in results if not result.ok]
+    if plan_task_id and {connections.APP_BLUE, connections.APP_GREEN} <= set(targets):
+        security_failure = security_smoke(plan_task_id, step_label)
+        if security_failure:
+            failures.append(security_failure)
     summary = {
         "verdict": "FAIL" if failures else "PASS",
         "reason": f"Smoke at {step_label}: " + ("; ".join(failures) if failures else f"{len(results)} checks ok on {', '.join(targets)}"),
@@ -92,6 +96,39 @@ def smoke_checks(step_label: str, targets: tuple[str, ...] = (connections.APP_RO
         raise AirflowFailException(with_runbook(summary["reason"]))
     log.info(summary["reason"])
     return summary
+
+
+def security_smoke(plan_task_id: str, step_label: str) -> str | None:
+    """Stage 7's passive checks inside stage 11: a few GET paths and the protected routes on green
+    (its own code) and blue, judged like stage 7 (a blocking finding on green, or green worse than
+    blue). A weakness that appears after promotion to a step fails the smoke check with a line
+    naming the finding. None when clean."""
+    from cutover_kit.hooks.service import ServiceHook
+    from cutover_kit.security.audit import DEFAULT_SMOKE_PATHS, Answer, smoke_findings, smoke_security_failure
+    from cutover_kit.stages.security_audit import SAMPLE_ID, own_headers
+
+    security = plan_of_run(plan_task_id).security
+    if not security:
+        log.info("Smoke at %s: the plan has no security section; passive security checks not run", step_label)
+        return None
+    findings = []
+    for color, conn_id in (("blue", connections.APP_BLUE), ("green", connections.APP_GREEN)):
+        hook = ServiceHook(conn_id)
+        headers = own_headers(color)
+
+        def send(method: str, path: str, extra: dict[str, str], hook: ServiceHook = hook, headers: dict[str, str] = headers) -> Answer:
+            return Answer(*hook.exchange(method, path, {**headers, **extra}))
+
+        try:
+            findings += smoke_findings(color, send, security.get("smoke_paths") or DEFAULT_SMOKE_PATHS,
+                                       security.get("protected_routes") or (), SAMPLE_ID)
+        except Exception as error:  # noqa: BLE001 - an unanswered check is a failed check, never a pass
+            return f"FAIL security checks on {color}: {type(error).__name__}: {error}"
+    failure = smoke_security_failure(findings, security["blocking_severity"])
+    counts = {color: sum(1 for f in findings if f.color == color) for color in ("blue", "green")}
+    log.info("Smoke at %s: passive security checks, findings blue %d, green %d: %s", step_label, counts["blue"],
+             counts["green"], failure or "green no worse than blue, nothing blocking")
+    return failure
 
 
 def _plan_or_none(plan_task_id: str | None) -> CutoverPlan | None:

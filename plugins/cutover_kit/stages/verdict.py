@@ -1,5 +1,6 @@
 """The tasks outside any task group of `cutover`: the branches after stage 2's validation
-(``decide_after_validation``) and after stage 6's load test (``decide_after_load_test``), the zero-data-loss check at the end of every path
+(``decide_after_validation``), after stage 6's load test (``decide_after_load_test``) and after
+stage 7's security audit (``decide_after_security_audit``), the zero-data-loss check at the end of every path
 (``verify_data_integrity``) and the run's last word (``cutover_verdict``). The decisions are the
 pure functions of :mod:`cutover_kit.outcome`; these tasks read what the run recorded."""
 
@@ -12,7 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from cutover_kit import connections
 from cutover_kit.db.schema_versions import EXPAND_VERSION
-from cutover_kit.outcome import choose_after_load_test, choose_after_validation, final_outcome
+from cutover_kit.outcome import choose_after_load_test, choose_after_security_audit, choose_after_validation, final_outcome
 from cutover_kit.stages._shared import connection_dsn, latched_stop_or_none
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,21 @@ def decide_after_load_test(load_task_id: str, stage_task_ids: list[str], proceed
     chosen, line = choose_after_load_test(
         ti.xcom_pull(task_ids=load_task_id, key=SUMMARY_KEY), ti.xcom_pull(task_ids=load_task_id, key=FAILURE_KEY),
         {task: states.get(task) for task in stage_task_ids}, proceed_task_id, halt_task_id)
+    log.info(line)
+    return chosen
+
+
+def decide_after_security_audit(judge_task_id: str, proceed_task_id: str, halt_task_id: str) -> list[str] | str:
+    """After stage 7: on to the drill (the first traffic on green), or halt before any moves."""
+    from airflow.sdk import get_current_context
+
+    from cutover_kit.stages.security_audit import FAILURE_KEY, SUMMARY_KEY
+
+    ti = get_current_context()["ti"]
+    state = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {}).get(judge_task_id)
+    chosen, line = choose_after_security_audit(
+        ti.xcom_pull(task_ids=judge_task_id, key=SUMMARY_KEY), ti.xcom_pull(task_ids=judge_task_id, key=FAILURE_KEY),
+        state, proceed_task_id, halt_task_id)
     log.info(line)
     return chosen
 

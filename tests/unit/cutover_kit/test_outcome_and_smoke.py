@@ -132,3 +132,19 @@ def test_load_test_decision_proceeds_only_on_an_explicit_pass():
     never = {"stage_06_load_testing.start_stage_instances": "upstream_failed", "stage_06_load_testing.run_load_test": "upstream_failed"}
     chosen, line = choose_after_load_test(None, None, never, "drill", "halt")
     assert chosen == [] and "did not run" in line
+
+
+def test_security_decision_proceeds_only_on_the_judges_explicit_pass():
+    from cutover_kit.outcome import choose_after_security_audit
+
+    passed = {"verdict": "pass", "reason": "Security ok: no high+ finding on green"}
+    assert choose_after_security_audit(passed, None, "success", "drill", "halt") == ("drill", f"Proceed: {passed['reason']}")
+    halted = {"verdict": "halt", "reason": "Halt before traffic: high auth-unauthenticated-access on green at GET /api/admin/users"}
+    assert choose_after_security_audit(halted, None, "failed", "drill", "halt") == ("halt", halted["reason"])
+    broken = {"reason": "the plan has no security section"}
+    assert choose_after_security_audit(None, broken, "failed", "drill", "halt") == ("halt", f"Halt before traffic: {broken['reason']}")
+    chosen, line = choose_after_security_audit(None, None, "failed", "drill", "halt")
+    assert chosen == "halt" and "judge failed without a verdict" in line
+    # Stage 7 skipped (stage 6 halted or never ran): nothing follows from here.
+    chosen, line = choose_after_security_audit(None, None, "skipped", "drill", "halt")
+    assert chosen == [] and "did not run" in line

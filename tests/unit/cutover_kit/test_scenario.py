@@ -57,7 +57,8 @@ def changed(top: dict | None = None, fault: dict | None = None) -> dict:
 
 def test_shipped_scenarios_are_listed() -> None:
     assert list_scenarios() == ["backfill-under-load", "data-corruption", "green-crash", "green-errors",
-                                "green-errors-unleash", "green-latency", "green-under-capacity", "happy"]
+                                "green-errors-unleash", "green-insecure", "green-insecure-after-promotion", "green-latency",
+                                "green-under-capacity", "happy"]
 
 
 @pytest.mark.parametrize("name", list_scenarios())
@@ -81,6 +82,10 @@ def test_every_shipped_scenario_loads(name: str) -> None:
         ("green-under-capacity", "rolled_back", "Halt at stage 6 (load testing)",
          [Fault(color="green", fault="capacity_limit", after_seconds=1, max_concurrent=1, stage_instances=True),
           Fault(color="green", fault="latency", after_seconds=1, added_latency_ms=100, stage_instances=True)]),
+        ("green-insecure", "rolled_back", "Halt at stage 7 (security audit)",
+         [Fault(color="green", fault="insecure", after_seconds=1, weakness="unauthenticated_route", stage_instances=True)]),
+        ("green-insecure-after-promotion", "rolled_back", "zap-10037",
+         [Fault(color="green", fault="insecure", at_stage="traffic_25", weakness="x_powered_by")]),
     ],
 )
 def test_shipped_scenarios_say_what_they_test(

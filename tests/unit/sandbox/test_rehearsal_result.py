@@ -167,3 +167,43 @@ def test_the_load_test_block_of_a_pass_a_run_that_could_not_measure_and_a_stage_
     assert load_test_block(broken) == {"verdict": "fail", "reason": "load test could not measure: target http://127.0.0.1:1 is unreachable"}
     assert load_test_block(TaskRecord("stage_06_load_testing.run_load_test", "upstream_failed", None, None)) is None
     assert load_test_block(None) is None
+
+
+SECURITY_SUMMARY = {
+    "findings": [{"id": "auth-unauthenticated-access", "severity": "high", "color": "green", "where": "GET /api/admin/users",
+                  "evidence": "HTTP 200 with no token"}],
+    "blocking": [{"id": "auth-unauthenticated-access", "severity": "high", "color": "green", "where": "GET /api/admin/users",
+                  "evidence": "HTTP 200 with no token"}],
+    "verdict": "halt", "reason": "Halt before traffic: high auth-unauthenticated-access on green at GET /api/admin/users",
+    "worse_than_blue": [], "incomplete": [], "scanners": {"bandit": {"seconds": 2.1, "findings": 38}},
+    "counts": {"blue": 0, "green": 1, "code": 38}, "blocking_severity": "high",
+}
+
+
+def test_a_stage_7_halt_is_a_rollback_with_its_security_block():
+    halt = {"verdict": "FAIL", "step": "security audit", "decided_at": 1000.0, "traffic_restored_at": None,
+            "reason": "Halt at stage 7 (security audit), green never got traffic: high auth-unauthenticated-access"}
+    records = [
+        record("stage_07_security_audit.judge", "failed", 1, security=SECURITY_SUMMARY),
+        record("decide_after_security_audit", "success", 2, "rollback.halt_at_security_audit"),
+        record("rollback.halt_at_security_audit", "success", 3, halt),
+        record("rollback.flags_to_rails", "success", 4, {"verdict": "PASS", "reason": "flags", "verified_at": 1001.0}),
+        record("rollback.route_all_to_blue", "success", 5, {"verdict": "PASS", "reason": "All on blue", "verified_at": 1002.0}),
+        record("rollback.verify_blue_serving", "success", 6, {"verdict": "PASS", "reason": "ok", "verified": True}),
+    ]
+    scenario = {**SCENARIO, "name": "green-insecure", "expect_reason_contains": "Halt at stage 7 (security audit)"}
+    result = build_result(scenario=scenario, records=records, final_weights={"blue": 100, "green": 0}, fault_onsets=[],
+                          traffic_report=TRAFFIC, wall_seconds=100)
+    assert result["outcome"] == "rolled_back" and result["behaved_as_expected"], result["reason"]
+    assert result["security"] == SECURITY_SUMMARY
+    judge_row = next(row for row in result["stages"] if row["name"] == "stage_07_security_audit.judge")
+    assert judge_row["verdict"] == "FAIL" and judge_row["reason"] == SECURITY_SUMMARY["reason"]
+
+
+def test_the_security_block_of_a_judge_without_summary_and_of_a_stage_that_never_ran():
+    from sandbox.result import security_block
+
+    broken = record("stage_07_security_audit.judge", "failed", 1, security_failure={"reason": "no plan"})
+    assert security_block(broken) == {"findings": [], "blocking": [], "verdict": "fail", "reason": "no plan"}
+    assert security_block(TaskRecord("stage_07_security_audit.judge", "skipped", None, None)) is None
+    assert security_block(None) is None

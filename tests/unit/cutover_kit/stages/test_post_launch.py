@@ -24,8 +24,9 @@ FULL_PLAN = PLAN_OF_RUN.to_dict()
 class FakeTI:
     dag_id, run_id, task_id = "cutover", "manual__2027-01-15T10:00:00+00:00", "stage_15_post_launch.write_report"
 
-    def __init__(self, facts) -> None:
+    def __init__(self, facts, extra_xcoms=None) -> None:
         self.facts = {f.task_id: f for f in facts}
+        self.extra_xcoms = extra_xcoms or {}  # {(task_id, key): value} for the keys TaskFacts has no field for
         self.pulls: list[tuple[str, str]] = []
 
     def get_task_states(self, dag_id: str, run_ids: list[str]) -> dict[str, dict[str, str]]:
@@ -33,9 +34,13 @@ class FakeTI:
 
     def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
         self.pulls.append((task_ids, key))
-        facts = self.facts[task_ids]
+        if (task_ids, key) in self.extra_xcoms:
+            return self.extra_xcoms[(task_ids, key)]
+        facts = self.facts.get(task_ids)
+        if facts is None:  # as Airflow's: no such task in this run, no value
+            return None
         return {"return_value": facts.return_value, "gate_result": facts.gate_result, "smoke_result": facts.smoke_result,
-                "validation_failure": facts.validation_failure}[key]
+                "validation_failure": facts.validation_failure}.get(key)
 
 
 class RangeSource:
@@ -123,3 +128,21 @@ def test_the_task_writes_the_report_and_returns_its_paths(monkeypatch, tmp_path)
     record = json.loads((run_dir / "record.json").read_text())
     assert record["rollback"]["step"] == "25 %" and record["series"]
     json.dumps(result)  # XCom-serialisable
+
+
+def test_the_report_shows_the_security_verdict_of_a_judge_that_halted(monkeypatch, tmp_path):
+    """A halting judge fails its task (no return value): the report reads its `security` XCom."""
+    facts = [f if f.task_id != "stage_01_deployment_readiness.validate_plan" else
+             type(f)(f.task_id, f.state, FULL_PLAN) for f in rolled_back_facts()]
+    security = {"verdict": "halt", "reason": "Halt before traffic: high auth-unauthenticated-access on green at GET /api/admin/users",
+                "blocking": [{"id": "auth-unauthenticated-access", "severity": "high", "color": "green",
+                              "where": "GET /api/admin/users", "evidence": "HTTP 200 with no token"}],
+                "worse_than_blue": [], "findings": []}
+    ti = FakeTI(facts, {("stage_07_security_audit.judge", "security"): security})
+    context = {"ti": ti, "dag_run": SimpleNamespace(start_date=datetime.fromtimestamp(time.time() - 600, tz=timezone.utc)),
+               "dag": SimpleNamespace(tasks=tasks_of(facts))}
+    monkeypatch.setattr("airflow.sdk.get_current_context", lambda: context)
+    monkeypatch.setattr("cutover_kit.hooks.prometheus.PrometheusHook", lambda conn_id: RangeSource())
+    result = post_launch.write_post_launch_report(report_dir=str(tmp_path))
+    page = Path(result["html"]).read_text()
+    assert "auth-unauthenticated-access" in page and "GET /api/admin/users" in page
