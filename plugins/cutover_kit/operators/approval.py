@@ -145,7 +145,7 @@ class StepApprovalOperator(ApprovalOperator):
         policy = plan.approvals
         outcome = ApprovalOutcome(event["approval_outcome"])
         answer = event.get("answer") or {}
-        asked_at = float(event["decided_at"]) - float(event.get("elapsed_seconds") or 0.0)
+        asked_at = float(event.get("asked_at") or float(event["decided_at"]) - float(event.get("elapsed_seconds") or 0.0))
         if answer:
             approver, chosen = answer.get("responded_by"), answer.get("chosen_options") or []
         elif outcome is ApprovalOutcome.TIMED_OUT:

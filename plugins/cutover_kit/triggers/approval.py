@@ -107,15 +107,19 @@ class ApprovalWatchTrigger(SLOGateTrigger):
         return (GateDecision.PROMOTE if wait.outcome.proceeds else GateDecision.HALT), wait.line
 
     def _event_extras(self) -> dict[str, Any]:
+        # asked_at as the operator recorded it: decided_at - elapsed_seconds is not, because a poll's
+        # elapsed time is taken at its start and decided_at at its end (seconds apart under load,
+        # which once made an approval look answered 8 s before it was asked).
         return {"approval_outcome": self._outcome.value if self._outcome else None,
-                "answer": answer_to_dict(self._answer), "asking": self.asking, "deadline": self.deadline}
+                "answer": answer_to_dict(self._answer), "asking": self.asking, "deadline": self.deadline,
+                "asked_at": self.gate_started_at}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         async for event in super().run():
             payload = event.payload
             if payload.get("approval_outcome") is None:  # the gate itself failed before deciding
                 payload.update(approval_outcome=ApprovalOutcome.WATCH_HALTED.value, asking=self.asking,
-                               deadline=self.deadline, answer=None)
+                               deadline=self.deadline, answer=None, asked_at=self.gate_started_at)
             if payload["approval_outcome"] in (ApprovalOutcome.WATCH_HALTED.value, ApprovalOutcome.TIMED_OUT.value):
                 try:
                     await sync_to_async(self._close_request)()

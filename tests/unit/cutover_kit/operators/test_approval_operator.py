@@ -124,6 +124,15 @@ def test_an_approval_is_recorded_with_who_and_when():
     assert record["watch"]["polls"] == 120
 
 
+def test_the_wait_is_measured_from_when_the_operator_asked_not_from_the_polls_clock():
+    # A poll's elapsed time is taken at its start, decided_at at its end: under load they are seconds
+    # apart, and decided_at - elapsed put the question 8 s after its answer in an e2e run.
+    answer = {"chosen_options": ["Approve"], "responded_by": "alice", "responded_at": 1990.0}
+    record = operator().execute_complete(context(FakeTI(WAITING)), event(
+        "approved", "success", "Proceed to 50 %: approved by alice", answer, elapsed_seconds=1.0, asked_at=1985.0))
+    assert (record["asked_at"], record["waited_seconds"]) == (1985.0, 5.0)
+
+
 def test_a_timeout_is_an_answer_recorded_as_the_safe_default():
     record = operator().execute_complete(context(FakeTI(WAITING)), event("timed_out", "failed", "Roll back at 25 %: nobody"))
     assert record["proceeds"] is False and record["chosen_options"] == ["Reject"]

@@ -59,6 +59,7 @@ def test_a_baked_gate_does_not_end_the_wait_an_approval_does(prometheus, answers
     event = run(trigger)
     assert event["status"] == "success" and event["approval_outcome"] == "approved"
     assert event["polls"] >= 6 and event["answer"]["responded_by"] == "alice"
+    assert event["asked_at"] == trigger.gate_started_at  # the operator's own clock, not decided_at - elapsed
     assert event["line"] == "Proceed to 50 %: approved by alice; 25 % stayed within its SLOs while waiting"
     assert trigger._reflex_rollback.calls == [] and trigger.closed == []
 
@@ -74,6 +75,7 @@ def test_a_breach_while_waiting_rolls_back_at_once_and_closes_the_request(promet
     assert event["line"].endswith("; the approval request for 50 % is closed")
     assert len(trigger._reflex_rollback.calls) == 1 and "traffic_restored_at" in event
     assert len(trigger.closed) == 1 and event["request_closed"] is True
+    assert event["asked_at"] == trigger.gate_started_at
     assert event["decided_at"] <= event["traffic_restored_at"] <= trigger.closed[0]  # rollback first, then the record
 
 
