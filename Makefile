@@ -6,7 +6,7 @@ SCENARIO ?= happy
 RESULT ?= rehearsal-result.json
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap venv test-fresh-debian rehearsal test test-unit test-deploy test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-emergency benchmark-smoke benchmark-flags benchmark-unleash benchmark-cohorts benchmark-gate clean
+.PHONY: bootstrap venv test-fresh-debian rehearsal test test-unit test-deploy test-integration test-e2e airflow sandbox-up sandbox-down sandbox-status lock benchmark benchmark-db benchmark-emergency benchmark-smoke benchmark-flags benchmark-unleash benchmark-cohorts benchmark-gate benchmark-load clean
 
 bootstrap:  ## Debian packages of the sandbox services, .venv, unleash-server's npm packages
 	@bash scripts/bootstrap.sh
@@ -63,6 +63,9 @@ benchmark-unleash: bootstrap  ## flag flip -> every app's Unleash SDK serves Rai
 
 benchmark-cohorts: bootstrap  ## cohort map update cost in HAProxy (10,000 and 100,000 users), request latency map full vs empty
 	$(PY) -m benchmarks.cohort_map
+
+benchmark-load: bootstrap  ## stage 6 on the real apps, rehearsal plan: knee, p95 at peak, stress, recovery, hints per color (3 runs + green under capacity, ~5 min)
+	nice -n 10 $(PY) -m benchmarks.load_knee --runs 3 --under-capacity --json benchmarks/load_knee.json
 
 benchmark-gate: venv  ## gate quality: Monte-Carlo of the real judge + gate (and Flagger/Argo defaults) on synthetic traffic, ~200 s of CPU
 	nice -n 15 $(PY) -m benchmarks.gate_quality --json benchmarks/gate_quality.json

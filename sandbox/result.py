@@ -89,8 +89,8 @@ def load_test_block(record: TaskRecord | None) -> dict[str, Any] | None:
         return None
     summary = record.load_test or (record.return_value if isinstance(record.return_value, dict) else None)
     if summary and "blue" in summary:
-        return {key: summary[key] for key in ("blue", "green", "verdict", "reason", "plan", "seconds", "requests", "artifacts")
-                if key in summary}
+        return {key: summary[key] for key in ("blue", "green", "verdict", "reason", "plan", "seconds", "requests", "artifacts",
+                                              "stress_finding") if key in summary}
     reason = (record.load_test_failure or {}).get("reason") or f"run_load_test {record.state} without a summary"
     return {"verdict": "fail", "reason": reason}
 

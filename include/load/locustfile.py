@@ -37,14 +37,34 @@ ENVIRONMENT: dict[str, object] = {}
 
 
 class StepLoadShape(LoadTestShape):
-    """PROFILE.steps one after the other, each for PROFILE.step_seconds; then the run stops."""
+    """PROFILE.steps one after the other, each for PROFILE.step_seconds; then, when the profile has
+    one, the stress step past the knee and the light recovery load; then the run stops."""
 
     def tick(self):
-        index = int(self.get_run_time() // PROFILE.step_seconds)
-        if index >= len(PROFILE.steps):
+        run_seconds = self.get_run_time()
+        phase = PROFILE.phase_at(run_seconds)
+        if phase is None:
             return None
-        step = PROFILE.steps[index]
-        return step.users, step.spawn_rate
+        _set_percentile_window(run_seconds)
+        return phase[1], phase[2]
+
+
+def _set_percentile_window(run_seconds: float) -> None:
+    """Half a second into the recovery phase, the history's percentiles switch to a 1 s window so
+    each recovery second is judged on its own requests (how long recovery took); the stress step
+    keeps a window of its own length, like the steps. Half a second late, so the previous phase's
+    last row (written on the second) is still computed over its own window."""
+    stress = PROFILE.stress
+    if stress is None:
+        return
+    into_tail = run_seconds - PROFILE.steps_seconds - 0.5
+    if into_tail < 0:
+        window = PROFILE.step_seconds
+    elif into_tail < stress.seconds:
+        window = stress.seconds
+    else:
+        window = 1
+    locust.stats.CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW = max(1, int(window))
 
 
 @events.test_start.add_listener

@@ -20,7 +20,7 @@ from sandbox.launcher.apps import Apps
 from sandbox.launcher.config_files import ConfigFiles
 from sandbox.launcher.errors import SandboxError
 from sandbox.launcher.haproxy import HAProxy
-from sandbox.launcher.postgres import Postgres
+from sandbox.launcher.postgres import STAGE_ROLES, Postgres
 from sandbox.launcher.processes import PROBE_TIMEOUT, ProcessControl, cmdline, http_ok, port_in_use
 from sandbox.launcher.prometheus import Prometheus
 from sandbox.launcher.redis_server import RedisServer
@@ -176,6 +176,9 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
                 "command_env": env,
                 "command_cwd": str(self.config.repo_root),
                 "command_timeout_seconds": 180,
+                # Stage 6's bottleneck hints: the role the instance connects as, its Prometheus target.
+                "database_role": STAGE_ROLES[color],
+                "metrics_selector": f'job="stage_apps",color="{color}"',
             },
         }
 

@@ -23,6 +23,12 @@ from sandbox.launcher.processes import children_of, log_tail
 log = logging.getLogger("sandbox")
 
 DB_NAME = DB_USER = "cutover"
+# The stage instances' database roles (stages 6 and 7), members of `cutover` so its privileges hold.
+STAGE_ROLES = {"blue": "cutover_stage_blue", "green": "cutover_stage_green"}
+# pg_stat_statements lives in the maintenance database, not in `cutover`: an extension in the app
+# database would be in every backup, and a non-superuser (the `cutover` role restoring the
+# verified backup into a copy) cannot create it. Its figures are cluster-wide all the same.
+STATS_DATABASE = "postgres"
 # Loaded in this order into a new database (include/sql/bootstrap): the Rails schema, the jobs' outbox.
 BOOTSTRAP_SQL = ("legacy_schema.sql", "outbox.sql")
 
@@ -126,6 +132,9 @@ class Postgres:
             "max_wal_size": "2GB",  # bulk loads and backfills of ~1M rows without forced checkpoints
             "logging_collector": "off",  # pg_ctl -l already captures the log
             "log_min_messages": "warning",
+            # Stage 6's bottleneck hints: the slowest statements per database role.
+            "shared_preload_libraries": "'pg_stat_statements'",
+            "pg_stat_statements.max": "1000",
         }
         lines = ["", "# Added by sandbox.launcher"] + [f"{key} = {value}" for key, value in settings.items()]
         with open(cfg.postgres_data_dir / "postgresql.conf", "a") as conf:
@@ -138,7 +147,7 @@ class Postgres:
     def _psql_superuser(self, sql: str) -> str:
         """Run SQL as the cluster superuser over the private socket (peer auth, no password)."""
         return self._pg_run("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(self.config.postgres_socket_dir),
-                            "-p", str(self.config.postgres_port), "-d", "postgres", stdin=sql)
+                            "-p", str(self.config.postgres_port), "-d", STATS_DATABASE, stdin=sql)
 
     def _bootstrap_database(self) -> None:
         """Create the `cutover` role and database, load the legacy schema and generated data as that
@@ -149,6 +158,7 @@ class Postgres:
         # verification restores into a scratch database, and the last-resort restore swaps databases.
         self._psql_superuser(f"CREATE ROLE {DB_USER} LOGIN CREATEDB PASSWORD '{password}';\n"
                              f"CREATE DATABASE {DB_NAME} OWNER {DB_USER};\n")
+        self._create_stage_roles_and_stats()
         # The legacy (Rails) schema, then the outbox both apps' jobs write.
         bootstrap_sql = self.config.repo_root / "include" / "sql" / "bootstrap"
         with psycopg2.connect(self.dsn(), connect_timeout=5) as conn, conn.cursor() as cur:
@@ -164,6 +174,20 @@ class Postgres:
             filled = migrations.backfill(self.dsn())
             log.info("schema expanded to %s in %.2fs; backfilled %d rows in %.2fs", done.to_version, done.seconds,
                      filled.rows, filled.seconds)
+
+    def _create_stage_roles_and_stats(self) -> None:
+        """The stage instances' roles (idempotent: created or their password reset) and
+        pg_stat_statements, readable by `cutover` for every role (pg_read_all_stats)."""
+        statements = []
+        for color, role in STAGE_ROLES.items():
+            password = self._state["postgres"]["stage_roles"][color]["password"].replace("'", "''")
+            statements.append(
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} LOGIN; END IF; END $$;\n"
+                f"ALTER ROLE {role} LOGIN PASSWORD '{password}';\nGRANT {DB_USER} TO {role};\n")
+        statements.append(f"GRANT pg_read_all_stats TO {DB_USER};\n"
+                          "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;\n")
+        # Through stdin (passwords stay out of `ps`), connected to the maintenance database.
+        self._psql_superuser("".join(statements))
 
     def _stop_postgres(self, info: dict[str, Any] | None) -> bool:
         pidfile = self.config.postgres_data_dir / "postmaster.pid"

@@ -1,4 +1,5 @@
-"""Prometheus: scrapes both apps and HAProxy; ready once every target has been scraped once."""
+"""Prometheus: scrapes both apps and HAProxy (ready once each has been scraped once) and the
+stage instances' ports (job stage_apps: usually down, only up during stages 6 and 7)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import requests
 
 from sandbox.config import SandboxConfig
 from sandbox.launcher.processes import PROBE_TIMEOUT, http_ok
+
+LIVE_JOBS = ("apps", "haproxy")
 
 
 class Prometheus:
@@ -21,6 +24,7 @@ class Prometheus:
                                 "prometheus.yml", {
                                     "rules_glob": rules_glob, "host": cfg.host, "blue_port": cfg.blue_port,
                                     "green_port": cfg.green_port, "haproxy_exporter_port": cfg.haproxy_exporter_port,
+                                    "blue_stage_port": cfg.blue_stage_port, "green_stage_port": cfg.green_stage_port,
                                 })
         self._check_config("prometheus", ["promtool", "check", "config", str(rendered)])
         tsdb = cfg.state_dir / "prometheus" / "data"
@@ -39,5 +43,6 @@ class Prometheus:
 
     def _prometheus_targets_up(self) -> bool:
         answer = requests.get(f"{self.config.prometheus_url}/api/v1/targets", timeout=PROBE_TIMEOUT).json()
-        targets = answer["data"]["activeTargets"]
+        # The stage instances (job stage_apps) run only during stages 6 and 7: not waited for.
+        targets = [target for target in answer["data"]["activeTargets"] if target["labels"].get("job") in LIVE_JOBS]
         return len(targets) == 3 and all(target["health"] == "up" for target in targets)

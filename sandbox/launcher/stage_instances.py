@@ -4,13 +4,18 @@ the cutover's stage 6 made (restored from stage 2's verified backup), so load te
 scanners never touch the instances serving users nor the live database.
 
 What keeps them apart from the live apps:
-- their own ports (SANDBOX_BLUE_STAGE_PORT, SANDBOX_GREEN_STAGE_PORT), not behind HAProxy and
-  not scraped by Prometheus, so nothing they do shows in the live SLO series;
+- their own ports (SANDBOX_BLUE_STAGE_PORT, SANDBOX_GREEN_STAGE_PORT), not behind HAProxy, and
+  scraped under their own Prometheus job, so nothing they do shows in the live SLO series;
 - the copy database (``--database``), never the live `cutover` one;
 - Redis database 1 instead of 0: green's in-process BullMQ worker and blue's Sidekiq queue of the
   live apps never see a job created by the load (those jobs name orders of the copy). Blue has no
   Sidekiq worker here: its jobs stop at the enqueue and are flushed at ``stage-down``;
-- blue's own metrics directory; green forwards Rails-flagged requests to the stage blue.
+- blue's own metrics directory; green forwards Rails-flagged requests to the stage blue;
+- their own database roles (cutover_stage_blue, cutover_stage_green: members of `cutover`, made
+  at the sandbox's PostgreSQL set-up), so pg_stat_statements and pg_stat_activity tell the
+  load's statements and connections per color. Prometheus scrapes their ports as job
+  "stage_apps" (a target that is not running is just `up == 0`), apart from the live "apps" job
+  every SLO rule and template reads.
 
 Their PIDs live in run/stage-instances.json (not state.json, which the process that ran ``up``
 owns); ``stage-down`` stops them and the sandbox's ``down`` and leftover sweep stop them too.
@@ -56,6 +61,16 @@ def stage_fault_bodies(faults: list[dict[str, Any]]) -> dict[str, list[dict[str,
             raise SandboxError(f"stage-faults entry {index}: expected {{color: blue|green, body: {{...}}}}, got {entry!r}")
         bodies.setdefault(entry["color"], []).append(entry["body"])
     return bodies
+
+
+def stage_role(state: dict[str, Any], color: str) -> dict[str, str]:
+    """{user, password} of the color's stage role from the sandbox state; a state from before the
+    roles existed is refused (restart the sandbox) rather than run as `cutover` unnoticed."""
+    role = (state["postgres"].get("stage_roles") or {}).get(color)
+    if not role or not role.get("user") or not role.get("password"):
+        raise SandboxError(f"the sandbox state has no database role for the {color} stage instance; "
+                           "it predates stage roles: run `python -m sandbox.launcher down` and up again")
+    return role
 
 
 class StageInstances:
@@ -151,13 +166,14 @@ class StageInstances:
     def _spawn_stage(self, color: str, database: str, state: dict[str, Any]) -> int:
         cfg, pg, name = self.config, state["postgres"], STAGE_NAMES[color]
         port = cfg.stage_port(color)
+        role = stage_role(state, color)
         if color == "blue":
             env = {key: value for key, value in os.environ.items() if not key.startswith(("PG", "DATABASE_URL"))}
             metrics_dir = cfg.state_dir / "blue-stage-metrics"
             metrics_dir.mkdir(parents=True, exist_ok=True)
             env.update({
                 "PGHOST": pg["host"], "PGPORT": str(pg["port"]), "PGDATABASE": database,
-                "PGUSER": pg["user"], "PGPASSWORD": pg["password"],
+                "PGUSER": role["user"], "PGPASSWORD": role["password"],
                 "REDIS_URL": self._stage_redis_url(), "PORT": str(port), "APP_COLOR": "blue",
                 "METRICS_DIR": str(metrics_dir), "RAILS_ENV": "production",
                 "RAILS_MAX_THREADS": str(BLUE_PUMA_THREADS), "RAILS_LOG_TO_STDOUT": "1",
@@ -166,7 +182,7 @@ class StageInstances:
         else:
             env = dict(os.environ)
             env["SANDBOX_APP_DSN"] = psycopg2.extensions.make_dsn(host=pg["host"], port=pg["port"], dbname=database,
-                                                                  user=pg["user"], password=pg["password"])
+                                                                  user=role["user"], password=role["password"])
             env["SANDBOX_REDIS_URL"] = self._stage_redis_url()
             env["SANDBOX_FLAG_BACKEND"] = state.get("flag_backend") or cfg.flag_backend
             env["SANDBOX_FLAGS_FILE"] = str(cfg.flags_file)

@@ -12,7 +12,7 @@ from typing import Any
 
 from sandbox.config import SandboxConfig
 from sandbox.launcher.errors import SandboxError
-from sandbox.launcher.postgres import DB_NAME, DB_USER
+from sandbox.launcher.postgres import DB_NAME, DB_USER, STAGE_ROLES
 from sandbox.launcher.unleash import UNLEASH_ENVIRONMENT, UNLEASH_PROJECT
 
 STATE_VERSION = 1
@@ -55,6 +55,11 @@ class StateFile:
                 "password": secrets.token_urlsafe(24),
                 "socket_dir": str(self.config.postgres_socket_dir),
                 "superuser": self._pg_os_user(),
+                # The stage instances' own roles (members of `cutover`): pg_stat_statements and
+                # pg_stat_activity tell each color's statements and connections apart. Passwords
+                # generated per up, like cutover's.
+                "stage_roles": {color: {"user": role, "password": secrets.token_urlsafe(24)}
+                                for color, role in STAGE_ROLES.items()},
             },
             "components": {},
         }

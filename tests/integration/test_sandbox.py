@@ -273,7 +273,8 @@ def test_fault_control_is_denied_through_the_router_but_works_directly(sandbox: 
     assert not any("X-Served-By" in answer.headers for answer in denied)
 
     direct = f"{sandbox.config.app_url('blue')}/__fault"
-    assert requests.get(direct, timeout=2).json() == {"error_fraction": 0.0, "added_latency_ms": 0.0, "body_drift": False}
+    assert requests.get(direct, timeout=2).json() == {"error_fraction": 0.0, "added_latency_ms": 0.0, "body_drift": False,
+                                                      "max_concurrent": 0, "weakness": "none"}
     assert requests.post(direct, json={"error_fraction": 0.1}, headers={"X-Forwarded-For": "10.0.0.1"},
                          timeout=2).status_code == 403
     for body, message in (({"error_fraction": 1.5}, "between 0 and 1"), ({"added_latency_ms": -1}, "added_latency_ms"),
@@ -493,7 +494,8 @@ def test_cli_status_and_env_describe_the_running_sandbox(sandbox: Sandbox, sandb
     assert exported["AIRFLOW_CONN_HAPROXY_DEFAULT"]["extra"]["socket_path"] == str(sandbox.config.haproxy_socket)
     assert set(exported) == {f"AIRFLOW_CONN_{name.upper()}" for name in
                              ("prometheus_default", "haproxy_default", "postgres_default", "redis_default",
-                              "app_blue", "app_green", "app_router", "flagd_default")}
+                              "app_blue", "app_green", "app_router", "flagd_default",
+                              "app_blue_loadtest", "app_green_loadtest")}
     assert exported["AIRFLOW_CONN_FLAGD_DEFAULT"]["extra"]["path"] == str(sandbox.config.flags_file)
 
 

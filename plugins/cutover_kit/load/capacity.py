@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from cutover_kit.load.knee import Knee, p95_at_rate
+from cutover_kit.load.stress import recovery_halt
 
 PASS = "pass"
 HALT = "halt"
@@ -74,9 +75,13 @@ def judge_capacity(blue: Knee, green: Knee, blue_p95_at_peak_ms: float | None, g
                                  f" vs blue {blue_p95_at_peak_ms:g} ms")
 
 
-def load_test_summary(steps_by_color: dict[str, list], knees: dict[str, Knee], plan: CapacityPlan) -> dict[str, Any]:
+def load_test_summary(steps_by_color: dict[str, list], knees: dict[str, Knee], plan: CapacityPlan,
+                      stress_blocks: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The `load_test` block of rehearsal-result.json / XCom: each color's knee and p95 at the
-    planned peak, the verdict and its reason."""
+    planned peak, the verdict and its reason. With `stress_blocks` (cutover_kit.load.stress.
+    stress_block per color) each color also gets `stress`, `recovered`, `recovery_seconds` and
+    `recovery`; a capacity pass then still halts when green did not recover and blue did."""
+
     p95_at_peak = {color: p95_at_rate(steps_by_color[color], plan.peak_rps) for color in ("blue", "green")}
     verdict = judge_capacity(knees["blue"], knees["green"], p95_at_peak["blue"], p95_at_peak["green"], plan)
     summary: dict[str, Any] = {
@@ -86,5 +91,14 @@ def load_test_summary(steps_by_color: dict[str, list], knees: dict[str, Knee], p
         for color in ("blue", "green")
     }
     summary["plan"] = {**asdict(plan), "required_rps": plan.required_rps}
+    if stress_blocks is not None:
+        for color in ("blue", "green"):
+            summary[color].update(stress_blocks[color])
+        halt = recovery_halt(stress_blocks)
+        if verdict.verdict == PASS and halt:
+            verdict = CapacityVerdict(HALT, halt)
+        elif not halt and not any(block["recovered"] for block in stress_blocks.values()):
+            summary["stress_finding"] = ("neither color recovered from stress (green no worse than blue, not a halt): "
+                                         + "; ".join(f"{c} {stress_blocks[c]['recovery']['description']}" for c in ("blue", "green")))
     summary.update(verdict.as_dict())
     return summary

@@ -11,24 +11,27 @@ from cutover_kit.load.history import StepFigures
 from cutover_kit.load.knee import Knee
 
 
-def chart_rows(steps_by_color: Mapping[str, list[StepFigures]], knees: Mapping[str, Knee]) -> list[dict]:
+def chart_rows(steps_by_color: Mapping[str, list[StepFigures]], knees: Mapping[str, Knee],
+               stress_by_color: Mapping[str, StepFigures | None] | None = None) -> list[dict]:
+    """One row per step with requests (and per color's stress step, marked `stress`)."""
     rows = []
     for color, steps in steps_by_color.items():
         knee_step = knees[color].step_index if color in knees else None
-        for step in steps:
+        stress = (stress_by_color or {}).get(color)
+        for step in [*steps, *([stress] if stress is not None else [])]:
             if step.requests:
                 rows.append({"color": color, "rate_rps": step.rate_rps, "p95_ms": step.p95_ms,
                              "error_pct": round(100 * (step.error_ratio or 0), 3), "users": step.users,
-                             "knee": step.index == knee_step})
+                             "knee": step.index == knee_step and step is not stress, "stress": step is stress})
     return rows
 
 
 def write_chart(steps_by_color: Mapping[str, list[StepFigures]], knees: Mapping[str, Knee], path: Path,
-                max_p95_ms: float | None = None) -> Path:
+                max_p95_ms: float | None = None, stress_by_color: Mapping[str, StepFigures | None] | None = None) -> Path:
     import altair as alt
     import vl_convert as vlc
 
-    rows = chart_rows(steps_by_color, knees)
+    rows = chart_rows(steps_by_color, knees, stress_by_color)
     if not rows:
         raise ValueError("no step with requests to chart")
     data = alt.Data(values=rows)
@@ -38,7 +41,9 @@ def write_chart(steps_by_color: Mapping[str, list[StepFigures]], knees: Mapping[
     # Lines follow the load order (users), not the x axis: a saturated app can do fewer rps at more users.
     latency = base.mark_line(point=True).encode(y=alt.Y("p95_ms:Q", title="p95 (ms)"), order="users:Q")
     knee_marks = base.transform_filter("datum.knee").mark_point(shape="diamond", size=200, filled=True).encode(y="p95_ms:Q")
-    layers = [latency, knee_marks]
+    # The stress step past the knee: a cross at the end of the color's line.
+    stress_marks = base.transform_filter("datum.stress").mark_point(shape="cross", size=160, filled=True).encode(y="p95_ms:Q")
+    layers = [latency, knee_marks, stress_marks]
     if max_p95_ms is not None:
         layers.append(alt.Chart(alt.Data(values=[{"slo": max_p95_ms}])).mark_rule(strokeDash=[4, 4], color="red")
                       .encode(y="slo:Q"))

@@ -9,6 +9,11 @@ where the instance answers (host, port) and, in its extra, how to get it:
   ``ready_timeout_seconds``). With a start command, the stage makes the copy first.
 * ``stop_command`` (argv list): run after the stage whatever happened (ALL_DONE clean-up).
 * ``command_env`` (map), ``command_cwd``, ``command_timeout_seconds`` (default 180).
+* ``database_role``: the PostgreSQL role the instance connects as (its own, so pg_stat_statements
+  and pg_stat_activity tell its statements and connections from the other color's); without it
+  the database half of the bottleneck hints is "unavailable".
+* ``metrics_selector``: the PromQL label matchers of its Prometheus target (default
+  ``job="stage_apps",color="<color>"``), for the CPU hint.
 * Neither command: a pre-provisioned load environment (its own database is the team's business);
   the stage only checks that it answers and stops nothing.
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +40,9 @@ DATABASE_PLACEHOLDER = "{database}"
 DEFAULT_COMMAND_TIMEOUT_SECONDS = 180.0
 DEFAULT_READY_TIMEOUT_SECONDS = 60.0
 OUTPUT_TAIL_CHARS = 1500
+# The Prometheus job of the stage instances (the sandbox's include/prometheus/prometheus.yml.tmpl).
+DEFAULT_METRICS_JOB = "stage_apps"
+ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 class StageInstanceError(RuntimeError):
@@ -51,6 +60,12 @@ class StageInstance:
     command_timeout_seconds: float = DEFAULT_COMMAND_TIMEOUT_SECONDS
     ready_path: str = "/readyz"
     ready_timeout_seconds: float = DEFAULT_READY_TIMEOUT_SECONDS
+    database_role: str | None = None
+    metrics_selector: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.metrics_selector:
+            object.__setattr__(self, "metrics_selector", f'job="{DEFAULT_METRICS_JOB}",color="{self.color}"')
 
     @property
     def started_by_stage(self) -> bool:
@@ -96,8 +111,16 @@ def instance_from_connection(color: str, conn_id: str, host: str | None, port: i
     ready_path = extra.get("ready_path", "/readyz")
     if not isinstance(ready_path, str) or not ready_path.startswith("/"):
         raise StageInstanceError(f"Connection {conn_id}: extra.ready_path must start with /, got {ready_path!r}")
+    role = extra.get("database_role")
+    if role is not None and not (isinstance(role, str) and ROLE_NAME.match(role)):
+        raise StageInstanceError(f"Connection {conn_id}: extra.database_role must be a plain lower-case PostgreSQL role name, got {role!r}")
+    selector = extra.get("metrics_selector", f'job="{DEFAULT_METRICS_JOB}",color="{color}"')
+    if not isinstance(selector, str) or not selector or any(char in selector for char in "{}"):
+        raise StageInstanceError(f"Connection {conn_id}: extra.metrics_selector must be label matchers without braces, "
+                                 f"e.g. job=\"{DEFAULT_METRICS_JOB}\",color=\"{color}\"; got {selector!r}")
     return StageInstance(color=color, url=url, start_command=start, stop_command=stop, command_env=dict(env),
-                         command_cwd=extra.get("command_cwd"), ready_path=ready_path, **numbers)
+                         command_cwd=extra.get("command_cwd"), ready_path=ready_path, database_role=role,
+                         metrics_selector=selector, **numbers)
 
 
 def render_command(argv: Sequence[str], database: str | None) -> list[str]:

@@ -2,7 +2,10 @@
 process through environment variables (LOAD_*), so the runner and the user mix read one format.
 
 A step holds `users` concurrent users (reached at `spawn_rate` users/s) for `step_seconds`; the
-steps run in order and the run ends after the last one, or earlier at `max_requests`.
+steps run in order. An optional :class:`StressPhase` follows in the same run: `users` past the
+last step for `seconds` (how each color fails), then `recovery_users` (light load) for
+`recovery_seconds` (whether it comes back). The run ends after the last phase, or earlier at
+`max_requests`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,20 @@ class Step:
 
 
 @dataclass(frozen=True)
+class StressPhase:
+    users: int
+    seconds: float
+    recovery_users: int
+    recovery_seconds: float
+
+
+# The recovery phase must hold this many seconds at least: recovered means its last
+# RECOVERY_HOLD_SECONDS seconds are within the SLO (cutover_kit.load.stress), and one more second
+# tells a recovery from load that never broke.
+MIN_RECOVERY_SECONDS = 3
+
+
+@dataclass(frozen=True)
 class LoadProfile:
     target: str
     steps: tuple[Step, ...]
@@ -48,6 +65,7 @@ class LoadProfile:
     order_ids: int = 5000
     websocket: str = "auto"
     serve: str | None = None
+    stress: StressPhase | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -75,10 +93,47 @@ class LoadProfile:
             raise ProfileError(f"websocket must be one of {WEBSOCKET_MODES}, got {self.websocket!r}")
         if self.serve is not None and self.serve not in SERVE_VALUES:
             raise ProfileError(f"serve must be one of {SERVE_VALUES} or unset, got {self.serve!r}")
+        if self.stress is not None:
+            self._check_stress(self.stress)
+
+    def _check_stress(self, stress: StressPhase) -> None:
+        top = max(step.users for step in self.steps)
+        if not top < stress.users <= MAX_USERS:
+            raise ProfileError(f"stress.users must be above the last step's {top} users (past the knee) and at most "
+                               f"{MAX_USERS}, got {stress.users}")
+        if not 1 <= stress.seconds <= MAX_STEP_SECONDS:
+            raise ProfileError(f"stress.seconds must be 1-{MAX_STEP_SECONDS}, got {stress.seconds}")
+        if not 1 <= stress.recovery_users < stress.users:
+            raise ProfileError(f"stress.recovery_users must be 1 to below stress.users ({stress.users}), got {stress.recovery_users}")
+        if not MIN_RECOVERY_SECONDS <= stress.recovery_seconds <= MAX_STEP_SECONDS:
+            raise ProfileError(f"stress.recovery_seconds must be {MIN_RECOVERY_SECONDS}-{MAX_STEP_SECONDS}, "
+                               f"got {stress.recovery_seconds}")
+
+    @property
+    def steps_seconds(self) -> float:
+        """Seconds of the step load alone (the knee is found there)."""
+        return self.step_seconds * len(self.steps)
 
     @property
     def duration_seconds(self) -> float:
-        return self.step_seconds * len(self.steps)
+        tail = self.stress.seconds + self.stress.recovery_seconds if self.stress else 0
+        return self.steps_seconds + tail
+
+    def phase_at(self, run_seconds: float) -> tuple[str, int, float] | None:
+        """(phase, users, spawn rate) at `run_seconds` into the run: phase "step", "stress" or
+        "recovery"; None once the run is over. Users come and go within one second."""
+        if run_seconds < self.steps_seconds:
+            step = self.steps[int(run_seconds // self.step_seconds)]
+            return "step", step.users, step.spawn_rate
+        if self.stress is None:
+            return None
+        after = run_seconds - self.steps_seconds
+        if after < self.stress.seconds:
+            return "stress", self.stress.users, float(self.stress.users)
+        if after < self.stress.seconds + self.stress.recovery_seconds:
+            # Stopping users is as quick as starting them: the drop to light load takes one second.
+            return "recovery", self.stress.recovery_users, float(self.stress.users)
+        return None
 
     def to_env(self) -> dict[str, str]:
         return {
@@ -92,6 +147,9 @@ class LoadProfile:
             "LOAD_ORDER_IDS": str(self.order_ids),
             "LOAD_WEBSOCKET": self.websocket,
             "LOAD_SERVE": self.serve or "",
+            # USERS:SECONDS:RECOVERY_USERS:RECOVERY_SECONDS, or empty: no stress phase.
+            "LOAD_STRESS": (f"{self.stress.users}:{self.stress.seconds:g}:{self.stress.recovery_users}:"
+                            f"{self.stress.recovery_seconds:g}" if self.stress else ""),
         }
 
     @classmethod
@@ -109,6 +167,7 @@ class LoadProfile:
             order_ids=int(_number(env, "LOAD_ORDER_IDS", "5000")),
             websocket=env.get("LOAD_WEBSOCKET", "auto"),
             serve=env.get("LOAD_SERVE") or None,
+            stress=parse_stress(env.get("LOAD_STRESS", "")),
         )
 
 
@@ -124,6 +183,18 @@ def parse_steps(text: str) -> tuple[Step, ...]:
     if not steps:
         raise ProfileError(f"LOAD_STEPS: expected USERS:SPAWN_RATE[,...], got {text!r}")
     return tuple(steps)
+
+
+def parse_stress(text: str) -> StressPhase | None:
+    """'32:4:2:6' -> 32 users for 4 s, then 2 users for 6 s; '' -> no stress phase."""
+    if not text.strip():
+        return None
+    parts = text.split(":")
+    try:
+        users, seconds, recovery_users, recovery_seconds = parts
+        return StressPhase(int(users), float(seconds), int(recovery_users), float(recovery_seconds))
+    except ValueError:
+        raise ProfileError(f"LOAD_STRESS: expected USERS:SECONDS:RECOVERY_USERS:RECOVERY_SECONDS, got {text!r}") from None
 
 
 def _number(env: Mapping[str, str], name: str, default: str) -> float:

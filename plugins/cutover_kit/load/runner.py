@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cutover_kit.load.history import HistoryError, StepFigures, parse_step_figures
+from cutover_kit.load.history import HistoryError, SecondFigures, StepFigures, parse_run_figures
 from cutover_kit.load.profile import LoadProfile
 from cutover_kit.paths import REPO_ROOT
 
@@ -44,6 +45,18 @@ class LoadRunResult:
     steps: list[StepFigures]
     artifacts: dict[str, str]
     totals: dict[str, Any] = field(default_factory=dict)
+    # With the profile's stress phase: the stress step past the knee and the recovery, per second.
+    stress: StepFigures | None = None
+    recovery: list[SecondFigures] = field(default_factory=list)
+    # Epoch second of the history's first row (steps are whole seconds from there), for aligning
+    # Prometheus series with the steps.
+    start_epoch: int | None = None
+    # Epoch seconds around the Locust process: the window bottleneck hints query.
+    started_at: float | None = None
+    ended_at: float | None = None
+    # CPU seconds (user + system) the Locust process used: one process is one core at most, so a
+    # generator near a full core may be the limit the "knee" shows (cutover_kit.load.bottlenecks).
+    generator_cpu_seconds: float | None = None
 
 
 def run_locust(profile: LoadProfile, color: str, out_dir: Path, locustfile: Path = DEFAULT_LOCUSTFILE,
@@ -68,7 +81,8 @@ def run_locust(profile: LoadProfile, color: str, out_dir: Path, locustfile: Path
     timeout = timeout_seconds if timeout_seconds is not None else profile.duration_seconds + TIMEOUT_GRACE_SECONDS
     LOG.info("load %s: %s, %d steps of %gs, cap %d requests, timeout %gs", color, profile.target,
              len(profile.steps), profile.step_seconds, profile.max_requests, timeout)
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
+    children_before = _children_cpu_seconds()
     try:
         done = subprocess.run(command, env=env, cwd=out_dir, capture_output=True, text=True, timeout=timeout, check=False)
     except FileNotFoundError:
@@ -76,6 +90,7 @@ def run_locust(profile: LoadProfile, color: str, out_dir: Path, locustfile: Path
     except subprocess.TimeoutExpired:
         raise LoadRunError(f"load {color}: Locust did not finish within {timeout:g}s (killed)") from None
     seconds = round(time.monotonic() - started, 2)
+    generator_cpu = round(_children_cpu_seconds() - children_before, 2)
     (out_dir / f"{color}_locust.log").write_text(done.stderr)
     if done.returncode != 0:
         raise LoadRunError(f"load {color}: Locust exited {done.returncode}: {_tail(done.stderr)}")
@@ -83,9 +98,12 @@ def run_locust(profile: LoadProfile, color: str, out_dir: Path, locustfile: Path
     if not history.is_file():
         raise LoadRunError(f"load {color}: Locust wrote no stats history ({history}): {_tail(done.stderr)}")
     try:
-        steps = parse_step_figures(history.read_text(), profile.step_seconds, len(profile.steps))
+        stress = profile.stress
+        figures = parse_run_figures(history.read_text(), profile.step_seconds, len(profile.steps),
+                                    stress.seconds if stress else None, stress.recovery_seconds if stress else None)
     except HistoryError as error:
         raise LoadRunError(f"load {color}: {error}") from None
+    steps = figures.steps
     # The final report counts every request; the history only what its 1 s rows saw. A run the
     # request cap stops within its first second (a fast app, a small cap) has requests in the
     # report and no history row after the first: it made requests, it just has no step figures.
@@ -96,7 +114,14 @@ def run_locust(profile: LoadProfile, color: str, out_dir: Path, locustfile: Path
         LOG.warning("load %s: the run ended after %ss, before Locust's first 1 s history row: %d requests, no per-step figures",
                     color, seconds, totals["requests"])
     LOG.info("load %s: %d requests, %d failed, in %ss", color, totals.get("requests", 0), totals.get("failures", 0), seconds)
-    return LoadRunResult(color, profile.target, seconds, steps, artifacts, totals)
+    return LoadRunResult(color, profile.target, seconds, steps, artifacts, totals, figures.stress, figures.recovery,
+                         figures.start_epoch, started_at, time.time(), generator_cpu)
+
+
+def _children_cpu_seconds() -> float:
+    """CPU seconds of this process's waited-for children so far (Locust is one, run to its end)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _require_listening(target: str) -> None:

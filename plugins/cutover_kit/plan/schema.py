@@ -166,6 +166,21 @@ LOAD_TEST_SCHEMA: dict[str, Any] = {
                                      "description": "A p95 at peak below this always passes (default 50)."},
             },
         },
+        "stress": {
+            "type": "object", "additionalProperties": False, "required": ["users", "seconds", "recovery_seconds"],
+            "description": "After the steps, in the same run: `users` past the last step for `seconds` (how each color "
+                           "fails: errors or latency), then `recovery_users` for `recovery_seconds` (does it recover, "
+                           "how fast). Green not recovering while blue does halts the stage.",
+            "properties": {
+                "users": {"type": "integer", "minimum": 2, "maximum": 500,
+                          "description": "Users of the stress step; above the last step's."},
+                "seconds": {"type": "integer", "minimum": 1, "maximum": 300, "description": "Seconds the stress holds."},
+                "recovery_users": {"type": "integer", "minimum": 1, "maximum": 499,
+                                   "description": "Light load after the stress (default: the first step's users)."},
+                "recovery_seconds": {"type": "integer", "minimum": 3, "maximum": 300,
+                                     "description": "Seconds of light load in which the color must come back within the SLO."},
+            },
+        },
     },
 }
 
@@ -596,6 +611,15 @@ def load_test_violations(load_test: Mapping[str, Any] | None) -> list[str]:
             f"load_test.capacity.peak_rps x headroom = {required:g} rps cannot be reached by the step load: "
             f"{max(users)} users pausing {wait:g} s send under {max(users) / wait:g} rps; "
             "raise load_test.users_per_step or lower the target")
+    stress = load_test.get("stress")
+    if stress:
+        if stress["users"] <= max(users):
+            violations.append(f"load_test.stress.users {stress['users']} must be above the last step's {max(users)} users "
+                              "(the stress goes past the knee)")
+        recovery_users = stress.get("recovery_users", users[0])
+        if recovery_users >= stress["users"]:
+            violations.append(f"load_test.stress.recovery_users {recovery_users} must be below stress.users {stress['users']}"
+                              " (recovery is a light load)")
     duration = len(users) * load_test["step_seconds"]
     if required * duration > load_test["max_requests"]:
         violations.append(

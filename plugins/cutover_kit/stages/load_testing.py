@@ -9,10 +9,14 @@ Tasks, in order:
   (expand + backfill, exactly as stage 2 did to the live database), and each instance is started
   on it: blue first (the stage green forwards Rails-flagged requests to the stage blue). Then each
   instance must answer its ready path. The live instances and the live database are never touched.
-* ``run_load_test``: Locust (a subprocess) against blue, then green; knee per color, the judge,
-  one verdict line, a PNG chart, Locust's CSV/HTML/JSON under the run's artifact directory, the
-  ``load_test`` summary in XCom. A halt verdict or a run that could not measure fails the task
-  (never a pass by default).
+* ``run_load_test``: Locust (a subprocess) against blue, then green: the step load, then (plan
+  ``load_test.stress``) a stress step past the knee and a light recovery load in the same run;
+  knee per color, how it failed under stress and whether it recovered (cutover_kit.load.stress),
+  the judge, bottleneck hints (CPU from Prometheus, the color's database role in pg_stat_activity
+  and pg_stat_statements; advisory, "unavailable: <why>" when a source cannot be read), one
+  verdict line and one line per hint, a PNG chart, Locust's CSV/HTML/JSON under the run's
+  artifact directory, the ``load_test`` summary in XCom. A halt verdict or a run that could not
+  measure fails the task (never a pass by default).
 * ``stop_stage_instances`` (ALL_DONE): stop what this stage started and drop the copy, whatever
   happened; skipped when ``start_stage_instances`` never ran (an earlier stage failed).
 Then ``decide_after_load_test`` (a branch, in verdict.py; the pure rule is
@@ -63,13 +67,54 @@ def load_settings(load_test: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def profile_for(load_test: Mapping[str, Any], color: str, target: str, user_ids: int, order_ids: int):
-    """The Locust profile of one color: the plan's steps (spawning a step's users within one second)."""
-    from cutover_kit.load.profile import LoadProfile, Step
+    """The Locust profile of one color: the plan's steps (spawning a step's users within one
+    second), then its stress and recovery phase when the plan has one."""
+    from cutover_kit.load.profile import LoadProfile, Step, StressPhase
 
     steps = tuple(Step(users, float(users)) for users in load_test["users_per_step"])
+    stress = load_test.get("stress")
+    phase = (StressPhase(users=stress["users"], seconds=stress["seconds"],
+                         recovery_users=stress.get("recovery_users", load_test["users_per_step"][0]),
+                         recovery_seconds=stress["recovery_seconds"]) if stress else None)
     return LoadProfile(target=target, steps=steps, step_seconds=load_test["step_seconds"],
                        max_requests=load_test["max_requests"], wait_seconds=load_test.get("wait_seconds", 0.05),
-                       user_ids=max(1, user_ids), order_ids=max(1, order_ids), serve=OWN_CODE[color])
+                       user_ids=max(1, user_ids), order_ids=max(1, order_ids), serve=OWN_CODE[color], stress=phase)
+
+
+def stress_blocks_of(runs: Mapping[str, Any], knees: Mapping[str, Any], slo, max_requests: int) -> dict[str, dict[str, Any]]:
+    """Per color: how the stress step failed and whether the recovery came back (stress_block);
+    a run that reached the request cap before its recovery has it "not measured"."""
+    from cutover_kit.load.stress import classify_failure, judge_recovery, stress_block
+
+    def capped(run) -> int | None:
+        return max_requests if (run.totals or {}).get("requests", 0) >= max_requests else None
+
+    return {color: stress_block(classify_failure(runs[color].stress, slo, knees[color]),
+                                judge_recovery(runs[color].recovery, slo, capped_at=capped(runs[color])))
+            for color in COLORS}
+
+
+def knee_window(run, knee, step_seconds: float) -> tuple[float, float] | None:
+    """Epoch window (start, end] of the knee step, from the history's first row."""
+    if knee.step_index is None or run.start_epoch is None:
+        return None
+    return run.start_epoch + knee.step_index * step_seconds, run.start_epoch + (knee.step_index + 1) * step_seconds
+
+
+def cpu_query(selector: str, rate_window_seconds: int = 3) -> str:
+    """Cores the color's app process used (process_cpu_seconds_total, exported by both apps)."""
+    return f"sum(rate(process_cpu_seconds_total{{{selector}}}[{rate_window_seconds}s]))"
+
+
+def cpu_samples(matrix: list[Mapping[str, Any]]) -> list[tuple[float, float]]:
+    """A Prometheus range answer of one series -> [(epoch, cores)]; NaN samples dropped."""
+    samples = []
+    for series in matrix[:1]:
+        for at, value in series.get("values", []):
+            cores = float(value)
+            if cores == cores:  # not NaN
+                samples.append((float(at), cores))
+    return samples
 
 
 def capacity_plan_of(load_test: Mapping[str, Any]):
@@ -196,18 +241,33 @@ def run_load_test(plan_task_id: str, start_task_id: str, backup_task_id: str) ->
         out_dir = artifact_dir_for(context["run_id"])
         slo = LoadSLO(max_p95_ms=settings["max_p95_ms"], max_error_ratio=settings["max_error_ratio"])
         capacity = capacity_plan_of(settings)
-        runs, knees, seconds = {}, {}, {}
+        runs, knees, seconds, samplers = {}, {}, {}, {}
+        database = (started.get("database_copy") or {}).get("database")
+        instances = _instances()
         for color in COLORS:
-            runs[color] = run_locust(profile_for(settings, color, urls[color], user_ids, order_ids), color, out_dir)
+            profile = profile_for(settings, color, urls[color], user_ids, order_ids)
+            with connection_sampler_for(instances[color], database) as samplers[color]:
+                runs[color] = run_locust(profile, color, out_dir)
             knees[color] = find_knee(runs[color].steps, slo)
             seconds[color] = runs[color].seconds
             log.info("Load %s: %s", color, knees[color].reason)
-        summary = load_test_summary({c: runs[c].steps for c in COLORS}, knees, capacity)
-        chart = write_chart({c: runs[c].steps for c in COLORS}, knees, out_dir / "load-test.png", settings["max_p95_ms"])
+        stress = stress_blocks_of(runs, knees, slo, settings["max_requests"]) if settings.get("stress") else None
+        summary = load_test_summary({c: runs[c].steps for c in COLORS}, knees, capacity, stress)
+        chart = write_chart({c: runs[c].steps for c in COLORS}, knees, out_dir / "load-test.png", settings["max_p95_ms"],
+                            {c: runs[c].stress for c in COLORS})
     except (ValueError, ProfileError, LoadRunError) as error:
         reason = f"load test could not measure: {error}"
         ti.xcom_push(key=FAILURE_KEY, value={"reason": reason})
         raise AirflowFailException(f"Load test FAIL: {reason}") from error
+    for color in COLORS:
+        if stress is not None:
+            log.info("Stress %s: %s; %s", color, stress[color]["stress"]["description"], stress[color]["recovery"]["description"])
+        summary[color]["bottlenecks"] = bottleneck_hints_for(color, runs[color], knees[color], instances[color], database,
+                                                     samplers[color], settings["step_seconds"])
+        for hint in summary[color]["bottlenecks"]["hints"]:
+            log.info("Bottleneck hint: %s", hint)
+    if summary.get("stress_finding"):
+        log.warning("Stress finding: %s", summary["stress_finding"])
     summary["seconds"] = seconds
     summary["requests"] = {c: runs[c].totals.get("requests") for c in COLORS}
     summary["artifacts"] = {"chart": str(chart), **{c: runs[c].artifacts for c in COLORS}}
@@ -220,6 +280,71 @@ def run_load_test(plan_task_id: str, start_task_id: str, backup_task_id: str) ->
     log.info(line)
     # The task's verdict and line come last: the summary's own lower-case verdict must not win.
     return {**summary, "verdict": "PASS", "reason": line}
+
+
+class _NoSampler:
+    """Stands in for a ConnectionSampler when there is nothing to sample; says why."""
+
+    def __init__(self, why: str) -> None:
+        self.error = why
+        self.samples: list = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+
+def connection_sampler_for(instance, database: str | None):
+    from cutover_kit.load.pg_stats import ConnectionSampler
+
+    if not instance.database_role:
+        return _NoSampler(f"the Connection of the {instance.color} stage instance names no database_role")
+    if not database:
+        return _NoSampler("a pre-provisioned instance: its database is not the stage's copy")
+    try:
+        dsn = connection_dsn(connections.POSTGRES)
+    except Exception as error:  # noqa: BLE001 - advisory: a missing Connection makes the hint unavailable, not the stage fail
+        return _NoSampler(f"Connection {connections.POSTGRES}: {error}")
+    return ConnectionSampler(dsn, instance.database_role, database)
+
+
+def bottleneck_hints_for(color: str, run, knee, instance, database: str | None, sampler, step_seconds: float) -> dict[str, Any]:
+    """The advisory hints of one color: each source read on its own, a failure recorded as
+    "unavailable: <why>" (never a failed stage: the verdict does not depend on hints)."""
+    from cutover_kit.hooks.prometheus import PrometheusError, PrometheusHook
+    from cutover_kit.load.bottlenecks import bottleneck_block, connection_figures, cpu_figures, generator_figures, unavailable
+    from cutover_kit.load.pg_stats import PgStatsUnavailable, server_limits, slowest_statements
+
+    try:
+        if run.started_at is None or run.ended_at is None:
+            raise ValueError("the run recorded no time window")
+        matrix = PrometheusHook().query_range(cpu_query(instance.metrics_selector), run.started_at, run.ended_at, 1)
+        cpu = cpu_figures(cpu_samples(matrix), knee_window(run, knee, step_seconds))
+        if "unavailable" in cpu:
+            cpu = unavailable(f"Prometheus has no process_cpu_seconds_total for {{{instance.metrics_selector}}} in the run's"
+                              " window (is it scraping the stage instance?)")
+    except (PrometheusError, ValueError) as error:
+        cpu = unavailable(str(error))
+    except Exception as error:  # noqa: BLE001 - advisory: e.g. no Prometheus Connection; recorded, never a failed stage
+        cpu = unavailable(f"{type(error).__name__}: {error}")
+    role = instance.database_role
+    if sampler.error or not role or not database:
+        conns = unavailable(sampler.error or "no database role or copy")
+        statements: Any = unavailable(sampler.error or "no database role or copy")
+    else:
+        try:
+            conns = connection_figures(sampler.samples, *server_limits(connection_dsn(connections.POSTGRES), role))
+        except PgStatsUnavailable as error:
+            conns = unavailable(str(error))
+        try:
+            statements = slowest_statements(connection_dsn(connections.POSTGRES), role, database)
+        except PgStatsUnavailable as error:
+            statements = unavailable(str(error))
+    rates = [step.rate_rps for step in [*run.steps, *([run.stress] if run.stress else [])] if step.requests]
+    generator = generator_figures(run.generator_cpu_seconds, (run.totals or {}).get("requests"), max(rates, default=None))
+    return bottleneck_block(color, OWN_CODE[color], role, cpu, conns, statements, generator)
 
 
 def stop_stage_instances(start_task_id: str, conn_id: str = connections.POSTGRES, database: str = STAGE_DB) -> dict[str, Any]:

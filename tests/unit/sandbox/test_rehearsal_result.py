@@ -207,3 +207,16 @@ def test_the_security_block_of_a_judge_without_summary_and_of_a_stage_that_never
     assert security_block(broken) == {"findings": [], "blocking": [], "verdict": "fail", "reason": "no plan"}
     assert security_block(TaskRecord("stage_07_security_audit.judge", "skipped", None, None)) is None
     assert security_block(None) is None
+
+
+def test_the_load_test_block_keeps_each_colors_stress_recovery_and_bottleneck_hints():
+    from sandbox.result import load_test_block
+
+    green = {**LOAD_SUMMARY["green"], "stress": {"failure_mode": "latency", "description": "latency: p95 840 ms at 32 users"},
+             "recovered": False, "recovery_seconds": None, "recovery": {"description": "not recovered after 6 s"},
+             "bottlenecks": {"hints": ["green: CPU 0.97 cores at knee - CPU-bound (single Node process)"]}}
+    summary = {**LOAD_SUMMARY, "green": green, "stress_finding": "neither color recovered from stress"}
+    block = load_test_block(record("stage_06_load_testing.run_load_test", "failed", 1, load_test=summary))
+    assert block["green"]["stress"]["failure_mode"] == "latency" and block["green"]["recovered"] is False
+    assert block["green"]["bottlenecks"]["hints"][0].startswith("green: CPU 0.97 cores")
+    assert block["stress_finding"] == "neither color recovered from stress"

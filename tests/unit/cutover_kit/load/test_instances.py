@@ -24,6 +24,16 @@ def test_a_sandbox_connection_reads_into_an_instance_the_stage_starts():
     assert "started on the stage's database copy" in instance.describe()
 
 
+def test_the_database_role_and_metrics_selector_come_from_the_extra_with_a_default_selector():
+    instance = instance_from_connection("green", "app_green_loadtest", "127.0.0.1", 1, None,
+                                        {**SANDBOX_EXTRA, "database_role": "cutover_stage_green"})
+    assert instance.database_role == "cutover_stage_green"
+    assert instance.metrics_selector == 'job="stage_apps",color="green"'
+    custom = instance_from_connection("blue", "app_blue_loadtest", "127.0.0.1", 1, None, {"metrics_selector": 'job="load",pod="b"'})
+    assert custom.database_role is None and custom.metrics_selector == 'job="load",pod="b"'
+    assert StageInstance("blue", "http://127.0.0.1:1").metrics_selector == 'job="stage_apps",color="blue"'
+
+
 def test_without_commands_the_instance_is_pre_provisioned():
     instance = instance_from_connection("blue", "app_blue_loadtest", "localhost", 9000, "https", {})
     assert instance.url == "https://localhost:9000" and not instance.started_by_stage
@@ -38,6 +48,8 @@ def test_without_commands_the_instance_is_pre_provisioned():
     ("127.0.0.1", 1, {"command_env": {"A": 1}}, "extra.command_env must map names to strings"),
     ("127.0.0.1", 1, {"command_timeout_seconds": 0}, "extra.command_timeout_seconds must be a number of seconds"),
     ("127.0.0.1", 1, {"ready_path": "readyz"}, "extra.ready_path must start with /"),
+    ("127.0.0.1", 1, {"database_role": "Robert'); DROP"}, "extra.database_role must be a plain lower-case PostgreSQL role"),
+    ("127.0.0.1", 1, {"metrics_selector": '{job="x"}'}, "extra.metrics_selector must be label matchers without braces"),
 ])
 def test_a_misdescribed_connection_is_refused_naming_the_field(host, port, extra, message):
     with pytest.raises(StageInstanceError, match=message) as caught:

@@ -191,3 +191,17 @@ def test_chart_is_a_png(tmp_path):
     knees = {c: find_knee(s, LoadSLO(800, 0.01)) for c, s in steps.items()}
     path = write_chart(steps, knees, tmp_path / "load.png", max_p95_ms=800)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_the_stress_step_is_a_row_of_its_own_never_the_knee(tmp_path):
+    from cutover_kit.load.chart import chart_rows, write_chart
+
+    steps = {"blue": recorded("blue")}
+    knees = {"blue": find_knee(steps["blue"], LoadSLO(800, 0.01))}
+    stress = StepFigures(5, 64, 4, 400, 8, 100.0, 0.02, 300.0, 1200.0, 1500.0)
+    rows = chart_rows(steps, knees, {"blue": stress})
+    assert rows[-1] == {"color": "blue", "rate_rps": 100.0, "p95_ms": 1200.0, "error_pct": 2.0, "users": 64, "knee": False,
+                        "stress": True}
+    assert sum(row["stress"] for row in rows) == 1 and len(rows) == len(chart_rows(steps, knees)) + 1
+    path = write_chart(steps, knees, tmp_path / "stress.png", 800, {"blue": stress})
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

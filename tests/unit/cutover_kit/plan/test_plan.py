@@ -216,6 +216,16 @@ def test_schema_is_valid_draft_2020_12() -> None:
          "security.surface_ignore: ['GET /api/admin/users'] are also protected_routes"),
         (with_security(smoke_paths=["api/users/1"]), "security.smoke_paths[0]: 'api/users/1' does not match"),
         (with_security(scan_everything=True), "security: Additional properties are not allowed ('scan_everything' was unexpected)"),
+        # The stress phase must go past the last step, and recover under a lighter load.
+        (with_load_test(stress={"users": 150, "seconds": 60, "recovery_seconds": 120}),
+         "load_test.stress.users 150 must be above the last step's 200 users"),
+        (with_load_test(stress={"users": 400, "seconds": 60, "recovery_users": 400, "recovery_seconds": 120}),
+         "load_test.stress.recovery_users 400 must be below stress.users 400"),
+        (with_load_test(stress={"users": 400, "seconds": 60, "recovery_seconds": 2}),
+         "load_test.stress.recovery_seconds: 2 is less than the minimum of 3"),
+        (with_load_test(stress={"users": 400, "seconds": 60}), "load_test.stress: 'recovery_seconds' is a required property"),
+        (with_load_test(stress={"users": 400, "seconds": 60, "recovery_seconds": 9, "factor": 2}),
+         "load_test.stress: Additional properties are not allowed ('factor' was unexpected)"),
     ],
 )
 def test_bad_plan_file_is_refused_naming_the_field(

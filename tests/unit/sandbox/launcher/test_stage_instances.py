@@ -52,6 +52,48 @@ def test_the_stage_connections_carry_start_and_stop_commands_for_the_launcher(tm
     assert instance.start_command[-5:] == ("stage-up", "--color", "green", "--database", "{database}")
     assert instance.stop_command[-3:] == ("stage-down", "--color", "green")
     assert instance.command_env["SANDBOX_DIR"] == str(tmp_path) and instance.command_env["SANDBOX_GREEN_STAGE_PORT"] == "18084"
+    # Stage 6's bottleneck hints: the instance's own database role and its Prometheus target.
+    assert instance.database_role == "cutover_stage_green"
+    assert instance.metrics_selector == 'job="stage_apps",color="green"'
+
+
+def test_each_stage_instance_has_its_own_role_with_a_password_generated_per_up(tmp_path):
+    from sandbox.launcher import Sandbox
+    from sandbox.launcher.stage_instances import stage_role
+
+    sandbox = Sandbox(SandboxConfig.from_env({"SANDBOX_DIR": str(tmp_path)}))
+    state = sandbox._new_state()
+    roles = {color: stage_role(state, color) for color in ("blue", "green")}
+    assert {color: role["user"] for color, role in roles.items()} == {"blue": "cutover_stage_blue", "green": "cutover_stage_green"}
+    assert len({roles["blue"]["password"], roles["green"]["password"], state["postgres"]["password"]}) == 3
+    assert sandbox._new_state()["postgres"]["stage_roles"]["green"]["password"] != roles["green"]["password"]
+    old = {"postgres": {"user": "cutover", "password": "x"}}
+    with pytest.raises(SandboxError, match="no database role for the green stage instance"):
+        stage_role(old, "green")
+
+
+def test_prometheus_waits_for_the_live_targets_only(tmp_path, monkeypatch):
+    from sandbox.launcher import Sandbox, prometheus
+
+    def targets(*healths):
+        return [{"labels": {"job": job}, "health": health} for job, health in healths]
+
+    answers = iter([
+        targets(("apps", "up"), ("apps", "up"), ("haproxy", "up"), ("stage_apps", "down"), ("stage_apps", "down")),
+        targets(("apps", "up"), ("apps", "down"), ("haproxy", "up"), ("stage_apps", "up"), ("stage_apps", "up")),
+    ])
+
+    class Answer:
+        def __init__(self, active):
+            self.active = active
+
+        def json(self):
+            return {"data": {"activeTargets": self.active}}
+
+    monkeypatch.setattr(prometheus.requests, "get", lambda *args, **kwargs: Answer(next(answers)))
+    sandbox = Sandbox(SandboxConfig.from_env({"SANDBOX_DIR": str(tmp_path)}))
+    assert sandbox._prometheus_targets_up() is True  # the stage instances are not running: not waited for
+    assert sandbox._prometheus_targets_up() is False  # a live app down still is
 
 
 def test_stage_down_on_a_sandbox_that_never_started_any_is_a_no_op(tmp_path):
