@@ -165,3 +165,19 @@ def approval_halt_reason(step: str, record: dict[str, Any] | None) -> str:
 
 def answer_to_dict(answer: ApprovalAnswer | None) -> dict[str, Any] | None:
     return None if answer is None else {**asdict(answer), "chosen_options": list(answer.chosen_options)}
+
+
+#: Airflow 3.2's scheduler can fail a deferred task whose trigger fires seconds after the deferral:
+#: the executor's "success" for the worker's defer-exit is processed after the trigger event has
+#: re-queued the task, and is taken for an external state change (apache/airflow#67287, #71580;
+#: seen here: approved 1 s after the request, the approval task then FAILED and the run rolled
+#: back). The approval watch therefore never delivers its event sooner than this after asking; a
+#: person answers in minutes, and a halt's reflex rollback has already run inside the trigger.
+RESUME_GUARD_SECONDS = 20.0
+
+
+def resume_guard_remaining(asked_at: float | None, now: float, guard_seconds: float = RESUME_GUARD_SECONDS) -> float:
+    """Seconds the watch still holds its event back (0 when the deferral is old enough)."""
+    if asked_at is None:
+        return 0.0
+    return max(0.0, asked_at + guard_seconds - now)

@@ -26,6 +26,7 @@ Two more seams, overridden by the unit tests and never serialized: :meth:`_read_
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, AsyncIterator
 
@@ -33,7 +34,8 @@ from asgiref.sync import sync_to_async
 from airflow.triggers.base import TriggerEvent
 
 from cutover_kit.approvals import (
-    REJECT, ApprovalAnswer, ApprovalOutcome, answer_to_dict, decide_while_awaiting,
+    REJECT, RESUME_GUARD_SECONDS, ApprovalAnswer, ApprovalOutcome, answer_to_dict, decide_while_awaiting,
+    resume_guard_remaining,
 )
 from cutover_kit.gate import GateDecision
 from cutover_kit.triggers.slo_gate import SLOGateTrigger
@@ -49,6 +51,8 @@ class ApprovalWatchTrigger(SLOGateTrigger):
         self._answer: ApprovalAnswer | None = None
         self._outcome: ApprovalOutcome | None = None
         self._answer_unreadable = False
+        #: Not serialized: the unit tests set it to 0.
+        self.resume_guard_seconds = RESUME_GUARD_SECONDS
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         _, gate_kwargs = super().serialize()
@@ -128,4 +132,9 @@ class ApprovalWatchTrigger(SLOGateTrigger):
                     payload["request_closed"] = False
                     self.log.warning("Approval for %s: the open request could not be closed (a late answer would be "
                                      "recorded but changes nothing): %s: %s", self.asking, type(error).__name__, error)
+            held = resume_guard_remaining(self.gate_started_at, time.time(), self.resume_guard_seconds)
+            if held > 0:
+                self.log.info("Approval for %s: event held %.1f s (Airflow's defer-resume race, see "
+                              "cutover_kit.approvals.RESUME_GUARD_SECONDS): %s", self.asking, held, payload.get("line"))
+                await asyncio.sleep(held)
             yield TriggerEvent(payload)

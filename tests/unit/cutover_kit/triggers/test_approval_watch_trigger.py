@@ -40,6 +40,7 @@ def watch(source, *, answers=lambda poll: None, deadline_in=30.0, stops=lambda p
     trigger._read_answer = lambda: answers(next(reads))
     trigger.closed = []
     trigger._close_request = lambda: trigger.closed.append(time.time())
+    trigger.resume_guard_seconds = 0  # its own test below
     return trigger
 
 
@@ -119,3 +120,22 @@ def test_serialize_round_trips_and_leaves_the_seams_out(prometheus, answers):
     assert {"ti_id", "asking", "watching", "deadline", "step_label", "plan", "weights_set_at"} <= set(kwargs)
     assert not any(key.startswith("_") for key in kwargs)
     assert ApprovalWatchTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+def test_the_event_is_held_until_the_deferral_is_old_enough(prometheus, answers):
+    # Approved at the first read, 3 s after asking: the event waits out the rest of the guard, so
+    # Airflow's stale defer-exit event cannot fail the resumed task (apache/airflow#67287).
+    trigger = watch(prometheus(answers.healthy()), answers=lambda read: ApprovalAnswer((APPROVE,), "alice", time.time()))
+    trigger.resume_guard_seconds = 4.5
+    started = time.time()
+    event = run(trigger)
+    assert event["approval_outcome"] == "approved"
+    assert 1.0 <= time.time() - started <= 4.0
+
+
+def test_the_resume_guard_counts_from_the_request():
+    from cutover_kit.approvals import resume_guard_remaining
+
+    assert resume_guard_remaining(100.0, 105.0, 20.0) == 15.0
+    assert resume_guard_remaining(100.0, 130.0, 20.0) == 0.0
+    assert resume_guard_remaining(None, 105.0, 20.0) == 0.0
