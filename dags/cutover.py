@@ -8,6 +8,8 @@ from airflow.sdk import DAG, Param, TaskGroup, chain, task
 from airflow.sdk import TriggerRule
 
 from cutover_kit.control import REASON_MAX_CHARS, REASON_MIN_CHARS
+from cutover_kit.notifiers.webhook import ApprovalRequestNotifier
+from cutover_kit.operators.approval import StepApprovalOperator
 from cutover_kit.plan import OVERRIDABLE_FIELDS, list_plans, load_plan
 from cutover_kit.sensors.slo_gate import SLOGateOperator
 from cutover_kit.stages import (
@@ -37,8 +39,8 @@ order, each one task group whose code is one module of `plugins/cutover_kit/stag
 | 8 | `stage_08_rollback_procedures` | `rollback_procedures.py` | Rollback drill: a little traffic on green, rolled back and verified; the time is recorded. On a re-run on purpose, green's current share is what is rolled back. |
 | 9 | `stage_09_blue_green_setup` | `blue_green_setup.py` | Both servers healthy in the router, green at 0 %. |
 | 12 | `stage_12_blue_monitoring` | `blue_monitoring.py` | Blue's baseline before traffic moves (every gate also checks that blue does not regress); after the standby watch, blue verified warm. |
-| 10 | `stage_10_traffic_migration` | `traffic_migration.py` | Per step: flags (features on, rollout = step %) -> weights (read back) -> **stage 11** smoke checks (with stage 7's passive checks on green and blue: a blocking finding on green, or green worse than blue, rolls back) -> SLO gate (green vs live blue, deferrable) -> branch: next step or rollback. |
-| 13 | `stage_13_full_cutover` | `full_cutover.py` | 100 %, then a standby watch with the same gate, then promote; blue stays warm. |
+| 10 | `stage_10_traffic_migration` | `traffic_migration.py` | Before 50 % (the plan's `approvals`): a go/no-go approval (`step_50.approve`, answered in *Required actions* or over REST by the plan's `assigned_users`; no answer by the timeout = reject) while the 25 % gate keeps judging (a breach rolls back at once), then `decide_approval`. Per step: flags (features on, rollout = step %) -> weights (read back) -> **stage 11** smoke checks (with stage 7's passive checks on green and blue: a blocking finding on green, or green worse than blue, rolls back) -> SLO gate (green vs live blue, deferrable) -> branch: next step or rollback. |
+| 13 | `stage_13_full_cutover` | `full_cutover.py` | The go/no-go approval of 100 % (`step_100.approve`, 50 % watched while it waits), 100 %, then a standby watch with the same gate, then promote; blue stays warm. |
 | - | `rollback` | `rollback.py` | Why the run halted, flags -> Rails, then traffic -> 100 % blue, each verified; then blue proven serving alone. |
 | - | `verify_data_integrity`, `cutover_verdict` | `verdict.py` | Zero data loss checked at the end of every path; the run's last word. |
 | 15 | `stage_15_post_launch` | `post_launch.py` | After the verdict, on every path: the post-launch report (HTML + PNG charts: traffic share, error ratio and latency per color, SLO compliance per step, gate decisions, rollback timings, data validation, lessons learned) under `$CUTOVER_REPORT_DIR` or `$AIRFLOW_HOME/reports/cutover/<run_id>/`; its path is in the task's log and XCom. A teardown: it never changes the run's outcome. |
@@ -65,6 +67,10 @@ See docs/post-launch-report.md; what to do after a halt: docs/runbooks/.
 # The DAG's shape (one task group per traffic step) is fixed at parse time by the default plan;
 # stage 1 refuses a chosen plan whose steps differ, before anything moves.
 DAG_STEPS = load_plan("default").steps
+# Likewise the steps with a go/no-go approval task: the default plan's; stage 1 refuses a plan that
+# asks elsewhere. A plan that asks fewer (or none) has those tasks record "not asked" and go on.
+_DEFAULT_APPROVALS = load_plan("default").approvals
+DAG_APPROVAL_STEPS = _DEFAULT_APPROVALS.before_steps if _DEFAULT_APPROVALS else ()
 
 GX_SCRATCH_DB = database_preparation.DEFAULT_SCRATCH_DB
 
@@ -103,6 +109,13 @@ decide_step = {
     module: task.branch(module.decide_after_gate, trigger_rule=TriggerRule.NONE_SKIPPED, retries=0)
     for module in (traffic_migration, full_cutover)
 }
+# After an approval that was answered, rejected, timed out, or failed because the step on green
+# halted while it waited (-> halt); not for a step the run never reached.
+decide_approval = {
+    module: task.branch(module.decide_after_approval, trigger_rule=TriggerRule.NONE_SKIPPED, retries=0)
+    for module in (traffic_migration, full_cutover)
+}
+request_approval = ApprovalRequestNotifier()
 # ALL_DONE: the verdict runs whatever happened, and fails the run unless it was promoted.
 decide_validation = task.branch(
     verdict.decide_after_validation, task_id="decide_after_validation", trigger_rule=TriggerRule.NONE_SKIPPED, retries=0
@@ -125,7 +138,9 @@ with DAG(
     tags=["cutover", "blue-green"],
 ) as dag:
     with TaskGroup("stage_01_deployment_readiness") as stage_01:
-        plan = task(deployment_readiness.validate_plan, task_id="validate_plan", retries=0)(dag_steps=list(DAG_STEPS))
+        plan = task(deployment_readiness.validate_plan, task_id="validate_plan", retries=0)(
+            dag_steps=list(DAG_STEPS), dag_approval_steps=list(DAG_APPROVAL_STEPS)
+        )
         # Every task that touches the router builds the one the plan chose (router: haproxy | gateway_api).
         connections = task(deployment_readiness.resolve_connections, task_id="resolve_connections", retries=0)(
             plan_task_id=plan.operator.task_id
@@ -279,11 +294,24 @@ with DAG(
     GATE_INPUTS = {"plan_task_id": plan.operator.task_id, "baseline_task_id": baseline.operator.task_id,
                    "acknowledged_writes_file": LEDGER}
 
-    def traffic_step(stage, percent: int, next_task_id: str):
-        """set weights -> smoke checks (stage 11) -> SLO gate -> decide: next step or halt.
-        `stage`: the module of the enclosing stage group (stage 10's, or stage 13's for 100 %)."""
+    def traffic_step(stage, percent: int, next_task_id: str, previous_weights=None, previous_percent=None):
+        """[approve -> decide_approval ->] flags -> weights -> smoke checks (stage 11) -> SLO gate ->
+        decide: next step or halt. `stage`: the module of the enclosing stage group (stage 10's, or
+        stage 13's for 100 %). The approval, where the default plan asks one, watches the previous step."""
         label = f"{percent} %"
+        approval_head = None
         with TaskGroup(f"step_{percent}") as step:
+            if percent in DAG_APPROVAL_STEPS:
+                approve = StepApprovalOperator(
+                    task_id="approve", percent=percent, watching_percent=previous_percent,
+                    watching_weights_task_id=previous_weights.operator.task_id, plan_task_id=plan.operator.task_id,
+                    baseline_task_id=baseline.operator.task_id, notifiers=[request_approval], retries=0,
+                )
+                approval_branch = decide_approval[stage].override(task_id="decide_approval")(
+                    approve.task_id, f"{step.group_id}.set_flags", f"rollback.halt_at_{percent}_approval"
+                )
+                approve >> approval_branch
+                approval_head = approve
             # Flags before weights: green serves the step's features itself before more users reach it.
             step_flags = task(stage.set_step_flags, task_id="set_flags")(percent, plan_task_id=plan.operator.task_id)
             weights = task(stage.set_traffic, task_id="set_weights")(percent, plan_task_id=plan.operator.task_id)
@@ -298,23 +326,37 @@ with DAG(
             )
             branch = decide_step[stage].override(task_id="decide")(gate.task_id, next_task_id, f"rollback.halt_at_{percent}")
             chain(step_flags, weights, smoke, gate, branch)
+            if approval_head is not None:
+                approval_branch >> step_flags
+        if approval_head is not None:
+            approval_halt = task(rollback.record_approval_halt, task_id=f"halt_at_{percent}_approval",
+                                 task_group=rollback_group, retries=0)(label, approval_head.task_id)
+            approval_branch >> approval_halt >> flags_back
+            approval_halts.append(approval_halt)
         halt = task(rollback.record_halt, task_id=f"halt_at_{percent}", task_group=rollback_group, retries=0)(
             label, gate.task_id, smoke.operator.task_id, weights.operator.task_id
         )
         branch >> halt >> flags_back
-        return step_flags, weights, branch, halt
+        return approval_head or step_flags, weights, branch, halt
+
+    def step_head_id(group: str, percent: int) -> str:
+        return f"{group}.step_{percent}." + ("approve" if percent in DAG_APPROVAL_STEPS else "set_flags")
 
     migration_steps = [p for p in DAG_STEPS if p < 100]
-    step_ids = [f"stage_10_traffic_migration.step_{p}.set_flags" for p in migration_steps]
-    step_ids.append("stage_13_full_cutover.step_100.set_flags")
-    halts, heads, tails = [load_halt, security_halt], [], []
+    step_ids = [step_head_id("stage_10_traffic_migration", p) for p in migration_steps]
+    step_ids.append(step_head_id("stage_13_full_cutover", 100))
+    halts, approval_halts, heads, tails = [load_halt, security_halt], [], [], []
+    previous_weights, previous_percent = None, None
     with TaskGroup("stage_10_traffic_migration") as stage_10:
         for index, percent in enumerate(migration_steps):
-            head, _, tail, halt = traffic_step(traffic_migration, percent, step_ids[index + 1])
+            head, previous_weights, tail, halt = traffic_step(
+                traffic_migration, percent, step_ids[index + 1], previous_weights, previous_percent)
+            previous_percent = percent
             heads.append(head), tails.append(tail), halts.append(halt)
 
     with TaskGroup("stage_13_full_cutover") as stage_13:
-        head, weights_100, tail, halt = traffic_step(full_cutover, 100, "stage_13_full_cutover.standby_watch")
+        head, weights_100, tail, halt = traffic_step(
+            full_cutover, 100, "stage_13_full_cutover.standby_watch", previous_weights, previous_percent)
         heads.append(head), tails.append(tail), halts.append(halt)
         standby = SLOGateOperator(
             task_id="standby_watch",
@@ -340,7 +382,7 @@ with DAG(
 
     run_verdict = verdict_task(
         promote.operator.task_id,
-        [h.operator.task_id for h in [database_halt, *halts]],
+        [h.operator.task_id for h in [database_halt, *halts, *approval_halts]],
         [verify_back.operator.task_id, database_down.operator.task_id],
         "verify_data_integrity",
     )

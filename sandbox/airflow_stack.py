@@ -54,7 +54,7 @@ def seconds_between(start: str | None, end: str | None) -> float | None:
 class AirflowStack:
     def __init__(self, home: Path, api_port: int, connections: Mapping[str, Mapping[str, Any]],
                  extra_env: Mapping[str, str] | None = None, user: str = "admin", password: str = "admin",
-                 log_port_base: int | None = None) -> None:
+                 log_port_base: int | None = None, extra_users: Mapping[str, str] | None = None) -> None:
         self.home = Path(home)
         self.api_port = api_port
         # Worker and triggerer log servers: other Airflows on a shared machine hold the defaults.
@@ -63,6 +63,9 @@ class AirflowStack:
         self.connections = dict(connections)
         self.extra_env = dict(extra_env or {})
         self.user, self.password = user, password
+        # More users of the simple auth manager ({name: password}, role admin): e.g. someone outside
+        # an approval's assigned_users, refused with 403 whatever their role.
+        self.extra_users = dict(extra_users or {})
         self.process: subprocess.Popen | None = None
         self.session = requests.Session()
 
@@ -81,7 +84,7 @@ class AirflowStack:
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.log_port_base),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.log_port_base + 1),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.user}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{name}:admin" for name in [self.user, *self.extra_users]),
             # New DAGs start paused in standalone; the caller unpauses what it triggers.
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             # standalone starts its components as `airflow ...` subprocesses: the venv must be on PATH.
@@ -97,7 +100,7 @@ class AirflowStack:
     def start(self, timeout: float = 420.0) -> AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
         # A fixed local password instead of a generated one (simple auth manager, development only).
-        (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({self.user: self.password}))
+        (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({self.user: self.password, **self.extra_users}))
         log = open(self.home / "standalone.log", "ab")
         # Own session: standalone stops its children only on SIGINT to the whole group.
         self.process = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "standalone"], cwd=REPO_ROOT,
@@ -150,6 +153,14 @@ class AirflowStack:
         reply = requests.post(f"{self.base_url}/auth/token", json={"username": self.user, "password": self.password}, timeout=10)
         reply.raise_for_status()
         self.session.headers["Authorization"] = f"Bearer {reply.json()['access_token']}"
+
+    def api_as(self, user: str, password: str, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One REST call as another user (a fresh token; the stack's own session is untouched)."""
+        reply = requests.post(f"{self.base_url}/auth/token", json={"username": user, "password": password}, timeout=10)
+        reply.raise_for_status()
+        headers = {"Authorization": f"Bearer {reply.json()['access_token']}", **kwargs.pop("headers", {})}
+        return requests.request(method, f"{self.base_url}/api/v2{path}", headers=headers,
+                                timeout=kwargs.pop("timeout", 15), **kwargs)
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return self.session.request(method, f"{self.base_url}/api/v2{path}", timeout=kwargs.pop("timeout", 15), **kwargs)
@@ -248,7 +259,8 @@ class AirflowStack:
 
 @contextmanager
 def sandbox_under_airflow(prefix: str, port_offset: int, dag_ids: Iterable[str], traffic_rps: int = 30,
-                          traffic_seconds: int = 600, seed: int = 11) -> Iterator[tuple[AirflowStack, Any]]:
+                          traffic_seconds: int = 600, seed: int = 11,
+                          extra_users: Mapping[str, str] | None = None) -> Iterator[tuple[AirflowStack, Any]]:
     """A scratch sandbox (ports + port_offset), traffic through its router, and `airflow standalone`
     (API on 17080 + port_offset) with the given DAGs unpaused; everything stopped and removed after.
     Yields (airflow, sandbox)."""
@@ -264,7 +276,8 @@ def sandbox_under_airflow(prefix: str, port_offset: int, dag_ids: Iterable[str],
         generator = TrafficGenerator(box.config.router_url, rps=traffic_rps, max_seconds=traffic_seconds, seed=seed)
         generator.start()
         airflow = AirflowStack(state_dir / "airflow", api_port=17080 + port_offset, connections=box.connections(),
-                               extra_env={"CUTOVER_GX_ARTIFACT_DIR": str(state_dir / "artifacts")})
+                               extra_env={"CUTOVER_GX_ARTIFACT_DIR": str(state_dir / "artifacts")},
+                               extra_users=extra_users)
         airflow.start()
         for dag_id in dag_ids:
             airflow.unpause(dag_id)

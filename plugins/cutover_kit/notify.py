@@ -161,3 +161,18 @@ def webhook_target(conn: Any, conn_id: str) -> WebhookTarget:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 60:
         raise WebhookConfigError(f"Connection {conn_id!r}: extra.timeout_seconds must be in (0, 60], got {timeout!r}")
     return WebhookTarget(url=base + endpoint, headers=headers, timeout_seconds=float(timeout))
+
+
+def approval_request_payload(*, title: str, subject: str, body: str, link: str | None, dag_id: str, run_id: str,
+                             task_id: str) -> dict[str, Any]:
+    """The Slack-compatible body of a go/no-go request: the question, the details (who may answer,
+    by when, what no answer means), and where to answer it."""
+    where = f"`{dag_id}.{task_id}` run `{run_id}`"
+    text = clip(f"{title}: {subject}\n{body}" + (f"\nAnswer: {link}" if link else ""), SECTION_LIMIT)
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": clip(f"*{title}*: {subject} ({where})", SECTION_LIMIT)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": clip(body, SECTION_LIMIT)}},
+    ]
+    if link:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{link}|Approve or reject>"}]})
+    return {"text": text, "blocks": blocks}

@@ -52,7 +52,11 @@ NO_RETRY_TASKS = {
         "decide_after_validation",
         "decide_after_load_test",
         "decide_after_security_audit",
-        *(f"rollback.halt_at_{step}" for step in (5, 25, 50, 100, "standby", "load_testing", "security_audit")),
+        *(f"rollback.halt_at_{step}" for step in (5, 25, 50, 100, "standby", "load_testing", "security_audit",
+                                                  "50_approval", "100_approval")),
+        # A go/no-go approval is asked once; a retry would ask again after an answer (or a halt) was recorded.
+        "stage_10_traffic_migration.step_50.approve", "stage_13_full_cutover.step_100.approve",
+        "stage_10_traffic_migration.step_50.decide_approval", "stage_13_full_cutover.step_100.decide_approval",
         "database_rollback.halt_at_database",
         "cutover_verdict",
     },
@@ -199,7 +203,7 @@ def test_flags_move_before_traffic_and_roll_back_first(dagbag):
     flags_back = dag.get_task("rollback.flags_to_rails")
     assert dag.get_task("rollback.route_all_to_blue").upstream_task_ids == {"rollback.flags_to_rails"}
     assert all(upstream.startswith("rollback.halt_at_") for upstream in flags_back.upstream_task_ids)
-    assert len(flags_back.upstream_task_ids) == 7  # four steps, the standby watch, stages 6 and 7
+    assert len(flags_back.upstream_task_ids) == 9  # 4 steps, standby, stages 6 and 7, 2 approvals
     # The traffic level runs after the flag level succeeded or failed, but not when nothing halted.
     assert dag.get_task("rollback.route_all_to_blue").trigger_rule == "none_skipped"
     # A branch proceeds to the next step's flags, never straight to its weights.

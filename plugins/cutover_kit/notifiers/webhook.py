@@ -1,4 +1,5 @@
-"""WebhookNotifier: posts a Slack-compatible failure notice to the URL of a Connection.
+"""WebhookNotifier: posts a Slack-compatible failure notice to the URL of a Connection;
+ApprovalRequestNotifier: the same webhook, for a go/no-go request with a link to answer it.
 
 Used as ``on_failure_callback`` of the smoke DAG's tasks (each failed task after its last try, with
 its error, e.g. the parity diff) and of the DAG itself (a run that failed without a failed task,
@@ -48,34 +49,40 @@ class WebhookNotifier(BaseNotifier):
             log.info("No run-level notification: reason %r was already notified by the failed task",
                           context.get("reason"))
             return
-        where = f"{notice.subject}"
+        self.post(slack_payload(notice), notice.subject, "Failure", "The failure itself stands")
+
+    def post(self, payload: dict[str, Any], where: str, what: str, stands: str) -> bool:
+        """POST one payload to the webhook Connection; logs one line either way, never raises.
+        `what` starts the line ("Failure"), `where` names the run and task, and `stands` says what
+        holds when the notice is lost."""
         try:
             conn = BaseHook.get_connection(self.conn_id)
         except Exception as error:  # noqa: BLE001 - AirflowNotFoundException and secrets-backend errors alike
-            log.error("Failure NOT notified: webhook Connection %r is unavailable (%s: %s); define it, e.g. "
-                           "AIRFLOW_CONN_%s (see README, smoke DAG). The failure itself stands: %s",
-                           self.conn_id, type(error).__name__, error, self.conn_id.upper(), where)
-            return
+            log.error("%s NOT notified: webhook Connection %r is unavailable (%s: %s); define it, e.g. "
+                      "AIRFLOW_CONN_%s (see README, smoke DAG). %s: %s",
+                      what, self.conn_id, type(error).__name__, error, self.conn_id.upper(), stands, where)
+            return False
         try:
             target = webhook_target(conn, self.conn_id)
         except WebhookConfigError as error:
-            log.error("Failure NOT notified: %s. The failure itself stands: %s", error, where)
-            return
+            log.error("%s NOT notified: %s. %s: %s", what, error, stands, where)
+            return False
         import requests  # lazy: the DAG file imports this module at parse time
 
         try:
-            response = requests.post(target.url, json=slack_payload(notice), headers=target.headers,
+            response = requests.post(target.url, json=payload, headers=target.headers,
                                      timeout=target.timeout_seconds)
         except requests.RequestException as error:
-            log.error("Failure NOT notified: POST %s (Connection %r) failed: %s: %s. The failure itself stands: %s",
-                           target.safe_url, self.conn_id, type(error).__name__, error, where)
-            return
+            log.error("%s NOT notified: POST %s (Connection %r) failed: %s: %s. %s: %s",
+                      what, target.safe_url, self.conn_id, type(error).__name__, error, stands, where)
+            return False
         if not 200 <= response.status_code < 300:
-            log.error("Failure NOT notified: POST %s (Connection %r) answered HTTP %s: %s. The failure itself "
-                           "stands: %s", target.safe_url, self.conn_id, response.status_code, response.text[:200], where)
-            return
-        log.info("Failure notified: POST %s (Connection %r) -> HTTP %s: %s", target.safe_url, self.conn_id,
-                      response.status_code, where)
+            log.error("%s NOT notified: POST %s (Connection %r) answered HTTP %s: %s. %s: %s",
+                      what, target.safe_url, self.conn_id, response.status_code, response.text[:200], stands, where)
+            return False
+        log.info("%s notified: POST %s (Connection %r) -> HTTP %s: %s", what, target.safe_url, self.conn_id,
+                 response.status_code, where)
+        return True
 
     def _recorded_error(self, context: Any) -> str | None:
         """The failure text the task recorded in XCom, for contexts without ``exception``."""
@@ -88,3 +95,36 @@ class WebhookNotifier(BaseNotifier):
             log.warning("Could not read the recorded failure (%s: %s)", type(error).__name__, error)
             return None
         return value if isinstance(value, str) else None
+
+
+class ApprovalRequestNotifier(WebhookNotifier):
+    """Posts a go/no-go request (cutover_kit.operators.approval) to the same webhook: what is asked,
+    who may answer, by when, what no answer means, and a link to the task's "required actions" page
+    in the Airflow UI (the task's log page when the API's base_url is not configured)."""
+
+    def __init__(self, *, conn_id: str = DEFAULT_WEBHOOK_CONN_ID, title: str = "Approval requested") -> None:
+        super().__init__(conn_id=conn_id, title=title)
+
+    def notify(self, context: Any) -> None:
+        from cutover_kit.notify import approval_request_payload
+
+        task, ti = context["task"], context["ti"]
+        link = approval_link(context)
+        payload = approval_request_payload(
+            title=self.title, subject=task.subject, body=task.body or "", link=link,
+            dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id)
+        self.post(payload, f"{ti.dag_id}.{ti.task_id} run {ti.run_id}", "Approval request",
+                  "The request stands in the Airflow UI and its REST API")
+
+
+def approval_link(context: Any) -> str | None:
+    """The UI page where the request is answered; the task's log URL when no base_url is configured."""
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    try:
+        return HITLOperator.generate_link_to_ui_from_context(context=context)
+    except Exception as error:  # noqa: BLE001 - ValueError without api.base_url; the notice goes out anyway
+        log.warning("Approval link to the required-actions page unavailable (%s: %s); linking the task log",
+                    type(error).__name__, error)
+        url = getattr(context.get("ti"), "log_url", None)
+        return url if isinstance(url, str) else None

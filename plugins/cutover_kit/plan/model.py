@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from cutover_kit.approvals import ApprovalPolicy
 from cutover_kit.change_windows import ChangeWindows
 from cutover_kit.promql import MetricTemplates
 from cutover_kit.plan.schema import (
@@ -133,6 +134,8 @@ class CutoverPlan:
     cohorts: tuple[CohortSource, ...] = ()
     #: When steps may advance; None = whenever the gate passes.
     change_windows: ChangeWindows | None = OPTIONAL_FIELD_DEFAULTS["change_windows"]
+    #: Go/no-go approvals before big steps (cutover_kit.approvals); None = no step waits for a person.
+    approvals: ApprovalPolicy | None = OPTIONAL_FIELD_DEFAULTS["approvals"]
     #: `steps` in full (cohorts, own bake). Derived from `steps` when empty; `steps` always holds the
     #: plain percents, so the DAG's shape and every existing reader of `steps` stay as they were.
     traffic_steps: tuple[TrafficStep, ...] = ()
@@ -148,7 +151,9 @@ class CutoverPlan:
             raise PlanError(f"plan {self.name!r}: metrics must be MetricTemplates; got {type(self.metrics).__name__}")
         self._merge_traffic_steps()
         raw = {f.name: as_json_document(getattr(self, f.name)) for f in fields(self)
-               if f.name not in ("metrics", "steps", "cohorts", "change_windows", *_DERIVED_FIELDS)}
+               if f.name not in ("metrics", "steps", "cohorts", "change_windows", "approvals", *_DERIVED_FIELDS)}
+        raw["approvals"] = (self.approvals.to_dict() if isinstance(self.approvals, ApprovalPolicy)
+                            else as_json_document(self.approvals))
         raw["steps"] = [step.to_document() if isinstance(step, TrafficStep) else as_json_document(step)
                         for step in self.steps]
         raw["cohorts"] = _cohorts_document(self.cohorts)
@@ -171,6 +176,8 @@ class CutoverPlan:
             CohortSource(name, source.get("sql"), source.get("file")) for name, source in raw["cohorts"].items()))
         if raw["change_windows"] is not None:
             object.__setattr__(self, "change_windows", ChangeWindows.from_dict(raw["change_windows"]))
+        if raw["approvals"] is not None:
+            object.__setattr__(self, "approvals", ApprovalPolicy.from_dict(raw["approvals"]))
         for name in _INTEGER_FIELDS:
             object.__setattr__(self, name, int(getattr(self, name)))
         object.__setattr__(self, "poll_interval_seconds", float(self.poll_interval_seconds))
@@ -215,7 +222,8 @@ class CutoverPlan:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (lists, not tuples), used as XCom; CutoverPlan.from_dict inverts it."""
         document = {f.name: as_json_document(getattr(self, f.name)) for f in fields(self)
-                    if f.name not in ("metrics", "steps", "cohorts", "change_windows", *_DERIVED_FIELDS)}
+                    if f.name not in ("metrics", "steps", "cohorts", "change_windows", "approvals", *_DERIVED_FIELDS)}
+        document["approvals"] = None if self.approvals is None else self.approvals.to_dict()
         document["steps"] = [step.to_document() for step in self.traffic_steps]
         document["cohorts"] = _cohorts_document(self.cohorts)
         document["change_windows"] = None if self.change_windows is None else self.change_windows.to_dict()

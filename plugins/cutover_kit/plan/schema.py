@@ -184,6 +184,35 @@ LOAD_TEST_SCHEMA: dict[str, Any] = {
     },
 }
 
+#: Go/no-go approvals (cutover_kit.approvals): before which steps a person must approve, who may
+#: answer, how long to wait. Unanswered by the timeout = rejected (hold, then roll back; never promote).
+APPROVALS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["before_steps", "assigned_users", "timeout_seconds", "auto_approve"],
+    "properties": {
+        "before_steps": {
+            "type": "array", "minItems": 1, "maxItems": 20, "uniqueItems": True,
+            "items": {"type": "integer", "minimum": 1, "maximum": 100},
+            "description": "Steps (percent) that wait for an approval before their flags and weights move.",
+        },
+        "assigned_users": {
+            "type": "array", "maxItems": 50, "uniqueItems": True,
+            "items": {"type": "string", "minLength": 1, "maxLength": 200},
+            "description": "Airflow user ids allowed to answer (the auth manager's user id; 403 for anyone else).",
+        },
+        "timeout_seconds": {
+            "type": "integer", "minimum": 1, "maximum": 604800,
+            "description": "Seconds to wait for an answer; then the safe default applies: reject (roll back).",
+        },
+        "auto_approve": {
+            "type": "boolean",
+            "description": "Rehearsals only: answer every approval at once, recorded as automatic.",
+        },
+    },
+    "description": "Go/no-go approvals before big steps; the current step's gate keeps judging while one waits.",
+}
+
 #: Stage 7 (security audit of each color's stage instance, and passive checks in every stage 11).
 SECURITY_SEVERITIES = ("info", "low", "medium", "high", "critical")  # cutover_kit.security.findings.SEVERITIES
 SECURITY_SCANNERS = ("schemathesis", "wapiti", "sqlmap", "bandit", "npm_audit")
@@ -309,6 +338,7 @@ PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
     },
     "change_windows": CHANGE_WINDOWS_SCHEMA,
     "load_test": LOAD_TEST_SCHEMA,
+    "approvals": APPROVALS_SCHEMA,
     "security": SECURITY_SCHEMA,
 }
 
@@ -320,7 +350,7 @@ DEFAULT_METRIC_TEMPLATES = "sandbox_apps"
 #: A plan without `load_test` (or `security`) is valid, but stage 6 (or 7) then fails (never a pass by default).
 OPTIONAL_FIELD_DEFAULTS: dict[str, Any] = {
     "flag_backend": "file", "metric_templates": DEFAULT_METRIC_TEMPLATES, "router": DEFAULT_ROUTER, "gateway_api": None,
-    "cohorts": {}, "change_windows": None, "load_test": None, "security": None,
+    "cohorts": {}, "change_windows": None, "load_test": None, "security": None, "approvals": None,
 }
 
 _COLOR_TEMPLATES_SCHEMA: dict[str, Any] = {
@@ -378,6 +408,7 @@ _PLAN_DICT_SCHEMA: dict[str, Any] = {
         "metric_templates": {"type": ["string", "null"]},  # null: the plan's own inline templates
         "gateway_api": {**PLAN_PROPERTIES["gateway_api"], "type": ["object", "null"]},  # null: router is haproxy
         "change_windows": {**CHANGE_WINDOWS_SCHEMA, "type": ["object", "null"]},  # null: no windows
+        "approvals": {**APPROVALS_SCHEMA, "type": ["object", "null"]},  # null: no approvals asked
     },
 }
 
@@ -521,7 +552,27 @@ def _plan_rule_violations(document: Mapping[str, Any]) -> list[str]:
     violations += security_violations(document.get("security"))
     if isinstance(document.get("metrics"), Mapping):
         violations += [f"metrics: {problem}" for problem in template_problems(document["metrics"])]
-    return violations + _router_violations(document)
+    return violations + _router_violations(document) + _approval_violations(document, steps)
+
+
+def _approval_violations(document: Mapping[str, Any], steps: list[int]) -> list[str]:
+    """An approval guards a step the plan has, after its first (the watch while waiting judges the
+    step before it), and a plan that waits for a person names who may answer."""
+    approvals = document.get("approvals")
+    if not approvals:
+        return []
+    violations = []
+    for index, percent in enumerate(approvals["before_steps"]):
+        where = f"approvals.before_steps[{index}]"
+        if percent not in steps:
+            violations.append(f"{where}: {percent} is not one of the plan's steps {steps}")
+        elif percent == steps[0]:
+            violations.append(f"{where}: {percent} is the first step; an approval waits while the step before it "
+                              "is watched, and before the first step green has no traffic to watch")
+    if not approvals["auto_approve"] and not approvals["assigned_users"]:
+        violations.append("approvals.assigned_users: name at least one approver when auto_approve is false "
+                          "(with nobody assigned, any user could answer)")
+    return violations
 
 
 def _router_violations(document: Mapping[str, Any]) -> list[str]:

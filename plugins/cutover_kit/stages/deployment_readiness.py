@@ -28,7 +28,7 @@ from cutover_kit.stages._shared import plan_of_run
 log = logging.getLogger(__name__)
 
 
-def validate_plan(dag_steps: list[int]) -> dict[str, Any]:
+def validate_plan(dag_steps: list[int], dag_approval_steps: list[int] | None = None) -> dict[str, Any]:
     """Every input file the run will need, checked before anything moves: the plan (with the
     params' overrides), the stage-11 smoke checks, and the acknowledged-writes ledger if one is
     given. Returns the plan's dict form (XCom) that later tasks pull by this task's id."""
@@ -44,6 +44,13 @@ def validate_plan(dag_steps: list[int]) -> dict[str, Any]:
             f"Plan refused: plan {plan.name!r} steps {list(plan.steps)} differ from this DAG's steps {list(dag_steps)} "
             "(the DAG's shape comes from include/plans/default.yaml)"
         )
+    asked = list(plan.approvals.before_steps) if plan.approvals else []
+    unwired = [step for step in asked if step not in (dag_approval_steps or [])]
+    if unwired:
+        raise AirflowFailException(
+            f"Plan refused: plan {plan.name!r} approvals.before_steps {asked} ask before {unwired} %, where this DAG "
+            f"has no approval task (it has them before {list(dag_approval_steps or [])}, from include/plans/default.yaml)"
+        )
     validate_run_inputs(params.get("acknowledged_writes_file"))
     steps = " -> ".join(f"{step} %" for step in plan.steps)
     log.info(
@@ -52,6 +59,13 @@ def validate_plan(dag_steps: list[int]) -> dict[str, Any]:
         plan.name, steps, plan.bake_seconds, plan.step_timeout_seconds, plan.window_seconds,
         plan.min_requests, plan.consecutive_breaches, plan.standby_seconds,
     )
+    if plan.approvals:
+        approvals = plan.approvals
+        log.info("Approvals before %s: %s", ", ".join(f"{step} %" for step in approvals.before_steps),
+                 "answered automatically (auto_approve, a rehearsal)" if approvals.auto_approve else
+                 f"by {', '.join(approvals.assigned_users)} within {approvals.timeout_seconds} s, else rejected")
+    else:
+        log.info("Approvals: none; plan %r advances on its gates alone", plan.name)
     return plan.to_dict()
 
 

@@ -1,4 +1,5 @@
-"""Stage 13, full cutover (task group ``stage_13_full_cutover``): the step at 100 % (``step_100``),
+"""Stage 13, full cutover (task group ``stage_13_full_cutover``): the step at 100 % (``step_100``,
+with its go/no-go approval first when the plan asks one),
 the standby watch (an SLO gate, cutover_kit.sensors) and its branch, then ``promote``.
 
 ``step_100`` is wired like every stage-10 step, so its tasks do what stage 10's do. They are
@@ -43,6 +44,11 @@ def smoke_checks(step_label: str, plan_task_id: str | None = None, weights: dict
 def decide_after_gate(gate_task_id: str, proceed_task_id: str, halt_task_id: str) -> str:
     """After the 100 % gate and after the standby watch: go on, or halt in the rollback group."""
     return traffic_migration.decide_after_gate(gate_task_id, proceed_task_id, halt_task_id)
+
+
+def decide_after_approval(approval_task_id: str, proceed_task_id: str, halt_task_id: str) -> str:
+    """After the go/no-go approval of 100 %: its flags, or the rollback (stage 10's rule)."""
+    return traffic_migration.decide_after_approval(approval_task_id, proceed_task_id, halt_task_id)
 
 
 def record_promotion(plan: dict[str, Any]) -> dict[str, Any]:

@@ -101,6 +101,33 @@ def record_security_halt(judge_task_id: str) -> dict[str, Any]:
             "traffic_restored_at": None}
 
 
+def record_approval_halt(step_label: str, approval_task_id: str) -> dict[str, Any]:
+    """Why the run halts at a go/no-go approval (rejected, unanswered by the deadline, or the step
+    on green halted while it waited), from the approval's XCom record; the facts of the reflex
+    rollback the watch ran, when it ran one. Same shape as record_halt's result."""
+    from airflow.sdk import get_current_context
+
+    from cutover_kit.approvals import APPROVAL_XCOM_KEY, approval_halt_reason
+
+    record = get_current_context()["ti"].xcom_pull(task_ids=approval_task_id, key=APPROVAL_XCOM_KEY)
+    reason = approval_halt_reason(step_label, record)
+    stop = latched_stop_or_none()
+    if stop is not None:  # the operator's reason outranks whatever the wait saw
+        reason = emergency_halt_line(step_label, stop)
+    watch = (record or {}).get("watch") or {}
+    log.info(reason)
+    return {
+        "verdict": "FAIL",
+        "step": f"approval of {step_label}",
+        "reason": reason,
+        "decided_at": (stop.requested_at if stop is not None else None) or (record or {}).get("decided_at") or time.time(),
+        "emergency_stop": stop.to_json() if stop is not None else None,
+        "approval": record,
+        "flags_restored_at": watch.get("flags_restored_at"),
+        "traffic_restored_at": watch.get("traffic_restored_at"),
+    }
+
+
 def flags_to_rails(plan_task_id: str) -> dict[str, Any]:
     """Level 1: re-assert flags -> Rails in the plan's store and verify it everywhere, timed."""
     plan = plan_of_run(plan_task_id)

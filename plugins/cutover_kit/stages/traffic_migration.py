@@ -1,5 +1,7 @@
 """Stage 10, gradual traffic migration (task group ``stage_10_traffic_migration``): per step
-(``step_<percent>``), flags for the step (``set_flags``), weights (``set_weights``), the stage 11
+(``step_<percent>``), a go/no-go approval before the big ones (``approve``, an operator,
+cutover_kit.operators.approval; the previous step stays judged while it waits) and the branch
+after it (``decide_approval``), flags for the step (``set_flags``), weights (``set_weights``), the stage 11
 smoke checks (``stage_11_smoke_checks``), the SLO gate (an operator, cutover_kit.sensors) and the
 branch after it (``decide``): next step or rollback. Stage 13's step at 100 % runs the same tasks
 through :mod:`cutover_kit.stages.full_cutover`, which wraps these.
@@ -199,5 +201,19 @@ def decide_after_gate(gate_task_id: str, proceed_task_id: str, halt_task_id: str
 
     gate_result = get_current_context()["ti"].xcom_pull(task_ids=gate_task_id, key=GATE_RESULT_KEY)
     chosen, line = choose_after_gate(gate_result, proceed_task_id, halt_task_id)
+    log.info(line)
+    return chosen
+
+
+def decide_after_approval(approval_task_id: str, proceed_task_id: str, halt_task_id: str) -> str:
+    """The branch after a step's go/no-go approval (``approve``): the step's flags, or its halt in
+    the rollback group. Only a recorded approval (a person's, the rehearsal's automatic one, or none
+    asked) goes on; a rejection, the timeout's safe default, a halt while waiting or no record roll back."""
+    from airflow.sdk import get_current_context
+
+    from cutover_kit.approvals import APPROVAL_XCOM_KEY, choose_after_approval
+
+    record = get_current_context()["ti"].xcom_pull(task_ids=approval_task_id, key=APPROVAL_XCOM_KEY)
+    chosen, line = choose_after_approval(record, proceed_task_id, halt_task_id)
     log.info(line)
     return chosen

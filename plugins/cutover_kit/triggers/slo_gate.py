@@ -41,6 +41,10 @@ pending breach is not forgotten and no unjudged time is credited; if the gate ha
 the restarted trigger delivers that decision again (and re-runs the idempotent reflex rollback).
 A heartbeat that cannot be written is logged and never stops the gate.
 
+Two hooks for a gate that watches something else as well (the approval wait,
+cutover_kit.triggers.approval): :meth:`_settle` turns each poll's decision into the one the gate
+ends with, and :meth:`_event_extras` adds to the event.
+
 Six small seams, overridden by the unit tests and never serialized: :meth:`_metrics_source`, :meth:`_integrity_probe`,
 :meth:`_read_emergency_stop`, :meth:`_reflex_rollback`, :meth:`_write_heartbeat` and
 :meth:`_read_heartbeat`.
@@ -304,7 +308,7 @@ class SLOGateTrigger(BaseTrigger):
             elapsed = time.time() - self.gate_started_at
             if stop is not None:
                 judgement, measurements = Judgement(Verdict.FAIL, stop.describe()), {}
-                decision, line = GateDecision.HALT, emergency_halt_line(self.step_label, stop)
+                decision, line = await self._settle(GateDecision.HALT, emergency_halt_line(self.step_label, stop))
                 self.log.info(line)
                 await self._beat(plan.poll_interval_seconds, judgement, decision, line, progress, plan.flag_backend)
                 break
@@ -337,7 +341,7 @@ class SLOGateTrigger(BaseTrigger):
                 step_timeout_seconds=self.step_timeout_seconds,
                 consecutive_breach_limit=plan.consecutive_breaches,
             )
-            line = decision_line(decision, self.step_label, judgement, progress)
+            decision, line = await self._settle(decision, decision_line(decision, self.step_label, judgement, progress))
             self.log.info(line, extra={"gate": {**vars(progress), "step": self.step_label, "bake_seconds": self.bake_seconds,
                                                 "decision": decision.value, "verdict": judgement.verdict.value, "reason": judgement.reason}})
             await self._beat(plan.poll_interval_seconds, judgement, decision, line, progress, plan.flag_backend)
@@ -360,7 +364,16 @@ class SLOGateTrigger(BaseTrigger):
             event["integrity"] = integrity
         if stop is not None:
             event["emergency_stop"] = stop.to_json()
-        return event
+        return {**event, **self._event_extras()}
+
+    async def _settle(self, decision: GateDecision, line: str) -> tuple[GateDecision, str]:
+        """The decision this poll ends with, and its line. A gate ends on its own decision; a gate
+        that watches something else too (cutover_kit.triggers.approval) overrides this."""
+        return decision, line
+
+    def _event_extras(self) -> dict[str, Any]:
+        """Fields a subclass adds to the event (nothing here)."""
+        return {}
 
     def _gate_error_event(self, error: Exception) -> dict[str, Any]:
         reason = f"the gate itself failed, so green is not judged: {type(error).__name__}: {error}"

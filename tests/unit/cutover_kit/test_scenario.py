@@ -129,13 +129,13 @@ def test_to_dict_is_json_with_the_full_plan() -> None:
 
 def test_overrides_reach_the_plan_and_its_stages(tmp_path: Path) -> None:
     document = changed(
-        top={"overrides": {"steps": [25, 100], "bake_seconds": 12, "min_requests": None}}
+        top={"overrides": {"steps": [25, 50, 100], "bake_seconds": 12, "min_requests": None}}
     )
     scenario = load_scenario(str(write_scenario(tmp_path, document)))
-    assert scenario.plan.steps == (25, 100)
+    assert scenario.plan.steps == (25, 50, 100)
     assert scenario.plan.bake_seconds == 12
     assert scenario.plan.min_requests == 15
-    assert scenario.overrides == {"steps": [25, 100], "bake_seconds": 12, "min_requests": None}
+    assert scenario.overrides == {"steps": [25, 50, 100], "bake_seconds": 12, "min_requests": None}
 
 
 def test_after_seconds_trigger(tmp_path: Path) -> None:
@@ -179,9 +179,9 @@ def test_scenarios_dir_and_plans_dir_are_honoured(tmp_path: Path) -> None:
         (changed(fault={"at_stage": "traffic_30"}),
          "scenario custom: faults[0].at_stage 'traffic_30' is not a stage of plan 'rehearsal' "
          "(stages: traffic_5, traffic_25, traffic_50, traffic_100, standby)"),
-        (changed(top={"overrides": {"steps": [50, 100]}}),
+        (changed(top={"overrides": {"steps": [10, 50, 100]}}),
          "faults[0].at_stage 'traffic_25' is not a stage of plan 'rehearsal' "
-         "(stages: traffic_50, traffic_100, standby)"),
+         "(stages: traffic_10, traffic_50, traffic_100, standby)"),
         (changed(fault={"color": "purple"}), "faults[0].color: 'purple' is not one of"),
         (changed(fault={"fault": "melt"}), "faults[0].fault: 'melt' is not one of"),
         (changed(fault={"color": None}), "faults[0]: 'color' is a required property"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import json
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def test_load_by_path(tmp_path: Path) -> None:
 
 
 def test_plans_dir_is_honoured(tmp_path: Path) -> None:
-    write_plan(tmp_path, mutated(steps=[10, 100]), name="two-steps")
+    write_plan(tmp_path, mutated(steps=[10, 100], approvals=None), name="two-steps")
     assert load_plan("two-steps", plans_dir=tmp_path).steps == (10, 100)
 
 
@@ -303,9 +304,9 @@ def test_empty_overrides_keep_the_file() -> None:
 
 
 def test_override_replaces_the_file_value() -> None:
-    plan = load_plan("default", {"bake_seconds": 60, "steps": [10, 100], "min_requests": None})
+    plan = load_plan("default", {"bake_seconds": 60, "steps": [10, 50, 100], "min_requests": None})
     assert plan.bake_seconds == 60
-    assert plan.steps == (10, 100)
+    assert plan.steps == (10, 50, 100)
     assert plan.min_requests == 50
     assert plan.step_timeout_seconds == 900
 
@@ -501,8 +502,8 @@ def test_plans_are_immutable() -> None:
 def test_stage_names_follow_the_steps() -> None:
     assert stage_names(load_plan("default")) == [
         "traffic_5", "traffic_25", "traffic_50", "traffic_100", "standby"]
-    assert stage_names(load_plan("default", {"steps": [10, 100]})) == [
-        "traffic_10", "traffic_100", "standby"]
+    assert stage_names(load_plan("default", {"steps": [10, 50, 100]})) == [
+        "traffic_10", "traffic_50", "traffic_100", "standby"]
 
 
 @pytest.mark.parametrize(
@@ -558,3 +559,58 @@ def test_the_dict_form_refuses_a_gateway_router_without_its_route() -> None:
     document["gateway_api"] = None
     with pytest.raises(PlanError, match="plan 'kubernetes': gateway_api: required when router is gateway_api"):
         CutoverPlan.from_dict(document)
+
+
+# --------------------------------------------------------------------------- approvals
+
+
+def test_the_shipped_plans_ask_approval_before_50_and_100():
+    default, rehearsal = load_plan("default"), load_plan("rehearsal")
+    assert default.approvals.before_steps == (50, 100) and default.approvals.auto_approve is False
+    assert default.approvals.assigned_users  # the default plan waits for a named person
+    assert rehearsal.approvals.auto_approve is True
+    assert CutoverPlan.from_dict(default.to_dict()) == default
+
+
+def test_a_plan_without_approvals_asks_none(tmp_path: Path) -> None:
+    write_plan(tmp_path, mutated(approvals=None), name="bare")
+    plan = load_plan("bare", plans_dir=tmp_path)
+    assert plan.approvals is None and plan.to_dict()["approvals"] is None
+
+
+@pytest.mark.parametrize(
+    ("approvals", "message"),
+    [
+        ({"before_steps": [60], "assigned_users": ["a"], "timeout_seconds": 60, "auto_approve": False},
+         "approvals.before_steps[0]: 60 is not one of the plan's steps [5, 25, 50, 100]"),
+        ({"before_steps": [5], "assigned_users": ["a"], "timeout_seconds": 60, "auto_approve": False},
+         "approvals.before_steps[0]: 5 is the first step"),
+        ({"before_steps": [50], "assigned_users": [], "timeout_seconds": 60, "auto_approve": False},
+         "approvals.assigned_users: name at least one approver"),
+        ({"before_steps": [50], "assigned_users": ["a"], "timeout_seconds": 0, "auto_approve": False},
+         "approvals.timeout_seconds: 0 is less than the minimum of 1"),
+        ({"before_steps": [50], "assigned_users": ["a"], "auto_approve": False},
+         "approvals: 'timeout_seconds' is a required property"),
+        ({"before_steps": [50], "assigned_users": ["a"], "timeout_seconds": 60, "auto_approve": "yes"},
+         "approvals.auto_approve: 'yes' is not of type 'boolean'"),
+    ],
+)
+def test_bad_approvals_are_refused_naming_the_field(tmp_path: Path, approvals: dict, message: str) -> None:
+    write_plan(tmp_path, mutated(approvals=approvals), name="bad")
+    with pytest.raises(PlanError, match=re.escape(message)):
+        load_plan("bad", plans_dir=tmp_path)
+
+
+def test_auto_approve_needs_no_named_approver(tmp_path: Path) -> None:
+    approvals = {"before_steps": [50], "assigned_users": [], "timeout_seconds": 60, "auto_approve": True}
+    write_plan(tmp_path, mutated(approvals=approvals), name="auto")
+    assert load_plan("auto", plans_dir=tmp_path).approvals.auto_approve is True
+
+
+def test_the_attended_rehearsal_is_the_rehearsal_waiting_for_a_person():
+    """rehearsal-attended.yaml (the war-room drill, the approvals e2e test) must not drift from the rehearsal."""
+    import dataclasses
+
+    attended, rehearsal = load_plan("rehearsal-attended"), load_plan("rehearsal")
+    assert attended.approvals.auto_approve is False and attended.approvals.assigned_users == ("admin",)
+    assert dataclasses.replace(attended, name="rehearsal", approvals=rehearsal.approvals) == rehearsal

@@ -107,9 +107,9 @@ def test_dict_form_is_json_and_round_trips(tmp_path: Path) -> None:
 
 
 def test_a_step_mapping_with_only_a_percent_is_the_plain_percent(tmp_path: Path) -> None:
-    plan = load(tmp_path, calendar_document(steps=[{"percent": 10}, 100], cohorts=None))
-    assert plan.traffic_steps == (TrafficStep(10), TrafficStep(100))
-    assert plan.to_dict()["steps"] == [10, 100]
+    plan = load(tmp_path, calendar_document(steps=[{"percent": 10}, 50, 100], cohorts=None))
+    assert plan.traffic_steps == (TrafficStep(10), TrafficStep(50), TrafficStep(100))
+    assert plan.to_dict()["steps"] == [10, 50, 100]
 
 
 def test_plans_differing_only_in_cohorts_are_not_equal(tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_dataclasses_replace_keeps_cohorts_or_refuses_to_drop_them(tmp_path: Pat
     with pytest.raises(PlanError, match=r"new steps \[10, 100\] would drop the cohorts"):
         dataclasses.replace(plan, steps=(10, 100))
     plain = load_plan("default")
-    assert dataclasses.replace(plain, steps=(10, 100)).steps == (10, 100)
+    assert dataclasses.replace(plain, steps=(10, 50, 100)).steps == (10, 50, 100)
 
 
 def test_overrides_keep_the_file_cohorts_and_windows(tmp_path: Path) -> None:

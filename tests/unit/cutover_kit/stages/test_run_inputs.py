@@ -12,12 +12,19 @@ from cutover_kit.smoke import SmokeCheckError, load_checks
 from cutover_kit.stages.deployment_readiness import validate_plan
 
 DAG_STEPS = [5, 25, 50, 100]
+DAG_APPROVAL_STEPS = [50, 100]
 
 
 def run_validate_plan(**params):
     """validate_plan as the task runs it: the run's params come from the task context."""
     with set_current_context({"params": {"plan": "default", **params}}):
-        return validate_plan(DAG_STEPS)
+        return validate_plan(DAG_STEPS, DAG_APPROVAL_STEPS)
+
+
+def test_stage_1_refuses_approvals_where_the_dag_has_no_approval_task():
+    with set_current_context({"params": {"plan": "default"}}):
+        with pytest.raises(AirflowFailException, match=r"approvals.before_steps \[50, 100\] ask before \[100\] %"):
+            validate_plan(DAG_STEPS, [50])
 
 
 def test_ledger_ids_are_distinct_sorted_and_blank_lines_are_skipped(tmp_path):
