@@ -460,10 +460,14 @@ class TrafficProcess:
 
     def _read_ready(self) -> dict[str, Any]:
         """The child's first stdout line, {"event": "started", ...}, within READY_TIMEOUT_SECONDS."""
-        import select
+        import selectors
 
         assert self.process is not None and self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], self.READY_TIMEOUT_SECONDS)
+        # A poll-based selector: select() refuses a descriptor number >= 1024, which a long-lived
+        # process (a pytest session running many rehearsals) can reach.
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            ready = selector.select(self.READY_TIMEOUT_SECONDS)
         line = self.process.stdout.readline() if ready else ""
         try:
             message = json.loads(line) if line.strip() else {}

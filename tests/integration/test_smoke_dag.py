@@ -70,7 +70,9 @@ def green_drifts(sandbox: Sandbox):
     try:
         yield
     finally:
-        assert requests.delete(green, timeout=2).json() == {"error_fraction": 0.0, "added_latency_ms": 0.0, "body_drift": False}
+        assert requests.delete(green, timeout=2).json() == {
+            "error_fraction": 0.0, "added_latency_ms": 0.0, "body_drift": False, "max_concurrent": 0, "weakness": "none",
+            "corrupt_writes_fraction": 0, "drop_writes_fraction": 0}
 
 
 def test_green_body_drift_fails_parity_names_the_field_and_notifies(sandbox: Sandbox, tmp_path: Path,
