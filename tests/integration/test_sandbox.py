@@ -429,6 +429,28 @@ def test_traffic_process_that_cannot_start_says_why_and_is_reaped(tmp_path: Path
     assert traffic.stop() == []
 
 
+def test_traffic_process_starts_in_a_process_holding_over_1024_descriptors(tmp_path: Path) -> None:
+    # A pytest session running a dozen rehearsals in-process holds > 1024 descriptors (Airflow's
+    # dag.test() leaves an event loop per task); select() refused them ("filedescriptor out of range").
+    import os
+
+    held = []
+    try:
+        with open(os.devnull) as devnull:
+            while not held or held[-1] < 1100:
+                held.append(os.dup(devnull.fileno()))
+        with socket.socket() as sock:  # a port nothing listens on: the child says why and exits
+            sock.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        traffic = TrafficProcess(url, rps=10, max_seconds=5, ledger_path=tmp_path / "ledger.jsonl")
+        with pytest.raises(TrafficError, match="no user found"):
+            traffic.start()
+        assert traffic.stop() == []
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
 def test_fault_schedule_under_traffic_separates_injected_from_real_failures(sandbox: Sandbox, all_blue_after: None) -> None:
     set_flags(sandbox, FlagState.for_step(50))  # green's own code serves what the router sends it
     set_green_percent(sandbox, 50)
