@@ -51,21 +51,7 @@ def restore_to_scratch(dsn: str, record: BackupRecord | Mapping[str, Any], scrat
     The copy is for comparisons (:func:`restore_for_comparison`): tables and rows, no indexes,
     constraints or triggers, unlogged.
     """
-    rec = record if isinstance(record, BackupRecord) else BackupRecord.from_dict(record)
-    params = dsn_params(dsn)
-    check_scratch_name(scratch_db, params["dbname"])
-    problems = file_problems(rec)
-    if problems:
-        raise BackupUnusable(f"backup {rec.path} not usable: {'; '.join(problems)}")
-    with connect(dsn) as conn:
-        conn.autocommit = True
-        create_database_like(conn, scratch_db, params["dbname"])
-        try:
-            restore_for_comparison(client_tool(conn, "pg_restore"), rec, {**params, "dbname": scratch_db})
-        except BaseException:
-            drop_database(conn, scratch_db)
-            raise
-    return conninfo({**params, "dbname": scratch_db})
+    return _restore_into(dsn, record, scratch_db, restore_for_comparison)
 
 
 def restore_full_copy(dsn: str, record: BackupRecord | Mapping[str, Any], copy_db: str) -> str:
@@ -73,21 +59,28 @@ def restore_full_copy(dsn: str, record: BackupRecord | Mapping[str, Any], copy_d
     server of `dsn` and keep it; returns its DSN. For instances that must *serve* from a copy
     (stages 6 and 7), unlike :func:`restore_to_scratch`'s comparison copy without indexes.
     Same checks and clean-up as :func:`restore_to_scratch`; drop it with :func:`drop_scratch`."""
+    return _restore_into(dsn, record, copy_db, lambda pg_restore, rec, target: run_pg_restore(pg_restore, rec.path, target))
+
+
+def _restore_into(dsn: str, record: BackupRecord | Mapping[str, Any], database: str, restore) -> str:
+    """The checks and clean-up both restores share: a scratch name that is not the source, a usable
+    backup file, a fresh database like the source; `restore(pg_restore, record, target_params)`
+    fills it, and a failure drops it. Returns the new database's DSN."""
     rec = record if isinstance(record, BackupRecord) else BackupRecord.from_dict(record)
     params = dsn_params(dsn)
-    check_scratch_name(copy_db, params["dbname"])
+    check_scratch_name(database, params["dbname"])
     problems = file_problems(rec)
     if problems:
         raise BackupUnusable(f"backup {rec.path} not usable: {'; '.join(problems)}")
     with connect(dsn) as conn:
         conn.autocommit = True
-        create_database_like(conn, copy_db, params["dbname"])
+        create_database_like(conn, database, params["dbname"])
         try:
-            run_pg_restore(client_tool(conn, "pg_restore"), rec.path, {**params, "dbname": copy_db})
+            restore(client_tool(conn, "pg_restore"), rec, {**params, "dbname": database})
         except BaseException:
-            drop_database(conn, copy_db)
+            drop_database(conn, database)
             raise
-    return conninfo({**params, "dbname": copy_db})
+    return conninfo({**params, "dbname": database})
 
 
 def drop_scratch(dsn: str, scratch_db: str) -> None:
