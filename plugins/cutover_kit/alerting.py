@@ -13,7 +13,9 @@ later; ``critical`` is accepted as a synonym of ``page`` for hand-written rules)
   it;
 - tickets, other colors' alerts and alerts without a ``color`` label never fail it (blue's own
   regressions are stage 12's blue-SLO rule); tickets of the judged color are named in the PASS
-  reason.
+  reason;
+- an alert labelled ``cutover_routing_test`` is stage 4's synthetic routing test
+  (cutover_kit.observability.routing): never judged.
 
 An answer that is not Alertmanager's v2 shape raises AlertAnswerError naming what is wrong, before
 any decision: a gate must not PASS on an answer it could not read.
@@ -28,6 +30,8 @@ from typing import Any
 from cutover_kit.slo import Judgement, Verdict
 
 CRITICAL_SEVERITIES = frozenset({"page", "critical"})
+# Stage 4's synthetic test alert carries this label (its value: the test's id); never judged.
+SYNTHETIC_LABEL = "cutover_routing_test"
 ALERT_STATES = ("active", "suppressed", "unprocessed")
 
 
@@ -43,6 +47,7 @@ class Alert:
     state: str  # active | suppressed | unprocessed (Alertmanager's status.state)
     summary: str
     starts_at: str
+    synthetic: bool = False
 
     @property
     def critical(self) -> bool:
@@ -75,13 +80,14 @@ def parse_alerts(answer: Any) -> list[Alert]:
             state=status["state"],
             summary=" ".join(str(annotations.get("summary") or "").split()),
             starts_at=str(raw.get("startsAt") or ""),
+            synthetic=SYNTHETIC_LABEL in labels,
         ))
     return alerts
 
 
 def judge_alerts(alerts: Sequence[Alert], color: str = "green") -> Judgement:
     """FAIL when a critical alert is active for ``color``; otherwise PASS (see module doc)."""
-    mine = [alert for alert in alerts if alert.color == color]
+    mine = [alert for alert in alerts if alert.color == color and not alert.synthetic]
     firing = [alert for alert in mine if alert.critical and alert.state == "active"]
     suppressed = tuple(f"critical alert {alert.name} for {color} is suppressed (silenced or inhibited), not judged"
                        for alert in mine if alert.critical and alert.state == "suppressed")

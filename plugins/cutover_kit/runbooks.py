@@ -27,6 +27,8 @@ HALT_CAUSES = (
     # The integrity probe's line (stage 11's first look or the gate's): a named row lost or corrupted.
     (re.compile(r"\bdata: \w+ id \d+"), ROLLBACK, "data-lost-or-corrupted-during-traffic"),
     (re.compile(r"Smoke at "), ROLLBACK, "smoke-check-failed"),
+    # Alertmanager's critical alert for green (cutover_kit.observability.alert_gate).
+    (re.compile(r"critical alert firing for"), ROLLBACK, "critical-alert-firing"),
     (re.compile(r"step timeout|Give up at|not enough|cutover state unreadable|no data|Prometheus"), ROLLBACK, "no-verdict"),
     (re.compile(r"\bblue (5xx|p\d+)|regressed vs"), ROLLBACK, "blue-regressed"),
     (re.compile(r"\bgreen 5xx"), ROLLBACK, "error-rate"),

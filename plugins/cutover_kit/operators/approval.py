@@ -106,6 +106,8 @@ class StepApprovalOperator(ApprovalOperator):
             prometheus_conn_id=self.prometheus_conn_id, haproxy_conn_id=self.haproxy_conn_id,
             state_conn_id=self.state_conn_id, dag_id=ti.dag_id, run_id=context["run_id"],
             green_percent=float(weights.get("percent", self.watching_percent)),
+            # The watched step halts on a critical alert for green too (when the Connection resolves).
+            alertmanager_conn_id=connections.ALERTMANAGER,
         )
 
     def execute(self, context: Any) -> Any:

@@ -54,6 +54,7 @@ class SLOGateOperator(BaseOperator):
         haproxy_conn_id: str | None = connections.HAPROXY,
         state_conn_id: str | None = connections.REDIS,
         postgres_conn_id: str | None = connections.POSTGRES,
+        alertmanager_conn_id: str | None = connections.ALERTMANAGER,
         acknowledged_writes_file: str | None = None,
         deferral_timeout: timedelta | None = None,
         **kwargs: Any,
@@ -87,6 +88,8 @@ class SLOGateOperator(BaseOperator):
         # The integrity probe's database (None: no probe) and the run's ledger of acknowledged writes.
         self.postgres_conn_id = postgres_conn_id
         self.acknowledged_writes_file = acknowledged_writes_file
+        # Critical alerts as a gate input, when this Connection resolves (None: never consulted).
+        self.alertmanager_conn_id = alertmanager_conn_id
         # (dag_id, run_id) of the run, set at execute: the trigger's heartbeat names it.
         self._run_identity: tuple[str, str] | None = None
 
@@ -121,6 +124,7 @@ class SLOGateOperator(BaseOperator):
             postgres_conn_id=self.postgres_conn_id,
             acknowledged_writes_file=self.acknowledged_writes_file or None,
             data_since=data_since,
+            alertmanager_conn_id=self.alertmanager_conn_id,
         )
 
     def _pull_inputs(self, context: Any) -> None:

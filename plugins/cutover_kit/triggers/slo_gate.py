@@ -41,6 +41,12 @@ pending breach is not forgotten and no unjudged time is credited; if the gate ha
 the restarted trigger delivers that decision again (and re-runs the idempotent reflex rollback).
 A heartbeat that cannot be written is logged and never stops the gate.
 
+Critical alerts (cutover_kit.observability.alert_gate): when ``alertmanager_conn_id`` is set and
+that Connection resolves, every poll reads Alertmanager's /api/v2/alerts: an active critical alert
+for green halts at once (its rule already waited out the noise) and the line names it; an
+Alertmanager that cannot be read makes a healthy poll INCONCLUSIVE. Without the Connection the
+gate judges as before and each line says alerts were not consulted. All in :meth:`_consult_alerts`.
+
 Two hooks for a gate that watches something else as well (the approval wait,
 cutover_kit.triggers.approval): :meth:`_settle` turns each poll's decision into the one the gate
 ends with, and :meth:`_event_extras` adds to the event.
@@ -68,6 +74,7 @@ from cutover_kit.gate import (
     GateDecision, GateProgress, advance_gate, decision_line, initial_credit_start, judging_window_seconds, resumed_progress,
 )
 from cutover_kit.measure import MeasurementError, MetricsSource, measure_color
+from cutover_kit.observability.alert_gate import AlertCheck, alert_halt_line, check_answer, not_consulted, unreadable
 from cutover_kit.plan import OPTIONAL_FIELD_DEFAULTS, CutoverPlan
 from cutover_kit.runbooks import with_runbook
 from cutover_kit.slo import ColorWindow, Judgement, Verdict, judge_window
@@ -96,6 +103,7 @@ class SLOGateTrigger(BaseTrigger):
         postgres_conn_id: str | None = None,
         acknowledged_writes_file: str | None = None,
         data_since: float | None = None,
+        alertmanager_conn_id: str | None = None,
     ) -> None:
         super().__init__()
         self.step_label = step_label
@@ -115,6 +123,9 @@ class SLOGateTrigger(BaseTrigger):
         self.acknowledged_writes_file = acknowledged_writes_file or None
         # Where the probe's rows begin: the instant before the weights changed (None: weights_set_at).
         self.data_since = data_since
+        self.alertmanager_conn_id = alertmanager_conn_id
+        self._alerts_configured: bool | None = None  # resolved on the first poll
+        self._alert_hook: Any = None
         self._heartbeat_failing = False
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -137,6 +148,7 @@ class SLOGateTrigger(BaseTrigger):
                 "postgres_conn_id": self.postgres_conn_id,
                 "acknowledged_writes_file": self.acknowledged_writes_file,
                 "data_since": self.data_since,
+                "alertmanager_conn_id": self.alertmanager_conn_id,
             },
         )
 
@@ -171,6 +183,32 @@ class SLOGateTrigger(BaseTrigger):
         plan = CutoverPlan.from_dict(self.plan)
         event.update(restore_blue_now(connected_levers(self.haproxy_conn_id, plan=plan), flag_backend))
         log_reflex(event, self.log)
+
+    def _alertmanager_connection_exists(self) -> bool:
+        from cutover_kit.hooks.alertmanager import alertmanager_configured
+
+        return alertmanager_configured(self.alertmanager_conn_id)
+
+    def _read_alerts(self) -> Any:
+        """Alertmanager's /api/v2/alerts JSON; raises AlertmanagerUnavailable when it cannot be read."""
+        from cutover_kit.hooks.alertmanager import AlertmanagerHook
+
+        if self._alert_hook is None:  # one hook (and HTTP session) for the whole gate
+            self._alert_hook = AlertmanagerHook(self.alertmanager_conn_id)
+        return self._alert_hook.get_alerts()
+
+    async def _consult_alerts(self) -> AlertCheck:
+        """This poll's word from Alertmanager (cutover_kit.observability.alert_gate): not consulted
+        without a Connection, unreadable on any error, else the judgement of green's alerts."""
+        if self._alerts_configured is None:
+            self._alerts_configured = bool(self.alertmanager_conn_id) and await sync_to_async(self._alertmanager_connection_exists)()
+        if not self._alerts_configured:
+            return not_consulted(self.alertmanager_conn_id or connections.ALERTMANAGER)
+        try:
+            answer = await sync_to_async(self._read_alerts)()
+        except Exception as error:  # noqa: BLE001 - an unreadable Alertmanager never passes: INCONCLUSIVE
+            return unreadable(f"Alertmanager could not be read: {error}")
+        return check_answer(answer, "green")
 
     def _write_heartbeat(self, heartbeat: GateHeartbeat) -> None:
         """Persist this poll; raises CutoverStateError when the state cannot be written."""
@@ -324,7 +362,19 @@ class SLOGateTrigger(BaseTrigger):
                 self.log.info(line)
                 await self._beat(plan.poll_interval_seconds, judgement, decision, line, progress, plan.flag_backend)
                 break
+            # A critical alert for green halts at once, like a data violation (see alert_gate's doc).
+            alerts = await self._consult_alerts()
+            if alerts.halts:
+                elapsed = time.time() - self.gate_started_at
+                judgement, measurements = alerts.judgement, {}
+                progress, _ = advance_gate(progress, judgement, elapsed, bake_seconds=self.bake_seconds,
+                                           step_timeout_seconds=self.step_timeout_seconds, consecutive_breach_limit=1)
+                decision, line = await self._settle(GateDecision.HALT, alert_halt_line(self.step_label, alerts))
+                self.log.info(line)
+                await self._beat(plan.poll_interval_seconds, judgement, decision, line, progress, plan.flag_backend)
+                break
             judgement, measurements = await self._judge_once(source, plan, baseline)
+            judgement = alerts.apply_to(judgement)
             if state_error:
                 judgement = Judgement(Verdict.INCONCLUSIVE, f"cutover state unreadable: {state_error}")
             elif probe_error:  # an unknown never passes, and never excuses a breach the SLOs found

@@ -26,7 +26,8 @@ def make_gate(**overrides):
 def test_trigger_serialize_is_exact_and_round_trips():
     trigger = SLOGateTrigger(step_label="25 %", plan=PLAN, bake_seconds=10, step_timeout_seconds=40, gate_started_at=1.0, weights_set_at=0.5, blue_baseline=None, haproxy_conn_id="haproxy_default", state_conn_id="redis_default",
                              dag_id="cutover", run_id=RUN_ID, green_percent=25.0, postgres_conn_id="postgres_default",
-                             acknowledged_writes_file="/tmp/acknowledged.txt", data_since=0.25)
+                             acknowledged_writes_file="/tmp/acknowledged.txt", data_since=0.25,
+                             alertmanager_conn_id="alertmanager_default")
     classpath, kwargs = trigger.serialize()
     assert classpath == "cutover_kit.triggers.slo_gate.SLOGateTrigger"
     assert kwargs == {
@@ -46,6 +47,7 @@ def test_trigger_serialize_is_exact_and_round_trips():
         "postgres_conn_id": "postgres_default",
         "acknowledged_writes_file": "/tmp/acknowledged.txt",
         "data_since": 0.25,
+        "alertmanager_conn_id": "alertmanager_default",
     }
     assert SLOGateTrigger(**kwargs).serialize() == (classpath, kwargs)
 
@@ -62,6 +64,7 @@ def test_gate_defers_immediately_with_the_plan_timings():
     assert trigger.weights_set_at == 1000.0 and trigger.blue_baseline["color"] == "blue"
     # set_weights' result without changing_at (older runs): the data window starts at set_at.
     assert trigger.data_since == 1000.0
+    assert trigger.alertmanager_conn_id == "alertmanager_default"  # critical alerts judged when it resolves
     assert trigger.state_conn_id == "redis_default"  # every gate obeys the emergency stop
     # ... and names its run, so its heartbeat can be watched and a restarted trigger can resume it.
     assert (trigger.dag_id, trigger.run_id, trigger.green_percent) == ("cutover", RUN_ID, 25.0)
