@@ -14,7 +14,7 @@ from cutover_kit.plan import OVERRIDABLE_FIELDS, list_plans, load_plan
 from cutover_kit.sensors.slo_gate import SLOGateOperator
 from cutover_kit.stages import (
     blue_green_setup, blue_monitoring, database_preparation, database_rollback, deployment_readiness, feature_flags,
-    full_cutover, health_checks, load_testing, post_launch, rollback, rollback_procedures, security_audit,
+    full_cutover, health_checks, load_testing, monitoring, post_launch, rollback, rollback_procedures, security_audit,
     traffic_migration, verdict,
 )
 
@@ -31,6 +31,7 @@ order, each one task group whose code is one module of `plugins/cutover_kit/stag
 | - | `decide_after_validation` | `verdict.py` | Branch: a failed validation goes to `database_rollback` and no traffic moves. |
 | - | `database_rollback` | `database_rollback.py` | Why stage 2 stopped, then the down migration (only this run's expand, only while green gets no traffic), verified. |
 | 3 | `stage_03_feature_flags` | `feature_flags.py` | Every flag at the Rails-safe default, read back from the store and confirmed by every app. |
+| 4 | `stage_04_monitoring` | `monitoring.py` | The run proves its observability before traffic moves: every rule group of `include/prometheus/rules/` loaded in Prometheus and healthy; a uniquely labelled critical test alert for green posted to Alertmanager reaches the receiver named by Connection `alertmanager_default` (read back from the webhook receiver where one is configured), then resolved; every panel query of `include/dashboards/cutover.json` answers with data (a panel marked `requires` is reported, not failed). A failure stops the run before any traffic moves, like stage 5. |
 | 5 | `stage_05_health_checks` | `health_checks.py` | Liveness and readiness of both colors, PostgreSQL and Redis round trips. |
 | 6 | `stage_06_load_testing` | `load_testing.py` | A copy of the database from stage 2's verified backup (expanded like the live one), one extra blue and green started on it (Connections `app_blue_loadtest`, `app_green_loadtest`); a step load on each finds its knee; green must reach blue's knee (within a tolerance) and the plan's peak x headroom, with p95 at the peak close to blue's. The extra instances are stopped and the copy dropped whatever happened. |
 | - | `decide_after_load_test` | `verdict.py` | Branch: a halt verdict or a failed stage-6 task goes to `rollback.halt_at_load_testing`; green never gets a user request. |
@@ -47,7 +48,8 @@ order, each one task group whose code is one module of `plugins/cutover_kit/stag
 
 Stage 12's baseline runs after stage 9 and before the first traffic step; its `verify_blue_kept_warm`
 runs after stage 13's standby watch. Stage 11 runs inside every step of stages 10 and 13.
-Stages 4 and 14 arrive in later releases.
+Stage 14 arrives in a later release. Every SLO gate also consults Alertmanager (Connection
+`alertmanager_default`): a critical alert firing for green halts the step at once.
 
 A run stopped before it changed the schema (refused plan, missing Connection, latched emergency
 stop, failed backup) leaves the database alone. Data integrity is checked at the end of every path.
@@ -179,6 +181,14 @@ with DAG(
             plan_task_id=plan.operator.task_id
         )
 
+    # Independent checks, side by side; issue 11's error-reporting and JSON-log checks join this group.
+    with TaskGroup("stage_04_monitoring") as stage_04:
+        monitoring_checks = [
+            task(monitoring.check_rules_loaded, task_id="check_rules_loaded")(),
+            task(monitoring.check_alert_routing, task_id="check_alert_routing")(),
+            task(monitoring.check_dashboard_queries, task_id="check_dashboard_queries")(),
+        ]
+
     with TaskGroup("stage_05_health_checks") as stage_05:
         health_tasks = [
             task(health_checks.check_color_health, task_id="blue_health")("blue"),
@@ -247,7 +257,9 @@ with DAG(
         database_halt.operator.task_id,
     )
     validate >> decide_database >> [rails_default, database_halt]
-    rails_default >> stage_05_tasks
+    # Stage 4 between stages 3 and 5: a failed check leaves stage 5 and everything after it
+    # upstream_failed, so no traffic moves (the same path as a failed health check).
+    rails_default >> stage_04 >> stage_05
 
     with TaskGroup("rollback") as rollback_group:
         # Two levels, in the plan's order: flags -> Rails (features move back without the router),

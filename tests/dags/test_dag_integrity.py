@@ -123,6 +123,7 @@ def test_cutover_shape(dagbag):
         "stage_03_feature_flags",
         "database_rollback",
         "verify_data_integrity",
+        "stage_04_monitoring",
         "stage_05_health_checks",
         "stage_06_load_testing",
         "decide_after_load_test",
@@ -138,7 +139,7 @@ def test_cutover_shape(dagbag):
         "stage_15_post_launch",
     } == groups
     # Stages not built yet are absent, not faked.
-    assert not any(task_id.startswith(("stage_04", "stage_14")) for task_id in dag.task_ids)
+    assert not any(task_id.startswith("stage_14") for task_id in dag.task_ids)
     # Gates must never be retried: a retry could re-judge a real breach as healthy.
     gates = [t for t in dag.tasks if t.task_id.endswith(("slo_gate", "standby_watch"))]
     assert len(gates) == 5 and all(t.retries == 0 for t in gates)
@@ -195,7 +196,7 @@ def test_flags_move_before_traffic_and_roll_back_first(dagbag):
     dag = dagbag.dags["cutover"]
     rails_default = dag.get_task("stage_03_feature_flags.flags_at_rails_default")
     assert rails_default.upstream_task_ids == {"decide_after_validation"}
-    assert {t.split(".")[0] for t in rails_default.downstream_task_ids} == {"stage_05_health_checks"}
+    assert {t.split(".")[0] for t in rails_default.downstream_task_ids} == {"stage_04_monitoring"}
     steps = [t.task_id.rsplit(".", 1)[0] for t in dag.tasks if t.task_id.endswith(".set_weights")]
     assert len(steps) == 4
     for step in steps:
@@ -210,6 +211,23 @@ def test_flags_move_before_traffic_and_roll_back_first(dagbag):
     assert dag.get_task("stage_10_traffic_migration.step_5.decide").downstream_task_ids == {
         "stage_10_traffic_migration.step_25.set_flags", "rollback.halt_at_5"}
     assert "stage_01_deployment_readiness.check_flag_store" in dag.task_ids
+
+
+def test_monitoring_checks_run_between_flags_and_health_checks_and_gate_everything_after(dagbag):
+    """Stage 4's checks run side by side after stage 3; every stage-5 task waits for all of them
+    with the default all_success, so a failed check leaves stage 5 upstream_failed and no traffic
+    moves (the path of a failed health check). Every gate consults Alertmanager."""
+    dag = dagbag.dags["cutover"]
+    checks = {f"stage_04_monitoring.{name}" for name in ("check_rules_loaded", "check_alert_routing", "check_dashboard_queries")}
+    assert {t for t in dag.task_ids if t.startswith("stage_04_monitoring.")} == checks
+    for check in checks:
+        task = dag.get_task(check)
+        assert task.upstream_task_ids == {"stage_03_feature_flags.flags_at_rails_default"}
+        assert task.retries == 2 and task.python_callable.__module__ == "cutover_kit.stages.monitoring"
+    for health in (t for t in dag.tasks if t.task_id.startswith("stage_05_health_checks.")):
+        assert health.upstream_task_ids == checks and health.trigger_rule == "all_success", health.task_id
+    gates = [t for t in dag.tasks if t.task_id.endswith(("slo_gate", "standby_watch"))]
+    assert {gate.alertmanager_conn_id for gate in gates} == {"alertmanager_default"}
 
 
 def test_load_testing_gates_traffic_before_any_moves(dagbag):

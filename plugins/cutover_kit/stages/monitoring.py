@@ -1,0 +1,194 @@
+"""Stage 4, monitoring (task group ``stage_04_monitoring``): before any traffic moves, the run
+proves its own observability. Each task checks one thing, logs one line per decision and fails
+with the reason; a failed stage 4 stops the run like a failed stage 5 (no traffic moves).
+
+- ``check_rules_loaded``: Prometheus has every rule group of include/prometheus/rules/ loaded,
+  every rule evaluated healthy (a fresh Prometheus gets a few seconds to evaluate them once).
+- ``check_alert_routing``: a uniquely labelled critical test alert for green, posted to
+  Alertmanager, is routed to the receiver the Connection names (``routing_test_receiver``) and,
+  where a readback exists (the sandbox's webhook receiver), delivered there; then resolved.
+- ``check_dashboard_queries``: every panel query of include/dashboards/cutover.json answers with
+  data from Prometheus; a panel marked ``requires`` that answers nothing is reported, not failed.
+
+The decisions are pure (cutover_kit.observability); this module does the I/O. A check whose
+subject is wrong (a rule group missing, an alert misrouted, a panel empty) fails at once
+(AirflowFailException); an endpoint that did not answer is retried (AirflowException).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from cutover_kit import connections
+from cutover_kit.paths import REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+RULES_DIR = REPO_ROOT / "include" / "prometheus" / "rules"
+DASHBOARD_FILE = REPO_ROOT / "include" / "dashboards" / "cutover.json"
+# A Prometheus started seconds ago may not have evaluated every rule once (evaluation every 1 s in the sandbox).
+RULES_SETTLE_SECONDS = 15.0
+# Alertmanager lists a posted alert at once; the green-page route has group_wait 0 s in the sandbox.
+ROUTING_TIMEOUT_SECONDS = 10.0
+DELIVERY_TIMEOUT_SECONDS = 20.0
+RESOLVE_TIMEOUT_SECONDS = 10.0
+POLL_SECONDS = 0.25
+
+
+def check_rules_loaded() -> dict[str, Any]:
+    from cutover_kit.hooks.prometheus import PrometheusHook
+    from cutover_kit.observability.rules import RulesAnswerError, group_names, judge_rules, parse_rule_groups
+    from cutover_kit.yaml_loader import load_yaml
+
+    files = sorted(RULES_DIR.glob("*.yml"))
+    expected = group_names(load_yaml(path) for path in files)
+    hook = PrometheusHook(connections.PROMETHEUS)
+    deadline = time.monotonic() + RULES_SETTLE_SECONDS
+    while True:
+        url = f"{hook.base_url}/api/v1/rules"
+        try:
+            answer = hook.session.get(url, timeout=hook.timeout_seconds).json()
+            verdict = judge_rules(parse_rule_groups(answer), expected)
+        except (OSError, ValueError) as error:  # requests' errors are OSErrors; a body that is not JSON a ValueError
+            if isinstance(error, RulesAnswerError):
+                raise AirflowFailException(f"Stage 4: Prometheus rules: {error}") from error
+            raise AirflowException(f"Stage 4: Prometheus rules could not be read at {url}: {error}") from error
+        if verdict.settled or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    for line in verdict.lines:
+        log.info(line)
+    if not verdict.ok:
+        failing = [line for line in verdict.lines if "loaded and healthy" not in line]
+        raise AirflowFailException(f"Stage 4: alert and recording rules not ready: {'; '.join(failing)}")
+    summary = f"Rules loaded: {len(expected)} groups ({', '.join(expected)}) from {len(files)} files, every rule healthy"
+    log.info(summary)
+    return {"verdict": "PASS", "reason": summary, "groups": expected}
+
+
+def _test_id(run_id: str) -> str:
+    # Label values may hold anything, but the id also goes into a matcher: keep it plain.
+    return f"{re.sub(r'[^A-Za-z0-9_.:+-]', '_', run_id)[:80]}.{uuid.uuid4().hex[:8]}"
+
+
+def _until(deadline: float, attempt: Any) -> Any:
+    """attempt() until it returns something truthy or the deadline passes; its last answer."""
+    while True:
+        answer = attempt()
+        if answer or time.monotonic() > deadline:
+            return answer
+        time.sleep(POLL_SECONDS)
+
+
+def check_alert_routing() -> dict[str, Any]:
+    from airflow.sdk import get_current_context
+
+    from cutover_kit.alerting import SYNTHETIC_LABEL
+    from cutover_kit.hooks.alertmanager import AlertmanagerConfigError, AlertmanagerHook, AlertmanagerUnavailable
+    from cutover_kit.observability.routing import (
+        TEST_ALERT_NAME, delivered_to, judge_delivery, judge_routing, routed_receivers, synthetic_alert,
+    )
+
+    hook = AlertmanagerHook(connections.ALERTMANAGER)
+    try:
+        settings = hook.routing_settings()
+    except AlertmanagerConfigError as error:
+        raise AirflowFailException(f"Stage 4: {error}") from error
+    if settings.receiver is None:
+        raise AirflowFailException(
+            f"Stage 4: Connection {connections.ALERTMANAGER!r} has no extra.routing_test_receiver: name the receiver "
+            f"a critical alert for green must reach (the war room's pager), so the routing can be checked")
+    expected = settings.receiver
+    test_id = _test_id(get_current_context()["run_id"])
+    matcher = [f'{SYNTHETIC_LABEL}="{test_id}"']
+    posted_at = time.time()
+    try:
+        hook.post_alerts([synthetic_alert(test_id, posted_at)])
+    except AlertmanagerUnavailable as error:
+        raise AirflowException(f"Stage 4: test alert not accepted by Alertmanager: {error}") from error
+    log.info("Test alert %s posted to Alertmanager at %s (critical, color=green, %s=%s); expecting receiver %r",
+             TEST_ALERT_NAME, hook.base_url, SYNTHETIC_LABEL, test_id, expected)
+    result: dict[str, Any] = {"test_id": test_id, "expected_receiver": expected}
+    try:
+        started = time.monotonic()
+        receivers = _until(started + ROUTING_TIMEOUT_SECONDS, lambda: routed_receivers(hook.get_alerts(matcher), test_id))
+        routing = judge_routing(receivers or [], expected, test_id)
+        log.info(routing.line)
+        result["routed_to"] = receivers or []
+        if not routing.ok:
+            raise AirflowFailException(f"Stage 4: {routing.line}")
+        if settings.readback_url:
+            found = _until(time.monotonic() + DELIVERY_TIMEOUT_SECONDS,
+                           lambda: expected in (seen := delivered_to(hook.read_back(posted_at - 1.0), test_id)) and seen)
+            delivered = found or delivered_to(hook.read_back(posted_at - 1.0), test_id)
+            delivery = judge_delivery(delivered, expected, test_id, time.monotonic() - started)
+            log.info(delivery.line)
+            result.update(delivered_to=delivered, delivery_seconds=round(time.monotonic() - started, 2))
+            if not delivery.ok:
+                raise AirflowFailException(f"Stage 4: {delivery.line}")
+        else:
+            # Production: the receiver is a pager or a chat channel this task cannot read.
+            log.info("Delivery not read back (Connection %r has no extra.readback_url): confirm in receiver %r's "
+                     "channel that alert %s with %s=%s arrived", connections.ALERTMANAGER, expected, TEST_ALERT_NAME,
+                     SYNTHETIC_LABEL, test_id)
+            result["delivered_to"] = None
+    except AlertmanagerUnavailable as error:
+        raise AirflowException(f"Stage 4: routing check interrupted: {error}") from error
+    finally:
+        _resolve_test_alert(hook, test_id, matcher)
+    return {"verdict": "PASS", "reason": f"test alert {test_id} routed to {expected!r}", **result}
+
+
+def _resolve_test_alert(hook: Any, test_id: str, matcher: list[str]) -> None:
+    """Post the test alert again ending now; logged, never raised (it expires by itself within minutes)."""
+    from cutover_kit.observability.routing import TEST_ALERT_LIFETIME_SECONDS, routed_receivers, synthetic_alert
+
+    try:
+        hook.post_alerts([synthetic_alert(test_id, time.time(), resolved=True)])
+        gone = _until(time.monotonic() + RESOLVE_TIMEOUT_SECONDS,
+                      lambda: routed_receivers(hook.get_alerts(matcher), test_id) is None)
+    except Exception as error:  # noqa: BLE001 - cleaning up must not hide the check's own outcome
+        log.warning("Test alert %s NOT resolved (%s); it expires by itself within %d s", test_id, error,
+                    TEST_ALERT_LIFETIME_SECONDS)
+        return
+    if gone:
+        log.info("Test alert %s resolved: Alertmanager no longer lists it as active", test_id)
+    else:
+        log.warning("Test alert %s still listed %.0f s after resolving it; it expires by itself within %d s",
+                    test_id, RESOLVE_TIMEOUT_SECONDS, TEST_ALERT_LIFETIME_SECONDS)
+
+
+def check_dashboard_queries() -> dict[str, Any]:
+    from cutover_kit.hooks.prometheus import PrometheusBadAnswer, PrometheusBadQuery, PrometheusHook, PrometheusUnavailable
+    from cutover_kit.observability.dashboards import DashboardError, QueryOutcome, judge_dashboard, panel_queries
+
+    try:
+        queries = panel_queries(json.loads(DASHBOARD_FILE.read_text()))
+    except (OSError, ValueError, DashboardError) as error:
+        raise AirflowFailException(f"Stage 4: dashboard {DASHBOARD_FILE.name} unreadable: {error}") from error
+    hook = PrometheusHook(connections.PROMETHEUS)
+    outcomes = []
+    for query in queries:
+        try:
+            series = tuple(sample.get("metric", {}) for sample in hook.query(query.expr))
+            outcomes.append(QueryOutcome(query, series=series))
+        except (PrometheusBadQuery, PrometheusBadAnswer) as error:  # the query is at fault: the panel is broken
+            outcomes.append(QueryOutcome(query, error=str(error)))
+        except PrometheusUnavailable as error:
+            raise AirflowException(f"Stage 4: Prometheus did not answer the dashboard's queries: {error}") from error
+    verdict = judge_dashboard(outcomes)
+    for line in verdict.lines:
+        log.info(line)
+    summary = (f"Dashboard {DASHBOARD_FILE.name}: {len(queries) - len(verdict.failed) - len(verdict.not_met)} of "
+               f"{len(queries)} queries answered with data, {len(verdict.not_met)} marked `requires` and empty (reported)")
+    if not verdict.ok:
+        raise AirflowFailException(f"Stage 4: {summary}; FAILED: {', '.join(verdict.failed)}")
+    log.info(summary)
+    return {"verdict": "PASS", "reason": summary, "not_met": list(verdict.not_met), "queries": len(queries)}
