@@ -25,6 +25,7 @@ from airflow.sdk import BaseHook
 
 from cutover_kit import connections
 from cutover_kit.hooks import http_base_url
+from cutover_kit.hooks.service import short_error
 
 DEFAULT_TIMEOUT_SECONDS = 2.0
 
@@ -110,7 +111,7 @@ class AlertmanagerHook(BaseHook):
         except requests.Timeout:
             raise AlertmanagerUnavailable(f"{method} {url} did not answer within {self.timeout_seconds:g} s") from None
         except requests.RequestException as error:
-            raise AlertmanagerUnavailable(f"{method} {url} failed: {type(error).__name__}: {str(error)[:160]}") from None
+            raise AlertmanagerUnavailable(f"{method} {url} failed: {short_error(error, self.timeout_seconds)}") from None
         if not 200 <= response.status_code < 300:
             raise AlertmanagerUnavailable(f"{method} {url} answered HTTP {response.status_code}: {' '.join(response.text.split())[:160]}")
         if not response.content:
