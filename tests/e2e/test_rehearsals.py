@@ -73,6 +73,16 @@ def test_happy_promotes_to_all_green(tmp_path):
     assert load["blue"]["knee_rps"] > 0 and load["green"]["knee_rps"] >= load["plan"]["required_rps"], load
     assert all(ran[f"stage_06_load_testing.{task}"]["verdict"] == "PASS"
                for task in ("start_stage_instances", "run_load_test", "stop_stage_instances"))
+    # Stage 4 proved the run's observability before any traffic moved (more checks may join the group).
+    monitoring = [stage for stage in result["stages"] if stage["name"].startswith("stage_04_monitoring.")]
+    assert {stage["name"].split(".", 1)[1] for stage in monitoring} >= {
+        "check_rules_loaded", "check_alert_routing", "check_dashboard_queries"}, monitoring
+    assert all(stage["verdict"] == "PASS" for stage in monitoring), monitoring
+    assert "routed to 'green-page'" in ran["stage_04_monitoring.check_alert_routing"]["reason"]
+    from datetime import datetime
+    stage_4 = (max(datetime.fromisoformat(stage["ended_at"]) for stage in monitoring)
+               - min(datetime.fromisoformat(stage["started_at"]) for stage in monitoring)).total_seconds()
+    print(f"stage 4 (stage_04_monitoring) took {stage_4:.1f} s")
     assert result["behaved_as_expected"]
 
 
