@@ -11,6 +11,9 @@ POSTGRES = "postgres_default"
 FLAGD = "flagd_default"
 UNLEASH = "unleash_default"
 SMOKE_WEBHOOK = "smoke_webhook"
+# Where the cutover posts every stage transition, gate decision, rollback, emergency stop and missed
+# deadline (Slack-compatible webhook; the sandbox points it at its receiver's /hooks/cutover).
+CUTOVER_NOTIFICATIONS = "cutover_notifications"
 
 # The two apps, each reporting on GET /__flags what it evaluates.
 APP_CONN_IDS = (APP_BLUE, APP_GREEN)
