@@ -35,6 +35,9 @@ PORT_SETTINGS: dict[str, tuple[str, int]] = {
     # The stage instances of stages 6 and 7 (sandbox/launcher/stage_instances.py).
     "blue_stage_port": ("SANDBOX_BLUE_STAGE_PORT", 18083),
     "green_stage_port": ("SANDBOX_GREEN_STAGE_PORT", 18084),
+    # The webhook receiver (sandbox/webhook_receiver.py): notifications and Alertmanager's posts.
+    "webhooks_port": ("SANDBOX_WEBHOOKS_PORT", 18099),
+    "alertmanager_port": ("SANDBOX_ALERTMANAGER_PORT", 19093),
 }
 
 # Linux limits sun_path to 108 bytes; a longer socket path fails deep inside HAProxy/PostgreSQL
@@ -59,6 +62,8 @@ class SandboxConfig:
     unleash_port: int = 14242
     blue_stage_port: int = 18083
     green_stage_port: int = 18084
+    webhooks_port: int = 18099
+    alertmanager_port: int = 19093
     repo_root: Path = REPO_ROOT
     host: str = HOST
     ready_timeout_seconds: float = 30.0
@@ -139,6 +144,14 @@ class SandboxConfig:
     @property
     def prometheus_url(self) -> str:
         return f"http://{self.host}:{self.prometheus_port}"
+
+    @property
+    def webhooks_url(self) -> str:
+        return f"http://{self.host}:{self.webhooks_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://{self.host}:{self.alertmanager_port}"
 
     @property
     def unleash_url(self) -> str:

@@ -11,9 +11,10 @@ POSTGRES = "postgres_default"
 FLAGD = "flagd_default"
 UNLEASH = "unleash_default"
 SMOKE_WEBHOOK = "smoke_webhook"
-# Where the cutover posts every stage transition, gate decision, rollback, emergency stop and missed
-# deadline (Slack-compatible webhook; the sandbox points it at its receiver's /hooks/cutover).
+# The cutover's own notifications (stage transitions, gate decisions, rollbacks): a Slack-compatible webhook.
 CUTOVER_NOTIFICATIONS = "cutover_notifications"
+# Alertmanager's API (v2): critical alerts as a gate input, stage 4's routing check (cutover_kit.hooks.alertmanager).
+ALERTMANAGER = "alertmanager_default"
 
 # The two apps, each reporting on GET /__flags what it evaluates.
 APP_CONN_IDS = (APP_BLUE, APP_GREEN)

@@ -16,6 +16,7 @@ import psycopg2
 import redis
 
 from sandbox.config import COLORS, PORT_SETTINGS, SandboxConfig
+from sandbox.launcher.alertmanager import Alertmanager
 from sandbox.launcher.apps import Apps
 from sandbox.launcher.config_files import ConfigFiles
 from sandbox.launcher.errors import SandboxError
@@ -27,11 +28,14 @@ from sandbox.launcher.redis_server import RedisServer
 from sandbox.launcher.stage_instances import StageInstances
 from sandbox.launcher.state import StateFile
 from sandbox.launcher.unleash import Unleash
+from sandbox.launcher.webhooks import Webhooks
 
 log = logging.getLogger("sandbox")
 
 # blue_worker: blue's Sidekiq process (its jobs); "blue" is its web process (Puma).
-START_ORDER = ("postgres", "redis", "unleash", "blue_worker", "blue", "green", "haproxy", "prometheus")
+# webhooks (the receiver of notifications and Alertmanager's posts) and alertmanager run before
+# Prometheus, which holds back a resend for a minute after a failed first attempt to notify.
+START_ORDER = ("postgres", "redis", "unleash", "webhooks", "alertmanager", "blue_worker", "blue", "green", "haproxy", "prometheus")
 # Entry points first, the database last: nothing should still be writing when PostgreSQL stops.
 STOP_ORDER = tuple(reversed(START_ORDER))
 # Started only with SANDBOX_FLAG_BACKEND=unleash; with the file backend nothing about Unleash runs.
@@ -40,12 +44,14 @@ REQUIRED_TOOLS = {
     "haproxy": "haproxy",
     "prometheus": "prometheus",
     "promtool": "prometheus",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "amtool": "prometheus-alertmanager",
     "redis-server": "redis-server",
 }
 
 
 class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unleash, Apps, StageInstances, HAProxy,
-              Prometheus):
+              Prometheus, Webhooks, Alertmanager):
     """Python API of the sandbox. ``up()`` and ``down()`` are idempotent."""
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
@@ -71,6 +77,8 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
         self._state = self._new_state()
         self._save_state()
         steps: list[tuple[str, Callable[[], Any]]] = [
+            # Both before Prometheus starts (see START_ORDER); each is ready in well under a second.
+            ("webhooks", self._start_webhooks), ("alertmanager", self._start_alertmanager),
             # Prometheus first and waited for last: its service discovery hands targets to the
             # scrape manager only after ~5 s, which then overlaps with everything else.
             ("prometheus_spawn", self._spawn_prometheus),
@@ -161,6 +169,8 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
             # The flagd file both apps evaluate (flag backend "file"); cutover_kit.hooks.flags.
             "flagd_default": {"conn_type": "flagd", "extra": {"path": str(self.config.flags_file)}},
             **self._unleash_connections(state),
+            **self._webhook_connections(ports),
+            **self._alertmanager_connection(ports),
         }
 
     def _stage_connection(self, color: str, ports: dict[str, int]) -> dict[str, Any]:
@@ -307,6 +317,8 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
             "haproxy": lambda: http_ok(f"http://{cfg.host}:{ports['haproxy_exporter_port']}/metrics", timeout=2),
             "prometheus": lambda: http_ok(f"http://{cfg.host}:{ports['prometheus_port']}/-/healthy"),
             "unleash": lambda: http_ok(f"http://{cfg.host}:{ports['unleash_port']}/health"),
+            "webhooks": lambda: http_ok(f"http://{cfg.host}:{ports['webhooks_port']}/healthz"),
+            "alertmanager": lambda: http_ok(f"http://{cfg.host}:{ports['alertmanager_port']}/-/ready"),
         }
 
     @staticmethod

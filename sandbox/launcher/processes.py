@@ -26,7 +26,7 @@ KILL_GRACE_SECONDS = 3.0
 PROBE_TIMEOUT = 0.5
 # Executables this launcher starts; the leftover sweep only ever touches these, and the Rails
 # processes, whose argv (and rewritten title) carry APP_PROCESS_TAG (sandbox.launcher.apps).
-OWN_EXECUTABLES = {"postgres", "redis-server", "haproxy", "prometheus", "node"}
+OWN_EXECUTABLES = {"postgres", "redis-server", "haproxy", "prometheus", "prometheus-alertmanager", "node"}
 APP_PROCESS_TAG = "cutover-sandbox"
 
 

@@ -25,6 +25,7 @@ class Prometheus:
                                     "rules_glob": rules_glob, "host": cfg.host, "blue_port": cfg.blue_port,
                                     "green_port": cfg.green_port, "haproxy_exporter_port": cfg.haproxy_exporter_port,
                                     "blue_stage_port": cfg.blue_stage_port, "green_stage_port": cfg.green_stage_port,
+                                    "alertmanager_port": cfg.alertmanager_port,
                                 })
         self._check_config("prometheus", ["promtool", "check", "config", str(rendered)])
         tsdb = cfg.state_dir / "prometheus" / "data"

@@ -506,7 +506,8 @@ def test_cli_status_and_env_describe_the_running_sandbox(sandbox: Sandbox, sandb
     status = cli("status")
     assert status.returncode == 0 and all(json.loads(status.stdout).values()), status.stdout + status.stderr
     # The file flag backend (the default) runs no unleash-server.
-    assert set(json.loads(status.stdout)) == {"postgres", "redis", "blue_worker", "blue", "green", "haproxy", "prometheus"}
+    assert set(json.loads(status.stdout)) == {"postgres", "redis", "webhooks", "alertmanager", "blue_worker", "blue", "green",
+                                              "haproxy", "prometheus"}
     lines = cli("env").stdout.splitlines()
     exported = {}
     for line in lines:
@@ -517,7 +518,8 @@ def test_cli_status_and_env_describe_the_running_sandbox(sandbox: Sandbox, sandb
     assert set(exported) == {f"AIRFLOW_CONN_{name.upper()}" for name in
                              ("prometheus_default", "haproxy_default", "postgres_default", "redis_default",
                               "app_blue", "app_green", "app_router", "flagd_default",
-                              "app_blue_loadtest", "app_green_loadtest")}
+                              "app_blue_loadtest", "app_green_loadtest",
+                              "smoke_webhook", "cutover_notifications", "alertmanager_default")}
     assert exported["AIRFLOW_CONN_FLAGD_DEFAULT"]["extra"]["path"] == str(sandbox.config.flags_file)
 
 
@@ -532,7 +534,8 @@ def test_up_and_down_are_idempotent_and_leave_no_process(sandbox: Sandbox, no_le
     assert all(sandbox.status().values())
 
     stopped = sandbox.down()
-    assert set(stopped) == {"postgres", "redis", "blue_worker", "blue", "green", "haproxy", "prometheus"}
+    assert set(stopped) == {"postgres", "redis", "webhooks", "alertmanager", "blue_worker", "blue", "green", "haproxy",
+                            "prometheus"}
     no_leftovers(sandbox.config)
     assert not any(sandbox.status().values())
     assert sandbox.down() == []

@@ -37,9 +37,10 @@ def run_smoke(sandbox: Sandbox, tmp_path: Path, receiver: WebhookReceiver | None
     env = dict(os.environ, AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False",
                AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
                AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"), PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'plugins'}")
-    env.pop("AIRFLOW_CONN_SMOKE_WEBHOOK", None)
     for conn_id, connection in sandbox.connections().items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(connection)
+    # The sandbox's own smoke_webhook is replaced by this test's receiver, or removed (receiver=None).
+    env.pop("AIRFLOW_CONN_SMOKE_WEBHOOK", None)
     if receiver is not None:
         env["AIRFLOW_CONN_SMOKE_WEBHOOK"] = json.dumps(receiver.connection("/hooks/smoke") | {"password": "smoke-token"})
     argv = [sys.executable, "-m", "sandbox.dag_runner", "smoke", "--reset-db", "--conf", json.dumps(conf or {})]
