@@ -9,8 +9,8 @@ a receiver can drop exact repeats by ``key``. The payload stays Slack-compatible
 clones read ``text`` and ``blocks`` and ignore the extra top-level ``cutover`` object.
 
 Which task of a stage announces it (pure, so the race between parallel tasks is tested here):
-- start: the stage's first tasks (no upstream inside the group); when several start together, the
-  one first in DAG order among those started announces (:func:`announces_stage_start`);
+- start: the stage's first tasks (no upstream inside the group); the first of them to start
+  announces and leaves a marker in its XCom, which the others find (:func:`announces_stage_start`);
 - end: its last tasks; the one that finds all of them done announces (:func:`stage_end_summary`).
   Each task reports its own state before its callbacks run, so the last one to finish always sees
   the others done: at least one notice, two only when two last tasks finish in the same instant.
@@ -39,8 +39,8 @@ DEADLINE_MISSED = "deadline_missed"
 KINDS = (STAGE_STARTED, STAGE_FINISHED, STAGE_FAILED, GATE_DECISION, ROLLBACK, EMERGENCY_STOP, VERDICT,
          DEADLINE_MISSED)
 
-#: Task states that mean "this task has begun" (a root that was skipped never started its stage).
-STARTED_STATES = frozenset({"running", "deferred", "success", "failed", "up_for_retry", "up_for_reschedule", "restarting"})
+#: XCom key of the marker a stage's first task leaves when it announced the stage's start.
+STAGE_START_XCOM_KEY = "stage_start_announced"
 #: Task states after which a task will not run again in this run.
 FINISHED_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 #: A notice's one line is cut here: a chat line, not a log (the task log keeps the whole story).
@@ -98,14 +98,13 @@ def notice_payload(notice: CutoverNotice) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ stages
 
 
-def announces_stage_start(task_id: str, roots_in_order: Iterable[str], states: Mapping[str, str | None]) -> bool:
-    """Whether `task_id` (a first task of its stage, now running) announces the stage's start: it
-    does when it is the first, in DAG order, of the first tasks that have started (itself included)."""
-    roots = list(roots_in_order)
-    if task_id not in roots:
-        return False
-    started = [root for root in roots if root == task_id or states.get(root) in STARTED_STATES]
-    return started[0] == task_id
+def announces_stage_start(task_id: str, roots: Iterable[str], announced_by: Iterable[str]) -> bool:
+    """Whether `task_id`, a first task of its stage now starting, announces the stage: unless another
+    first task already did (its STAGE_START_XCOM_KEY marker). Parallel first tasks start one after
+    another in a few milliseconds, so only a true tie posts twice (both with the same stage, different
+    task ids); a retry of the announcing task announces again (its marker went with its first try)."""
+    roots = list(roots)
+    return task_id in roots and not (set(announced_by) & (set(roots) - {task_id}))
 
 
 def stage_end_summary(leaves: Iterable[str], group_states: Mapping[str, str | None]) -> str | None:

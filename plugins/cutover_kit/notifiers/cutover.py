@@ -32,6 +32,7 @@ from cutover_kit.cutover_notices import (
     ROLLBACK,
     STAGE_FAILED,
     STAGE_FINISHED,
+    STAGE_START_XCOM_KEY,
     STAGE_STARTED,
     VERDICT,
     CutoverNotice,
@@ -131,10 +132,13 @@ class StageNotifier(CutoverNotifier):
     def notice(self, context: Mapping[str, Any]) -> CutoverNotice | None:
         ti = context["ti"]
         if self.event == "start":
-            if len(self.roots) > 1 and not announces_stage_start(ti.task_id, self.roots,
-                                                                 self.states(context, task_ids=list(self.roots))):
-                log.info("Stage start of %s already announced by another first task", self.stage)
-                return None
+            if len(self.roots) > 1:
+                announced = [root for root in self.roots
+                             if root != ti.task_id and ti.xcom_pull(task_ids=root, key=STAGE_START_XCOM_KEY)]
+                if not announces_stage_start(ti.task_id, self.roots, announced):
+                    log.info("Stage start of %s already announced by %s", self.stage, ", ".join(announced))
+                    return None
+                self.leave_marker(ti)
             return self.make(context, STAGE_STARTED, stage_started_text(self.stage, ti.task_id), self.stage)
         if self.event == "end":
             summary = stage_end_summary(self.leaves, self.states(context, task_group_id=self.stage))
@@ -146,6 +150,16 @@ class StageNotifier(CutoverNotifier):
         max_tries = (getattr(task, "retries", 0) or 0) + 1 if task is not None else None
         text = stage_failed_text(self.stage, ti.task_id, self.error_of(context) or "", ti.try_number, max_tries)
         return self.make(context, STAGE_FAILED, text, self.stage)
+
+
+    def leave_marker(self, ti: Any) -> None:
+        """Tell the stage's other first tasks that its start is announced (best effort: without it
+        they announce too, which is a repeat, never a silence)."""
+        try:
+            ti.xcom_push(key=STAGE_START_XCOM_KEY, value=True)
+        except Exception as error:  # noqa: BLE001 - see above
+            log.warning("Stage start marker of %s not left (%s: %s): another first task may announce it too",
+                        self.stage, type(error).__name__, error)
 
 
 class GateDecisionNotifier(CutoverNotifier):

@@ -43,6 +43,9 @@ class FakeTI:
     def xcom_pull(self, task_ids, key="return_value"):
         return self._xcoms.get((task_ids, key))
 
+    def xcom_push(self, key, value):
+        self._xcoms[(self.task_id, key)] = value
+
 
 def context(ti, error=None, task=None):
     found = {"ti": ti, "dag": SimpleNamespace(dag_id="cutover"), "task": task or SimpleNamespace(retries=2)}
@@ -68,16 +71,18 @@ STAGE = "stage_05_health_checks"
 ROOTS = [f"{STAGE}.blue_health", f"{STAGE}.green_health", f"{STAGE}.postgres", f"{STAGE}.redis"]
 
 
-def test_first_root_announces_the_stage_once(receiver):
+def test_first_root_to_start_announces_the_stage_once(receiver):
     start = StageNotifier(stage=STAGE, event="start", roots=ROOTS, conn_id=CONN_ID)
-    both_running = {ROOTS[0]: "running", ROOTS[1]: "running"}
-    start(context(FakeTI(ROOTS[1], states=both_running)))  # not first in DAG order: quiet
-    start(context(FakeTI(ROOTS[0], states=both_running)))
+    xcoms = {}  # one run's XComs, shared by the stage's tasks
+    first, second = FakeTI(ROOTS[2]), FakeTI(ROOTS[0])
+    first._xcoms = second._xcoms = xcoms
+    start(context(first))
+    start(context(second))  # finds the first one's marker: quiet
     time.sleep(0.2)
     [body] = posted(receiver)
     assert len(receiver.received) == 1
     assert body["cutover"]["kind"] == "stage_started" and body["cutover"]["step"] == STAGE
-    assert body["text"] == f"{STAGE} started (blue_health) [cutover, run {RUN}, {ROOTS[0]} try 1]"
+    assert body["text"] == f"{STAGE} started (postgres) [cutover, run {RUN}, {ROOTS[2]} try 1]"
 
 
 def test_last_leaf_to_finish_announces_the_end(receiver):
@@ -183,7 +188,7 @@ def test_a_silent_webhook_holds_the_task_for_the_bounded_timeout_only(monkeypatc
 def test_a_notice_that_cannot_be_built_is_logged_not_raised(receiver, caplog):
     caplog.set_level(logging.INFO)
     broken_ti = SimpleNamespace(dag_id="cutover", run_id=RUN, task_id=ROOTS[0], try_number=1)  # no get_task_states
-    StageNotifier(stage=STAGE, event="start", roots=ROOTS, conn_id=CONN_ID)(context(broken_ti))
+    StageNotifier(stage=STAGE, event="end", leaves=ROOTS, conn_id=CONN_ID)(context(broken_ti))
     [line] = errors(caplog)
     assert line.startswith("Cutover notice NOT sent: StageNotifier could not build it (AttributeError")
     assert receiver.received == []
