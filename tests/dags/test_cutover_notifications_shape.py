@@ -69,8 +69,9 @@ def test_every_gate_reports_its_decision_either_way(cutover):
     gates = [task for task in cutover.tasks if isinstance(task, SLOGateOperator)]
     assert "stage_13_full_cutover.standby_watch" in {gate.task_id for gate in gates} and len(gates) >= 4
     for gate in gates:
-        assert len(notifiers(gate, "on_success_callback", GateDecisionNotifier)) == 1, gate.task_id
-        assert len(notifiers(gate, "on_failure_callback", GateDecisionNotifier)) == 1, gate.task_id
+        [on_success] = notifiers(gate, "on_success_callback", GateDecisionNotifier)
+        [on_failure] = notifiers(gate, "on_failure_callback", GateDecisionNotifier)
+        assert (on_success.on_failure, on_failure.on_failure) == (False, True), gate.task_id
 
 
 def test_rollbacks_and_verdict_report_success_and_failure(cutover):
@@ -80,7 +81,8 @@ def test_rollbacks_and_verdict_report_success_and_failure(cutover):
                           ("database_rollback.down_migration_verified", DatabaseRollbackNotifier),
                           ("cutover_verdict", VerdictNotifier)):
         task = cutover.task_dict[task_id]
-        assert len(notifiers(task, "on_success_callback", kind)) == 1 == len(notifiers(task, "on_failure_callback", kind))
+        [on_success], [on_failure] = notifiers(task, "on_success_callback", kind), notifiers(task, "on_failure_callback", kind)
+        assert (on_success.on_failure, on_failure.on_failure) == (False, True), task_id
     [rollback] = notifiers(cutover.task_dict["rollback.verify_blue_serving"], "on_success_callback", RollbackNotifier)
     assert rollback.flags_task_id in cutover.task_dict and rollback.traffic_task_id in cutover.task_dict
 
@@ -92,7 +94,7 @@ def test_emergency_dag_reports_latch_and_report():
     for task_id, phase in (("latch_emergency_stop", "latch"), ("report", "report")):
         for attribute in ("on_success_callback", "on_failure_callback"):
             [notifier] = notifiers(dag.task_dict[task_id], attribute, EmergencyStopNotifier)
-            assert notifier.phase == phase
+            assert notifier.phase == phase and notifier.on_failure == (attribute == "on_failure_callback")
 
 
 def test_the_run_has_deadlines_for_the_standby_watch_and_the_whole_run(cutover):

@@ -50,6 +50,7 @@ from cutover_kit.cutover_notices import (
     verdict_text,
 )
 from cutover_kit.notifiers.webhook import WebhookNotifier
+from cutover_kit.notify import FAILURE_XCOM_KEY
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ NOTIFY_TIMEOUT_SECONDS = 2.0
 #: Stage task groups: stage_NN_<name> (docs/layout.md).
 STAGE_GROUP = re.compile(r"^stage_\d\d_[a-z0-9_]+$")
 HALT_TASK_PREFIX = "rollback.halt_at_"
+#: What a stage 11 smoke check records before it fails the step (stages/traffic_migration.py).
+SMOKE_RESULT_XCOM_KEY = "smoke_result"
 
 
 class CutoverNotifier(WebhookNotifier):
@@ -65,8 +68,11 @@ class CutoverNotifier(WebhookNotifier):
 
     max_timeout_seconds = NOTIFY_TIMEOUT_SECONDS
 
-    def __init__(self, *, conn_id: str = connections.CUTOVER_NOTIFICATIONS) -> None:
+    def __init__(self, *, conn_id: str = connections.CUTOVER_NOTIFICATIONS, on_failure: bool = False) -> None:
         super().__init__(conn_id=conn_id, title="Cutover")
+        # Which callback this instance is: the context alone cannot tell under dag.test(), whose
+        # callbacks get no "exception" even when the task failed.
+        self.on_failure = on_failure
 
     def notice(self, context: Mapping[str, Any]) -> CutoverNotice | None:
         raise NotImplementedError
@@ -102,6 +108,32 @@ class CutoverNotifier(WebhookNotifier):
             return None
         return str(error).strip() or type(error).__name__
 
+    def outcome_error(self, context: Mapping[str, Any]) -> str | None:
+        """None when called for a success; the failure's text (never empty) when for a failure."""
+        if not self.on_failure:
+            return None
+        return self.failure_of(context) or "the task failed (its error is in the task log)"
+
+    @classmethod
+    def failure_of(cls, context: Mapping[str, Any]) -> str | None:
+        """The failed task's error; when the context has none (``dag.test()`` runs callbacks without
+        it), what the task recorded before raising: a stage 11 check's halt (with its reflex time) or
+        a smoke failure text."""
+        error = cls.error_of(context)
+        if error is not None:
+            return error
+        ti = context.get("ti")
+        try:
+            smoke = ti.xcom_pull(task_ids=ti.task_id, key=SMOKE_RESULT_XCOM_KEY)
+            if isinstance(smoke, Mapping) and smoke.get("verdict") == "FAIL":
+                return gate_decision_text("", smoke)
+            recorded = ti.xcom_pull(task_ids=ti.task_id, key=FAILURE_XCOM_KEY)
+        except Exception as pull_error:  # noqa: BLE001 - the notice goes out without the detail
+            log.warning("Recorded failure of %s unreadable (%s: %s)", getattr(ti, "task_id", "?"),
+                        type(pull_error).__name__, pull_error)
+            return None
+        return recorded if isinstance(recorded, str) else None
+
     @staticmethod
     def states(context: Mapping[str, Any], **selector: Any) -> dict[str, str | None]:
         """This run's task states ({task_id: state}) for task_ids=[...] or task_group_id=..."""
@@ -126,7 +158,7 @@ class StageNotifier(CutoverNotifier):
                  leaves: list[str] | tuple[str, ...] = (), conn_id: str = connections.CUTOVER_NOTIFICATIONS) -> None:
         if event not in self.EVENTS:
             raise ValueError(f"StageNotifier event must be one of {self.EVENTS}; got {event!r}")
-        super().__init__(conn_id=conn_id)
+        super().__init__(conn_id=conn_id, on_failure=event == "failure")
         self.stage, self.event, self.roots, self.leaves = stage, event, tuple(roots), tuple(leaves)
 
     def notice(self, context: Mapping[str, Any]) -> CutoverNotice | None:
@@ -148,7 +180,7 @@ class StageNotifier(CutoverNotifier):
             return self.make(context, STAGE_FINISHED, stage_finished_text(self.stage, summary), self.stage)
         task = context.get("task")
         max_tries = (getattr(task, "retries", 0) or 0) + 1 if task is not None else None
-        text = stage_failed_text(self.stage, ti.task_id, self.error_of(context) or "", ti.try_number, max_tries)
+        text = stage_failed_text(self.stage, ti.task_id, self.failure_of(context) or "", ti.try_number, max_tries)
         return self.make(context, STAGE_FAILED, text, self.stage)
 
 
@@ -171,15 +203,15 @@ class GateDecisionNotifier(CutoverNotifier):
         ti, task = context["ti"], context.get("task")
         step = getattr(task, "step_label", None) or ti.task_id
         event = self.pulled(context, ti.task_id, GATE_RESULT_KEY)
-        return self.make(context, GATE_DECISION, gate_decision_text(step, event, self.error_of(context)), step)
+        return self.make(context, GATE_DECISION, gate_decision_text(step, event, self.outcome_error(context)), step)
 
 
 class RollbackNotifier(CutoverNotifier):
     """The rollback group's end (its verify task, success or failure): what went back, how fast, why."""
 
     def __init__(self, *, flags_task_id: str, traffic_task_id: str,
-                 conn_id: str = connections.CUTOVER_NOTIFICATIONS) -> None:
-        super().__init__(conn_id=conn_id)
+                 conn_id: str = connections.CUTOVER_NOTIFICATIONS, on_failure: bool = False) -> None:
+        super().__init__(conn_id=conn_id, on_failure=on_failure)
         self.flags_task_id, self.traffic_task_id = flags_task_id, traffic_task_id
 
     def notice(self, context: Mapping[str, Any]) -> CutoverNotice | None:
@@ -187,7 +219,7 @@ class RollbackNotifier(CutoverNotifier):
         states = self.states(context)
         halts = sorted(task for task, state in states.items() if task.startswith(HALT_TASK_PREFIX) and state == "success")
         halt = (self.pulled(context, halts[0]) or {}) if halts else {}
-        error = self.error_of(context)
+        error = self.outcome_error(context)
         verified = None if error else self.pulled(context, ti.task_id)
         text = rollback_text(halt, self.pulled(context, self.flags_task_id), self.pulled(context, self.traffic_task_id),
                              verified, error)
@@ -198,7 +230,7 @@ class DatabaseRollbackNotifier(CutoverNotifier):
     """The down migration after a failed stage 2 (no traffic had moved)."""
 
     def notice(self, context: Mapping[str, Any]) -> CutoverNotice | None:
-        error = self.error_of(context)
+        error = self.outcome_error(context)
         result = None if error else self.pulled(context, context["ti"].task_id)
         return self.make(context, ROLLBACK, database_rollback_text(result, error), "database")
 
@@ -207,7 +239,7 @@ class VerdictNotifier(CutoverNotifier):
     """The run's last word (cutover_verdict): promoted, rolled back, or what failed."""
 
     def notice(self, context: Mapping[str, Any]) -> CutoverNotice | None:
-        error = self.error_of(context)
+        error = self.outcome_error(context)
         result = None if error else self.pulled(context, context["ti"].task_id)
         return self.make(context, VERDICT, verdict_text(result, error), None)
 
@@ -215,14 +247,14 @@ class VerdictNotifier(CutoverNotifier):
 class EmergencyStopNotifier(CutoverNotifier):
     """The emergency_rollback DAG: the stop latched (or not), then its report of every level."""
 
-    def __init__(self, *, phase: str, conn_id: str = connections.CUTOVER_NOTIFICATIONS) -> None:
+    def __init__(self, *, phase: str, conn_id: str = connections.CUTOVER_NOTIFICATIONS, on_failure: bool = False) -> None:
         if phase not in ("latch", "report"):
             raise ValueError(f"EmergencyStopNotifier phase must be 'latch' or 'report'; got {phase!r}")
-        super().__init__(conn_id=conn_id)
+        super().__init__(conn_id=conn_id, on_failure=on_failure)
         self.phase = phase
 
     def notice(self, context: Mapping[str, Any]) -> CutoverNotice | None:
-        error = self.error_of(context)
+        error = self.outcome_error(context)
         result = None if error else self.pulled(context, context["ti"].task_id)
         text = emergency_latched_text(result, error) if self.phase == "latch" else emergency_report_text(result, error)
         return self.make(context, EMERGENCY_STOP, text, "emergency")
@@ -265,20 +297,19 @@ def wire_cutover_notifications(dag: Any, conn_id: str = connections.CUTOVER_NOTI
                 _add_callback(task, "on_failure_callback", StageNotifier(stage=stage, event="failure", conn_id=conn_id))
     for task in dag.tasks:
         if isinstance(task, SLOGateOperator):
-            gate = GateDecisionNotifier(conn_id=conn_id)
-            _add_callback(task, "on_success_callback", gate)
-            _add_callback(task, "on_failure_callback", gate)
+            _add_callback(task, "on_success_callback", GateDecisionNotifier(conn_id=conn_id))
+            _add_callback(task, "on_failure_callback", GateDecisionNotifier(conn_id=conn_id, on_failure=True))
     tasks = dag.task_dict
-    for task_id, notifier in (
-        ("rollback.verify_blue_serving", RollbackNotifier(flags_task_id="rollback.flags_to_rails",
-                                                          traffic_task_id="rollback.route_all_to_blue", conn_id=conn_id)),
-        ("database_rollback.down_migration_verified", DatabaseRollbackNotifier(conn_id=conn_id)),
-        ("cutover_verdict", VerdictNotifier(conn_id=conn_id)),
+    for task_id, notifier_class, kwargs in (
+        ("rollback.verify_blue_serving", RollbackNotifier,
+         {"flags_task_id": "rollback.flags_to_rails", "traffic_task_id": "rollback.route_all_to_blue"}),
+        ("database_rollback.down_migration_verified", DatabaseRollbackNotifier, {}),
+        ("cutover_verdict", VerdictNotifier, {}),
     ):
         if task_id not in tasks:
             raise KeyError(f"wire_cutover_notifications: the DAG has no task {task_id!r} to notify from")
-        _add_callback(tasks[task_id], "on_success_callback", notifier)
-        _add_callback(tasks[task_id], "on_failure_callback", notifier)
+        _add_callback(tasks[task_id], "on_success_callback", notifier_class(conn_id=conn_id, **kwargs))
+        _add_callback(tasks[task_id], "on_failure_callback", notifier_class(conn_id=conn_id, on_failure=True, **kwargs))
 
 
 def wire_emergency_notifications(dag: Any, conn_id: str = connections.CUTOVER_NOTIFICATIONS) -> None:
@@ -286,6 +317,6 @@ def wire_emergency_notifications(dag: Any, conn_id: str = connections.CUTOVER_NO
     for task_id, phase in (("latch_emergency_stop", "latch"), ("report", "report")):
         if task_id not in dag.task_dict:
             raise KeyError(f"wire_emergency_notifications: the DAG has no task {task_id!r} to notify from")
-        notifier = EmergencyStopNotifier(phase=phase, conn_id=conn_id)
-        _add_callback(dag.task_dict[task_id], "on_success_callback", notifier)
-        _add_callback(dag.task_dict[task_id], "on_failure_callback", notifier)
+        _add_callback(dag.task_dict[task_id], "on_success_callback", EmergencyStopNotifier(phase=phase, conn_id=conn_id))
+        _add_callback(dag.task_dict[task_id], "on_failure_callback",
+                      EmergencyStopNotifier(phase=phase, conn_id=conn_id, on_failure=True))

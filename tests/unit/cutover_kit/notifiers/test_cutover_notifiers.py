@@ -111,7 +111,8 @@ def test_gate_decision_posts_the_gates_own_line(receiver):
     from cutover_kit.sensors.slo_gate import GATE_RESULT_KEY
 
     ti = FakeTI(gate_id, xcoms={(gate_id, GATE_RESULT_KEY): event})
-    GateDecisionNotifier(conn_id=CONN_ID)(context(ti, RuntimeError(event["line"]), task=SimpleNamespace(step_label="25 %", retries=0)))
+    GateDecisionNotifier(conn_id=CONN_ID, on_failure=True)(
+        context(ti, RuntimeError(event["line"]), task=SimpleNamespace(step_label="25 %", retries=0)))
     [body] = posted(receiver)
     assert body["cutover"]["kind"] == "gate_decision" and body["cutover"]["step"] == "25 %"
     assert body["cutover"]["text"] == event["line"] + "; reflex rollback: traffic on blue 0.30 s after the decision"
@@ -135,7 +136,8 @@ def test_rollback_names_levels_time_and_reason(receiver):
 
 
 def test_verdict_and_emergency_stop(receiver):
-    VerdictNotifier(conn_id=CONN_ID)(context(FakeTI("cutover_verdict"), RuntimeError("Outcome rolled_back: Halt at 25 %")))
+    VerdictNotifier(conn_id=CONN_ID, on_failure=True)(
+        context(FakeTI("cutover_verdict"), RuntimeError("Outcome rolled_back: Halt at 25 %")))
     latch = {"latched": True, "reason": "payments failing", "stop": json.dumps({"requested_by": "alice"})}
     EmergencyStopNotifier(phase="latch", conn_id=CONN_ID)(
         context(FakeTI("latch_emergency_stop", xcoms={("latch_emergency_stop", "return_value"): latch})))
@@ -149,6 +151,28 @@ def test_verdict_and_emergency_stop(receiver):
         StageNotifier(stage=STAGE, event="paused")
 
 
+def test_without_the_exception_a_failure_reports_what_the_task_recorded(receiver):
+    # dag.test() runs failure callbacks without context["exception"]: the recorded halt stands in.
+    smoke_id = "stage_10_traffic_migration.step_25.stage_11_smoke_checks"
+    smoke = {"verdict": "FAIL", "reason": "Halt at 25 %: Smoke at 25 %: FAIL GET /api/users/1: HTTP 500 (5xx)",
+             "decided_at": 10.0, "traffic_restored_at": 10.1}
+    StageNotifier(stage="stage_10_traffic_migration", event="failure", conn_id=CONN_ID)(
+        context(FakeTI(smoke_id, xcoms={(smoke_id, "smoke_result"): smoke}), task=SimpleNamespace(retries=0)))
+    VerdictNotifier(conn_id=CONN_ID, on_failure=True)(context(FakeTI("cutover_verdict", xcoms={
+        ("cutover_verdict", "smoke_failure"): "Outcome rolled_back: Halt at 25 %"})))
+    VerdictNotifier(conn_id=CONN_ID, on_failure=True)(context(FakeTI("cutover_verdict")))
+    VerdictNotifier(conn_id=CONN_ID)(context(FakeTI("cutover_verdict", xcoms={
+        ("cutover_verdict", "return_value"): {"outcome": "promoted", "reason": "Promoted: 100 % green"}})))
+    texts = [body["cutover"]["text"] for body in posted(receiver, 4)]
+    assert texts == [
+        "stage_10_traffic_migration FAILED at step_25.stage_11_smoke_checks: Halt at 25 %: Smoke at 25 %: FAIL GET "
+        "/api/users/1: HTTP 500 (5xx); reflex rollback: traffic on blue 0.10 s after the decision",
+        "Cutover verdict: Outcome rolled_back: Halt at 25 %",
+        "Cutover verdict: the task failed (its error is in the task log)",
+        "Cutover verdict: promoted: Promoted: 100 % green",
+    ]
+
+
 # ------------------------------------------------------------------------------------ never in the way
 
 
@@ -159,7 +183,7 @@ def errors(caplog):
 def test_missing_connection_is_logged_not_raised(monkeypatch, caplog):
     monkeypatch.delenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", raising=False)
     caplog.set_level(logging.INFO)
-    VerdictNotifier(conn_id=CONN_ID)(context(FakeTI("cutover_verdict"), RuntimeError("Outcome promoted")))
+    VerdictNotifier(conn_id=CONN_ID, on_failure=True)(context(FakeTI("cutover_verdict"), RuntimeError("Outcome promoted")))
     [line] = errors(caplog)
     assert line.startswith(f"Cutover verdict NOT notified: webhook Connection '{CONN_ID}' is unavailable")
     assert line.endswith(f"The cutover goes on: Cutover verdict: Outcome promoted [cutover, run {RUN}, cutover_verdict try 1]")
@@ -176,7 +200,7 @@ def test_a_silent_webhook_holds_the_task_for_the_bounded_timeout_only(monkeypatc
              "extra": {"endpoint": "/hooks/cutover", "timeout_seconds": 30}}))
         caplog.set_level(logging.INFO)
         started = time.monotonic()
-        VerdictNotifier(conn_id=CONN_ID)(context(FakeTI("cutover_verdict"), RuntimeError("Outcome promoted")))
+        VerdictNotifier(conn_id=CONN_ID, on_failure=True)(context(FakeTI("cutover_verdict"), RuntimeError("Outcome promoted")))
         waited = time.monotonic() - started
     finally:
         silent.close()
