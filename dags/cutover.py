@@ -8,6 +8,8 @@ from airflow.sdk import DAG, Param, TaskGroup, chain, task
 from airflow.sdk import TriggerRule
 
 from cutover_kit.control import REASON_MAX_CHARS, REASON_MIN_CHARS
+from cutover_kit.notifiers.cutover import wire_cutover_notifications
+from cutover_kit.notifiers.deadlines import cutover_deadlines
 from cutover_kit.notifiers.webhook import ApprovalRequestNotifier
 from cutover_kit.operators.approval import StepApprovalOperator
 from cutover_kit.plan import OVERRIDABLE_FIELDS, list_plans, load_plan
@@ -138,6 +140,8 @@ with DAG(
     default_args=DEFAULT_ARGS,
     params=_params(),
     tags=["cutover", "blue-green"],
+    # A run that overstays the longest plan's worst case (or whose standby watch does) notifies.
+    deadline=cutover_deadlines(),
 ) as dag:
     with TaskGroup("stage_01_deployment_readiness") as stage_01:
         plan = task(deployment_readiness.validate_plan, task_id="validate_plan", retries=0)(
@@ -413,3 +417,6 @@ with DAG(
     with TaskGroup("stage_15_post_launch") as stage_15:
         report = task(post_launch.write_post_launch_report, task_id="write_report", doc_md=REPORT_DOC)()
     run_verdict >> report.as_teardown()
+
+# Every stage transition, gate decision, rollback and the verdict post one line to cutover_notifications.
+wire_cutover_notifications(dag)

@@ -8,6 +8,7 @@ from airflow.sdk import DAG, Param, TriggerRule, chain, task
 
 from cutover_kit.control import REASON_MAX_CHARS, REASON_MIN_CHARS
 from cutover_kit.flags.model import FLAG_BACKENDS
+from cutover_kit.notifiers.cutover import wire_emergency_notifications
 from cutover_kit.plan import list_plans
 from cutover_kit.stages import emergency_rollback
 
@@ -78,3 +79,6 @@ with DAG(
          "smoke on blue": smoke.operator.task_id},
     )
     chain(latch, flags_back, traffic_back, blue_serving, smoke, report)
+
+# The stop latched and the report of every level each post one line to cutover_notifications.
+wire_emergency_notifications(dag)

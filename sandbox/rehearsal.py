@@ -301,6 +301,7 @@ def _rehearse(scenario: Any, conf: dict[str, Any], result_path: Path, console: C
             FaultController(config).clear(color)
         traffic_report = report(ledger, config.app_dsn(), fault_windows)
         first_bad_write_at = first_bad_write(config.app_dsn(), scenario, ledger, traffic_report)
+        notifications = _notifications(config.webhooks_url, started, console)
         for color, rss in sandbox.app_rss_mb().items():  # a crashed app that stayed down has none
             apps[color]["rss_mb"] = rss
         result = build_result(
@@ -317,6 +318,7 @@ def _rehearse(scenario: Any, conf: dict[str, Any], result_path: Path, console: C
             wall_seconds=time.time() - started,
             apps=apps,
             first_bad_write_at=first_bad_write_at,
+            notifications=notifications,
         )
     finally:
         if schedule is not None:
@@ -327,6 +329,20 @@ def _rehearse(scenario: Any, conf: dict[str, Any], result_path: Path, console: C
             traffic.stop()  # reaped on every path: a failed or interrupted run leaves no generator behind
         sandbox.down()
     return result
+
+
+def _notifications(webhooks_url: str, since: float, console: Console) -> list[dict[str, Any]]:
+    """The run's cutover notices from the sandbox's webhook receiver; an unreadable receiver is one
+    console line and an empty list (the notices are a side channel, the outcome stands)."""
+    from sandbox.notifications import read_notifications
+
+    try:
+        notifications = read_notifications(webhooks_url, since)
+    except (OSError, ValueError) as error:
+        console.line(f"notifications NOT read from {webhooks_url}: {type(error).__name__}: {error}")
+        return []
+    console.line(f"notifications: {len(notifications)} received by the cutover_notifications webhook")
+    return notifications
 
 
 def main(argv: list[str] | None = None) -> int:

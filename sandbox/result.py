@@ -160,6 +160,7 @@ def build_result(
     wall_seconds: float,
     apps: dict[str, dict[str, Any]] | None = None,
     first_bad_write_at: float | None = None,
+    notifications: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     ran = sorted((r for r in records if r.started_at), key=lambda r: (r.started_at, r.task_id))
     halt = next(
@@ -244,6 +245,8 @@ def build_result(
         "first_bad_write_at": first_bad_write_at,
         "detection_from_first_bad_write_seconds": (round(decided_at - first_bad_write_at, 3)
                                                     if decided_at is not None and first_bad_write_at is not None else None),
+        # What the cutover_notifications webhook received, in order ({at, kind, step, text}, sandbox.notifications).
+        "notifications": notifications or [],
     }
 
 

@@ -102,6 +102,22 @@ def test_green_errors_roll_back_naming_the_error_rate(tmp_path):
     assert ran.index("rollback.flags_to_rails") < ran.index("rollback.route_all_to_blue")
     assert all(stage["verdict"] == "PASS" for stage in result["stages"]
                if stage["name"] in ("rollback.flags_to_rails", "rollback.route_all_to_blue", "rollback.verify_blue_serving"))
+    # The war room heard it: the halt with its reason (the gate's decision, or stage 11's failure),
+    # then the rollback naming the step, its levels and its time; every notice carries the run id.
+    notices = result["notifications"]
+    assert all(notice["kind"] and notice["text"] and notice["at"] for notice in notices), notices
+    halt_notices = [n for n in notices if n["kind"] in ("gate_decision", "stage_failed") and "Halt at 25 %" in n["text"]]
+    assert halt_notices and "5xx" in halt_notices[0]["text"], notices
+    rollbacks = [n for n in notices if n["kind"] == "rollback"]
+    assert len(rollbacks) == 1 and rollbacks[0]["text"].startswith("Rolled back after 25 %"), notices
+    assert "flags -> Rails" in rollbacks[0]["text"] and "traffic -> 100 % blue" in rollbacks[0]["text"], rollbacks
+    assert "Why: Halt at 25 %" in rollbacks[0]["text"], rollbacks
+    assert notices.index(halt_notices[0]) < notices.index(rollbacks[0])
+    verdicts = [n for n in notices if n["kind"] == "verdict"]
+    assert len(verdicts) == 1 and "rolled_back" in verdicts[0]["text"], verdicts
+    assert notices.index(rollbacks[0]) < notices.index(verdicts[0])
+    started = [n["step"] for n in notices if n["kind"] == "stage_started"]
+    assert started[:3] == ["stage_01_deployment_readiness", "stage_02_database_preparation", "stage_03_feature_flags"], started
     assert result["behaved_as_expected"]
 
 

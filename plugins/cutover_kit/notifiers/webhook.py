@@ -33,6 +33,9 @@ class WebhookNotifier(BaseNotifier):
     # Nothing is templated: under dag.test() a run-level callback gets a SerializedDAG, on which
     # BaseNotifier's template rendering fails before notify() could even log.
     template_fields = ()
+    # An upper bound on the Connection's timeout_seconds (None: the Connection's, at most 60 s). A
+    # notifier called inside a running step sets it low, so a silent webhook cannot hold the step.
+    max_timeout_seconds: float | None = None
 
     def __init__(self, *, conn_id: str = DEFAULT_WEBHOOK_CONN_ID, title: str = "Smoke FAILED") -> None:
         super().__init__()
@@ -69,9 +72,11 @@ class WebhookNotifier(BaseNotifier):
             return False
         import requests  # lazy: the DAG file imports this module at parse time
 
+        timeout = target.timeout_seconds
+        if self.max_timeout_seconds is not None:
+            timeout = min(timeout, self.max_timeout_seconds)
         try:
-            response = requests.post(target.url, json=payload, headers=target.headers,
-                                     timeout=target.timeout_seconds)
+            response = requests.post(target.url, json=payload, headers=target.headers, timeout=timeout)
         except requests.RequestException as error:
             log.error("%s NOT notified: POST %s (Connection %r) failed: %s: %s. %s: %s",
                       what, target.safe_url, self.conn_id, type(error).__name__, error, stands, where)

@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from cutover_kit import connections
 from cutover_kit.db.schema_versions import EXPAND_VERSION
+from cutover_kit.notify import FAILURE_XCOM_KEY
 from cutover_kit.outcome import choose_after_load_test, choose_after_security_audit, choose_after_validation, final_outcome
 from cutover_kit.stages._shared import connection_dsn, latched_stop_or_none
 
@@ -86,7 +87,10 @@ def cutover_verdict(
         emergency_stop=stop.describe() if stop is not None else None,
     )
     if not outcome.succeeded:
-        raise AirflowFailException(f"Outcome {outcome.outcome}: {outcome.reason}")
+        message = f"Outcome {outcome.outcome}: {outcome.reason}"
+        # Recorded for the verdict's notifier: under dag.test() a failure callback gets no exception.
+        ti.xcom_push(key=FAILURE_XCOM_KEY, value=message)
+        raise AirflowFailException(message)
     log.info("Outcome %s: %s", outcome.outcome, outcome.reason)
     return {"verdict": "PASS", "outcome": outcome.outcome, "reason": outcome.reason}
 

@@ -101,6 +101,15 @@ def test_without_a_report_task_the_field_is_null():
     result = build_result(scenario=SCENARIO, records=rolled_back_records(), final_weights={"blue": 100, "green": 0},
                           fault_onsets=[], traffic_report=TRAFFIC, wall_seconds=1)
     assert result["report"] is None and "post-launch report: not written" in render_table(result)
+
+
+def test_notifications_are_listed_as_received_and_default_to_none():
+    received = [{"at": 100.0, "kind": "rollback", "step": "25 %", "text": "Rolled back after 25 % in 0.40 s"}]
+    result = build_result(scenario=SCENARIO, records=rolled_back_records(), final_weights={"blue": 100, "green": 0},
+                          fault_onsets=[], traffic_report=TRAFFIC, wall_seconds=1, notifications=received)
+    assert result["notifications"] == received
+    assert build_result(scenario=SCENARIO, records=rolled_back_records(), final_weights={"blue": 100, "green": 0},
+                        fault_onsets=[], traffic_report=TRAFFIC, wall_seconds=1)["notifications"] == []
 # What the two apps' /metrics answer (abridged): blue's prometheus-client-mmap, green's prom-client.
 BLUE_METRICS = ('# TYPE app_info gauge\napp_info{color="blue",runtime="ruby",version="3.1.2",rails="6.1.7.10",puma="5.6.5"} 1\n'
                 'http_server_requests_total{code="200",method="GET",path="/api/users/:id"} 4\n')
