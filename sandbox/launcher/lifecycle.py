@@ -161,6 +161,8 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
             # The flagd file both apps evaluate (flag backend "file"); cutover_kit.hooks.flags.
             "flagd_default": {"conn_type": "flagd", "extra": {"path": str(self.config.flags_file)}},
             **self._unleash_connections(state),
+            # Each color's structured log lines (cutover_kit.hooks.app_logs): the app's own log file.
+            **{f"app_logs_{color}": {"conn_type": "fs", "extra": {"path": str(self._log_path(color))}} for color in COLORS},
         }
 
     def _stage_connection(self, color: str, ports: dict[str, int]) -> dict[str, Any]:

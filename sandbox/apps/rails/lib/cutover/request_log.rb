@@ -1,4 +1,5 @@
 require "json"
+require "logger"
 require "securerandom"
 require "time"
 
@@ -40,6 +41,11 @@ module Cutover
       }.compact
     end
 
+    # Any other line (Rails, a gem, Puma's own messages): the same identity and the text as msg.
+    def message_line(text, level:, color:, release:, time: Time.now)
+      JSON.generate({ time: time.utc.iso8601(3), level: level, color: color, release: release, msg: text.to_s.strip })
+    end
+
     def route_for_unrouted(path) = OPS_PATHS.include?(path) ? path : UNMATCHED_ROUTE
 
     # The Logger formatter of the whole app: a line that already is a JSON object (lograge's
@@ -59,8 +65,8 @@ module Cutover
         text = message.is_a?(String) ? message : message.inspect
         return "#{text}\n" if json_object?(text)
 
-        JSON.generate({ time: (time || Time.now).utc.iso8601(3), level: LEVELS.fetch(severity.to_s, "info"),
-                        color: @color, release: @release, msg: text.strip }) + "\n"
+        RequestLog.message_line(text, level: LEVELS.fetch(severity.to_s, "info"), color: @color, release: @release,
+                                      time: time || Time.now) + "\n"
       end
 
       private

@@ -55,4 +55,11 @@ class RequestLogTest < Minitest::Test
       assert_equal text.strip, JSON.parse(line)["msg"]
     end
   end
+
+  def test_puma_messages_become_message_lines
+    line = Cutover::RequestLog.message_line("* Listening on http://127.0.0.1:18081\n", level: "info", color: "blue",
+                                            release: "rails@1", time: Time.utc(2026, 12, 8))
+    assert_equal({ "time" => "2026-12-08T00:00:00.000Z", "level" => "info", "color" => "blue", "release" => "rails@1",
+                   "msg" => "* Listening on http://127.0.0.1:18081" }, JSON.parse(line))
+  end
 end
