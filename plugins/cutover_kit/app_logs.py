@@ -11,6 +11,7 @@ any other line has ``msg``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,9 @@ DEFAULT_SLOW_MS = 1000.0
 SHOWN_TEXT_MAX = 600  # one shown line; a stack trace in a field must not flood the task log
 
 ERROR, SLOW, OTHER = "error", "slow", "other"
+# The sandbox launcher's line before each start of an app (sandbox/launcher/processes.py): it is
+# in the color's file but not written by the app, so the shape check does not hold it to the format.
+LAUNCHER_MARKER = re.compile(r"^=== \d{4}-\d\d-\d\d \d\d:\d\d:\d\d starting: ")
 _RANK = {ERROR: 0, SLOW: 1, OTHER: 2}
 
 
@@ -40,6 +44,10 @@ class LogLine:
     text: str
     fields: dict[str, Any] | None
     at: float | None
+
+    @property
+    def is_launcher_marker(self) -> bool:
+        return self.fields is None and LAUNCHER_MARKER.match(self.text) is not None
 
     @property
     def is_request(self) -> bool:
@@ -199,8 +207,9 @@ def lines_since(lines: Sequence[LogLine], since: float) -> list[LogLine]:
 
 
 def check_shape(lines: Sequence[LogLine], color: str, since: float) -> ShapeCheck:
-    """Every line the color wrote since ``since`` parses as JSON and carries the agreed fields."""
-    recent = lines_since(lines, since)
+    """Every line the color wrote since ``since`` parses as JSON and carries the agreed fields
+    (the launcher's start markers are not the app's and are left out)."""
+    recent = [line for line in lines_since(lines, since) if not line.is_launcher_marker]
     problems = tuple(problem for line in recent if (problem := line_problem(line, color)) is not None)
     return ShapeCheck(color, len(recent), problems, sum(1 for line in recent if line.is_request))
 
