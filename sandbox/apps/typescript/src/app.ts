@@ -115,7 +115,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (status !== undefined && status >= 400 && status < 500) { // fastify's own: 413 body too large, 415...
       return reply.code(status).send(errorPayload(weakness, (error as Error).message, stack));
     }
-    log(`unhandled error on ${request.method} ${request.routeLabel}: ${stack ?? String(error)}`);
+    const message = `unhandled error on ${request.method} ${request.routeLabel}: ${stack ?? String(error)}`;
+    // An error line with the request's id, so a halt's excerpt shows it beside the 500 it caused.
+    if (deps.logger) deps.logger.error({ request_id: String(request.id) }, message);
+    else log(message);
     return reply.code(500).send(errorPayload(weakness, 'internal error', stack));
   });
 

@@ -83,3 +83,17 @@ test('other messages are JSON lines with the same identity; the release names it
   assert.equal(releaseFrom({ APP_RELEASE: ' typescript@9f8e7d6 ' }), 'typescript@9f8e7d6');
   assert.equal(releaseFrom({}), 'typescript@unknown');
 });
+
+test('an unhandled error is an error line with the request id, beside the 500 request line', async () => {
+  const written: string[] = [];
+  const logger = createLogger({ color: 'green', release: 'r' }, { write: (chunk: string) => { written.push(chunk); } });
+  const app = buildApp({ db: new FakeDb([['FROM orders WHERE id', new TypeError('boom')]]), metrics: new Metrics(), logger,
+                         flags: staticFlags({ users: true, orders: true }, () => true) });
+  const answer = await app.inject({ method: 'GET', url: '/api/orders/1', headers: { 'x-request-id': 'bug-1' } });
+  assert.equal(answer.statusCode, 500);
+  const [message, request] = written.map((chunk) => JSON.parse(chunk));
+  assert.equal(message.level, 'error');
+  assert.equal(message.request_id, 'bug-1');
+  assert.match(message.msg, /^unhandled error on GET \/api\/orders\/\{id\}: TypeError: boom/);
+  assert.deepEqual([request.kind, request.request_id, request.status, request.level], ['request', 'bug-1', 500, 'error']);
+});
