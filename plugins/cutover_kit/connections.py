@@ -36,3 +36,9 @@ def required_connections(router: str, kubernetes_conn_id: str | None = None) -> 
 APP_BLUE_LOADTEST = "app_blue_loadtest"
 APP_GREEN_LOADTEST = "app_green_loadtest"
 STAGE_INSTANCE_CONN_IDS = {"blue": APP_BLUE_LOADTEST, "green": APP_GREEN_LOADTEST}
+
+# Each color's structured log lines (cutover_kit.hooks.app_logs): conn_type fs (or generic) with
+# extra.path = the log file. Optional: without them a halt says so in one line and carries on.
+APP_LOGS_BLUE = "app_logs_blue"
+APP_LOGS_GREEN = "app_logs_green"
+APP_LOGS_CONN_IDS = {"blue": APP_LOGS_BLUE, "green": APP_LOGS_GREEN}

@@ -93,6 +93,8 @@ class Apps:
             "METRICS_DIR": str(cfg.state_dir / "blue-metrics"), "RAILS_ENV": "production",
             "RAILS_MAX_THREADS": str(BLUE_PUMA_THREADS),
             "RAILS_LOG_TO_STDOUT": "1",
+            # The `release` field of every log line (docs/observability.md "Log lines").
+            "APP_RELEASE": f"rails@{self._source_version(self.rails_dir)}",
         })
         return env
 
@@ -111,6 +113,7 @@ class Apps:
         env["SANDBOX_REDIS_URL"] = self.redis_url
         env["SANDBOX_FLAG_BACKEND"] = cfg.flag_backend
         env["SANDBOX_FLAGS_FILE"] = str(cfg.flags_file)
+        env["APP_RELEASE"] = f"typescript@{self._source_version(self.typescript_dir)}"
         env.update(self._unleash_app_env())
         # Green forwards Rails-flagged requests to blue; the pidfile names the state dir in argv.
         argv = [str(project_node(required_major=GREEN_NODE_MAJOR)), str(self.typescript_dir / "dist" / "src" / "main.js"),

@@ -171,6 +171,8 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
             **self._unleash_connections(state),
             **self._webhook_connections(ports),
             **self._alertmanager_connection(ports),
+            # Each color's structured log lines (cutover_kit.hooks.app_logs): the app's own log file.
+            **{f"app_logs_{color}": {"conn_type": "fs", "extra": {"path": str(self._log_path(color))}} for color in COLORS},
         }
 
     def _stage_connection(self, color: str, ports: dict[str, int]) -> dict[str, Any]:

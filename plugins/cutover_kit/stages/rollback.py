@@ -22,6 +22,7 @@ from cutover_kit.flags.model import FlagState
 from cutover_kit.outcome import choose_after_load_test, choose_after_security_audit, halt_reason
 from cutover_kit.previous_cutover import ROLLED_BACK
 from cutover_kit.runbooks import level_runbook, with_runbook
+from cutover_kit.stages._halt_logs import log_offending_lines
 from cutover_kit.stages._shared import applied_flags, latched_stop_or_none, plan_of_run, record_outcome
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def record_halt(step_label: str, gate_task_id: str, smoke_task_id: str | None, s
     decided_at = (decided_at_stop or (gate_result or {}).get("decided_at") or (smoke_result or {}).get("decided_at")
                   or time.time())
     log.info(reason)
+    log_offending_lines(decided_at, gate_result)
 
     def reflex(key: str) -> Any:
         return (gate_result or {}).get(key) or (smoke_result or {}).get(key)

@@ -2,6 +2,7 @@
 # the memory measured. One process also means one fault state and one exit code for the crash
 # fault, as the rehearsals expect of an app.
 require_relative "../lib/cutover/env"
+require_relative "../lib/cutover/request_log"
 
 threads_count = Cutover::Env.threads
 threads threads_count, threads_count
@@ -17,3 +18,8 @@ persistent_timeout 120
 first_data_timeout 30
 # The 2 s a stop may take for in-flight requests before Puma gives up on them.
 worker_shutdown_timeout 2 if Cutover::Env.workers.positive?
+
+# Puma's own messages (boot, stop) as JSON lines like the app's, so the whole log file parses.
+puma_color = Cutover::Env.color
+puma_release = Cutover::RequestLog.release
+log_formatter { |message| Cutover::RequestLog.message_line(message, level: "info", color: puma_color, release: puma_release) }

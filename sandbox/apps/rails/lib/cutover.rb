@@ -21,6 +21,7 @@ require_relative "cutover/body_drift"
 require_relative "cutover/params"
 require_relative "cutover/metrics"
 require_relative "cutover/envelope"
+require_relative "cutover/request_log"
 require_relative "cutover/job_metrics"
 
 module Cutover

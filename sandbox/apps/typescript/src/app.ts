@@ -11,6 +11,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 
 import { HANDLERS, type ApiResult } from './api';
 import { type Queryable, SchemaGate, sqlState } from './db';
@@ -20,6 +21,7 @@ import {
   parseFaultRequest,
 } from './faults';
 import type { RailsForwarder } from './forward';
+import { REQUEST_ID_HEADER, RequestLogController, UNKNOWN_RELEASE, createLogger, requestIdFrom } from './logging';
 import type { Metrics } from './metrics';
 import { OPENAPI_DOCUMENT } from './openapi';
 import {
@@ -48,6 +50,8 @@ export interface AppDeps {
   /** How a crash request ends the process (tests replace it). */
   exit?: (code: number) => void;
   log?: (message: string) => void;
+  /** Where the one JSON line per request goes (src/logging.ts); silent unless given. */
+  logger?: Logger;
 }
 
 declare module 'fastify' {
@@ -65,7 +69,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const random = deps.random ?? Math.random;
   const exit = deps.exit ?? ((code: number) => process.exit(code));
   const log = deps.log ?? ((message: string) => process.stderr.write(`green: ${message}\n`));
-  const app = Fastify({ logger: false, bodyLimit: MAX_BODY_BYTES, keepAliveTimeout: 120_000, return503OnClosing: true });
+  const logger = deps.logger ?? createLogger({ color: COLOR, release: UNKNOWN_RELEASE }, undefined, 'silent');
+  const app = Fastify({
+    loggerInstance: logger, logController: new RequestLogController(logger),
+    // The id is the caller's X-Request-Id (HAProxy's unique id) when usable, else a new one.
+    requestIdHeader: false, genReqId: (raw) => requestIdFrom(raw.headers[REQUEST_ID_HEADER]),
+    bodyLimit: MAX_BODY_BYTES, keepAliveTimeout: 120_000, return503OnClosing: true,
+  }) as unknown as FastifyInstance;
 
   // Bodies are read raw: green forwards them to Rails byte for byte, and parses JSON itself
   // whatever the Content-Type says (as the Python app did), with its own 400 message.
@@ -82,6 +92,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.addHook('onSend', async (request, reply) => {
     reply.header('X-App-Color', COLOR);
     reply.header('X-Served-By', request.servedBy);
+    reply.header('X-Request-Id', request.id);
     // Rails' default security headers, unless the insecure fault removes them (or adds X-Powered-By).
     for (const [name, value] of Object.entries(answerHeaders(faults.snapshot().weakness))) {
       if (!reply.hasHeader(name)) reply.header(name, value);
@@ -104,7 +115,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (status !== undefined && status >= 400 && status < 500) { // fastify's own: 413 body too large, 415...
       return reply.code(status).send(errorPayload(weakness, (error as Error).message, stack));
     }
-    log(`unhandled error on ${request.method} ${request.routeLabel}: ${stack ?? String(error)}`);
+    const message = `unhandled error on ${request.method} ${request.routeLabel}: ${stack ?? String(error)}`;
+    // An error line with the request's id, so a halt's excerpt shows it beside the 500 it caused.
+    if (deps.logger) deps.logger.error({ request_id: String(request.id) }, message);
+    else log(message);
     return reply.code(500).send(errorPayload(weakness, 'internal error', stack));
   });
 
@@ -230,6 +244,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (!deps.rails) throw new HttpError(502, 'green has no Rails URL to forward to (--rails-url)');
     const sent: Record<string, string> = {
       'content-type': header(request, 'content-type') ?? 'application/json', 'x-forwarded-by': COLOR,
+      // Blue logs the same request under the same id.
+      [REQUEST_ID_HEADER]: String(request.id),
     };
     const user = header(request, USER_ID_HEADER);
     if (user) sent[USER_ID_HEADER] = user;

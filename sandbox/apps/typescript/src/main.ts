@@ -12,12 +12,15 @@ import { Database, SchemaGate } from './db';
 import { FlagdFileEvaluator } from './flagd';
 import { RailsForwarder } from './forward';
 import { OrderConfirmations, redisOptions } from './jobs';
+import { createLogger, releaseFrom } from './logging';
 import { Metrics } from './metrics';
 import type { FlagEvaluator } from './routes';
 import { UnleashEvaluator } from './unleash';
 import { OrderFeed } from './ws';
 
-const log = (message: string): void => { process.stderr.write(`green: ${message}\n`); };
+// Every line on stdout is one JSON object (src/logging.ts): the launcher's green.log parses line by line.
+const logger = createLogger({ color: 'green', release: releaseFrom(process.env) });
+const log = (message: string): void => { logger.info(message); };
 
 async function main(): Promise<number> {
   let config;
@@ -44,7 +47,7 @@ async function main(): Promise<number> {
   const rails = new RailsForwarder(config.railsUrl);
   const feed = new OrderFeed(db, metrics, log);
   let jobs: OrderConfirmations | undefined;
-  const app = buildApp({ db, metrics, flags, rails, schema: new SchemaGate(db), log,
+  const app = buildApp({ db, metrics, flags, rails, schema: new SchemaGate(db), log, logger,
                          confirmOrder: async (id) => jobs?.enqueue(id) });
   metrics.info.set({ color: 'green', runtime: 'node', version: process.versions.node, fastify: app.version }, 1);
   app.server.on('upgrade', (request, socket, head) => feed.handleUpgrade(request, socket, head));
@@ -81,6 +84,6 @@ async function main(): Promise<number> {
 }
 
 main().then((code) => { if (code !== 0) process.exit(code); }, (error) => {
-  log(`fatal: ${(error as Error).stack ?? error}`);
+  logger.fatal(`fatal: ${(error as Error).stack ?? error}`);
   process.exit(1);
 });
