@@ -33,7 +33,7 @@ order, each one task group whose code is one module of `plugins/cutover_kit/stag
 | - | `decide_after_validation` | `verdict.py` | Branch: a failed validation goes to `database_rollback` and no traffic moves. |
 | - | `database_rollback` | `database_rollback.py` | Why stage 2 stopped, then the down migration (only this run's expand, only while green gets no traffic), verified. |
 | 3 | `stage_03_feature_flags` | `feature_flags.py` | Every flag at the Rails-safe default, read back from the store and confirmed by every app. |
-| 4 | `stage_04_monitoring` | `monitoring.py` | The run proves its observability before traffic moves: every rule group of `include/prometheus/rules/` loaded in Prometheus and healthy; a uniquely labelled critical test alert for green posted to Alertmanager reaches the receiver named by Connection `alertmanager_default` (read back from the webhook receiver where one is configured), then resolved; every panel query of `include/dashboards/cutover.json` answers with data (a panel marked `requires` is reported, not failed). A failure stops the run before any traffic moves, like stage 5. |
+| 4 | `stage_04_monitoring` | `monitoring.py` | The run proves its observability before traffic moves: every rule group of `include/prometheus/rules/` loaded in Prometheus and healthy; a uniquely labelled critical test alert for green posted to Alertmanager reaches the receiver named by Connection `alertmanager_default` (read back from the webhook receiver where one is configured), then resolved; every panel query of `include/dashboards/cutover.json` answers with data (a panel marked `requires` is reported, not failed); both colors' log lines parse as JSON with the agreed fields and a probe request's X-Request-Id shows up in each. A failure stops the run before any traffic moves, like stage 5. |
 | 5 | `stage_05_health_checks` | `health_checks.py` | Liveness and readiness of both colors, PostgreSQL and Redis round trips. |
 | 6 | `stage_06_load_testing` | `load_testing.py` | A copy of the database from stage 2's verified backup (expanded like the live one), one extra blue and green started on it (Connections `app_blue_loadtest`, `app_green_loadtest`); a step load on each finds its knee; green must reach blue's knee (within a tolerance) and the plan's peak x headroom, with p95 at the peak close to blue's. The extra instances are stopped and the copy dropped whatever happened. |
 | - | `decide_after_load_test` | `verdict.py` | Branch: a halt verdict or a failed stage-6 task goes to `rollback.halt_at_load_testing`; green never gets a user request. |
@@ -191,6 +191,7 @@ with DAG(
             task(monitoring.check_rules_loaded, task_id="check_rules_loaded")(),
             task(monitoring.check_alert_routing, task_id="check_alert_routing")(),
             task(monitoring.check_dashboard_queries, task_id="check_dashboard_queries")(),
+            task(monitoring.check_json_logs, task_id="check_json_logs")(),
         ]
 
     with TaskGroup("stage_05_health_checks") as stage_05:
