@@ -119,8 +119,8 @@ def check_alert_routing() -> dict[str, Any]:
     log.info("Test alert %s posted to Alertmanager at %s (critical, color=green, %s=%s); expecting receiver %r",
              TEST_ALERT_NAME, hook.base_url, SYNTHETIC_LABEL, test_id, expected)
     result: dict[str, Any] = {"test_id": test_id, "expected_receiver": expected}
+    started = time.monotonic()
     try:
-        started = time.monotonic()
         receivers = _until(started + ROUTING_TIMEOUT_SECONDS, lambda: routed_receivers(hook.get_alerts(matcher), test_id))
         routing = judge_routing(receivers or [], expected, test_id)
         log.info(routing.line)
@@ -146,7 +146,11 @@ def check_alert_routing() -> dict[str, Any]:
         raise AirflowException(f"Stage 4: routing check interrupted: {error}") from error
     finally:
         _resolve_test_alert(hook, test_id, matcher)
-    return {"verdict": "PASS", "reason": f"test alert {test_id} routed to {expected!r}", **result}
+    seconds = round(time.monotonic() - started, 2)
+    how = (f"delivered there in {result['delivery_seconds']} s (read back)" if result.get("delivered_to") is not None
+           else "delivery to be confirmed in the receiver's channel")
+    return {"verdict": "PASS", "reason": f"test alert {test_id} routed to {expected!r}, {how}; check {seconds} s "
+                                         f"with the resolve", "seconds": seconds, **result}
 
 
 def _resolve_test_alert(hook: Any, test_id: str, matcher: list[str]) -> None:
