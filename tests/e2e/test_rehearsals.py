@@ -106,7 +106,8 @@ def test_green_errors_roll_back_naming_the_error_rate(tmp_path):
     # then the rollback naming the step, its levels and its time; every notice carries the run id.
     notices = result["notifications"]
     assert all(notice["kind"] and notice["text"] and notice["at"] for notice in notices), notices
-    halt_notices = [n for n in notices if n["kind"] in ("gate_decision", "stage_failed") and "Halt at 25 %" in n["text"]]
+    halt_notices = [n for n in notices if (n["kind"] == "gate_decision" and n["text"].startswith("Halt at 25 %"))
+                    or (n["kind"] == "stage_failed" and " FAILED at step_25.stage_11_smoke_checks: " in n["text"])]
     assert halt_notices and "5xx" in halt_notices[0]["text"], notices
     rollbacks = [n for n in notices if n["kind"] == "rollback"]
     assert len(rollbacks) == 1 and rollbacks[0]["text"].startswith("Rolled back after 25 %"), notices

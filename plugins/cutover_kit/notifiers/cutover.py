@@ -164,6 +164,9 @@ class StageNotifier(CutoverNotifier):
     def notice(self, context: Mapping[str, Any]) -> CutoverNotice | None:
         ti = context["ti"]
         if self.event == "start":
+            if resuming_after_deferral(ti):
+                log.info("%s resumes after a deferral: the start of %s was announced when it began", ti.task_id, self.stage)
+                return None
             if len(self.roots) > 1:
                 announced = [root for root in self.roots
                              if root != ti.task_id and ti.xcom_pull(task_ids=root, key=STAGE_START_XCOM_KEY)]
@@ -258,6 +261,14 @@ class EmergencyStopNotifier(CutoverNotifier):
         result = None if error else self.pulled(context, context["ti"].task_id)
         text = emergency_latched_text(result, error) if self.phase == "latch" else emergency_report_text(result, error)
         return self.make(context, EMERGENCY_STOP, text, "emergency")
+
+
+def resuming_after_deferral(ti: Any) -> bool:
+    """Whether this run of the task resumes it after a deferral (an approval, a gate): Airflow runs
+    on_execute_callback again then. The task runner keeps the resume method in the context the API
+    server sent, its only record of it (no public attribute in 3.2)."""
+    server_context = getattr(ti, "_ti_context_from_server", None)
+    return bool(getattr(server_context, "next_method", None))
 
 
 # ------------------------------------------------------------------------------------ wiring

@@ -85,6 +85,14 @@ def test_first_root_to_start_announces_the_stage_once(receiver):
     assert body["text"] == f"{STAGE} started (postgres) [cutover, run {RUN}, {ROOTS[2]} try 1]"
 
 
+def test_a_first_task_resuming_after_its_deferral_does_not_announce_again(receiver):
+    approve = FakeTI("stage_13_full_cutover.step_100.approve")
+    approve._ti_context_from_server = SimpleNamespace(next_method="execute_complete")
+    StageNotifier(stage="stage_13_full_cutover", event="start", roots=[approve.task_id], conn_id=CONN_ID)(context(approve))
+    time.sleep(0.2)
+    assert receiver.received == []
+
+
 def test_last_leaf_to_finish_announces_the_end(receiver):
     end = StageNotifier(stage=STAGE, event="end", leaves=ROOTS, conn_id=CONN_ID)
     end(context(FakeTI(ROOTS[0], states={ROOTS[0]: "success", ROOTS[1]: "running"})))
