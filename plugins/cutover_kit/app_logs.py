@@ -66,21 +66,40 @@ def parse_time(value: Any) -> float | None:
     return moment.timestamp()
 
 
+def parse_line(number: int, raw: str) -> LogLine | None:
+    """One numbered line, or None for a blank one."""
+    text = raw.rstrip("\r\n")
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    fields = value if isinstance(value, dict) else None
+    return LogLine(number, text, fields, parse_time(fields.get("time")) if fields else None)
+
+
 def parse_lines(texts: Iterable[str], first_number: int = 1) -> list[LogLine]:
     """Numbered lines (``first_number`` is the file line number of the first one); blank lines are
     numbered but not kept."""
-    parsed = []
-    for number, raw in enumerate(texts, start=first_number):
-        text = raw.rstrip("\r\n")
-        if not text.strip():
+    return [line for number, raw in enumerate(texts, start=first_number) if (line := parse_line(number, raw)) is not None]
+
+
+def parse_recent(texts: Sequence[str], since: float, first_number: int = 1) -> list[LogLine]:
+    """The lines written since ``since``, parsed from the end back: the file is in time order, so
+    parsing stops at the first line older than ``since`` (kept, as the lines after it are dated
+    by it). A halt reads seconds of a file that holds hours; parsing all of it took 1.1 s for
+    27,000 lines on the loaded sandbox machine, this part milliseconds."""
+    kept = []
+    for index in range(len(texts) - 1, -1, -1):
+        line = parse_line(first_number + index, texts[index])
+        if line is None:
             continue
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = None
-        fields = value if isinstance(value, dict) else None
-        parsed.append(LogLine(number, text, fields, parse_time(fields.get("time")) if fields else None))
-    return parsed
+        kept.append(line)
+        if line.at is not None and line.at < since:
+            break
+    kept.reverse()
+    return kept
 
 
 def _placed(lines: Sequence[LogLine]) -> list[tuple[LogLine, float | None]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from airflow.sdk import BaseHook
 
 from cutover_kit import connections
-from cutover_kit.app_logs import LogLine, parse_lines
+from cutover_kit.app_logs import LogLine, parse_lines, parse_recent
 
 DEFAULT_TAIL_BYTES = 8 * 1024 * 1024
 _COUNT_CHUNK = 1024 * 1024
@@ -74,10 +74,14 @@ class AppLogsHook(BaseHook):
             raise AppLogsError(f"Connection {self.app_logs_conn_id}: no log file at {path}")
         return path
 
-    def recent_lines(self) -> list[LogLine]:
+    def recent_lines(self, since: float | None = None) -> list[LogLine]:
+        """The tail's lines; with ``since``, only those written since then (and the one before,
+        which dates them), parsed from the end back."""
         path = self.get_conn()
         first_number, texts = read_tail(path, self.max_bytes)
-        return parse_lines(texts, first_number)
+        if since is None:
+            return parse_lines(texts, first_number)
+        return parse_recent(texts, since, first_number)
 
     def source(self) -> str:
         """How the lines are named in a task log: the file's name (its line numbers follow)."""

@@ -26,7 +26,7 @@ def log_offending_lines(decided_at: float, gate_result: dict[str, Any] | None, c
     start, end, basis = fault_window(decided_at, gate_result)
     try:
         hook = AppLogsHook(color)
-        lines = hook.recent_lines()
+        lines = hook.recent_lines(since=start)
         source = hook.source()
     except AirflowNotFoundException:
         note = f"No {color} log excerpt: Connection {conn_id} is not defined (extra.path = {color}'s log file turns it on)"

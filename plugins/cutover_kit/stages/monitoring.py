@@ -227,14 +227,15 @@ def check_json_logs(window_seconds: float = LOG_CHECK_WINDOW_SECONDS) -> dict[st
         if answer.headers.get("x-request-id") != probe_id:
             failures.append(f"{color} did not echo X-Request-Id {probe_id} (answered {answer.headers.get('x-request-id')!r})")
         hook = AppLogsHook(color)
+        since = time.time() - window_seconds
         deadline = time.monotonic() + PROBE_LINE_WAIT_SECONDS
         while True:
-            lines = hook.recent_lines()
+            lines = hook.recent_lines(since=since)
             probe_line = find_request(lines, probe_id)
             if probe_line is not None or time.monotonic() >= deadline:
                 break
             time.sleep(0.2)
-        check = check_shape(lines, color, since=time.time() - window_seconds)
+        check = check_shape(lines, color, since=since)
         passed, line = shape_verdict(check, probe_id, probe_line, window_seconds)
         (log.info if passed else log.error)(line)
         results[color] = {"passed": passed, "lines": check.checked, "request_lines": check.requests,

@@ -12,7 +12,7 @@ import pytest
 
 from cutover_kit.app_logs import (
     COMMON_FIELDS, ERROR, OTHER, REQUEST_FIELDS, SLOW, check_shape, fault_window, find_request, line_class, parse_lines,
-    parse_time, select_excerpt, shape_verdict,
+    parse_recent, parse_time, select_excerpt, shape_verdict,
 )
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -155,3 +155,17 @@ def test_the_fault_window_is_the_gates_judging_window_else_the_last_minute():
     assert fault_window(1000.0, {"measurements": {"window_seconds": 30}}) == (970.0, 1000.0, "the gate's judging window")
     assert fault_window(1000.0, None) == (940.0, 1000.0, "the last 60 s before the decision")
     assert fault_window(1000.0, {"measurements": {}}, default_seconds=10)[:2] == (990.0, 1000.0)
+
+
+def test_parsing_from_the_end_stops_at_the_first_older_line_and_keeps_it():
+    texts = (DATA / "app_log_green.log").read_text().splitlines()
+    everything = parse_lines(texts)
+    since = at("2026-12-08T02:29:14.540Z")
+    recent = parse_recent(texts, since)
+    older = [line for line in everything if line.at is not None and line.at < since]
+    assert recent[0] == older[-1]
+    assert recent[1:] == [line for line in everything if line.number > older[-1].number]
+    # Same excerpt and same check as from the whole file.
+    assert select_excerpt(recent, "green", since, since + 10) == select_excerpt(everything, "green", since, since + 10)
+    assert check_shape(recent, "green", since) == check_shape(everything, "green", since)
+    assert parse_recent(texts, 0.0) == everything
