@@ -15,6 +15,7 @@ import { OrderConfirmations, redisOptions } from './jobs';
 import { Metrics } from './metrics';
 import type { FlagEvaluator } from './routes';
 import { UnleashEvaluator } from './unleash';
+import { initErrorReporting } from './sentry';
 import { OrderFeed } from './ws';
 
 const log = (message: string): void => { process.stderr.write(`green: ${message}\n`); };
@@ -39,13 +40,14 @@ async function main(): Promise<number> {
     log(`cannot evaluate feature flags: ${(error as Error).message}`);
     return 2;
   }
+  const errors = initErrorReporting(process.env);
   const metrics = new Metrics();
   const db = new Database(config.databaseDsn, log);
   const rails = new RailsForwarder(config.railsUrl);
   const feed = new OrderFeed(db, metrics, log);
   let jobs: OrderConfirmations | undefined;
   const app = buildApp({ db, metrics, flags, rails, schema: new SchemaGate(db), log,
-                         confirmOrder: async (id) => jobs?.enqueue(id) });
+                         confirmOrder: async (id) => jobs?.enqueue(id), errors });
   metrics.info.set({ color: 'green', runtime: 'node', version: process.versions.node, fastify: app.version }, 1);
   app.server.on('upgrade', (request, socket, head) => feed.handleUpgrade(request, socket, head));
   try {
@@ -57,7 +59,7 @@ async function main(): Promise<number> {
   // The worker starts once the port is ours: a second copy that cannot listen takes no jobs.
   jobs = new OrderConfirmations(redisOptions(config.redisUrl), db, metrics, log, (id, status) => feed.confirmed(id, status));
   if (config.pidfile) fs.writeFileSync(config.pidfile, `${process.pid}\n`);
-  log(`listening on ${config.host}:${config.port} pid ${process.pid}; flags: ${flags.backend}; Rails at ${config.railsUrl.origin}; node ${process.version}`);
+  log(`listening on ${config.host}:${config.port} pid ${process.pid}; flags: ${flags.backend}; Rails at ${config.railsUrl.origin}; node ${process.version}; error reporting ${errors ? `on (release ${errors.release ?? 'unset'})` : 'off (no SENTRY_DSN)'}`);
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -72,6 +74,7 @@ async function main(): Promise<number> {
     rails.close();
     await flags.close();
     await db.close();
+    await errors?.flush(2_000); // what was captured before the stop still reaches the tracker
     if (config.pidfile) fs.rmSync(config.pidfile, { force: true });
     process.exit(0);
   };
