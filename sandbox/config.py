@@ -35,6 +35,8 @@ PORT_SETTINGS: dict[str, tuple[str, int]] = {
     # The stage instances of stages 6 and 7 (sandbox/launcher/stage_instances.py).
     "blue_stage_port": ("SANDBOX_BLUE_STAGE_PORT", 18083),
     "green_stage_port": ("SANDBOX_GREEN_STAGE_PORT", 18084),
+    # The local Sentry envelope receiver (sandbox/sentry_receiver.py).
+    "sentry_port": ("SANDBOX_SENTRY_PORT", 18097),
 }
 
 # Linux limits sun_path to 108 bytes; a longer socket path fails deep inside HAProxy/PostgreSQL
@@ -59,6 +61,7 @@ class SandboxConfig:
     unleash_port: int = 14242
     blue_stage_port: int = 18083
     green_stage_port: int = 18084
+    sentry_port: int = 18097
     repo_root: Path = REPO_ROOT
     host: str = HOST
     ready_timeout_seconds: float = 30.0

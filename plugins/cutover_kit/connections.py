@@ -11,6 +11,8 @@ POSTGRES = "postgres_default"
 FLAGD = "flagd_default"
 UNLEASH = "unleash_default"
 SMOKE_WEBHOOK = "smoke_webhook"
+# Error tracking (Sentry's events API, or the sandbox's receiver): cutover_kit.hooks.error_tracking.
+ERROR_TRACKING = "error_tracking_default"
 
 # The two apps, each reporting on GET /__flags what it evaluates.
 APP_CONN_IDS = (APP_BLUE, APP_GREEN)

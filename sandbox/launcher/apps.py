@@ -93,6 +93,7 @@ class Apps:
             "METRICS_DIR": str(cfg.state_dir / "blue-metrics"), "RAILS_ENV": "production",
             "RAILS_MAX_THREADS": str(BLUE_PUMA_THREADS),
             "RAILS_LOG_TO_STDOUT": "1",
+            **self._sentry_env("blue"),
         })
         return env
 
@@ -112,6 +113,7 @@ class Apps:
         env["SANDBOX_FLAG_BACKEND"] = cfg.flag_backend
         env["SANDBOX_FLAGS_FILE"] = str(cfg.flags_file)
         env.update(self._unleash_app_env())
+        env.update(self._sentry_env("green"))
         # Green forwards Rails-flagged requests to blue; the pidfile names the state dir in argv.
         argv = [str(project_node(required_major=GREEN_NODE_MAJOR)), str(self.typescript_dir / "dist" / "src" / "main.js"),
                 "--color", "green", "--host", cfg.host, "--port", str(cfg.green_port),

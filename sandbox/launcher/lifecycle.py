@@ -24,6 +24,7 @@ from sandbox.launcher.postgres import STAGE_ROLES, Postgres
 from sandbox.launcher.processes import PROBE_TIMEOUT, ProcessControl, cmdline, http_ok, port_in_use
 from sandbox.launcher.prometheus import Prometheus
 from sandbox.launcher.redis_server import RedisServer
+from sandbox.launcher.sentry import SentryReceiverComponent
 from sandbox.launcher.stage_instances import StageInstances
 from sandbox.launcher.state import StateFile
 from sandbox.launcher.unleash import Unleash
@@ -31,7 +32,7 @@ from sandbox.launcher.unleash import Unleash
 log = logging.getLogger("sandbox")
 
 # blue_worker: blue's Sidekiq process (its jobs); "blue" is its web process (Puma).
-START_ORDER = ("postgres", "redis", "unleash", "blue_worker", "blue", "green", "haproxy", "prometheus")
+START_ORDER = ("postgres", "redis", "unleash", "sentry", "blue_worker", "blue", "green", "haproxy", "prometheus")
 # Entry points first, the database last: nothing should still be writing when PostgreSQL stops.
 STOP_ORDER = tuple(reversed(START_ORDER))
 # Started only with SANDBOX_FLAG_BACKEND=unleash; with the file backend nothing about Unleash runs.
@@ -45,7 +46,7 @@ REQUIRED_TOOLS = {
 
 
 class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unleash, Apps, StageInstances, HAProxy,
-              Prometheus):
+              Prometheus, SentryReceiverComponent):
     """Python API of the sandbox. ``up()`` and ``down()`` are idempotent."""
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
@@ -81,6 +82,7 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
             ("database", self._bootstrap_database), ("redis", self._start_redis),
             *((("unleash", self._wait_unleash),) if self.config.flag_backend == "unleash" else ()),
             ("flags", self._write_initial_flags),
+            ("sentry", self._start_sentry),  # before the apps: their first exception has somewhere to go
             ("apps", self._start_apps),
             ("haproxy", self._start_haproxy), ("prometheus", self._wait_prometheus),
         ]
@@ -161,6 +163,7 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
             # The flagd file both apps evaluate (flag backend "file"); cutover_kit.hooks.flags.
             "flagd_default": {"conn_type": "flagd", "extra": {"path": str(self.config.flags_file)}},
             **self._unleash_connections(state),
+            **self._error_tracking_connections(state),
         }
 
     def _stage_connection(self, color: str, ports: dict[str, int]) -> dict[str, Any]:
@@ -307,6 +310,7 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
             "haproxy": lambda: http_ok(f"http://{cfg.host}:{ports['haproxy_exporter_port']}/metrics", timeout=2),
             "prometheus": lambda: http_ok(f"http://{cfg.host}:{ports['prometheus_port']}/-/healthy"),
             "unleash": lambda: http_ok(f"http://{cfg.host}:{ports['unleash_port']}/health"),
+            "sentry": lambda: http_ok(f"http://{cfg.host}:{ports.get('sentry_port', cfg.sentry_port)}/healthz"),
         }
 
     @staticmethod

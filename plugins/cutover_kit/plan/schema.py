@@ -11,6 +11,7 @@ import jsonschema
 
 from cutover_kit.change_windows import ChangeWindowError, ChangeWindows
 from cutover_kit.cohorts import source_problems
+from cutover_kit.error_tracking import ERROR_TRACKING_SCHEMA
 from cutover_kit.flags.model import FLAG_BACKENDS
 from cutover_kit.promql import COLORS, MEASURES, REQUIRED_MEASURES, template_problems
 from cutover_kit.routing import DEFAULT_ROUTER, GATEWAY_API_ROUTER, ROUTERS
@@ -340,6 +341,7 @@ PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
     "load_test": LOAD_TEST_SCHEMA,
     "approvals": APPROVALS_SCHEMA,
     "security": SECURITY_SCHEMA,
+    "error_tracking": ERROR_TRACKING_SCHEMA,
 }
 
 # The set that fits the sandbox's two apps (Rails blue, TypeScript green): what a plan that names
@@ -351,6 +353,7 @@ DEFAULT_METRIC_TEMPLATES = "sandbox_apps"
 OPTIONAL_FIELD_DEFAULTS: dict[str, Any] = {
     "flag_backend": "file", "metric_templates": DEFAULT_METRIC_TEMPLATES, "router": DEFAULT_ROUTER, "gateway_api": None,
     "cohorts": {}, "change_windows": None, "load_test": None, "security": None, "approvals": None,
+    "error_tracking": None,
 }
 
 _COLOR_TEMPLATES_SCHEMA: dict[str, Any] = {
