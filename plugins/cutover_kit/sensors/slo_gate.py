@@ -55,6 +55,7 @@ class SLOGateOperator(BaseOperator):
         state_conn_id: str | None = connections.REDIS,
         postgres_conn_id: str | None = connections.POSTGRES,
         acknowledged_writes_file: str | None = None,
+        error_tracking_conn_id: str | None = None,
         deferral_timeout: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
@@ -87,6 +88,9 @@ class SLOGateOperator(BaseOperator):
         # The integrity probe's database (None: no probe) and the run's ledger of acknowledged writes.
         self.postgres_conn_id = postgres_conn_id
         self.acknowledged_writes_file = acknowledged_writes_file
+        # The error tracker (None: not asked); blue's known exception types count from the run's start.
+        self.error_tracking_conn_id = error_tracking_conn_id
+        self._run_started_at: float | None = None
         # (dag_id, run_id) of the run, set at execute: the trigger's heartbeat names it.
         self._run_identity: tuple[str, str] | None = None
 
@@ -121,11 +125,15 @@ class SLOGateOperator(BaseOperator):
             postgres_conn_id=self.postgres_conn_id,
             acknowledged_writes_file=self.acknowledged_writes_file or None,
             data_since=data_since,
+            error_tracking_conn_id=self.error_tracking_conn_id,
+            run_started_at=self._run_started_at,
         )
 
     def _pull_inputs(self, context: Any) -> None:
         ti = context["ti"]
         self._run_identity = (ti.dag_id, context["run_id"])
+        started = getattr(context.get("dag_run"), "start_date", None)
+        self._run_started_at = started.timestamp() if started is not None else None
         if self.plan_task_id:
             self.plan = ti.xcom_pull(task_ids=self.plan_task_id)
             if not self.plan:
