@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param, TaskGroup, chain, task
 from airflow.sdk import TriggerRule
 
+from cutover_kit.connections import ERROR_TRACKING
 from cutover_kit.control import REASON_MAX_CHARS, REASON_MIN_CHARS
 from cutover_kit.notifiers.webhook import ApprovalRequestNotifier
 from cutover_kit.operators.approval import StepApprovalOperator
@@ -292,7 +293,9 @@ with DAG(
     # ledger the final check reads.
     LEDGER = "{{ params.acknowledged_writes_file or '' }}"
     GATE_INPUTS = {"plan_task_id": plan.operator.task_id, "baseline_task_id": baseline.operator.task_id,
-                   "acknowledged_writes_file": LEDGER}
+                   "acknowledged_writes_file": LEDGER,
+                   # Green's new exception types per step (cutover_kit.error_tracking; the plan says report or FAIL).
+                   "error_tracking_conn_id": ERROR_TRACKING}
 
     def traffic_step(stage, percent: int, next_task_id: str, previous_weights=None, previous_percent=None):
         """[approve -> decide_approval ->] flags -> weights -> smoke checks (stage 11) -> SLO gate ->

@@ -32,36 +32,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # cutover_kit.slo imports the plan package, whose schema embeds this module's schema
-    from cutover_kit.slo import Judgement
-
-DEFAULT_MIN_EVENTS = 3
-TYPE_NAME_PATTERN = r"^[A-Za-z_$][\w$]*$"
-
-#: The plan's optional `error_tracking` section (JSON schema; cutover_kit.plan.schema embeds it).
-ERROR_TRACKING_SCHEMA: dict[str, Any] = {
-    "type": ["object", "null"],
-    "additionalProperties": False,
-    "description": "Exception types green raises in a step that blue never raised since the run began "
-                   "(cutover_kit.error_tracking): reported, or a FAIL.",
-    "properties": {
-        "fail_on_new_exception_types": {
-            "type": "boolean",
-            "description": "true: a new type FAILs the poll; false (default): it is only reported.",
-        },
-        "min_events": {
-            "type": "integer", "minimum": 1, "maximum": 100000,
-            "description": f"Events of one type in the step's window before it counts (default {DEFAULT_MIN_EVENTS}).",
-        },
-        "ignore": {
-            "type": "array", "uniqueItems": True, "maxItems": 200,
-            "items": {"type": "string", "pattern": TYPE_NAME_PATTERN},
-            "description": "Exception type names (unqualified, e.g. RecordNotFound) never reported.",
-        },
-    },
-}
+# The plan section's schema lives with the plan's (cutover_kit.plan.schema.ERROR_TRACKING_SCHEMA).
+from cutover_kit.plan.schema import DEFAULT_ERROR_TRACKING_MIN_EVENTS as DEFAULT_MIN_EVENTS
+from cutover_kit.plan.schema import EXCEPTION_TYPE_NAME_PATTERN as TYPE_NAME_PATTERN
+from cutover_kit.slo import Judgement, Verdict
 
 
 class ErrorTrackingError(RuntimeError):
@@ -154,8 +130,6 @@ def with_error_tracking(judgement: Judgement, tracking: ErrorTrackingJudgement |
     """The poll's judgement with error tracking folded in: a failing new type turns any verdict
     into FAIL; an unreadable tracker turns a PASS into INCONCLUSIVE only when the plan would fail
     on new types (an unknown never passes such a gate); otherwise the line just says what it saw."""
-    from cutover_kit.slo import Judgement, Verdict
-
     if error is not None:
         reason = f"{judgement.reason}; error tracking unreadable: {error}"
         if policy.fail_on_new_exception_types and judgement.verdict is Verdict.PASS:
@@ -168,3 +142,26 @@ def with_error_tracking(judgement: Judgement, tracking: ErrorTrackingJudgement |
         return Judgement(Verdict.FAIL, reason, (*judgement.breaches, f"new exception types: {_named(tracking.new_types)}"),
                          judgement.doubts)
     return Judgement(judgement.verdict, reason, judgement.breaches, judgement.doubts)
+
+
+def judge_error_reporting(expected_releases: Mapping[str, str | None], received: Mapping[str, Mapping[str, int]],
+                          check_id: str) -> tuple[bool, str]:
+    """Stage 4's check: did the tracker get the test exception of every color, under the release
+    that color says it reports with? ``expected_releases``: color -> release the app answered;
+    ``received``: color -> {release: events tagged with this check id}. (ok, one line)."""
+    parts, ok = [], True
+    for color in sorted(expected_releases):
+        release, releases = expected_releases[color], dict(received.get(color) or {})
+        if not release:
+            ok = False
+            parts.append(f"{color} reports without a release (SENTRY_RELEASE unset), so a regression cannot be tied to a build")
+        elif releases.get(release, 0) >= 1:
+            parts.append(f"{color} event received with release {release}")
+        elif releases:
+            ok = False
+            parts.append(f"{color} event received but with release {', '.join(sorted(releases))}, not {release}")
+        else:
+            ok = False
+            parts.append(f"{color}: no event received")
+    verdict = "error reporting reaches the tracker" if ok else "error reporting is NOT proven"
+    return ok, f"{verdict} (check {check_id}): " + "; ".join(parts)

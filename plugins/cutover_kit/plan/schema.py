@@ -11,7 +11,6 @@ import jsonschema
 
 from cutover_kit.change_windows import ChangeWindowError, ChangeWindows
 from cutover_kit.cohorts import source_problems
-from cutover_kit.error_tracking import ERROR_TRACKING_SCHEMA
 from cutover_kit.flags.model import FLAG_BACKENDS
 from cutover_kit.promql import COLORS, MEASURES, REQUIRED_MEASURES, template_problems
 from cutover_kit.routing import DEFAULT_ROUTER, GATEWAY_API_ROUTER, ROUTERS
@@ -250,6 +249,32 @@ SECURITY_SCHEMA: dict[str, Any] = {
             "type": "array", "minItems": 1, "maxItems": 20, "items": {"type": "string", "pattern": r"^/\S*$"},
             "description": "GET paths whose answers stage 11 checks passively on blue and green at every step "
                            "(default: a user, an order, an unknown path; the protected routes are always added).",
+        },
+    },
+}
+
+DEFAULT_ERROR_TRACKING_MIN_EVENTS = 3
+EXCEPTION_TYPE_NAME_PATTERN = r"^[A-Za-z_$][\w$]*$"
+
+#: The plan's optional `error_tracking` section: green's new exception types as a gate input (cutover_kit.error_tracking).
+ERROR_TRACKING_SCHEMA: dict[str, Any] = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "description": "Exception types green raises in a step that blue never raised since the run began "
+                   "(cutover_kit.error_tracking): reported, or a FAIL.",
+    "properties": {
+        "fail_on_new_exception_types": {
+            "type": "boolean",
+            "description": "true: a new type FAILs the poll; false (default): it is only reported.",
+        },
+        "min_events": {
+            "type": "integer", "minimum": 1, "maximum": 100000,
+            "description": f"Events of one type in the step's window before it counts (default {DEFAULT_ERROR_TRACKING_MIN_EVENTS}).",
+        },
+        "ignore": {
+            "type": "array", "uniqueItems": True, "maxItems": 200,
+            "items": {"type": "string", "pattern": EXCEPTION_TYPE_NAME_PATTERN},
+            "description": "Exception type names (unqualified, e.g. RecordNotFound) never reported.",
         },
     },
 }

@@ -85,3 +85,16 @@ def test_policy_refuses_bad_settings_by_name(section, message):
 
 def test_policy_defaults_report_only():
     assert ErrorTrackingPolicy.from_plan(None) == ErrorTrackingPolicy(False, 3, ())
+
+
+def test_error_reporting_check_needs_every_color_under_its_own_release():
+    from cutover_kit.error_tracking import judge_error_reporting
+
+    expected = {"blue": "blue@abc", "green": "green@abc"}
+    ok, line = judge_error_reporting(expected, {"blue": {"blue@abc": 1}, "green": {"green@abc": 2}}, "c1")
+    assert ok and line == ("error reporting reaches the tracker (check c1): blue event received with release blue@abc; "
+                           "green event received with release green@abc")
+    ok, line = judge_error_reporting(expected, {"blue": {"blue@old": 1}, "green": {}}, "c1")
+    assert not ok and "blue event received but with release blue@old, not blue@abc" in line and "green: no event received" in line
+    ok, line = judge_error_reporting({"green": None}, {"green": {"None": 1}}, "c1")
+    assert not ok and "green reports without a release" in line
