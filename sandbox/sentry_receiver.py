@@ -6,7 +6,7 @@ Ingestion (what the SDKs post to, https://develop.sentry.dev/sdk/foundations/tra
                                      header line (``type``, optional ``length`` in bytes) and its
                                      payload (``length`` bytes, else up to the next newline)
   POST /api/<project_id>/store/      one event as a JSON body (older SDKs)
-Bodies may be gzip- or deflate-encoded (Content-Encoding). Only ``event`` items are kept (the
+Bodies may be gzip-, deflate- or brotli-encoded (Content-Encoding; sentry-python sends br). Only ``event`` items are kept (the
 errors); transactions, sessions and client reports are counted in ``/stats`` and dropped.
 Authentication (X-Sentry-Auth, ``sentry_key``) is accepted and not checked: loopback only.
 
@@ -89,10 +89,14 @@ def decode_body(raw: bytes, content_encoding: str | None) -> bytes:
             return gzip.decompress(raw)
         if encoding == "deflate":
             return zlib.decompress(raw)
-    except (OSError, zlib.error, EOFError) as error:
+        if encoding == "br":  # sentry-python compresses with brotli whenever the module is importable
+            import brotli  # in the lock (brotli 1.2), imported only by a receiver that gets such a body
+
+            return brotli.decompress(raw)
+    except Exception as error:  # noqa: BLE001 - gzip, zlib and brotli each raise their own error types
         raise EnvelopeError(f"body says Content-Encoding {encoding or 'gzip (sniffed)'} but does not decode: {error}") from None
     if encoding not in ("", "identity"):
-        raise EnvelopeError(f"unsupported Content-Encoding {encoding!r} (gzip, deflate or none)")
+        raise EnvelopeError(f"unsupported Content-Encoding {encoding!r} (gzip, deflate, br or none)")
     return raw
 
 
@@ -316,6 +320,7 @@ class SentryReceiver:
                     accepted = receiver.ingest(parts[1], parts[2], raw, self.headers.get("Content-Encoding"))
                 except EnvelopeError as error:
                     receiver.rejected += 1
+                    print(f"rejected POST {self.path} ({self.headers.get('User-Agent')}): {error}", flush=True)
                     self._answer(400, {"detail": str(error)})
                     return
                 self._answer(200, {"id": accepted[0].event_id if accepted else None})
