@@ -274,10 +274,10 @@ def query_events(events: list[ReceivedEvent], params: dict[str, list[str]]) -> d
             continue
         if not _matches(event, terms):
             continue
-        key = tuple(json.dumps(_field_value(event, name)) for name in groups)
-        counts[key] += 1
-    rows = [{**{name: json.loads(value) for name, value in zip(groups, key)}, COUNT: count}
-            for key, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+        values = (_field_value(event, name) for name in groups)
+        counts[tuple(tuple(value) if isinstance(value, list) else value for value in values)] += 1
+    rows = [{**{name: list(value) if isinstance(value, tuple) else value for name, value in zip(groups, key)}, COUNT: count}
+            for key, count in sorted(counts.items(), key=lambda item: (-item[1], json.dumps(item[0])))]
     per_page = int((params.get("per_page") or ["100"])[0])
     return {"data": rows[:per_page],
             "meta": {"fields": {**{name: "array" if name == "error.type" else "string" for name in groups}, COUNT: "integer"}}}
