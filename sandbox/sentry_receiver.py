@@ -6,8 +6,10 @@ Ingestion (what the SDKs post to, https://develop.sentry.dev/sdk/foundations/tra
                                      header line (``type``, optional ``length`` in bytes) and its
                                      payload (``length`` bytes, else up to the next newline)
   POST /api/<project_id>/store/      one event as a JSON body (older SDKs)
-Bodies may be gzip-, deflate- or brotli-encoded (Content-Encoding; sentry-python sends br). Only ``event`` items are kept (the
-errors); transactions, sessions and client reports are counted in ``/stats`` and dropped.
+Bodies may be gzip-, deflate- or brotli-encoded (Content-Encoding; sentry-python sends br). ``event`` items (errors) are kept;
+``transaction`` items (traces: @sentry/node's OpenTelemetry spans when green samples them) are
+kept apart and summarised by ``GET /traces``; sessions and client reports are counted in
+``/stats`` and dropped.
 Authentication (X-Sentry-Auth, ``sentry_key``) is accepted and not checked: loopback only.
 
 Each kept event is one JSON line in ``--out`` (the sandbox: <state dir>/sentry/events.jsonl):
@@ -166,6 +168,54 @@ def _tags(value: Any) -> dict[str, str]:
     return {}
 
 
+@dataclass(frozen=True)
+class ReceivedTransaction:
+    """One traced request (a transaction item): where, how long, how many spans."""
+
+    project_id: str
+    trace_id: str
+    name: str  # the route, e.g. "GET /api/orders/:id"
+    op: str | None  # http.server for an incoming request
+    start: float
+    duration_ms: float
+    span_ops: tuple[str, ...]
+    release: str | None
+    color: str | None
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "span_ops": list(self.span_ops)}, sort_keys=True)
+
+
+def transaction_from_payload(payload: dict[str, Any], project_id: str, received_at: float) -> ReceivedTransaction:
+    start = _timestamp(payload.get("start_timestamp"), received_at)
+    end = _timestamp(payload.get("timestamp"), start)
+    trace = ((payload.get("contexts") or {}).get("trace") or {}) if isinstance(payload.get("contexts"), dict) else {}
+    spans = [span for span in payload.get("spans") or () if isinstance(span, dict)]
+    return ReceivedTransaction(project_id=str(project_id), trace_id=str(trace.get("trace_id") or ""),
+                               name=str(payload.get("transaction") or ""), op=trace.get("op"), start=start,
+                               duration_ms=round((end - start) * 1000, 3), span_ops=tuple(str(span.get("op")) for span in spans),
+                               release=payload.get("release"), color=_tags(payload.get("tags")).get(COLOR_TAG))
+
+
+def summarise_transactions(transactions: list[ReceivedTransaction], color: str | None, since: float) -> dict[str, Any]:
+    """Per transaction name: count and duration p50/p95/max (ms); per span op: count."""
+    durations: dict[str, list[float]] = {}
+    span_ops: Counter = Counter()
+    for transaction in transactions:
+        if transaction.start < since or (color is not None and transaction.color != color):
+            continue
+        durations.setdefault(transaction.name, []).append(transaction.duration_ms)
+        span_ops.update(transaction.span_ops)
+
+    def quantile(values: list[float], q: float) -> float:
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {"transactions": {name: {"count": len(values), "p50_ms": quantile(values, 0.5), "p95_ms": quantile(values, 0.95),
+                                    "max_ms": max(values)} for name, values in sorted(durations.items())},
+            "span_ops": dict(span_ops)}
+
+
 def event_from_payload(payload: dict[str, Any], project_id: str, received_at: float,
                        envelope_headers: dict[str, Any] | None = None) -> ReceivedEvent:
     """The fields the receiver keeps from one event payload."""
@@ -190,19 +240,30 @@ def event_from_payload(payload: dict[str, Any], project_id: str, received_at: fl
 
 def events_from_envelope(body: bytes, project_id: str, received_at: float) -> tuple[list[ReceivedEvent], Counter]:
     """(error events, count of every item type seen) of one envelope body."""
+    events, _, seen = items_from_envelope(body, project_id, received_at)
+    return events, seen
+
+
+def items_from_envelope(body: bytes, project_id: str,
+                        received_at: float) -> tuple[list[ReceivedEvent], list[ReceivedTransaction], Counter]:
+    """(error events, transactions, count of every item type seen) of one envelope body."""
     headers, items = parse_envelope(body)
     seen: Counter = Counter()
-    events = []
+    events, transactions = [], []
     for item_headers, payload in items:
-        seen[str(item_headers["type"])] += 1
-        if item_headers["type"] != "event":
+        kind = str(item_headers["type"])
+        seen[kind] += 1
+        if kind not in ("event", "transaction"):
             continue
         try:
             data = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise EnvelopeError(f"event item payload is not JSON: {error}") from None
-        events.append(event_from_payload(data, project_id, received_at, headers))
-    return events, seen
+            raise EnvelopeError(f"{kind} item payload is not JSON: {error}") from None
+        if kind == "event":
+            events.append(event_from_payload(data, project_id, received_at, headers))
+        else:
+            transactions.append(transaction_from_payload(data, project_id, received_at))
+    return events, transactions, seen
 
 
 # ------------------------------------------------------------------------------------- queries
@@ -294,6 +355,7 @@ class SentryReceiver:
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._events: list[ReceivedEvent] = []
+        self._transactions: list[ReceivedTransaction] = []
         self.item_types: Counter = Counter()
         self.rejected = 0
         if out is not None and out.exists():  # a restarted receiver keeps what it had received
@@ -332,6 +394,14 @@ class SentryReceiver:
                     self._answer(200, {"status": "ok", "events": receiver.count})
                 elif url.path == "/stats":
                     self._answer(200, receiver.stats())
+                elif url.path == "/traces":
+                    query = parse_qs(url.query)
+                    try:
+                        since = float((query.get("since") or ["0"])[0])
+                    except ValueError:
+                        self._answer(400, {"detail": "since must be Unix seconds"})
+                        return
+                    self._answer(200, summarise_transactions(receiver.transactions(), (query.get("color") or [None])[0], since))
                 elif len(parts) == 5 and parts[:3] == ["api", "0", "organizations"] and parts[4] == "events":
                     try:
                         self._answer(200, query_events(receiver.events(), parse_qs(url.query)))
@@ -385,15 +455,19 @@ class SentryReceiver:
                 payload = json.loads(body)
             except (UnicodeDecodeError, json.JSONDecodeError) as error:
                 raise EnvelopeError(f"store body is not JSON: {error}") from None
-            events, seen = [event_from_payload(payload, project_id, now)], Counter(event=1)
+            events, transactions, seen = [event_from_payload(payload, project_id, now)], [], Counter(event=1)
         else:
-            events, seen = events_from_envelope(body, project_id, now)
+            events, transactions, seen = items_from_envelope(body, project_id, now)
         with self._arrived:
             self.item_types.update(seen)
             self._events.extend(events)
+            self._transactions.extend(transactions)
             if self._out is not None and events:
                 with open(self._out, "a") as out:
                     out.write("".join(event.to_json() + "\n" for event in events))
+            if self._out is not None and transactions:
+                with open(self._out.with_name("transactions.jsonl"), "a") as out:
+                    out.write("".join(transaction.to_json() + "\n" for transaction in transactions))
             self._arrived.notify_all()
         for event in events:
             print(f"event project={event.project_id} color={event.color} release={event.release} "
@@ -408,6 +482,10 @@ class SentryReceiver:
     def events(self) -> list[ReceivedEvent]:
         with self._lock:
             return list(self._events)
+
+    def transactions(self) -> list[ReceivedTransaction]:
+        with self._lock:
+            return list(self._transactions)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

@@ -3,10 +3,12 @@ exceptions to, each under its own project id, and the Connection readers query i
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 from sandbox.config import SandboxConfig
+from sandbox.launcher.errors import SandboxError
 from sandbox.launcher.processes import http_ok
 
 # Per-color projects, as a real Sentry would hold them (one project per service); the `color` tag
@@ -17,6 +19,23 @@ SENTRY_PUBLIC_KEY = "sandbox"
 SENTRY_ENVIRONMENT = "sandbox"
 # The organization slug of the events API (GET /api/0/organizations/<org>/events/).
 SENTRY_ORGANIZATION = "sandbox"
+
+
+# Green's share of requests traced (OpenTelemetry through @sentry/node, sent to the receiver as
+# transactions, summarised at GET /traces). Off by default: tracing costs green latency, and the
+# gate reads latency from Prometheus histograms, not from traces.
+TRACES_SAMPLE_RATE_SETTING = "SANDBOX_TRACES_SAMPLE_RATE"
+
+
+def traces_sample_rate(env: dict[str, str] | os._Environ) -> str:
+    raw = env.get(TRACES_SAMPLE_RATE_SETTING) or "0"
+    try:
+        rate = float(raw)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise SandboxError(f"{TRACES_SAMPLE_RATE_SETTING}={raw!r}: must be a number in [0, 1]")
+    return raw
 
 
 def sentry_dsn(host: str, port: int, project: str) -> str:
@@ -45,11 +64,14 @@ class SentryReceiverComponent:
         """What an app reports its exceptions with: its project's DSN, its release (color@source
         version), the environment. Set explicitly, so a DSN in the caller's shell never leaks in."""
         directory = self.rails_dir if color == "blue" else self.typescript_dir
-        return {
+        env = {
             "SENTRY_DSN": sentry_dsn(self.config.host, self.config.sentry_port, color),
             "SENTRY_RELEASE": f"{color}@{self._source_version(directory)}",
             "SENTRY_ENVIRONMENT": SENTRY_ENVIRONMENT,
         }
+        if color == "green":  # sentry-rails 5.3 could trace too; left at 0 (docs/observability.md)
+            env["SENTRY_TRACES_SAMPLE_RATE"] = traces_sample_rate(os.environ)
+        return env
 
     def _error_tracking_connections(self, state: dict[str, Any]) -> dict[str, dict[str, Any]]:
         from cutover_kit import connections

@@ -85,3 +85,29 @@ def test_both_apps_report_to_the_receiver_and_green_s_new_type_is_judged_per_ste
     # (the window may also hold stage 4's ErrorReportingCheck, which both colors raised)
     assert "no new exception type on green (green raised InjectedFaultError x5" in known["line"], known["line"]
     assert known["measurements"]["error_tracking"]["new_types"] == {}
+
+
+def test_green_traces_its_requests_to_the_receiver_when_sampled(sandbox, monkeypatch):
+    # OpenTelemetry through @sentry/node: green restarted with every request sampled; the receiver
+    # keeps the transactions (route, duration, spans) apart from the errors.
+    monkeypatch.setenv("SANDBOX_TRACES_SAMPLE_RATE", "1")
+    sandbox.restart_app("green")
+    since = time.time()
+    try:
+        for order_id in range(1, 11):
+            answer = requests.get(f"{sandbox.config.app_url('green')}/api/orders/{order_id}", headers=SERVE_OWN, timeout=5)
+            assert answer.status_code in (200, 404)
+        sentry_url = f"http://{sandbox.config.host}:{sandbox.config.sentry_port}"
+        deadline, traces = time.monotonic() + 20, {}
+        while time.monotonic() < deadline:
+            traces = requests.get(f"{sentry_url}/traces", params={"color": "green", "since": since - 1}, timeout=5).json()
+            if sum(route["count"] for route in traces["transactions"].values()) >= 10:
+                break
+            time.sleep(0.5)
+        routes = {name: route for name, route in traces["transactions"].items() if "/api/orders/" in name}
+        assert sum(route["count"] for route in routes.values()) == 10, traces
+        assert all(route["p95_ms"] > 0 for route in routes.values())
+        assert "request_handler.fastify" in traces["span_ops"], traces["span_ops"]
+    finally:
+        monkeypatch.delenv("SANDBOX_TRACES_SAMPLE_RATE")
+        sandbox.restart_app("green")  # the rest of the module's sandbox untraced, as launched

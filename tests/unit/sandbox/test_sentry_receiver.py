@@ -13,14 +13,16 @@ import pytest
 import requests
 
 from sandbox.sentry_receiver import (
-    EnvelopeError, QueryError, ReceivedEvent, SentryReceiver, decode_body, events_from_envelope, parse_envelope,
-    query_events,
+    EnvelopeError, QueryError, ReceivedEvent, SentryReceiver, decode_body, events_from_envelope, items_from_envelope,
+    parse_envelope, query_events, summarise_transactions,
 )
 
 DATA = Path(__file__).parent / "data"
 NODE_EVENT = (DATA / "sentry_envelope_node_event.bin").read_bytes()
 NODE_SESSION = (DATA / "sentry_envelope_node_session.bin").read_bytes()
 RUBY_EVENT = (DATA / "sentry_envelope_ruby_event.bin").read_bytes()
+# A request green traced with SENTRY_TRACES_SAMPLE_RATE=1 (OpenTelemetry spans of fastify).
+NODE_TRANSACTION = (DATA / "sentry_envelope_node_transaction.bin").read_bytes()
 
 
 def test_node_event_envelope_gives_green_type_release_and_time():
@@ -146,3 +148,19 @@ def test_over_http_plain_gzip_chunked_and_store_are_kept_and_counted(tmp_path):
     with SentryReceiver(out=out) as again:
         assert again.count == 3
         assert {event.color for event in again.events()} == {"blue", "green"}
+
+
+def test_a_traced_request_is_kept_as_a_transaction_with_its_route_duration_and_spans():
+    events, (transaction,), seen = items_from_envelope(NODE_TRANSACTION, "2", received_at=0.0)
+    assert events == [] and seen == {"transaction": 1}
+    assert (transaction.name, transaction.op, transaction.color) == ("GET /api/orders/:id(^\\d{1,18}$)", "http.server", "green")
+    assert transaction.duration_ms == pytest.approx(23.65, abs=0.01)
+    assert transaction.span_ops == ("request_handler.fastify", "hook.fastify")
+    summary = summarise_transactions([transaction], "green", since=0.0)
+    assert summary["transactions"][transaction.name]["count"] == 1
+    assert summary["span_ops"] == {"request_handler.fastify": 1, "hook.fastify": 1}
+    assert summarise_transactions([transaction], "blue", since=0.0)["transactions"] == {}
+    with SentryReceiver() as sentry:
+        requests.post(f"{sentry.url}/api/2/envelope/", data=NODE_TRANSACTION, timeout=5)
+        traces = requests.get(f"{sentry.url}/traces", params={"color": "green"}, timeout=5).json()
+        assert list(traces["transactions"]) == [transaction.name] and sentry.count == 0

@@ -4,6 +4,9 @@
  * README.md). Starts the flag evaluator, the database pool, the BullMQ worker and the WebSocket
  * feed, listens on loopback, and stops in order on SIGTERM/SIGINT.
  */
+// First: error reporting and tracing must be set up before fastify, pg and ioredis are required.
+import { errorReporter as errors, errorReportingProblem } from './instrument';
+
 import fs from 'node:fs';
 
 import { buildApp } from './app';
@@ -15,12 +18,15 @@ import { OrderConfirmations, redisOptions } from './jobs';
 import { Metrics } from './metrics';
 import type { FlagEvaluator } from './routes';
 import { UnleashEvaluator } from './unleash';
-import { initErrorReporting } from './sentry';
 import { OrderFeed } from './ws';
 
 const log = (message: string): void => { process.stderr.write(`green: ${message}\n`); };
 
 async function main(): Promise<number> {
+  if (errorReportingProblem) {
+    log(errorReportingProblem);
+    return 2;
+  }
   let config;
   try {
     config = loadConfig(withArgs(process.env, process.argv.slice(2)));
@@ -40,7 +46,6 @@ async function main(): Promise<number> {
     log(`cannot evaluate feature flags: ${(error as Error).message}`);
     return 2;
   }
-  const errors = initErrorReporting(process.env);
   const metrics = new Metrics();
   const db = new Database(config.databaseDsn, log);
   const rails = new RailsForwarder(config.railsUrl);
@@ -59,7 +64,7 @@ async function main(): Promise<number> {
   // The worker starts once the port is ours: a second copy that cannot listen takes no jobs.
   jobs = new OrderConfirmations(redisOptions(config.redisUrl), db, metrics, log, (id, status) => feed.confirmed(id, status));
   if (config.pidfile) fs.writeFileSync(config.pidfile, `${process.pid}\n`);
-  log(`listening on ${config.host}:${config.port} pid ${process.pid}; flags: ${flags.backend}; Rails at ${config.railsUrl.origin}; node ${process.version}; error reporting ${errors ? `on (release ${errors.release ?? 'unset'})` : 'off (no SENTRY_DSN)'}`);
+  log(`listening on ${config.host}:${config.port} pid ${process.pid}; flags: ${flags.backend}; Rails at ${config.railsUrl.origin}; node ${process.version}; error reporting ${errors ? `on (release ${errors.release ?? 'unset'}, traces ${errors.tracesSampleRate})` : 'off (no SENTRY_DSN)'}`);
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {

@@ -280,7 +280,7 @@ test('corrupt_writes stores the wrong amount in the new column and the client\'s
 
 function recordingReporter(release: string | undefined = 'green@abc') {
   const captured: { error: unknown; tags: Record<string, string> }[] = [];
-  return { captured, reporter: { release, capture: (error: unknown, tags: Record<string, string>) => {
+  return { captured, reporter: { release, tracesSampleRate: 0, capture: (error: unknown, tags: Record<string, string>) => {
     captured.push({ error, tags });
     return `event${captured.length}`;
   }, flush: async () => true } };
@@ -324,4 +324,12 @@ test('POST /__fault/report_exception reports one ErrorReportingCheck, answers 20
   const unset = await noDsn.inject({ method: 'POST', url: '/__fault/report_exception', payload: { check_id: 'x' } });
   assert.equal(unset.statusCode, 412);
   assert.equal(captured.length, 1);
+});
+
+test('SENTRY_TRACES_SAMPLE_RATE is a share in [0, 1], unset meaning no tracing', async () => {
+  const { tracesSampleRate } = await import('../src/sentry');
+  assert.equal(tracesSampleRate(undefined), 0);
+  assert.equal(tracesSampleRate('0.25'), 0.25);
+  assert.throws(() => tracesSampleRate('2'), /SENTRY_TRACES_SAMPLE_RATE=2: must be a number in \[0, 1\]/);
+  assert.throws(() => tracesSampleRate('lots'), /must be a number/);
 });
