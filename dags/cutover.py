@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param, TaskGroup, chain, task
 from airflow.sdk import TriggerRule
 
+from cutover_kit.connections import ERROR_TRACKING
 from cutover_kit.control import REASON_MAX_CHARS, REASON_MIN_CHARS
 from cutover_kit.notifiers.cutover import wire_cutover_notifications
 from cutover_kit.notifiers.deadlines import cutover_deadlines
@@ -192,6 +193,7 @@ with DAG(
             task(monitoring.check_alert_routing, task_id="check_alert_routing")(),
             task(monitoring.check_dashboard_queries, task_id="check_dashboard_queries")(),
             task(monitoring.check_json_logs, task_id="check_json_logs")(),
+            task(monitoring.check_error_reporting, task_id="check_error_reporting")(),
         ]
 
     with TaskGroup("stage_05_health_checks") as stage_05:
@@ -309,7 +311,9 @@ with DAG(
     # ledger the final check reads.
     LEDGER = "{{ params.acknowledged_writes_file or '' }}"
     GATE_INPUTS = {"plan_task_id": plan.operator.task_id, "baseline_task_id": baseline.operator.task_id,
-                   "acknowledged_writes_file": LEDGER}
+                   "acknowledged_writes_file": LEDGER,
+                   # Green's new exception types per step (cutover_kit.error_tracking; the plan says report or FAIL).
+                   "error_tracking_conn_id": ERROR_TRACKING}
 
     def traffic_step(stage, percent: int, next_task_id: str, previous_weights=None, previous_percent=None):
         """[approve -> decide_approval ->] flags -> weights -> smoke checks (stage 11) -> SLO gate ->

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -28,6 +29,32 @@ def airflow_environment(purpose: str = "rehearsal") -> dict[str, str]:
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         # The project root must be importable by every component, triggerer included (GUIDE.md).
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "plugins")]),
+        **airflow_sentry_environment(),
+    }
+
+
+# Airflow's own exceptions go to the sandbox's Sentry receiver (sandbox/sentry_receiver.py) as
+# project 3 (sandbox.launcher.sentry.SENTRY_PROJECTS; the apps are 1 and 2). Not imported from
+# there: this module is what puts the project on the path.
+AIRFLOW_SENTRY_PROJECT = 3
+
+
+def airflow_sentry_environment(env: dict[str, str] | None = None, sentry_sdk_installed: bool | None = None) -> dict[str, str]:
+    """[sentry] sentry_on / sentry_dsn (Airflow 3.2's names) for the sandbox receiver on
+    SANDBOX_SENTRY_PORT, or nothing when sentry-sdk is not installed: with sentry_on, Airflow's task
+    runner imports sentry_sdk, and every task would die on the ImportError. The project's lock
+    does not carry sentry-sdk today (docs/observability.md), so this switches on where it is added."""
+    env = os.environ if env is None else env
+    if sentry_sdk_installed is None:
+        sentry_sdk_installed = importlib.util.find_spec("sentry_sdk") is not None
+    if not sentry_sdk_installed:
+        return {}
+    port = env.get("SANDBOX_SENTRY_PORT") or "18097"
+    return {
+        "AIRFLOW__SENTRY__SENTRY_ON": "True",
+        "AIRFLOW__SENTRY__SENTRY_DSN": f"http://sandbox@127.0.0.1:{port}/{AIRFLOW_SENTRY_PROJECT}",
+        # Any other [sentry] key is handed to sentry_sdk.init() as is.
+        "AIRFLOW__SENTRY__ENVIRONMENT": "sandbox",
     }
 
 

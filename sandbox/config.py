@@ -38,6 +38,8 @@ PORT_SETTINGS: dict[str, tuple[str, int]] = {
     # The webhook receiver (sandbox/webhook_receiver.py): notifications and Alertmanager's posts.
     "webhooks_port": ("SANDBOX_WEBHOOKS_PORT", 18099),
     "alertmanager_port": ("SANDBOX_ALERTMANAGER_PORT", 19093),
+    # The local Sentry envelope receiver (sandbox/sentry_receiver.py).
+    "sentry_port": ("SANDBOX_SENTRY_PORT", 18097),
 }
 
 # Linux limits sun_path to 108 bytes; a longer socket path fails deep inside HAProxy/PostgreSQL
@@ -64,6 +66,7 @@ class SandboxConfig:
     green_stage_port: int = 18084
     webhooks_port: int = 18099
     alertmanager_port: int = 19093
+    sentry_port: int = 18097
     repo_root: Path = REPO_ROOT
     host: str = HOST
     ready_timeout_seconds: float = 30.0

@@ -15,6 +15,8 @@ SMOKE_WEBHOOK = "smoke_webhook"
 CUTOVER_NOTIFICATIONS = "cutover_notifications"
 # Alertmanager's API (v2): critical alerts as a gate input, stage 4's routing check (cutover_kit.hooks.alertmanager).
 ALERTMANAGER = "alertmanager_default"
+# Error tracking (Sentry's events API, or the sandbox's receiver): cutover_kit.hooks.error_tracking.
+ERROR_TRACKING = "error_tracking_default"
 
 # The two apps, each reporting on GET /__flags what it evaluates.
 APP_CONN_IDS = (APP_BLUE, APP_GREEN)

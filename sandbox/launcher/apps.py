@@ -95,6 +95,7 @@ class Apps:
             "RAILS_LOG_TO_STDOUT": "1",
             # The `release` field of every log line (docs/observability.md "Log lines").
             "APP_RELEASE": f"rails@{self._source_version(self.rails_dir)}",
+            **self._sentry_env("blue"),
         })
         return env
 
@@ -115,6 +116,7 @@ class Apps:
         env["SANDBOX_FLAGS_FILE"] = str(cfg.flags_file)
         env["APP_RELEASE"] = f"typescript@{self._source_version(self.typescript_dir)}"
         env.update(self._unleash_app_env())
+        env.update(self._sentry_env("green"))
         # Green forwards Rails-flagged requests to blue; the pidfile names the state dir in argv.
         argv = [str(project_node(required_major=GREEN_NODE_MAJOR)), str(self.typescript_dir / "dist" / "src" / "main.js"),
                 "--color", "green", "--host", cfg.host, "--port", str(cfg.green_port),

@@ -25,6 +25,7 @@ from sandbox.launcher.postgres import STAGE_ROLES, Postgres
 from sandbox.launcher.processes import PROBE_TIMEOUT, ProcessControl, cmdline, http_ok, port_in_use
 from sandbox.launcher.prometheus import Prometheus
 from sandbox.launcher.redis_server import RedisServer
+from sandbox.launcher.sentry import SentryReceiverComponent
 from sandbox.launcher.stage_instances import StageInstances
 from sandbox.launcher.state import StateFile
 from sandbox.launcher.unleash import Unleash
@@ -35,7 +36,8 @@ log = logging.getLogger("sandbox")
 # blue_worker: blue's Sidekiq process (its jobs); "blue" is its web process (Puma).
 # webhooks (the receiver of notifications and Alertmanager's posts) and alertmanager run before
 # Prometheus, which holds back a resend for a minute after a failed first attempt to notify.
-START_ORDER = ("postgres", "redis", "unleash", "webhooks", "alertmanager", "blue_worker", "blue", "green", "haproxy", "prometheus")
+START_ORDER = ("postgres", "redis", "unleash", "webhooks", "alertmanager", "sentry", "blue_worker", "blue", "green", "haproxy",
+               "prometheus")
 # Entry points first, the database last: nothing should still be writing when PostgreSQL stops.
 STOP_ORDER = tuple(reversed(START_ORDER))
 # Started only with SANDBOX_FLAG_BACKEND=unleash; with the file backend nothing about Unleash runs.
@@ -51,7 +53,7 @@ REQUIRED_TOOLS = {
 
 
 class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unleash, Apps, StageInstances, HAProxy,
-              Prometheus, Webhooks, Alertmanager):
+              Prometheus, Webhooks, Alertmanager, SentryReceiverComponent):
     """Python API of the sandbox. ``up()`` and ``down()`` are idempotent."""
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
@@ -89,6 +91,7 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
             ("database", self._bootstrap_database), ("redis", self._start_redis),
             *((("unleash", self._wait_unleash),) if self.config.flag_backend == "unleash" else ()),
             ("flags", self._write_initial_flags),
+            ("sentry", self._start_sentry),  # before the apps: their first exception has somewhere to go
             ("apps", self._start_apps),
             ("haproxy", self._start_haproxy), ("prometheus", self._wait_prometheus),
         ]
@@ -173,6 +176,7 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
             **self._alertmanager_connection(ports),
             # Each color's structured log lines (cutover_kit.hooks.app_logs): the app's own log file.
             **{f"app_logs_{color}": {"conn_type": "fs", "extra": {"path": str(self._log_path(color))}} for color in COLORS},
+            **self._error_tracking_connections(state),
         }
 
     def _stage_connection(self, color: str, ports: dict[str, int]) -> dict[str, Any]:
@@ -321,6 +325,7 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
             "unleash": lambda: http_ok(f"http://{cfg.host}:{ports['unleash_port']}/health"),
             "webhooks": lambda: http_ok(f"http://{cfg.host}:{ports['webhooks_port']}/healthz"),
             "alertmanager": lambda: http_ok(f"http://{cfg.host}:{ports['alertmanager_port']}/-/ready"),
+            "sentry": lambda: http_ok(f"http://{cfg.host}:{ports.get('sentry_port', cfg.sentry_port)}/healthz"),
         }
 
     @staticmethod

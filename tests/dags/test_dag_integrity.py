@@ -218,7 +218,7 @@ def test_monitoring_checks_run_between_flags_and_health_checks_and_gate_everythi
     with the default all_success, so a failed check leaves stage 5 upstream_failed and no traffic
     moves (the path of a failed health check). Every gate consults Alertmanager."""
     dag = dagbag.dags["cutover"]
-    checks = {f"stage_04_monitoring.{name}" for name in ("check_rules_loaded", "check_alert_routing", "check_dashboard_queries", "check_json_logs")}
+    checks = {f"stage_04_monitoring.{name}" for name in ("check_rules_loaded", "check_alert_routing", "check_dashboard_queries", "check_json_logs", "check_error_reporting")}
     assert {t for t in dag.task_ids if t.startswith("stage_04_monitoring.")} == checks
     for check in checks:
         task = dag.get_task(check)

@@ -76,7 +76,7 @@ def test_happy_promotes_to_all_green(tmp_path):
     # Stage 4 proved the run's observability before any traffic moved (more checks may join the group).
     monitoring = [stage for stage in result["stages"] if stage["name"].startswith("stage_04_monitoring.")]
     assert {stage["name"].split(".", 1)[1] for stage in monitoring} >= {
-        "check_rules_loaded", "check_alert_routing", "check_dashboard_queries", "check_json_logs"}, monitoring
+        "check_rules_loaded", "check_alert_routing", "check_dashboard_queries", "check_json_logs", "check_error_reporting"}, monitoring
     assert all(stage["verdict"] == "PASS" for stage in monitoring), monitoring
     assert "routed to 'green-page'" in ran["stage_04_monitoring.check_alert_routing"]["reason"]
     from datetime import datetime

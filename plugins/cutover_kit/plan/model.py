@@ -143,6 +143,8 @@ class CutoverPlan:
     load_test: Mapping[str, Any] | None = field(default=None, hash=False)
     #: Stage 7's blocking severity, scanners and bounds (schema.SECURITY_SCHEMA); None: stage 7 fails.
     security: Mapping[str, Any] | None = field(default=None, hash=False)
+    #: New exception types on green as a gate input (cutover_kit.error_tracking); None: report only, defaults.
+    error_tracking: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.slo, SLOPolicy):

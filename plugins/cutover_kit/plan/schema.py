@@ -253,6 +253,32 @@ SECURITY_SCHEMA: dict[str, Any] = {
     },
 }
 
+DEFAULT_ERROR_TRACKING_MIN_EVENTS = 3
+EXCEPTION_TYPE_NAME_PATTERN = r"^[A-Za-z_$][\w$]*$"
+
+#: The plan's optional `error_tracking` section: green's new exception types as a gate input (cutover_kit.error_tracking).
+ERROR_TRACKING_SCHEMA: dict[str, Any] = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "description": "Exception types green raises in a step that blue never raised since the run began "
+                   "(cutover_kit.error_tracking): reported, or a FAIL.",
+    "properties": {
+        "fail_on_new_exception_types": {
+            "type": "boolean",
+            "description": "true: a new type FAILs the poll; false (default): it is only reported.",
+        },
+        "min_events": {
+            "type": "integer", "minimum": 1, "maximum": 100000,
+            "description": f"Events of one type in the step's window before it counts (default {DEFAULT_ERROR_TRACKING_MIN_EVENTS}).",
+        },
+        "ignore": {
+            "type": "array", "uniqueItems": True, "maxItems": 200,
+            "items": {"type": "string", "pattern": EXCEPTION_TYPE_NAME_PATTERN},
+            "description": "Exception type names (unqualified, e.g. RecordNotFound) never reported.",
+        },
+    },
+}
+
 PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
     "steps": {
         "type": "array", "minItems": 1, "maxItems": 20,
@@ -340,6 +366,7 @@ PLAN_PROPERTIES: dict[str, dict[str, Any]] = {
     "load_test": LOAD_TEST_SCHEMA,
     "approvals": APPROVALS_SCHEMA,
     "security": SECURITY_SCHEMA,
+    "error_tracking": ERROR_TRACKING_SCHEMA,
 }
 
 # The set that fits the sandbox's two apps (Rails blue, TypeScript green): what a plan that names
@@ -351,6 +378,7 @@ DEFAULT_METRIC_TEMPLATES = "sandbox_apps"
 OPTIONAL_FIELD_DEFAULTS: dict[str, Any] = {
     "flag_backend": "file", "metric_templates": DEFAULT_METRIC_TEMPLATES, "router": DEFAULT_ROUTER, "gateway_api": None,
     "cohorts": {}, "change_windows": None, "load_test": None, "security": None, "approvals": None,
+    "error_tracking": None,
 }
 
 _COLOR_TEMPLATES_SCHEMA: dict[str, Any] = {

@@ -56,6 +56,7 @@ class SLOGateOperator(BaseOperator):
         postgres_conn_id: str | None = connections.POSTGRES,
         alertmanager_conn_id: str | None = connections.ALERTMANAGER,
         acknowledged_writes_file: str | None = None,
+        error_tracking_conn_id: str | None = None,
         deferral_timeout: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
@@ -90,6 +91,9 @@ class SLOGateOperator(BaseOperator):
         self.acknowledged_writes_file = acknowledged_writes_file
         # Critical alerts as a gate input, when this Connection resolves (None: never consulted).
         self.alertmanager_conn_id = alertmanager_conn_id
+        # The error tracker (None: not asked); blue's known exception types count from the run's start.
+        self.error_tracking_conn_id = error_tracking_conn_id
+        self._run_started_at: float | None = None
         # (dag_id, run_id) of the run, set at execute: the trigger's heartbeat names it.
         self._run_identity: tuple[str, str] | None = None
 
@@ -125,11 +129,15 @@ class SLOGateOperator(BaseOperator):
             acknowledged_writes_file=self.acknowledged_writes_file or None,
             data_since=data_since,
             alertmanager_conn_id=self.alertmanager_conn_id,
+            error_tracking_conn_id=self.error_tracking_conn_id,
+            run_started_at=self._run_started_at,
         )
 
     def _pull_inputs(self, context: Any) -> None:
         ti = context["ti"]
         self._run_identity = (ti.dag_id, context["run_id"])
+        started = getattr(context.get("dag_run"), "start_date", None)
+        self._run_started_at = started.timestamp() if started is not None else None
         if self.plan_task_id:
             self.plan = ti.xcom_pull(task_ids=self.plan_task_id)
             if not self.plan:

@@ -46,6 +46,11 @@ that Connection resolves, every poll reads Alertmanager's /api/v2/alerts: an act
 for green halts at once (its rule already waited out the noise) and the line names it; an
 Alertmanager that cannot be read makes a healthy poll INCONCLUSIVE. Without the Connection the
 gate judges as before and each line says alerts were not consulted. All in :meth:`_consult_alerts`.
+Error tracking (cutover_kit.error_tracking): when ``error_tracking_conn_id`` is set, every poll
+also asks the tracker which exception types green raised in the judging window and which blue
+raised since ``run_started_at``; a new type is named in the line and the event
+(``measurements.error_tracking``), and FAILs the poll when the plan's
+``error_tracking.fail_on_new_exception_types`` says so (see :meth:`_judge_error_tracking`).
 
 Two hooks for a gate that watches something else as well (the approval wait,
 cutover_kit.triggers.approval): :meth:`_settle` turns each poll's decision into the one the gate
@@ -69,6 +74,7 @@ from cutover_kit import connections
 from cutover_kit.actions.rollback import rollback_failure
 from cutover_kit.control import CutoverStateError, EmergencyStop, emergency_halt_line
 from cutover_kit.dead_man import GateHeartbeat, resumable_heartbeat
+from cutover_kit.error_tracking import ErrorTrackingPolicy, judge_new_exception_types, with_error_tracking
 from cutover_kit.integrity import IntegrityJudgement, integrity_halt_line, judge_integrity
 from cutover_kit.gate import (
     GateDecision, GateProgress, advance_gate, decision_line, initial_credit_start, judging_window_seconds, resumed_progress,
@@ -81,6 +87,7 @@ from cutover_kit.slo import ColorWindow, Judgement, Verdict, judge_window
 
 if TYPE_CHECKING:  # psycopg2 stays out of DAG parsing: the probe is imported when a gate runs
     from cutover_kit.db.integrity_probe import IntegrityProbe
+    from cutover_kit.hooks.error_tracking import ErrorTrackingHook
 
 
 class SLOGateTrigger(BaseTrigger):
@@ -104,6 +111,8 @@ class SLOGateTrigger(BaseTrigger):
         acknowledged_writes_file: str | None = None,
         data_since: float | None = None,
         alertmanager_conn_id: str | None = None,
+        error_tracking_conn_id: str | None = None,
+        run_started_at: float | None = None,
     ) -> None:
         super().__init__()
         self.step_label = step_label
@@ -126,6 +135,9 @@ class SLOGateTrigger(BaseTrigger):
         self.alertmanager_conn_id = alertmanager_conn_id
         self._alerts_configured: bool | None = None  # resolved on the first poll
         self._alert_hook: Any = None
+        # Error tracking: the tracker's Connection (None: not asked) and where blue's known types begin.
+        self.error_tracking_conn_id = error_tracking_conn_id
+        self.run_started_at = run_started_at
         self._heartbeat_failing = False
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -149,6 +161,8 @@ class SLOGateTrigger(BaseTrigger):
                 "acknowledged_writes_file": self.acknowledged_writes_file,
                 "data_since": self.data_since,
                 "alertmanager_conn_id": self.alertmanager_conn_id,
+                "error_tracking_conn_id": self.error_tracking_conn_id,
+                "run_started_at": self.run_started_at,
             },
         )
 
@@ -165,6 +179,29 @@ class SLOGateTrigger(BaseTrigger):
 
         since = self.weights_set_at if self.data_since is None else self.data_since
         return IntegrityProbe(lambda: connection_dsn(self.postgres_conn_id), since, self.acknowledged_writes_file)
+
+    def _error_tracker(self) -> ErrorTrackingHook:
+        from cutover_kit.hooks.error_tracking import ErrorTrackingHook
+
+        return ErrorTrackingHook(self.error_tracking_conn_id)
+
+    async def _judge_error_tracking(self, plan: CutoverPlan, judgement: Judgement, window: float) -> tuple[Judgement, dict]:
+        """The poll's judgement with green's new exception types folded in, and the facts for the
+        event. Green: the judging window; blue: every type since the run began (cutover_kit.error_tracking)."""
+        if not self.error_tracking_conn_id:
+            return judgement, {}
+        policy = ErrorTrackingPolicy.from_plan(plan.error_tracking)
+        now = time.time()
+        blue_since = self.run_started_at if self.run_started_at is not None else self.gate_started_at
+        try:
+            tracker = self._error_tracker()
+            green = await sync_to_async(tracker.exception_types)("green", now - window, now)
+            blue = await sync_to_async(tracker.exception_types)("blue", blue_since, now)
+        except Exception as error:  # noqa: BLE001 - an unreadable tracker is judged (with_error_tracking), never raised
+            reason = f"{type(error).__name__}: {error}"
+            return with_error_tracking(judgement, None, reason, policy), {"error": reason}
+        tracking = judge_new_exception_types(green, blue, policy)
+        return with_error_tracking(judgement, tracking, None, policy), tracking.to_dict()
 
     def _read_emergency_stop(self) -> EmergencyStop | None:
         """The latched stop or None; raises CutoverStateError when the state cannot be read."""
@@ -294,7 +331,9 @@ class SLOGateTrigger(BaseTrigger):
             green, blue, plan.slo, min_requests=plan.min_requests, window_seconds=window, blue_baseline=baseline,
             judge_latency=plan.metrics.latency_available,
         )
-        return judgement, {"window_seconds": window, "green": green.to_dict(), "blue": blue.to_dict()}
+        judgement, tracking = await self._judge_error_tracking(plan, judgement, window)
+        return judgement, {"window_seconds": window, "green": green.to_dict(), "blue": blue.to_dict(),
+                           **({"error_tracking": tracking} if tracking else {})}
 
     async def _probe_integrity(self, probe: IntegrityProbe | None) -> tuple[IntegrityJudgement | None, dict, str | None]:
         """(judgement or None when no probe runs, facts for the event, error text when it could not judge)."""

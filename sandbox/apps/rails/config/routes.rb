@@ -11,6 +11,7 @@ Rails.application.routes.draw do
     get "/__fault", to: "faults#show"
     post "/__fault", to: "faults#create"
     delete "/__fault", to: "faults#destroy"
+    post "/__fault/report_exception", to: "faults#report_exception"
 
     # Answers only under the insecure fault's unauthenticated_route weakness (else the usual 404).
     get "/api/admin/users", to: "admin#users"

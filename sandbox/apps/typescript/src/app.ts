@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 
 import { HANDLERS, type ApiResult } from './api';
 import { type Queryable, SchemaGate, sqlState } from './db';
-import { HttpError } from './errors';
+import { ErrorReportingCheck, HttpError, InjectedFaultError } from './errors';
 import {
   CRASH_EXIT_CODE, ConcurrencyLimiter, FaultState, answerHeaders, drawWriteFault, driftBody, errorPayload,
   parseFaultRequest,
@@ -24,6 +24,7 @@ import type { RailsForwarder } from './forward';
 import { REQUEST_ID_HEADER, RequestLogController, UNKNOWN_RELEASE, createLogger, requestIdFrom } from './logging';
 import type { Metrics } from './metrics';
 import { OPENAPI_DOCUMENT } from './openapi';
+import type { ErrorReporter } from './sentry';
 import {
   API_ROUTES, EXPERIMENT_ROUTE, FORCE_SERVE_HEADER, type ApiRoute, type FlagEvaluator, type Impl, RAILS, TYPESCRIPT,
   USER_ID_HEADER, VIA_ROUTER_HEADER, decideImpl, flagsReport, matchApiRoute, requestUserId,
@@ -52,6 +53,8 @@ export interface AppDeps {
   log?: (message: string) => void;
   /** Where the one JSON line per request goes (src/logging.ts); silent unless given. */
   logger?: Logger;
+  /** Error tracking (src/sentry.ts) when a DSN is configured: every 500 green's code raises is reported. */
+  errors?: ErrorReporter;
 }
 
 declare module 'fastify' {
@@ -111,6 +114,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     const weakness = faults.snapshot().weakness;
     const stack = (error as Error).stack;
     if (error instanceof HttpError) return reply.code(error.status).send(errorPayload(weakness, error.message, stack));
+    if (error instanceof InjectedFaultError) {
+      deps.errors?.capture(error, { route: request.routeLabel });
+      return reply.code(500).header('X-Fault-Injected', '1').send({ error: error.message });
+    }
     const status = (error as { statusCode?: number }).statusCode;
     if (status !== undefined && status >= 400 && status < 500) { // fastify's own: 413 body too large, 415...
       return reply.code(status).send(errorPayload(weakness, (error as Error).message, stack));
@@ -119,6 +126,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // An error line with the request's id, so a halt's excerpt shows it beside the 500 it caused.
     if (deps.logger) deps.logger.error({ request_id: String(request.id) }, message);
     else log(message);
+    deps.errors?.capture(error, { route: request.routeLabel });
     return reply.code(500).send(errorPayload(weakness, 'internal error', stack));
   });
 
@@ -172,6 +180,27 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return settings;
   } });
 
+  // Stage 4's proof that error reporting works: throw one ErrorReportingCheck, report it with the
+  // caller's check id as the `check_id` tag, answer 202 (never a 5xx: no SLO counts it); 412 when
+  // no DSN is configured, so the check fails saying why instead of waiting for nothing.
+  app.route({ method: [...ALL_METHODS], url: '/__fault/report_exception', handler: async (request, reply) => {
+    request.routeLabel = '/__fault/report_exception';
+    loopbackOnly(request, 'fault control');
+    if (request.method !== 'POST') throw new HttpError(405, '/__fault/report_exception supports POST only');
+    const body = request.jsonBody as { check_id?: unknown } | undefined;
+    const checkId = typeof body?.check_id === 'string' ? body.check_id : '';
+    if (!/^[\w-]{1,64}$/.test(checkId)) throw new HttpError(400, 'check_id must be 1-64 letters, digits, - or _');
+    if (!deps.errors) return reply.code(412).send({ reported: false, error: 'no SENTRY_DSN configured' });
+    let eventId = '';
+    try {
+      throw new ErrorReportingCheck(`error reporting check ${checkId}`);
+    } catch (error) {
+      eventId = deps.errors.capture(error, { check_id: checkId, route: '/__fault/report_exception' });
+    }
+    return reply.code(202).send({ reported: true, type: 'ErrorReportingCheck', check_id: checkId, event_id: eventId,
+                                  release: deps.errors.release ?? null });
+  } });
+
   // An internal export that must never be reachable: it answers only under the insecure fault's
   // unauthenticated_route weakness, otherwise it is the same 404 as any unknown route.
   app.get('/api/admin/users', async (request, reply) => {
@@ -213,7 +242,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (fault.added_latency_ms > 0) await sleep(fault.added_latency_ms);
     // Injected errors short-circuit before the handler: an injected failure never writes.
     if (fault.error_fraction > 0 && random() < fault.error_fraction) {
-      return reply.code(500).header('X-Fault-Injected', '1').send({ error: 'injected fault' });
+      throw new InjectedFaultError(); // answered 500 (X-Fault-Injected) and reported by the error handler
     }
     let result: ApiResult;
     try {

@@ -4,6 +4,9 @@
  * README.md). Starts the flag evaluator, the database pool, the BullMQ worker and the WebSocket
  * feed, listens on loopback, and stops in order on SIGTERM/SIGINT.
  */
+// First: error reporting and tracing must be set up before fastify, pg and ioredis are required.
+import { errorReporter as errors, errorReportingProblem } from './instrument';
+
 import fs from 'node:fs';
 
 import { buildApp } from './app';
@@ -23,6 +26,10 @@ const logger = createLogger({ color: 'green', release: releaseFrom(process.env) 
 const log = (message: string): void => { logger.info(message); };
 
 async function main(): Promise<number> {
+  if (errorReportingProblem) {
+    log(errorReportingProblem);
+    return 2;
+  }
   let config;
   try {
     config = loadConfig(withArgs(process.env, process.argv.slice(2)));
@@ -48,7 +55,7 @@ async function main(): Promise<number> {
   const feed = new OrderFeed(db, metrics, log);
   let jobs: OrderConfirmations | undefined;
   const app = buildApp({ db, metrics, flags, rails, schema: new SchemaGate(db), log, logger,
-                         confirmOrder: async (id) => jobs?.enqueue(id) });
+                         confirmOrder: async (id) => jobs?.enqueue(id), errors });
   metrics.info.set({ color: 'green', runtime: 'node', version: process.versions.node, fastify: app.version }, 1);
   app.server.on('upgrade', (request, socket, head) => feed.handleUpgrade(request, socket, head));
   try {
@@ -60,7 +67,7 @@ async function main(): Promise<number> {
   // The worker starts once the port is ours: a second copy that cannot listen takes no jobs.
   jobs = new OrderConfirmations(redisOptions(config.redisUrl), db, metrics, log, (id, status) => feed.confirmed(id, status));
   if (config.pidfile) fs.writeFileSync(config.pidfile, `${process.pid}\n`);
-  log(`listening on ${config.host}:${config.port} pid ${process.pid}; flags: ${flags.backend}; Rails at ${config.railsUrl.origin}; node ${process.version}`);
+  log(`listening on ${config.host}:${config.port} pid ${process.pid}; flags: ${flags.backend}; Rails at ${config.railsUrl.origin}; node ${process.version}; error reporting ${errors ? `on (release ${errors.release ?? 'unset'}, traces ${errors.tracesSampleRate})` : 'off (no SENTRY_DSN)'}`);
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -75,6 +82,7 @@ async function main(): Promise<number> {
     rails.close();
     await flags.close();
     await db.close();
+    await errors?.flush(2_000); // what was captured before the stop still reaches the tracker
     if (config.pidfile) fs.rmSync(config.pidfile, { force: true });
     process.exit(0);
   };

@@ -277,3 +277,59 @@ test('corrupt_writes stores the wrong amount in the new column and the client\'s
   assert.ok(!healthy.db.statements.some((s) => s.sql.includes('TRIGGER')));
   assert.deepEqual(healthy.db.statements.find((s) => s.sql.includes('INSERT INTO orders'))?.params, [3, '19.99', 'USD']);
 });
+
+function recordingReporter(release: string | undefined = 'green@abc') {
+  const captured: { error: unknown; tags: Record<string, string> }[] = [];
+  return { captured, reporter: { release, tracesSampleRate: 0, capture: (error: unknown, tags: Record<string, string>) => {
+    captured.push({ error, tags });
+    return `event${captured.length}`;
+  }, flush: async () => true } };
+}
+
+test('the error fault raises a real InjectedFaultError that error tracking gets, and unhandled 500s are reported', async () => {
+  const { captured, reporter } = recordingReporter();
+  const { app: green } = app({ random: () => 0.3, errors: reporter },
+                             new FakeDb([['FROM orders WHERE id', new TypeError('cannot read amount of undefined')]]));
+  await green.inject({ method: 'POST', url: '/__fault', payload: { error_fraction: 0.5 } });
+  const failed = await green.inject({ method: 'GET', url: '/api/users/3' });
+  assert.equal(failed.statusCode, 500);
+  assert.deepEqual(failed.json(), { error: 'injected fault' }, 'the answer is what it was before the raise');
+  assert.equal(failed.headers['x-fault-injected'], '1');
+  assert.equal((captured[0].error as Error).name, 'InjectedFaultError');
+  assert.deepEqual(captured[0].tags, { route: '/api/users/{id}' });
+  await green.inject({ method: 'DELETE', url: '/__fault' });
+  const bug = await green.inject({ method: 'GET', url: '/api/orders/42' });
+  assert.equal(bug.statusCode, 500);
+  assert.equal((captured[1].error as Error).name, 'TypeError');
+  const notFound = await green.inject({ method: 'GET', url: '/api/users/1234567890123456789' });
+  assert.equal(notFound.statusCode, 404);
+  assert.equal(captured.length, 2, 'a 4xx is the client\'s, not an exception to track');
+});
+
+test('POST /__fault/report_exception reports one ErrorReportingCheck, answers 202, and 412 without a DSN', async () => {
+  const { captured, reporter } = recordingReporter();
+  const { app: green } = app({ errors: reporter });
+  const answer = await green.inject({ method: 'POST', url: '/__fault/report_exception', payload: { check_id: 'stage4-abc' } });
+  assert.equal(answer.statusCode, 202);
+  assert.deepEqual(answer.json(), { reported: true, type: 'ErrorReportingCheck', check_id: 'stage4-abc', event_id: 'event1',
+                                    release: 'green@abc' });
+  assert.equal((captured[0].error as Error).name, 'ErrorReportingCheck');
+  assert.deepEqual(captured[0].tags, { check_id: 'stage4-abc', route: '/__fault/report_exception' });
+  const bad = await green.inject({ method: 'POST', url: '/__fault/report_exception', payload: { check_id: 'a b' } });
+  assert.equal(bad.statusCode, 400);
+  const remote = await green.inject({ method: 'POST', url: '/__fault/report_exception', payload: { check_id: 'x' },
+                                      remoteAddress: '10.0.0.5' });
+  assert.equal(remote.statusCode, 403);
+  const { app: noDsn } = app();
+  const unset = await noDsn.inject({ method: 'POST', url: '/__fault/report_exception', payload: { check_id: 'x' } });
+  assert.equal(unset.statusCode, 412);
+  assert.equal(captured.length, 1);
+});
+
+test('SENTRY_TRACES_SAMPLE_RATE is a share in [0, 1], unset meaning no tracing', async () => {
+  const { tracesSampleRate } = await import('../src/sentry');
+  assert.equal(tracesSampleRate(undefined), 0);
+  assert.equal(tracesSampleRate('0.25'), 0.25);
+  assert.throws(() => tracesSampleRate('2'), /SENTRY_TRACES_SAMPLE_RATE=2: must be a number in \[0, 1\]/);
+  assert.throws(() => tracesSampleRate('lots'), /must be a number/);
+});

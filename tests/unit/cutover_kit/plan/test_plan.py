@@ -614,3 +614,26 @@ def test_the_attended_rehearsal_is_the_rehearsal_waiting_for_a_person():
     attended, rehearsal = load_plan("rehearsal-attended"), load_plan("rehearsal")
     assert attended.approvals.auto_approve is False and attended.approvals.assigned_users == ("admin",)
     assert dataclasses.replace(attended, name="rehearsal", approvals=rehearsal.approvals) == rehearsal
+
+
+# ----------------------------------------------------------------------------- error_tracking
+
+
+def test_error_tracking_is_optional_and_round_trips(tmp_path):
+    plain = load_plan("default")
+    assert plain.error_tracking is None  # report only, with the defaults (cutover_kit.error_tracking)
+    section = {"fail_on_new_exception_types": True, "min_events": 5, "ignore": ["RecordNotFound"]}
+    plan = load_plan(str(write_plan(tmp_path, mutated(error_tracking=section))))
+    assert plan.error_tracking == section
+    assert CutoverPlan.from_dict(plan.to_dict()).error_tracking == section
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"fail_on_new_exception_types": "yes"}, "error_tracking.fail_on_new_exception_types"),
+    ({"min_events": 0}, "error_tracking.min_events"),
+    ({"ignore": ["ActiveRecord::RecordNotFound"]}, "error_tracking.ignore"),
+    ({"fail_on_new_types": True}, "fail_on_new_types"),
+])
+def test_error_tracking_mistakes_are_refused_naming_the_field(tmp_path, section, message):
+    with pytest.raises(PlanError, match=re.escape(message)):
+        load_plan(str(write_plan(tmp_path, mutated(error_tracking=section))))

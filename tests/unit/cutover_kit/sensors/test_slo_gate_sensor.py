@@ -27,7 +27,8 @@ def test_trigger_serialize_is_exact_and_round_trips():
     trigger = SLOGateTrigger(step_label="25 %", plan=PLAN, bake_seconds=10, step_timeout_seconds=40, gate_started_at=1.0, weights_set_at=0.5, blue_baseline=None, haproxy_conn_id="haproxy_default", state_conn_id="redis_default",
                              dag_id="cutover", run_id=RUN_ID, green_percent=25.0, postgres_conn_id="postgres_default",
                              acknowledged_writes_file="/tmp/acknowledged.txt", data_since=0.25,
-                             alertmanager_conn_id="alertmanager_default")
+                             alertmanager_conn_id="alertmanager_default",
+                             error_tracking_conn_id="error_tracking_default", run_started_at=0.1)
     classpath, kwargs = trigger.serialize()
     assert classpath == "cutover_kit.triggers.slo_gate.SLOGateTrigger"
     assert kwargs == {
@@ -48,6 +49,8 @@ def test_trigger_serialize_is_exact_and_round_trips():
         "acknowledged_writes_file": "/tmp/acknowledged.txt",
         "data_since": 0.25,
         "alertmanager_conn_id": "alertmanager_default",
+        "error_tracking_conn_id": "error_tracking_default",
+        "run_started_at": 0.1,
     }
     assert SLOGateTrigger(**kwargs).serialize() == (classpath, kwargs)
 
@@ -192,3 +195,22 @@ def test_the_gates_data_window_starts_before_the_weights_changed_not_after_the_r
     bare = SLOGateTrigger(step_label="5 %", plan=PLAN, bake_seconds=10, step_timeout_seconds=40, gate_started_at=1.0,
                           weights_set_at=0.5, postgres_conn_id="postgres_default")
     assert bare._integrity_probe().since_epoch == 0.5
+
+
+def test_gate_hands_the_tracker_and_the_run_start_to_its_trigger():
+    from datetime import datetime, timezone
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    class DagRun:
+        start_date = datetime(2026, 12, 8, 2, 0, tzinfo=timezone.utc)
+
+    with pytest.raises(TaskDeferred) as deferred:
+        make_gate(error_tracking_conn_id="error_tracking_default").execute(
+            context={"run_id": RUN_ID, "ti": FakeTI(), "dag_run": DagRun()})
+    trigger = deferred.value.trigger
+    assert trigger.error_tracking_conn_id == "error_tracking_default"
+    assert trigger.run_started_at == DagRun.start_date.timestamp()
+    with pytest.raises(TaskDeferred) as untracked:
+        make_gate().execute(context={"run_id": RUN_ID, "ti": FakeTI()})
+    assert untracked.value.trigger.error_tracking_conn_id is None  # not asked unless wired

@@ -408,3 +408,56 @@ def test_without_a_database_connection_no_probe_runs(prometheus, answers):
     trigger._integrity_probe = lambda: pytest.fail("no postgres_conn_id: the probe must not be built")
     event = run(trigger)
     assert event["status"] == "success" and "integrity" not in event
+
+
+# --- Error tracking (cutover_kit.error_tracking) ----------------------------------------------------
+
+
+class Tracker:
+    """Stands in for the ErrorTrackingHook: per color, the exception types it answers (or raises)."""
+
+    def __init__(self, green: dict[str, int], blue: dict[str, int], fails: Exception | None = None) -> None:
+        self.answers, self.fails, self.asked = {"green": green, "blue": blue}, fails, []
+
+    def exception_types(self, color: str, since: float, until: float | None = None) -> dict[str, int]:
+        self.asked.append((color, since, until))
+        if self.fails:
+            raise self.fails
+        return self.answers[color]
+
+
+def tracked(trigger: SLOGateTrigger, tracker: Tracker, run_started_at: float) -> SLOGateTrigger:
+    trigger.error_tracking_conn_id, trigger.run_started_at = "error_tracking_default", run_started_at
+    trigger._error_tracker = lambda: tracker
+    return trigger
+
+
+def test_a_new_exception_type_is_reported_per_poll_and_does_not_fail_by_default(prometheus, answers):
+    tracker = Tracker(green={"TypeError": 5, "InjectedFaultError": 4}, blue={"Cutover::InjectedFaultError": 1})
+    trigger = tracked(gate(prometheus(answers.healthy()), healthy_before=3.0, step_timeout=40), tracker, run_started_at=100.0)
+    event = run(trigger)
+    assert event["status"] == "success", event["line"]
+    assert "new exception types on green that blue has not raised this run: TypeError x5; reported only" in event["line"]
+    assert event["measurements"]["error_tracking"]["new_types"] == {"TypeError": 5}
+    (green_color, green_since, green_until), (blue_color, blue_since, _) = tracker.asked[:2]
+    assert (green_color, blue_color, blue_since) == ("green", "blue", 100.0)  # blue: since the run began
+    assert green_until - green_since <= PLAN["window_seconds"]  # green: the judging window only
+
+
+def test_a_plan_that_fails_on_new_types_halts_naming_them(prometheus, answers):
+    plan = {**PLAN, "error_tracking": {"fail_on_new_exception_types": True, "min_events": 3}}
+    trigger = tracked(gate(prometheus(answers.healthy()), plan=plan, step_timeout=40), Tracker({"TypeError": 3}, {}), 0.0)
+    event = run(trigger)
+    assert event["status"] == "failed" and event["verdict"] == "FAIL"
+    assert "TypeError x3; FAIL (plan: fail_on_new_exception_types)" in event["line"]
+    assert len(trigger._reflex_rollback.calls) == 1
+
+
+def test_an_unreadable_tracker_never_promotes_a_plan_that_fails_on_new_types(prometheus, answers):
+    plan = {**PLAN, "error_tracking": {"fail_on_new_exception_types": True}}
+    tracker = Tracker({}, {}, fails=ConnectionError("receiver down"))
+    event = run(tracked(gate(prometheus(answers.healthy()), plan=plan, healthy_before=3.0), tracker, 0.0))
+    assert event["status"] == "inconclusive" and "error tracking unreadable: ConnectionError: receiver down" in event["reason"]
+    report_only = run(tracked(gate(prometheus(answers.healthy()), healthy_before=3.0, step_timeout=40),
+                              Tracker({}, {}, fails=ConnectionError("receiver down")), 0.0))
+    assert report_only["status"] == "success" and "error tracking unreadable" in report_only["line"]

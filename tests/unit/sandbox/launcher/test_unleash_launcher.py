@@ -39,7 +39,8 @@ def config(tmp_path: Path, backend: str, unleash_port: int = 14242, **fields) ->
 def test_unleash_runs_only_with_the_unleash_backend(tmp_path):
     assert "unleash" not in Sandbox(config(tmp_path, "file"))._component_names()
     assert Sandbox(config(tmp_path, "unleash"))._component_names() == (
-        "postgres", "redis", "unleash", "webhooks", "alertmanager", "blue_worker", "blue", "green", "haproxy", "prometheus")
+        "postgres", "redis", "unleash", "webhooks", "alertmanager", "sentry", "blue_worker", "blue", "green", "haproxy",
+        "prometheus")
     # A running sandbox is described by its state, whatever this shell's SANDBOX_FLAG_BACKEND says.
     assert "unleash" in Sandbox(config(tmp_path, "file"))._component_names({"flag_backend": "unleash"})
 

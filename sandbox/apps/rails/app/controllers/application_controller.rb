@@ -48,6 +48,18 @@ class ApplicationController < ActionController::API
   # A bug must become a 500 with a JSON body, not an HTML page or a dropped connection.
   def internal_error(error)
     Rails.logger.error("unhandled #{error.class} on #{request.method} #{request.path}: #{error.message}")
+    report_exception(error)
     render_error(500, "internal error")
+  end
+
+  # Rescued exceptions never reach sentry-rails' Rack middleware: a 500 is reported here, with the
+  # route it happened on (asynchronous: the SDK's background worker sends it).
+  def report_exception(error)
+    return unless defined?(Sentry) && Sentry.initialized?
+
+    Sentry.with_scope do |scope|
+      scope.set_tags(route: request.env[Cutover::Envelope::ROUTE_KEY] || request.path)
+      Sentry.capture_exception(error)
+    end
   end
 end

@@ -28,4 +28,25 @@ class FaultsController < ApplicationController
     end
     render json: { crashing: true, exit_code: Cutover::CRASH_EXIT_CODE }, status: :accepted
   end
+
+  # Stage 4's proof that error reporting works: raise one Cutover::ErrorReportingCheck, report it
+  # with the caller's check id as the `check_id` tag, and answer 202 (never a 5xx: no SLO counts it).
+  # 412 when no DSN is configured, so the check fails saying why instead of waiting for nothing.
+  def report_exception
+    body = json_body
+    check_id = body.is_a?(Hash) ? body["check_id"].to_s : ""
+    raise Cutover::HttpError.new(400, "check_id must be 1-64 letters, digits, - or _") unless check_id.match?(/\A[\w-]{1,64}\z/)
+    return render(json: { reported: false, error: "no SENTRY_DSN configured" }, status: :precondition_failed) unless defined?(Sentry) && Sentry.initialized?
+
+    begin
+      raise Cutover::ErrorReportingCheck, "error reporting check #{check_id}"
+    rescue Cutover::ErrorReportingCheck => error
+      event = Sentry.with_scope do |scope|
+        scope.set_tags(check_id: check_id, route: "/__fault/report_exception")
+        Sentry.capture_exception(error)
+      end
+    end
+    render json: { reported: true, type: error.class.name, check_id: check_id, event_id: event&.event_id,
+                   release: Sentry.configuration.release }, status: :accepted
+  end
 end
