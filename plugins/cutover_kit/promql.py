@@ -25,6 +25,10 @@ Measures (each template must answer with at most one series; stage 1 checks it o
   route)`` (APM: the judge ranks routes by how much slower green is than blue); optional, and like
   ``latency_buckets`` both colors or neither. A stack labelling its route otherwise maps it onto
   ``route`` with ``label_replace``.
+- ``forwarded_requests``: of this color's ``requests``, those it passed on to the other color
+  (strangler pattern: green forwards Rails-flagged requests to blue, which counts them again);
+  optional. The judge subtracts them from the other color's requests to get what the router
+  sent each color, and from this color's to get what its own code served.
 
 Pure: no Airflow, no I/O. Text checks here (placeholders, ``{window}`` where a range is needed);
 whether Prometheus parses a template is stage 1's check.
@@ -42,11 +46,11 @@ WINDOW_PLACEHOLDER = "{window}"
 #: Measures in check order; the first three are required, the others may be null.
 REQUIRED_MEASURES = ("requests", "errors", "up")
 OPTIONAL_MEASURES = ("latency_buckets", "jobs_processed", "jobs_failed", "websocket_connections",
-                     "memory_bytes", "cpu_cores", "route_latency_buckets")
+                     "memory_bytes", "cpu_cores", "route_latency_buckets", "forwarded_requests")
 MEASURES = REQUIRED_MEASURES + OPTIONAL_MEASURES
 #: Counted over the judging window: without {window} they would not follow the plan's window.
 WINDOWED_MEASURES = frozenset({"requests", "errors", "latency_buckets", "jobs_processed", "jobs_failed", "cpu_cores",
-                               "route_latency_buckets"})
+                               "route_latency_buckets", "forwarded_requests"})
 #: Measures answered with one series per label set (not one number): stage 1 does not check them
 #: for "at most one series", and the judge reads them as vectors.
 VECTOR_MEASURES = frozenset({"route_latency_buckets"})

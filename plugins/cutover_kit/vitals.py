@@ -10,8 +10,11 @@ Rules (each only when its limit is set; an unset limit is measured and reported,
 
 - throughput: requests per second per percent of traffic the router gives the color. A green that
   drops or refuses requests serves less than its share (``min_throughput_ratio_vs_blue``).
-- background jobs: jobs processed per request served (``min_job_rate_ratio_vs_blue``), and the
-  failed share of jobs, green's against blue's (``max_job_failure_ratio_delta_vs_blue``).
+  Requests green forwarded to blue (strangler pattern) are counted by both apps; they are taken
+  off blue's count, so each color is credited with what the router sent it.
+- background jobs: jobs processed per request served by the color's own code (a forwarded order
+  is queued by blue) (``min_job_rate_ratio_vs_blue``), and the failed share of jobs, green's
+  against blue's (``max_job_failure_ratio_delta_vs_blue``).
 - WebSockets: open connections per percent of traffic (``min_websocket_ratio_vs_blue``).
 - memory: resident memory of all the color's processes (``max_memory_ratio_vs_blue``).
 - CPU: CPU seconds per request served, all the color's processes (``max_cpu_per_request_ratio_vs_blue``).
@@ -63,6 +66,25 @@ class ColorVitals:
     cpu_cores: float | None = None
     db_statement_ms: float | None = None
     db_statement_calls: float | None = None
+    #: Of ``requests``, those this color passed on to the other (strangler forwarding); None: none/unknown.
+    forwarded_requests: float | None = None
+
+    @property
+    def own_requests(self) -> float | None:
+        """Requests this color's own code served (its requests less those it forwarded)."""
+        if self.requests is None:
+            return None
+        return max(0.0, self.requests - (self.forwarded_requests or 0.0))
+
+    def received(self, other: ColorVitals) -> float | None:
+        """Requests the router sent this color: its requests less those the other forwarded to it."""
+        if self.requests is None:
+            return None
+        return max(0.0, self.requests - (other.forwarded_requests or 0.0))
+
+    def per_own_request(self, value: float | None) -> float | None:
+        own = self.own_requests
+        return None if value is None or not own else value / own
 
     @property
     def throughput_rps(self) -> float | None:
@@ -118,10 +140,13 @@ class VitalsJudgement:
 class _Rule:
     limit: str  # the SLOPolicy field
     label: str  # what the line calls the figure
-    read: Callable[[ColorVitals], float | None]
+    read: Callable[[ColorVitals, ColorVitals], float | None]  # (this color, the other color)
     show: Callable[[float], str]
     at_least: bool  # True: green >= limit x blue; False: green <= limit x blue
-    per_traffic: bool  # needs traffic on both colors to compare (per request / per percent)
+    # (this color, the other) -> requests the figure is "per"; below min_requests on either color
+    # the comparison does not exist (not judged). None: the figure needs no traffic.
+    traffic: Callable[[ColorVitals, ColorVitals], float | None] | None = None
+    traffic_label: str = ""
     floor: float = 0.0  # both below: equal
 
 
@@ -129,30 +154,42 @@ def _mib(value: float) -> str:
     return f"{value / MIB:.0f} MiB"
 
 
+def _throughput(vitals: ColorVitals, other: ColorVitals) -> float | None:
+    received = vitals.received(other)
+    return None if received is None else vitals.per_share(received / vitals.window_seconds)
+
+
 _RULES = (
-    _Rule("min_throughput_ratio_vs_blue", "throughput", lambda v: v.per_share(v.throughput_rps),
-          lambda x: f"{x:.2f} req/s per % of traffic", at_least=True, per_traffic=True),
-    _Rule("min_job_rate_ratio_vs_blue", "job rate", lambda v: v.per_request(v.jobs_processed),
-          lambda x: f"{x:.2f} jobs/request", at_least=True, per_traffic=True),
-    _Rule("min_websocket_ratio_vs_blue", "WebSockets", lambda v: v.per_share(v.websocket_connections),
-          lambda x: f"{x:.2f} connections per % of traffic", at_least=True, per_traffic=False),
-    _Rule("max_memory_ratio_vs_blue", "memory", lambda v: v.memory_bytes, _mib, at_least=False, per_traffic=False),
-    _Rule("max_cpu_per_request_ratio_vs_blue", "CPU", lambda v: v.cpu_seconds_per_request,
-          lambda x: f"{x * 1000:.2f} ms CPU/request", at_least=False, per_traffic=True),
-    _Rule("max_db_statement_time_ratio_vs_blue", "DB statement time", lambda v: v.db_statement_ms,
-          lambda x: f"{x:.2f} ms/statement", at_least=False, per_traffic=False, floor=DB_STATEMENT_FLOOR_MS),
+    _Rule("min_throughput_ratio_vs_blue", "throughput", _throughput,
+          lambda x: f"{x:.2f} req/s per % of traffic", at_least=True,
+          traffic=lambda v, o: v.received(o), traffic_label="requests from the router"),
+    _Rule("min_job_rate_ratio_vs_blue", "job rate", lambda v, o: v.per_own_request(v.jobs_processed),
+          lambda x: f"{x:.2f} jobs/request", at_least=True,
+          traffic=lambda v, o: v.own_requests, traffic_label="requests served by its own code"),
+    _Rule("min_websocket_ratio_vs_blue", "WebSockets", lambda v, o: v.per_share(v.websocket_connections),
+          lambda x: f"{x:.2f} connections per % of traffic", at_least=True),
+    _Rule("max_memory_ratio_vs_blue", "memory", lambda v, o: v.memory_bytes, _mib, at_least=False),
+    _Rule("max_cpu_per_request_ratio_vs_blue", "CPU", lambda v, o: v.cpu_seconds_per_request,
+          lambda x: f"{x * 1000:.2f} ms CPU/request", at_least=False,
+          traffic=lambda v, o: v.requests, traffic_label="requests"),
+    _Rule("max_db_statement_time_ratio_vs_blue", "DB statement time", lambda v, o: v.db_statement_ms,
+          lambda x: f"{x:.3f} ms/statement", at_least=False, floor=DB_STATEMENT_FLOOR_MS),
 )
+_PER_SHARE = ("min_throughput_ratio_vs_blue", "min_websocket_ratio_vs_blue")
 
 
 def _judge_rule(rule: _Rule, limit: float, green: ColorVitals, blue: ColorVitals,
                 min_requests: int) -> tuple[str, str]:
     """(kind, phrase): kind is "breach", "doubt", "note" or "held"."""
-    if rule.per_traffic and (blue.requests or 0) < min_requests:
-        return "note", f"{rule.label} not judged: blue has {blue.requests or 0:.0f} requests (< {min_requests}) to compare with"
-    if rule.limit in ("min_throughput_ratio_vs_blue", "min_websocket_ratio_vs_blue") and not (
-            green.traffic_share and blue.traffic_share):
+    if rule.limit in _PER_SHARE and not (green.traffic_share and blue.traffic_share):
         return "note", f"{rule.label} not judged: the traffic split is unknown or all on one color"
-    observed, reference = rule.read(green), rule.read(blue)
+    if rule.traffic is not None:
+        for subject, other in ((green, blue), (blue, green)):
+            seen = rule.traffic(subject, other)
+            if seen is not None and seen < min_requests:
+                return "note", (f"{rule.label} not judged: {subject.color} has {seen:.0f} {rule.traffic_label} "
+                                f"(< {min_requests}) to compare")
+    observed, reference = rule.read(green, blue), rule.read(blue, green)
     if observed is None:
         return "doubt", f"no green {rule.label} data"
     if reference is None:
