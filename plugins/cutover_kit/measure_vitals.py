@@ -15,9 +15,10 @@ its gate, because statement time is the difference between its own readings.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,9 +38,10 @@ STATEMENT_RANK_FLOOR_MS = 0.1
 #: Below this quantile on both colors a route is not ranked (1 ms vs 2 ms is scheduling noise).
 ROUTE_RANK_FLOOR_SECONDS = 0.002
 _SCALARS = ("jobs_processed", "jobs_failed", "websocket_connections", "memory_bytes", "cpu_cores", "forwarded_requests")
-#: Queries in flight at once. Sequential, the list's ~16 queries cost ~70 ms here; Prometheus
-#: answers them in parallel, so the poll waits for the slowest few instead of their sum.
-PARALLEL_QUERIES = 8
+#: The figure under which the batched query tags each color's per-route latency vector.
+ROUTES = "route_latency"
+#: Labels the batched query tags each part's samples with (names no app metric uses).
+COLOR_TAG, FIGURE_TAG = "cutover_color", "cutover_figure"
 
 
 class VectorSource(MetricsSource, Protocol):
@@ -99,102 +101,82 @@ class WholeListMeter:
         self.clock = clock
         self._windows = {color: apm.StatementWindow() for color in COLORS}
 
-    def judge(self, source: VectorSource, plan: CutoverPlan, green: ColorWindow, blue: ColorWindow,
-              window_seconds: int, green_percent: float | None, slo: Judgement) -> tuple[Judgement, dict[str, Any]]:
-        """Measure the list, judge the plan's whole-list limits and fold them into the SLO
-        judge's judgement: (the poll's judgement, the event's ``whole_list``)."""
-        reading = self.measure(source, green, blue, window_seconds, green_percent, plan.slo.quantiles[0])
+    def judge(self, plan: CutoverPlan, reading: WholeListReading, slo: Judgement) -> Judgement:
+        """The plan's whole-list limits judged on ``reading``, folded into the SLO judge's judgement
+        (the APM note rides along)."""
         vitals = judge_vitals(reading.green, reading.blue, plan.slo, min_requests=plan.min_requests)
-        return combine(slo, vitals, reading.apm_note()), reading.to_dict()
+        return combine(slo, vitals, reading.apm_note())
 
     def close(self) -> None:
         closer = getattr(self.statements, "__self__", None)
         if closer is not None and hasattr(closer, "close"):
             closer.close()
 
-    def measure(self, source: VectorSource, green: ColorWindow, blue: ColorWindow, window_seconds: int,
-                green_percent: float | None, route_quantile: float = 0.95) -> WholeListReading:
+    def alongside(self, measure_green: Callable[[], ColorWindow], measure_blue: Callable[[], ColorWindow],
+                  source: VectorSource, window_seconds: int, green_percent: float | None,
+                  judged_quantiles: tuple[float, ...] = (), route_quantile: float = 0.95,
+                  ) -> tuple[ColorWindow, ColorWindow, WholeListReading]:
+        """The SLO judge's measurements of both colors (``measure_green``/``measure_blue``, run as
+        given) and the whole list's, at once: the two colors' SLO measures, one Prometheus query
+        holding every whole-list template of both colors (:func:`batched_query`), and the
+        statement view, each in its own thread. ``judged_quantiles`` are measured by the SLO
+        callables already, not asked twice."""
         problems: list[str] = []
-        shares = {"green": None, "blue": None}
+        shares: dict[str, float | None] = {"green": None, "blue": None}
         if green_percent is not None:
             shares = {"green": green_percent / 100, "blue": 1 - green_percent / 100}
-        windows = {"green": green, "blue": blue}
-        # Every query of the poll at once (Prometheus and PostgreSQL both answer concurrently).
-        with ThreadPoolExecutor(max_workers=PARALLEL_QUERIES, thread_name_prefix="whole-list") as pool:
+        parts = self._parts(window_seconds, judged_quantiles, route_quantile)
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="gate-poll") as pool:
+            slo_jobs = {"green": pool.submit(measure_green), "blue": pool.submit(measure_blue)}
             statements_job = pool.submit(self._statements, window_seconds, problems)
-            routes_job = pool.submit(self._routes, source, route_quantile, window_seconds, pool)
-            figures = {color: self._color_jobs(pool, source, windows[color], window_seconds) for color in COLORS}
+            taken_job = pool.submit(take_batch, source, parts)
+            # The SLO measures' errors first: they name the measure that failed (green up, ...).
+            windows = {color: job.result() for color, job in slo_jobs.items()}
+            taken = taken_job.result()
             statements = statements_job.result()
-            routes = routes_job.result()
-            taken = {color: {name: job.result() for name, job in jobs.items()} for color, jobs in figures.items()}
         vitals = {color: self._color(windows[color], window_seconds, shares[color], statements, taken[color])
                   for color in COLORS}
+        routes = {color: taken[color].get(ROUTES) for color in COLORS}
+        ranked_routes = ([] if routes["green"] is None or routes["blue"] is None
+                         else apm.rank(routes["green"], routes["blue"], floor=ROUTE_RANK_FLOOR_SECONDS))
         ranked_statements = []
         if statements["green"] is not None and statements["blue"] is not None:
             def ranked_means(totals: apm.StatementTotals) -> dict[str, float]:
                 return apm.mean_ms({name: figures for name, figures in totals.items() if figures[0] >= MIN_STATEMENT_CALLS})
             ranked_statements = apm.rank(ranked_means(statements["green"]), ranked_means(statements["blue"]),
                                          STATEMENT_RANK_FLOOR_MS)
-        return WholeListReading(vitals["green"], vitals["blue"], routes, ranked_statements, route_quantile, tuple(problems))
+        reading = WholeListReading(vitals["green"], vitals["blue"], ranked_routes, ranked_statements, route_quantile,
+                                   tuple(problems))
+        return windows["green"], windows["blue"], reading
 
-    def _color_jobs(self, pool: ThreadPoolExecutor, source: MetricsSource, window: ColorWindow,
-                    window_seconds: int) -> dict[Any, Future]:
-        """One future per figure of the color: the quantiles (those the judge did not measure
-        already) and the scalar measures."""
-        color, jobs = window.color, {}
-        if self.metrics.latency_available:
-            for quantile in REPORTED_QUANTILES:
-                if quantile not in window.latency_seconds:
-                    jobs[quantile] = pool.submit(self._take, source, color, f"{quantile_label(quantile)} latency",
-                                                 self.metrics.latency_quantile(color, quantile, window_seconds))
-        for measure in _SCALARS:
-            jobs[measure] = pool.submit(self._take, source, color, measure.replace("_", " "),
-                                        self.metrics.render(color, measure, window_seconds))
-        return jobs
-
-    def _take(self, source: MetricsSource, color: str, measure: str, promql: str | None) -> float | None:
-        from cutover_kit.hooks.prometheus import PrometheusError  # not at import: DAG parsing stays light
-
-        if promql is None:
-            return None
-        try:
-            return source.query_optional(promql)
-        except PrometheusError as error:
-            raise MeasurementError(color, measure, error) from error
+    def _parts(self, window_seconds: int, judged_quantiles: tuple[float, ...],
+               route_quantile: float) -> dict[tuple[str, Any], str]:
+        """{(color, figure): PromQL} of every whole-list template the set has (None ones left out):
+        the reported quantiles the judge does not measure, the scalar measures, the route vector."""
+        parts: dict[tuple[str, Any], str | None] = {}
+        for color in COLORS:
+            if self.metrics.latency_available:
+                for quantile in REPORTED_QUANTILES:
+                    if quantile not in judged_quantiles:
+                        parts[color, quantile] = self.metrics.latency_quantile(color, quantile, window_seconds)
+            for measure in _SCALARS:
+                parts[color, measure] = self.metrics.render(color, measure, window_seconds)
+            parts[color, ROUTES] = self.metrics.route_latency_quantile(color, route_quantile, window_seconds)
+        return {key: promql for key, promql in parts.items() if promql is not None}
 
     def _color(self, window: ColorWindow, window_seconds: int, share: float | None,
-               statements: Mapping[str, apm.StatementTotals | None], taken: Mapping[Any, float | None]) -> ColorVitals:
+               statements: Mapping[str, apm.StatementTotals | None], taken: Mapping[Any, Any]) -> ColorVitals:
         color = window.color
         latency: dict[float, float | None] = {}
         if self.metrics.latency_available:
-            latency = {quantile: window.latency_seconds[quantile] if quantile in window.latency_seconds else taken[quantile]
+            latency = {quantile: taken[quantile] if quantile in taken else window.latency_seconds.get(quantile)
                        for quantile in REPORTED_QUANTILES}
         mean_ms, calls = (None, None)
         if statements.get(color) is not None:
             mean_ms, calls = apm.overall_mean_ms(statements[color])
         return ColorVitals(color=color, window_seconds=float(window_seconds), requests=window.requests,
                            traffic_share=share, latency_seconds=latency, db_statement_ms=mean_ms,
-                           db_statement_calls=calls, **{measure: taken[measure] for measure in _SCALARS})
-
-    def _routes(self, source: VectorSource, quantile: float, window_seconds: int,
-                pool: ThreadPoolExecutor | None = None) -> list[apm.Slowdown]:
-        queries = {color: self.metrics.route_latency_quantile(color, quantile, window_seconds) for color in COLORS}
-        if any(promql is None for promql in queries.values()):
-            return []
-        if pool is None:
-            per_color = {color: self._route_vector(source, color, promql) for color, promql in queries.items()}
-        else:  # the green query runs beside this thread's blue one
-            green = pool.submit(self._route_vector, source, "green", queries["green"])
-            per_color = {"blue": self._route_vector(source, "blue", queries["blue"]), "green": green.result()}
-        return apm.rank(per_color["green"], per_color["blue"], floor=ROUTE_RANK_FLOOR_SECONDS)
-
-    def _route_vector(self, source: VectorSource, color: str, promql: str) -> dict[str, float]:
-        from cutover_kit.hooks.prometheus import PrometheusError
-
-        try:
-            return _route_values(source.query(promql))
-        except PrometheusError as error:
-            raise MeasurementError(color, "route latency", error) from error
+                           db_statement_calls=calls, **{measure: taken.get(measure) for measure in _SCALARS})
 
     def _statements(self, window_seconds: int, problems: list[str]) -> dict[str, apm.StatementTotals | None]:
         """Per color, what its role ran over the window; None where that is not known (yet)."""
@@ -218,18 +200,71 @@ class WholeListMeter:
         return found
 
 
-def _route_values(result: list[dict[str, Any]]) -> dict[str, float]:
-    """{``GET /api/orders/{id}``: seconds} from a per-route quantile vector; NaN (no requests) left out."""
-    values = {}
+def _tag(key: tuple[str, Any]) -> tuple[str, str]:
+    color, figure = key
+    return color, (quantile_label(figure) if isinstance(figure, float) else str(figure))
+
+
+def batched_query(parts: Mapping[tuple[str, Any], str]) -> str:
+    """One PromQL expression answering every part: each part's samples tagged with its color and
+    figure (``label_replace`` with an empty source regex sets a constant label), joined with
+    ``or`` (distinct tags, so no part's samples hide another's). One round trip and one
+    evaluation instead of ~16: measured here, the poll's cost was its round trips."""
+    tagged = []
+    for key, promql in parts.items():
+        color, figure = _tag(key)
+        tagged.append(f'label_replace(label_replace(({promql}), "{COLOR_TAG}", "{color}", "", ""), '
+                      f'"{FIGURE_TAG}", "{figure}", "", "")')
+    return "\nor ".join(tagged)
+
+
+def take_batch(source: VectorSource, parts: Mapping[tuple[str, Any], str]) -> dict[str, dict[Any, Any]]:
+    """{color: {figure: float or None, ROUTES: {route: seconds}}} from one batched query. A part
+    without samples (an absent metric, no requests: NaN) is None, never zero; a part answering
+    several series raises MeasurementError naming it, like a one-number template would."""
+    from cutover_kit.hooks.prometheus import PrometheusBadAnswer, PrometheusError
+
+    taken: dict[str, dict[Any, Any]] = {color: {} for color in COLORS}
+    if not parts:
+        return taken
+    promql = batched_query(parts)
+    try:
+        result = source.query(promql)
+    except PrometheusError as error:
+        # The hook quotes the query; this one is ~4 kB of every template: the reason names it instead.
+        error.args = (str(error).replace(repr(promql), "the whole-list query"),)
+        raise MeasurementError("both colors", "whole list", error) from error
+    keys = {_tag(key): key for key in parts}
+    for color, figure in parts:
+        taken[color][figure] = {} if figure == ROUTES else None
+    seen: set[tuple[str, Any]] = set()
     for sample in result:
-        labels = sample.get("metric", {})
-        try:
-            value = float(sample["value"][1])
-        except (KeyError, IndexError, TypeError, ValueError):
+        labels = dict(sample.get("metric", {}))
+        key = keys.get((labels.pop(COLOR_TAG, None), labels.pop(FIGURE_TAG, None)))
+        if key is None:
             continue
-        if value == value and "route" in labels:  # NaN != NaN: a route without requests in the window
-            values[apm.route_key(labels.get("method", ""), labels["route"])] = value
-    return values
+        color, figure = key
+        value = _number(sample)
+        if figure == ROUTES:
+            if value is not None and "route" in labels:
+                taken[color][ROUTES][apm.route_key(labels.get("method", ""), labels["route"])] = value
+            continue
+        if key in seen:
+            name = f"{color}.{_tag(key)[1]}"
+            raise MeasurementError(color, name, PrometheusBadAnswer(f"{name} answered several series; expected one "
+                                                                    f"(aggregate it)"))
+        seen.add(key)
+        taken[color][figure] = value
+    return taken
+
+
+def _number(sample: Mapping[str, Any]) -> float | None:
+    """The sample's value; None for NaN (a quantile without requests) or a non-number."""
+    try:
+        value = float(sample["value"][1])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
 
 
 def connected_meter(metrics: MetricTemplates, postgres_conn_id: str | None) -> WholeListMeter:

@@ -79,7 +79,7 @@ from cutover_kit.slo import ColorWindow, Judgement, Verdict, judge_window
 
 if TYPE_CHECKING:  # psycopg2 stays out of DAG parsing: the probe is imported when a gate runs
     from cutover_kit.db.integrity_probe import IntegrityProbe
-    from cutover_kit.measure_vitals import WholeListMeter
+    from cutover_kit.measure_vitals import WholeListMeter, WholeListReading
 
 
 class SLOGateTrigger(BaseTrigger):
@@ -256,26 +256,27 @@ class SLOGateTrigger(BaseTrigger):
             "resumed": True,
         }
 
-    def _measure(self, source: MetricsSource, plan: CutoverPlan, window: int) -> tuple[ColorWindow, ColorWindow]:
+    def _measure(self, source: MetricsSource, plan: CutoverPlan, window: int) -> tuple[ColorWindow, ColorWindow, WholeListReading]:
         quantiles, z = tuple(plan.slo.quantiles), plan.slo.confidence_z
-        return (measure_color(source, "green", window, quantiles, plan.metrics, z),
-                measure_color(source, "blue", window, quantiles, plan.metrics, z))
+        # Both colors and the rest of the whole list (cutover_kit.measure_vitals), queried at once.
+        return self._whole_list(plan).alongside(
+            lambda: measure_color(source, "green", window, quantiles, plan.metrics, z),
+            lambda: measure_color(source, "blue", window, quantiles, plan.metrics, z),
+            source, window, self.green_percent, quantiles, quantiles[0])
 
     async def _judge_once(self, source: MetricsSource, plan: CutoverPlan, baseline: ColorWindow | None) -> tuple[Judgement, dict]:
         window = judging_window_seconds(time.time() - self.weights_set_at, plan.window_seconds)
         try:
-            green, blue = await sync_to_async(self._measure)(source, plan, window)
-            judgement = judge_window(
-                green, blue, plan.slo, min_requests=plan.min_requests, window_seconds=window, blue_baseline=baseline,
-                judge_latency=plan.metrics.latency_available,
-            )
-            # The rest of the "monitor closely" list and APM (cutover_kit.measure_vitals), folded in.
-            judgement, whole_list = await sync_to_async(self._whole_list(plan).judge)(
-                source, plan, green, blue, window, self.green_percent, judgement)
+            green, blue, whole_list = await sync_to_async(self._measure)(source, plan, window)
         except MeasurementError as error:
             return Judgement(Verdict.INCONCLUSIVE, str(error)), {}
+        judgement = judge_window(
+            green, blue, plan.slo, min_requests=plan.min_requests, window_seconds=window, blue_baseline=baseline,
+            judge_latency=plan.metrics.latency_available,
+        )
+        judgement = self._whole_list(plan).judge(plan, whole_list, judgement)  # the plan's whole-list limits, APM
         return judgement, {"window_seconds": window, "green": green.to_dict(), "blue": blue.to_dict(),
-                           "whole_list": whole_list}
+                           "whole_list": whole_list.to_dict()}
 
     async def _probe_integrity(self, probe: IntegrityProbe | None) -> tuple[IntegrityJudgement | None, dict, str | None]:
         """(judgement or None when no probe runs, facts for the event, error text when it could not judge)."""
