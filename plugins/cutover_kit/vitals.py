@@ -190,6 +190,11 @@ def _judge_rule(rule: _Rule, limit: float, green: ColorVitals, blue: ColorVitals
                 return "note", (f"{rule.label} not judged: {subject.color} has {seen:.0f} {rule.traffic_label} "
                                 f"(< {min_requests}) to compare")
     observed, reference = rule.read(green, blue), rule.read(blue, green)
+    if rule.limit == "max_db_statement_time_ratio_vs_blue":
+        # Read, but nothing ran (blue at 100 % green): nothing to compare, not missing data.
+        idle = [v.color for v in (green, blue) if v.db_statement_calls == 0]
+        if idle:
+            return "note", f"{rule.label} not judged: {' and '.join(idle)} ran no statements in the window"
     if observed is None:
         return "doubt", f"no green {rule.label} data"
     if reference is None:

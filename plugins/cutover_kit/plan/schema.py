@@ -475,6 +475,9 @@ OVERRIDABLE_FIELDS: dict[str, dict[str, Any]] = {
         SLO_OVERRIDE_PREFIX + slo_field: _nullable(SLO_PROPERTIES[slo_field])
         for slo_field in ("max_error_ratio", "max_latency_ratio_vs_blue")
     },
+    # The whole-list limits are nullable already (null here too keeps the plan file's value).
+    **{SLO_OVERRIDE_PREFIX + slo_field: {**copy.deepcopy(fragment), "type": ["null", "number"]}
+       for slo_field, fragment in WHOLE_LIST_LIMITS.items()},
 }
 
 _OVERRIDES_SCHEMA: dict[str, Any] = {

@@ -107,6 +107,13 @@ def test_job_failures_compare_green_s_kindest_reading_with_blue_s_harshest():
     assert missing.verdict is Verdict.INCONCLUSIVE
 
 
+def test_a_color_that_ran_no_statements_leaves_statement_time_not_judged():
+    result = judged("max_db_statement_time_ratio_vs_blue", 1.5, vitals("green"),
+                    vitals("blue", db_statement_ms=None, db_statement_calls=0.0))
+    assert result.verdict is Verdict.PASS
+    assert result.notes == ("DB statement time not judged: blue ran no statements in the window",)
+
+
 def test_statement_time_below_the_floor_is_noise_not_a_regression():
     result = judged("max_db_statement_time_ratio_vs_blue", 1.5, vitals("green", db_statement_ms=0.9), vitals("blue", db_statement_ms=0.1))
     assert result.verdict is Verdict.PASS  # 9x, but both under 1 ms
