@@ -17,6 +17,18 @@ Measures (each template must answer with at most one series; stage 1 checks it o
 - ``up``: 1 while the color's target answers scrapes;
 - ``jobs_processed``, ``jobs_failed``: background jobs in the window; ``websocket_connections``:
   open WebSocket connections now. Optional (``null`` when the app exports nothing for them).
+- ``memory_bytes``: resident memory of all the color's processes now (web and job workers);
+  ``cpu_cores``: CPU seconds per second those processes used over the window; optional. One
+  color's process model (Puma + Sidekiq) is not another's (one Node process running its BullMQ
+  worker in-process), so only the color's total is comparable (docs/whole-list-gate.md).
+- ``route_latency_buckets``: the request histogram's buckets rate aggregated ``by (le, method,
+  route)`` (APM: the judge ranks routes by how much slower green is than blue); optional, and like
+  ``latency_buckets`` both colors or neither. A stack labelling its route otherwise maps it onto
+  ``route`` with ``label_replace``.
+- ``forwarded_requests``: of this color's ``requests``, those it passed on to the other color
+  (strangler pattern: green forwards Rails-flagged requests to blue, which counts them again);
+  optional. The judge subtracts them from the other color's requests to get what the router
+  sent each color, and from this color's to get what its own code served.
 
 Pure: no Airflow, no I/O. Text checks here (placeholders, ``{window}`` where a range is needed);
 whether Prometheus parses a template is stage 1's check.
@@ -33,10 +45,17 @@ COLORS = ("blue", "green")
 WINDOW_PLACEHOLDER = "{window}"
 #: Measures in check order; the first three are required, the others may be null.
 REQUIRED_MEASURES = ("requests", "errors", "up")
-OPTIONAL_MEASURES = ("latency_buckets", "jobs_processed", "jobs_failed", "websocket_connections")
+OPTIONAL_MEASURES = ("latency_buckets", "jobs_processed", "jobs_failed", "websocket_connections",
+                     "memory_bytes", "cpu_cores", "route_latency_buckets", "forwarded_requests")
 MEASURES = REQUIRED_MEASURES + OPTIONAL_MEASURES
 #: Counted over the judging window: without {window} they would not follow the plan's window.
-WINDOWED_MEASURES = frozenset({"requests", "errors", "latency_buckets", "jobs_processed", "jobs_failed"})
+WINDOWED_MEASURES = frozenset({"requests", "errors", "latency_buckets", "jobs_processed", "jobs_failed", "cpu_cores",
+                               "route_latency_buckets", "forwarded_requests"})
+#: Measures answered with one series per label set (not one number): stage 1 does not check them
+#: for "at most one series", and the judge reads them as vectors.
+VECTOR_MEASURES = frozenset({"route_latency_buckets"})
+#: Labels a route_latency_buckets template must keep (besides `le`).
+ROUTE_LABELS = ("method", "route")
 # `{name}` with a bare identifier inside is a placeholder (a label matcher always has `=` or `~`).
 _PLACEHOLDER = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")
 
@@ -56,10 +75,15 @@ def template_problems(templates: Mapping[str, Any]) -> list[str]:
                 problems.append(f"metric template {name} has unknown placeholder(s) {', '.join(unknown)}; only {WINDOW_PLACEHOLDER} exists")
             if measure in WINDOWED_MEASURES and WINDOW_PLACEHOLDER not in text:
                 problems.append(f"metric template {name} must count over {WINDOW_PLACEHOLDER} (e.g. [{WINDOW_PLACEHOLDER}])")
-    latency = [color for color in COLORS if templates[color].get("latency_buckets") is not None]
-    if len(latency) == 1:
-        # The judge compares green with blue: one histogram alone cannot be compared.
-        problems.append(f"metric template latency_buckets is set for {latency[0]} only; set it for both colors or neither")
+    for measure in ("latency_buckets", "route_latency_buckets"):
+        latency = [color for color in COLORS if templates[color].get(measure) is not None]
+        if len(latency) == 1:
+            # The judge compares green with blue: one histogram alone cannot be compared.
+            problems.append(f"metric template {measure} is set for {latency[0]} only; set it for both colors or neither")
+    for color in COLORS:
+        text = templates[color].get("route_latency_buckets")
+        if text is not None and not all(re.search(rf"\b{label}\b", text) for label in ("le", *ROUTE_LABELS)):
+            problems.append(f"metric template {color}.route_latency_buckets must aggregate by (le, method, route)")
     return problems
 
 
@@ -105,6 +129,11 @@ class MetricTemplates:
         buckets = self.render(color, "latency_buckets", window_seconds)
         return None if buckets is None else f"histogram_quantile({quantile}, {buckets})"
 
+    def route_latency_quantile(self, color: str, quantile: float, window_seconds: int) -> str | None:
+        """One series per (method, route): the quantile of each route's histogram; None when unavailable."""
+        buckets = self.render(color, "route_latency_buckets", window_seconds)
+        return None if buckets is None else f"histogram_quantile({quantile}, {buckets})"
+
     def checks(self, window_seconds: int, quantile: float) -> list[tuple[str, str]]:
         """(template name, PromQL) of every template set, as stage 1 runs them: each must answer
         with at most one series. The buckets answer one series per ``le``, so they are checked
@@ -112,6 +141,8 @@ class MetricTemplates:
         checks = []
         for color in COLORS:
             for measure in MEASURES:
+                if measure in VECTOR_MEASURES:
+                    continue
                 promql = (self.latency_quantile(color, quantile, window_seconds) if measure == "latency_buckets"
                           else self.render(color, measure, window_seconds))
                 if promql is not None:

@@ -33,6 +33,9 @@ HALT_CAUSES = (
     (re.compile(r"\bblue (5xx|p\d+)|regressed vs"), ROLLBACK, "blue-regressed"),
     (re.compile(r"\bgreen 5xx"), ROLLBACK, "error-rate"),
     (re.compile(r"\bgreen p\d+"), ROLLBACK, "latency"),
+    # The whole list's limits (cutover_kit.vitals): "green memory 412 MiB > 1.5 x blue 200 MiB".
+    (re.compile(r"\bgreen (memory|CPU|throughput|job rate|WebSockets|DB statement time) [^;]*[<>] [\d.]+ x blue\b"
+                r"|\bgreen failed jobs [^;]*\(> \+"), ROLLBACK, "whole-list-limit"),
     (re.compile(r"GX validation|expectations|Halt before any traffic moved"), ROLLBACK, "data-validation-failed"),
     (re.compile(r"task\(s\) failed|did not run|no healthy gate result|did not report"), ROLLBACK, "a-task-failed"),
 )

@@ -88,7 +88,7 @@ class Apps:
         env.update({
             # libpq reads PG*: no URL to quote the generated password into, nothing in argv.
             "PGHOST": pg["host"], "PGPORT": str(pg["port"]), "PGDATABASE": pg["dbname"],
-            "PGUSER": pg["user"], "PGPASSWORD": pg["password"],
+            "PGUSER": self.app_login("blue")[0], "PGPASSWORD": self.app_login("blue")[1],
             "REDIS_URL": self.redis_url, "PORT": str(cfg.blue_port), "APP_COLOR": "blue",
             "METRICS_DIR": str(cfg.state_dir / "blue-metrics"), "RAILS_ENV": "production",
             "RAILS_MAX_THREADS": str(BLUE_PUMA_THREADS),
@@ -110,7 +110,7 @@ class Apps:
         if name == BLUE_WORKER:
             return [str(self.rails_dir / "bin" / "worker"), "--tag", self._process_tag(BLUE_WORKER)], self._blue_env()
         env = dict(os.environ)
-        env["SANDBOX_APP_DSN"] = self.dsn()
+        env["SANDBOX_APP_DSN"] = self.app_dsn("green")
         env["SANDBOX_REDIS_URL"] = self.redis_url
         env["SANDBOX_FLAG_BACKEND"] = cfg.flag_backend
         env["SANDBOX_FLAGS_FILE"] = str(cfg.flags_file)

@@ -163,8 +163,11 @@ class Sandbox(ProcessControl, StateFile, ConfigFiles, Postgres, RedisServer, Unl
                 "login": pg["user"], "password": pg["password"], "schema": pg["dbname"],
             },
             "redis_default": {"conn_type": "redis", "host": host, "port": ports["redis_port"]},
-            "app_blue": {"conn_type": "http", "host": host, "port": ports["blue_port"]},
-            "app_green": {"conn_type": "http", "host": host, "port": ports["green_port"]},
+            # database_role: the role each live app connects as (the gate's statement time per color).
+            "app_blue": {"conn_type": "http", "host": host, "port": ports["blue_port"],
+                         "extra": {"database_role": self.app_login("blue")[0]}},
+            "app_green": {"conn_type": "http", "host": host, "port": ports["green_port"],
+                          "extra": {"database_role": self.app_login("green")[0]}},
             "app_router": {"conn_type": "http", "host": host, "port": ports["router_port"]},
             # Stages 6 and 7: each color's stage instance, started on the stage's database copy by
             # `python -m sandbox.launcher stage-up` (cutover_kit.hooks.stage_instances).

@@ -25,6 +25,9 @@ log = logging.getLogger("sandbox")
 DB_NAME = DB_USER = "cutover"
 # The stage instances' database roles (stages 6 and 7), members of `cutover` so its privileges hold.
 STAGE_ROLES = {"blue": "cutover_stage_blue", "green": "cutover_stage_green"}
+# The live apps' roles, members of `cutover` like the stage roles: pg_stat_statements tells each
+# color's statements apart for the SLO gate (database statement time per color, APM).
+APP_ROLES = {"blue": "cutover_app_blue", "green": "cutover_app_green"}
 # pg_stat_statements lives in the maintenance database, not in `cutover`: an extension in the app
 # database would be in every backup, and a non-superuser (the `cutover` role restoring the
 # verified backup into a copy) cannot create it. Its figures are cluster-wide all the same.
@@ -159,6 +162,7 @@ class Postgres:
         self._psql_superuser(f"CREATE ROLE {DB_USER} LOGIN CREATEDB PASSWORD '{password}';\n"
                              f"CREATE DATABASE {DB_NAME} OWNER {DB_USER};\n")
         self._create_stage_roles_and_stats()
+        self._create_app_roles()
         # The legacy (Rails) schema, then the outbox both apps' jobs write.
         bootstrap_sql = self.config.repo_root / "include" / "sql" / "bootstrap"
         with psycopg2.connect(self.dsn(), connect_timeout=5) as conn, conn.cursor() as cur:
@@ -188,6 +192,34 @@ class Postgres:
                           "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;\n")
         # Through stdin (passwords stay out of `ps`), connected to the maintenance database.
         self._psql_superuser("".join(statements))
+
+    def _create_app_roles(self) -> None:
+        """The live apps' roles (idempotent), with `cutover`'s privileges through membership. A
+        state from before they existed has no passwords for them: the apps then connect as `cutover`."""
+        statements = []
+        for color, role in APP_ROLES.items():
+            entry = (self._state["postgres"].get("app_roles") or {}).get(color)
+            if not entry:
+                continue
+            password = entry["password"].replace("'", "''")
+            statements.append(
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} LOGIN; END IF; END $$;\n"
+                f"ALTER ROLE {role} LOGIN PASSWORD '{password}';\nGRANT {DB_USER} TO {role};\n")
+        if statements:
+            self._psql_superuser("".join(statements))
+
+    def app_login(self, color: str) -> tuple[str, str]:
+        """(user, password) the live app of `color` connects as: its own role, else `cutover`."""
+        pg = (self._state or self._require_state())["postgres"]
+        entry = (pg.get("app_roles") or {}).get(color)
+        return (entry["user"], entry["password"]) if entry else (pg["user"], pg["password"])
+
+    def app_dsn(self, color: str) -> str:
+        """libpq DSN of the `cutover` database as the live app of `color` connects to it."""
+        pg = (self._state or self._require_state())["postgres"]
+        user, password = self.app_login(color)
+        return psycopg2.extensions.make_dsn(host=pg["host"], port=pg["port"], dbname=pg["dbname"],
+                                            user=user, password=password)
 
     def _stop_postgres(self, info: dict[str, Any] | None) -> bool:
         pidfile = self.config.postgres_data_dir / "postmaster.pid"

@@ -12,7 +12,7 @@ from typing import Any
 
 from sandbox.config import SandboxConfig
 from sandbox.launcher.errors import SandboxError
-from sandbox.launcher.postgres import DB_NAME, DB_USER, STAGE_ROLES
+from sandbox.launcher.postgres import APP_ROLES, DB_NAME, DB_USER, STAGE_ROLES
 from sandbox.launcher.unleash import UNLEASH_ENVIRONMENT, UNLEASH_PROJECT
 
 STATE_VERSION = 1
@@ -60,6 +60,9 @@ class StateFile:
                 # generated per up, like cutover's.
                 "stage_roles": {color: {"user": role, "password": secrets.token_urlsafe(24)}
                                 for color, role in STAGE_ROLES.items()},
+                # The live apps' own roles (the gate's statement time per color), likewise.
+                "app_roles": {color: {"user": role, "password": secrets.token_urlsafe(24)}
+                              for color, role in APP_ROLES.items()},
             },
             "components": {},
         }

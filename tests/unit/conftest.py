@@ -39,6 +39,8 @@ def healthy(green_errors: str = "0") -> Answer:
             return vector("1000")
         if promql.startswith("histogram_quantile"):
             return vector("0.02")
+        if promql.startswith("label_replace("):
+            return vector()  # the whole list's batched query (cutover_kit.measure_vitals): no data
         raise AssertionError(f"unexpected query {promql!r}")
     return answer
 

@@ -9,6 +9,8 @@ the stage's copy database during its load run.
   database (where the sandbox installs it: an extension in the app database would end up in
   its backups, which a non-superuser cannot restore).
 * :func:`server_limits`: max_connections and the role's CONNECTION LIMIT.
+* :class:`StatementTotalsReader`: every statement of the live apps' roles, read by the SLO gate on
+  each poll (database statement time per color, cutover_kit.vitals and cutover_kit.apm).
 
 Reading other roles' rows needs the Connection's role to hold ``pg_read_all_stats`` (or
 ``pg_monitor``). Every failure raises :class:`PgStatsUnavailable` with the reason, which the hint
@@ -35,6 +37,13 @@ SELECT s.query, s.calls, s.mean_exec_time, s.total_exec_time
  ORDER BY s.total_exec_time DESC
  LIMIT %s
 """
+TOTALS_SQL = f"""
+SELECT r.rolname, s.query, s.calls, s.total_exec_time
+  FROM pg_stat_statements s
+  JOIN pg_roles r ON r.oid = s.userid
+  JOIN pg_database d ON d.oid = s.dbid
+ WHERE r.rolname = ANY(%s) AND d.datname = %s AND s.query !~* '{UTILITY}'
+"""
 ACTIVITY_SQL = """
 SELECT count(*), count(*) FILTER (WHERE state = 'active'), count(*) FILTER (WHERE state IS NULL)
   FROM pg_stat_activity WHERE usename = %s AND datname = %s
@@ -57,9 +66,9 @@ def _connect(dsn: str, database: str | None = None) -> psycopg2.extensions.conne
     return conn
 
 
-def slowest_statements(dsn: str, role: str, database: str, limit: int = 3) -> list[dict[str, Any]]:
-    """The role's top statements in `database` by total execution time:
-    [{query, calls, mean_ms, total_ms}], or PgStatsUnavailable."""
+def _read_statements_view(dsn: str, sql_text: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Rows of a query on pg_stat_statements: the DSN's own database first, then the maintenance
+    database (where the sandbox installs the view); PgStatsUnavailable with every reason otherwise."""
     own = psycopg2.extensions.parse_dsn(dsn).get("dbname")
     problems = []
     for where in dict.fromkeys(filter(None, (own, MAINTENANCE_DATABASE))):
@@ -70,8 +79,8 @@ def slowest_statements(dsn: str, role: str, database: str, limit: int = 3) -> li
             continue
         try:
             with conn.cursor() as cur:
-                cur.execute(SLOWEST_SQL, (role, database, limit))
-                rows = cur.fetchall()
+                cur.execute(sql_text, params)
+                return cur.fetchall()
         except psycopg2.errors.UndefinedTable:
             problems.append(f"no pg_stat_statements view in database {where}")
             continue
@@ -79,13 +88,73 @@ def slowest_statements(dsn: str, role: str, database: str, limit: int = 3) -> li
             raise PgStatsUnavailable(f"pg_stat_statements in {where}: {str(error).strip()}") from error
         finally:
             conn.close()
-        if any(query == "<insufficient privilege>" for query, *_ in rows):
-            raise PgStatsUnavailable(f"the Connection's role may not read role {role}'s statements: "
-                                     "GRANT pg_read_all_stats to it")
-        return [{"query": query, "calls": int(calls), "mean_ms": round(float(mean), 3), "total_ms": round(float(total), 1)}
-                for query, calls, mean, total in rows]
     raise PgStatsUnavailable("pg_stat_statements is not installed (" + "; ".join(problems) + "): load it with "
                              "shared_preload_libraries and CREATE EXTENSION pg_stat_statements")
+
+
+def _refuse_hidden(rows: list[tuple[Any, ...]], query_column: int, roles: str) -> None:
+    if any(row[query_column] == "<insufficient privilege>" for row in rows):
+        raise PgStatsUnavailable(f"the Connection's role may not read role {roles}'s statements: "
+                                 "GRANT pg_read_all_stats to it")
+
+
+def slowest_statements(dsn: str, role: str, database: str, limit: int = 3) -> list[dict[str, Any]]:
+    """The role's top statements in `database` by total execution time:
+    [{query, calls, mean_ms, total_ms}], or PgStatsUnavailable."""
+    rows = _read_statements_view(dsn, SLOWEST_SQL, (role, database, limit))
+    _refuse_hidden(rows, 0, role)
+    return [{"query": query, "calls": int(calls), "mean_ms": round(float(mean), 3), "total_ms": round(float(total), 1)}
+            for query, calls, mean, total in rows]
+
+
+class StatementTotalsReader:
+    """Every statement of some roles in one database, as counted so far (the SLO gate reads it on
+    each poll and differences the readings: cutover_kit.apm.StatementWindow). One connection held
+    open between readings: a password handshake per poll would cost more than the query. The view
+    is found as :func:`slowest_statements` finds it; close() when done."""
+
+    def __init__(self, dsn: str, roles: list[str], database: str) -> None:
+        self.dsn, self.roles, self.database = dsn, list(roles), database
+        self._conn: psycopg2.extensions.connection | None = None
+
+    def _open(self) -> psycopg2.extensions.connection:
+        own = psycopg2.extensions.parse_dsn(self.dsn).get("dbname")
+        problems = []
+        for where in dict.fromkeys(filter(None, (own, MAINTENANCE_DATABASE))):
+            try:
+                conn = _connect(self.dsn, where)
+            except PgStatsUnavailable as error:
+                problems.append(str(error))
+                continue
+            with conn.cursor() as cur:
+                cur.execute("SELECT to_regclass('pg_stat_statements') IS NOT NULL")
+                if cur.fetchone()[0]:
+                    return conn
+            conn.close()
+            problems.append(f"no pg_stat_statements view in database {where}")
+        raise PgStatsUnavailable("pg_stat_statements is not installed (" + "; ".join(problems) + ")")
+
+    def read(self) -> dict[str, list[dict[str, Any]]]:
+        """{role: [{query, calls, total_ms}]}; PgStatsUnavailable when the view cannot be read."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = self._open()
+            with self._conn.cursor() as cur:
+                cur.execute(TOTALS_SQL, (self.roles, self.database))
+                rows = cur.fetchall()
+        except psycopg2.Error as error:
+            self.close()  # reconnect on the next reading
+            raise PgStatsUnavailable(f"pg_stat_statements: {str(error).strip()}") from error
+        _refuse_hidden(rows, 1, ", ".join(self.roles))
+        found: dict[str, list[dict[str, Any]]] = {role: [] for role in self.roles}
+        for role, query, calls, total in rows:
+            found[role].append({"query": query, "calls": int(calls), "total_ms": float(total)})
+        return found
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def server_limits(dsn: str, role: str) -> tuple[int | None, int | None]:

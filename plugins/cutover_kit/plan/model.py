@@ -86,6 +86,15 @@ class SLOPolicy:
     latency_floor_seconds: float = 0.05
     quantiles: tuple[float, ...] = (0.95, 0.99)
     confidence_z: float = 1.96
+    # The rest of the "monitor closely" list (schema.WHOLE_LIST_LIMITS, judged by cutover_kit.vitals):
+    # None = measured and reported every poll, never judged.
+    min_throughput_ratio_vs_blue: float | None = None
+    min_job_rate_ratio_vs_blue: float | None = None
+    max_job_failure_ratio_delta_vs_blue: float | None = None
+    min_websocket_ratio_vs_blue: float | None = None
+    max_memory_ratio_vs_blue: float | None = None
+    max_cpu_per_request_ratio_vs_blue: float | None = None
+    max_db_statement_time_ratio_vs_blue: float | None = None
 
     def __post_init__(self) -> None:
         raw = {f.name: as_json_document(getattr(self, f.name)) for f in fields(self)}
@@ -95,6 +104,8 @@ class SLOPolicy:
         # Normalise YAML/JSON ints to floats so equal policies compare and serialise equal.
         for f in fields(self):
             value = getattr(self, f.name)
+            if value is None:  # an unset whole-list limit stays unset
+                continue
             normalised = tuple(float(q) for q in value) if f.name == "quantiles" else float(value)
             object.__setattr__(self, f.name, normalised)
 

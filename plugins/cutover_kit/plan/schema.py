@@ -16,6 +16,42 @@ from cutover_kit.promql import COLORS, MEASURES, REQUIRED_MEASURES, template_pro
 from cutover_kit.routing import DEFAULT_ROUTER, GATEWAY_API_ROUTER, ROUTERS
 
 
+#: The rest of the "monitor closely" list, each relative to live blue in the same window
+#: (cutover_kit.vitals). Optional: null (the default) = measured and reported, not judged.
+WHOLE_LIST_LIMITS: dict[str, dict[str, Any]] = {
+    "min_throughput_ratio_vs_blue": {
+        "type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1,
+        "description": "Green's requests per second per percent of traffic it is given, at least this "
+                       "multiple of blue's (0.9: green serves >= 90 % of the traffic its weight sends it).",
+    },
+    "min_job_rate_ratio_vs_blue": {
+        "type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1,
+        "description": "Background jobs processed per request served, at least this multiple of blue's.",
+    },
+    "max_job_failure_ratio_delta_vs_blue": {
+        "type": ["number", "null"], "minimum": 0, "maximum": 1,
+        "description": "How much green's failed-job ratio may exceed blue's in the same window.",
+    },
+    "min_websocket_ratio_vs_blue": {
+        "type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1,
+        "description": "Open WebSocket connections per percent of traffic, at least this multiple of blue's.",
+    },
+    "max_memory_ratio_vs_blue": {
+        "type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 100,
+        "description": "Resident memory of all green's processes, at most this multiple of blue's.",
+    },
+    "max_cpu_per_request_ratio_vs_blue": {
+        "type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 100,
+        "description": "CPU seconds per request served (all the color's processes), at most this multiple of blue's.",
+    },
+    "max_db_statement_time_ratio_vs_blue": {
+        "type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 100,
+        "description": "Mean execution time of green's database statements (pg_stat_statements, its own "
+                       "role), at most this multiple of blue's.",
+    },
+}
+
+
 class PlanError(ValueError):
     """A plan file, plan dict or override is invalid; the message names the plan and the field."""
 
@@ -51,6 +87,7 @@ SLO_PROPERTIES: dict[str, dict[str, Any]] = {
         "type": "number", "exclusiveMinimum": 0, "maximum": 10,
         "description": "z-score of the confidence bound on error ratios (1.96 = 95 %).",
     },
+    **WHOLE_LIST_LIMITS,
 }
 
 _SLO_SCHEMA: dict[str, Any] = {
@@ -466,6 +503,9 @@ OVERRIDABLE_FIELDS: dict[str, dict[str, Any]] = {
         SLO_OVERRIDE_PREFIX + slo_field: _nullable(SLO_PROPERTIES[slo_field])
         for slo_field in ("max_error_ratio", "max_latency_ratio_vs_blue")
     },
+    # The whole-list limits are nullable already (null here too keeps the plan file's value).
+    **{SLO_OVERRIDE_PREFIX + slo_field: {**copy.deepcopy(fragment), "type": ["null", "number"]}
+       for slo_field, fragment in WHOLE_LIST_LIMITS.items()},
 }
 
 _OVERRIDES_SCHEMA: dict[str, Any] = {

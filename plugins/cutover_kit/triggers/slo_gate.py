@@ -26,6 +26,11 @@ reflex rollback runs; the line names the table, the column and a row id. Without
 probe checks agreement only, and the line says so. A probe that cannot read the database makes a
 healthy poll INCONCLUSIVE (it never excuses an SLO breach).
 
+The whole "monitor closely" list (cutover_kit.measure_vitals, cutover_kit.vitals): every poll also
+measures p50/p95/p99, jobs, WebSockets, memory, CPU and database statement time per color, judges
+the plan's optional limits on them with the SLOs, and names the route and the statement slowest on
+green vs blue (APM, informative) in the line and the event's ``measurements.whole_list``.
+
 Measurement errors (Prometheus down, timing out or refusing a query, several series, a
 non-number, a body that is not Prometheus JSON) make that poll INCONCLUSIVE with a reason naming
 the color, the measure and the query. Anything else that goes wrong inside the gate still ends it
@@ -88,6 +93,7 @@ from cutover_kit.slo import ColorWindow, Judgement, Verdict, judge_window
 if TYPE_CHECKING:  # psycopg2 stays out of DAG parsing: the probe is imported when a gate runs
     from cutover_kit.db.integrity_probe import IntegrityProbe
     from cutover_kit.hooks.error_tracking import ErrorTrackingHook
+    from cutover_kit.measure_vitals import WholeListMeter, WholeListReading
 
 
 class SLOGateTrigger(BaseTrigger):
@@ -170,6 +176,15 @@ class SLOGateTrigger(BaseTrigger):
         from cutover_kit.hooks.prometheus import PrometheusHook
 
         return PrometheusHook(self.prometheus_conn_id)
+
+    def _whole_list(self, plan: CutoverPlan) -> WholeListMeter:
+        """The gate's meter of the whole list, kept for its life: statement time is the difference
+        between its own readings of pg_stat_statements."""
+        if getattr(self, "_whole_list_meter", None) is None:
+            from cutover_kit.measure_vitals import connected_meter
+
+            self._whole_list_meter = connected_meter(plan.metrics, self.postgres_conn_id)
+        return self._whole_list_meter
 
     def _integrity_probe(self) -> IntegrityProbe:
         """The step's integrity probe: the shared database through its Connection, the rows since
@@ -316,24 +331,28 @@ class SLOGateTrigger(BaseTrigger):
             "resumed": True,
         }
 
-    def _measure(self, source: MetricsSource, plan: CutoverPlan, window: int) -> tuple[ColorWindow, ColorWindow]:
+    def _measure(self, source: MetricsSource, plan: CutoverPlan, window: int) -> tuple[ColorWindow, ColorWindow, WholeListReading]:
         quantiles, z = tuple(plan.slo.quantiles), plan.slo.confidence_z
-        return (measure_color(source, "green", window, quantiles, plan.metrics, z),
-                measure_color(source, "blue", window, quantiles, plan.metrics, z))
+        # Both colors and the rest of the whole list (cutover_kit.measure_vitals), queried at once.
+        return self._whole_list(plan).alongside(
+            lambda: measure_color(source, "green", window, quantiles, plan.metrics, z),
+            lambda: measure_color(source, "blue", window, quantiles, plan.metrics, z),
+            source, window, self.green_percent, quantiles, quantiles[0])
 
     async def _judge_once(self, source: MetricsSource, plan: CutoverPlan, baseline: ColorWindow | None) -> tuple[Judgement, dict]:
         window = judging_window_seconds(time.time() - self.weights_set_at, plan.window_seconds)
         try:
-            green, blue = await sync_to_async(self._measure)(source, plan, window)
+            green, blue, whole_list = await sync_to_async(self._measure)(source, plan, window)
         except MeasurementError as error:
             return Judgement(Verdict.INCONCLUSIVE, str(error)), {}
         judgement = judge_window(
             green, blue, plan.slo, min_requests=plan.min_requests, window_seconds=window, blue_baseline=baseline,
             judge_latency=plan.metrics.latency_available,
         )
+        judgement = self._whole_list(plan).judge(plan, whole_list, judgement)  # the plan's whole-list limits, APM
         judgement, tracking = await self._judge_error_tracking(plan, judgement, window)
         return judgement, {"window_seconds": window, "green": green.to_dict(), "blue": blue.to_dict(),
-                           **({"error_tracking": tracking} if tracking else {})}
+                           "whole_list": whole_list.to_dict(), **({"error_tracking": tracking} if tracking else {})}
 
     async def _probe_integrity(self, probe: IntegrityProbe | None) -> tuple[IntegrityJudgement | None, dict, str | None]:
         """(judgement or None when no probe runs, facts for the event, error text when it could not judge)."""
@@ -376,6 +395,8 @@ class SLOGateTrigger(BaseTrigger):
         finally:
             if probe is not None:
                 probe.close()
+            if getattr(self, "_whole_list_meter", None) is not None:
+                self._whole_list_meter.close()
 
     async def _poll(self, plan: CutoverPlan, source: MetricsSource, baseline: ColorWindow | None,
                     progress: GateProgress, probe: IntegrityProbe | None) -> dict[str, Any]:

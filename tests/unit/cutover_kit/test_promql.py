@@ -50,6 +50,34 @@ def test_the_real_apps_set_counts_green_s_own_and_forwarded_requests_and_each_ap
     assert metrics.render("green", "websocket_connections", 10) == 'sum(ws_connections_active{job="apps",color="green"})'
 
 
+def test_the_real_apps_set_measures_the_rest_of_the_whole_list_per_color():
+    metrics = MetricTemplates(load_metric_templates("sandbox_apps"), "sandbox_apps")
+    # Memory and CPU: every process of the color (blue's Puma and Sidekiq series add up).
+    assert metrics.render("blue", "memory_bytes", 10) == 'sum(process_resident_memory_bytes{job="apps",color="blue"})'
+    assert metrics.render("green", "cpu_cores", 10) == 'sum(rate(process_cpu_seconds_total{job="apps",color="green"}[10s]))'
+    # Green's forwarded requests, counted by blue too; Rails forwards nothing.
+    assert "http_forwarded_requests_total" in metrics.render("green", "forwarded_requests", 10)
+    assert metrics.render("blue", "forwarded_requests", 10) is None
+    # APM: one series per (method, route); Rails' `path` becomes `route`.
+    blue_routes = metrics.route_latency_quantile("blue", 0.95, 10)
+    assert blue_routes.startswith("histogram_quantile(0.95, sum by (le, method, route) (label_replace(")
+    assert '"route", "$1", "path", "(.*)"' in blue_routes and "[10s]" in blue_routes
+    assert "http_forward_duration_seconds_bucket" in metrics.route_latency_quantile("green", 0.95, 10)
+    # Vectors are not stage 1's one-series check.
+    assert not any(name.endswith("route_latency_buckets") for name, _ in metrics.checks(10, 0.95))
+
+
+@pytest.mark.parametrize("green_routes, message", [
+    (None, "route_latency_buckets is set for blue only"),
+    ("'sum by (le) (rate(h_bucket[{window}]))'", "green.route_latency_buckets must aggregate by \\(le, method, route\\)"),
+])
+def test_route_templates_come_in_pairs_and_keep_their_route(green_routes, message):
+    sets = load_metric_templates("sandbox_apps")
+    sets["green"] = {**sets["green"], "route_latency_buckets": None if green_routes is None else green_routes.strip("'")}
+    with pytest.raises(ValueError, match=message):
+        MetricTemplates(sets, "edited")
+
+
 def test_the_haproxy_set_reads_per_server_counters_and_declares_latency_unavailable():
     metrics = MetricTemplates(load_metric_templates("haproxy"), "haproxy")
     assert not metrics.latency_available and metrics.latency_quantile("green", 0.95, 10) is None

@@ -18,6 +18,14 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
     ("Halt at 25 %: green 5xx 3.0 % vs blue 0.1 % (> +0.5 pp) over 10 s, 400 requests (2 breaches in a row)",
      "rollback.md#error-rate"),
     ("Halt at 50 %: green p95 180 ms vs blue 20 ms (x9.00 > x1.5) (2 breaches in a row)", "rollback.md#latency"),
+    ("Halt at 25 %: green memory 412 MiB > 1.5 x blue 210 MiB; APM, slowest vs blue: GET /api/users/{id} p95 29 ms "
+     "vs 20 ms (x1.46) (2 breaches in a row)", "rollback.md#whole-list-limit"),
+    ("Halt at 5 %: green job rate 0.10 jobs/request < 0.9 x blue 0.30 jobs/request (2 breaches in a row)",
+     "rollback.md#whole-list-limit"),
+    ("Halt at 50 %: green failed jobs 33.3 % vs blue 0.0 % (> +2.0 pp, 90 green jobs) (2 breaches in a row)",
+     "rollback.md#whole-list-limit"),
+    ("Halt at 50 %: green 5xx 3.0 % > 1.0 %; green CPU 15.00 ms CPU/request > 2 x blue 5.00 ms CPU/request",
+     "rollback.md#error-rate"),
     # Two causes: the first one the judge names wins.
     ("Halt at 50 %: green p95 180 ms vs blue 20 ms (x9.00 > x1.5); green 5xx 3.0 % > 1.0 %", "rollback.md#latency"),
     ("Halt at 5 %: green is down (metrics target not answering) (2 breaches in a row)", "rollback.md#app-down"),

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from cutover_kit.plan import DEFAULT_PLANS_DIR, load_plan
+from cutover_kit.plan.schema import WHOLE_LIST_LIMITS
 from cutover_kit.scenario import (
     SCENARIO_SCHEMA,
     Fault,
@@ -100,7 +101,10 @@ def test_shipped_scenarios_say_what_they_test(
     # Faults that arrive during the traffic steps use the plan with lighter stages 6 and 7.
     during_traffic = any(fault.at_stage and fault.at_stage.startswith("traffic_") for fault in faults) and not any(
         fault.fault == "insecure" for fault in faults)
-    assert scenario.plan == load_plan("rehearsal-traffic" if during_traffic else "rehearsal"), name
+    # The happy control run also sets every whole-list limit (loose), so each is judged at every step.
+    assert scenario.plan == load_plan("rehearsal-traffic" if during_traffic else "rehearsal", scenario.overrides), name
+    if name == "happy":
+        assert all(getattr(scenario.plan.slo, limit) is not None for limit in WHOLE_LIST_LIMITS)
     assert scenario.expect_outcome == outcome
     assert scenario.expect_reason_contains == reason
     assert list(scenario.faults) == faults

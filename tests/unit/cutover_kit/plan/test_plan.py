@@ -372,6 +372,10 @@ def test_overridable_fields_are_exactly_the_documented_ones() -> None:
         "steps", "bake_seconds", "step_timeout_seconds", "window_seconds", "min_requests",
         "consecutive_breaches", "standby_seconds", "slo_max_error_ratio",
         "slo_max_latency_ratio_vs_blue", "flag_backend",
+        # the whole-list limits (cutover_kit.vitals)
+        "slo_min_throughput_ratio_vs_blue", "slo_min_job_rate_ratio_vs_blue", "slo_max_job_failure_ratio_delta_vs_blue",
+        "slo_min_websocket_ratio_vs_blue", "slo_max_memory_ratio_vs_blue", "slo_max_cpu_per_request_ratio_vs_blue",
+        "slo_max_db_statement_time_ratio_vs_blue",
     }
 
 

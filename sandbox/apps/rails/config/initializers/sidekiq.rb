@@ -16,5 +16,6 @@ Sidekiq.configure_server do |config|
   config.on(:startup) do
     Cutover::Metrics.precreate_jobs(queue: OrderConfirmationJob.get_sidekiq_options["queue"].to_s,
                                     worker: OrderConfirmationJob.name)
+    Cutover::Metrics.sample_process # the worker's memory and CPU, for blue's per-color totals
   end
 end

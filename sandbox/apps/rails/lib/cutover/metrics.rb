@@ -40,6 +40,43 @@ module Cutover
       def dir(role) = Env.metrics_dir(role)
 
       # --- web (Puma) -------------------------------------------------------------------------
+      # Memory and CPU under the standard process collector's names (prom-client and the Python
+      # client export them too). The worker's carry process="worker", so the two processes of blue
+      # are two series that add up to the color's total (the gate compares colors' totals: green is
+      # one Node process running its job worker, blue is Puma plus Sidekiq). CPU is a counter,
+      # advanced by the CPU the process used since it was last counted.
+      def define_process_metrics(name, labels)
+        @process_labels = labels
+        @rss = registry.gauge(:process_resident_memory_bytes, "Resident memory of the #{name} process", {}, :livesum)
+        @cpu = registry.counter(:process_cpu_seconds_total, "User and system CPU time of the #{name} process")
+        @cpu_counted = 0.0
+        @cpu_lock = Mutex.new
+      end
+
+      def resident_bytes
+        File.read("/proc/self/statm").split[1].to_i * 4096
+      rescue SystemCallError
+        nil
+      end
+
+      def process_cpu_seconds = Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID)
+
+      # The worker has no scrape of its own (GET /metrics is the web process's): a thread counts
+      # its memory and CPU every `interval` seconds.
+      def sample_process(interval: 1.0)
+        Thread.new do
+          loop do
+            refresh_process(rss_bytes: resident_bytes, cpu_seconds: process_cpu_seconds)
+            sleep interval
+          end
+        end
+      end
+
+      def refresh_process(rss_bytes:, cpu_seconds:)
+        @rss.set(@process_labels, rss_bytes) unless rss_bytes.nil?
+        count_cpu(cpu_seconds) unless cpu_seconds.nil?
+      end
+
       def define_web_metrics
         @requests = registry.counter(:http_server_requests_total,
                                      "HTTP requests answered, by status code, method and Rails route")
@@ -54,12 +91,7 @@ module Cutover
         @queue_size = registry.gauge(:sidekiq_queue_size, "Jobs waiting in the queue, at scrape time", {}, :max)
         @cable_connections = registry.gauge(:actioncable_connections, "Open Action Cable WebSocket connections",
                                             {}, :livesum)
-        @rss = registry.gauge(:process_resident_memory_bytes, "Resident memory of the web process", {}, :livesum)
-        # The standard process collector's name (prom-client and the Python client export it too):
-        # a counter, advanced at scrape time by the CPU the process used since the last scrape.
-        @cpu = registry.counter(:process_cpu_seconds_total, "User and system CPU time of the web process")
-        @cpu_counted = 0.0
-        @cpu_lock = Mutex.new
+        define_process_metrics("web", {})
         @info = registry.gauge(:app_info, "Always 1; identifies the color, runtime and versions of this app",
                                {}, :max)
       end
@@ -91,8 +123,7 @@ module Cutover
           @queue_size.set({ queue: name }, stats.fetch(:size))
         end
         @cable_connections.set({}, cable_connections) unless cable_connections.nil?
-        @rss.set({}, rss_bytes) unless rss_bytes.nil?
-        count_cpu(cpu_seconds) unless cpu_seconds.nil?
+        refresh_process(rss_bytes: rss_bytes, cpu_seconds: cpu_seconds)
       end
 
       # Two scrapes at once (Puma threads) must not count the same CPU time twice.
@@ -101,7 +132,7 @@ module Cutover
           used = cpu_seconds - @cpu_counted
           next unless used.positive?
 
-          @cpu.increment({}, used)
+          @cpu.increment(@process_labels, used)
           @cpu_counted = cpu_seconds
         end
       end
@@ -113,6 +144,7 @@ module Cutover
         @job_duration = registry.histogram(:sidekiq_job_duration_seconds, "Time a job ran", {}, JOB_BUCKETS)
         @job_queue_latency = registry.histogram(:sidekiq_job_queue_latency_seconds,
                                                 "Time from enqueued to started, per job", {}, JOB_BUCKETS)
+        define_process_metrics("worker", { process: "worker" })
       end
 
       def precreate_jobs(queue:, worker:)

@@ -24,6 +24,15 @@ class MetricsTest < Minitest::Test
     assert_includes Cutover::Metrics.exposition, "process_cpu_seconds_total 2"
   end
 
+  def test_worker_memory_and_cpu_are_their_own_series_beside_the_web_process
+    Cutover::Metrics.setup("worker")
+    Cutover::Metrics.refresh_process(rss_bytes: 50 * 1024 * 1024, cpu_seconds: 0.5)
+    Cutover::Metrics.refresh_process(rss_bytes: 60 * 1024 * 1024, cpu_seconds: 1.5)
+    text = Cutover::Metrics.exposition
+    assert_includes text, 'process_resident_memory_bytes{process="worker"} 62914560'
+    assert_includes text, 'process_cpu_seconds_total{process="worker"} 1.5'
+  end
+
   def test_worker_counts_jobs_processed_and_failed
     Cutover::Metrics.setup("worker")
     Cutover::Metrics.precreate_jobs(queue: "default", worker: "OrderConfirmationJob")
