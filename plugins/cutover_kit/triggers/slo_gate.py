@@ -401,6 +401,7 @@ class SLOGateTrigger(BaseTrigger):
     async def _poll(self, plan: CutoverPlan, source: MetricsSource, baseline: ColorWindow | None,
                     progress: GateProgress, probe: IntegrityProbe | None) -> dict[str, Any]:
         integrity: dict[str, Any] = {}
+        alerts: AlertCheck | None = None  # the last poll's word from Alertmanager, for the event
         while True:
             stop, state_error = await self._emergency_stop()
             elapsed = time.time() - self.gate_started_at
@@ -472,6 +473,8 @@ class SLOGateTrigger(BaseTrigger):
         }
         if integrity:
             event["integrity"] = integrity
+        if alerts is not None:
+            event["alerts"] = alerts.to_dict()
         if stop is not None:
             event["emergency_stop"] = stop.to_json()
         return {**event, **self._event_extras()}

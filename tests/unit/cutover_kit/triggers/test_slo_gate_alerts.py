@@ -50,6 +50,7 @@ def test_a_critical_green_alert_halts_at_once_naming_it_and_rolls_back(prometheu
     assert event["line"].startswith("Halt at 25 %: critical alert firing for green: ErrorBudgetBurnFast (green burns")
     assert "rollback.md#critical-alert-firing" in event["line"]
     assert trigger.rollbacks == ["failed"]
+    assert event["alerts"]["consulted"] and event["alerts"]["judgement"]["verdict"] == "FAIL"  # in the gate's XCom
 
 
 def test_an_unreadable_alertmanager_never_promotes(prometheus, answers):
@@ -73,3 +74,5 @@ def test_without_the_connection_alerts_are_not_consulted_and_the_line_says_so(pr
     event = run(gate(prometheus(answers.healthy()), alerts=never, configured=False, healthy_before=3.0))
     assert event["status"] == "success"
     assert "alerts not consulted (no Connection 'alertmanager_default')" in event["line"]
+    assert event["alerts"] == {"consulted": False, "judgement": None, "error": None,
+                               "note": "alerts not consulted (no Connection 'alertmanager_default')"}
