@@ -2,8 +2,10 @@
 
 - No Connection configured: the gate judges as before and its line says alerts were not consulted.
 - An active critical alert for green: FAIL, and the gate halts at once (no consecutive-breach
-  wait). An alert rule already waited out its own noise: its ``for:`` clause and its windows
-  (a burn-rate page needs both the long and the short window over the threshold). Waiting
+  wait). An alert rule already waited out its own noise: its ``for:`` clause, its windows
+  (a burn-rate page needs both the long and the short window over the threshold) and, for the
+  10 s pages of include/prometheus/rules/cutover.yml, evidence floors matching this package's
+  judge (a Wilson lower bound and error/request counts; 100 samples per p95). Waiting
   ``consecutive_breaches`` more polls would add seconds of user-facing errors and no evidence.
 - Alertmanager unreadable (down, timeout, an answer not in the v2 shape): a PASS becomes
   INCONCLUSIVE (a gate never passes on an unknown); it never excuses a breach the SLOs found.
