@@ -50,7 +50,7 @@ def test_releases_filter_by_extra_terms(tracker):
 
 def test_a_token_is_sent_as_bearer_and_a_missing_organization_is_named(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_SENTRY_PROD", json.dumps({"conn_type": "http", "host": "https://sentry.example.com",
-                                                                "password": "t0ken", "extra": {"organization": "acme"}}))
+                                                                "password": "t0ken", "extra": {"organization": "acme"}}))  # pragma: allowlist secret
     assert ErrorTrackingHook("sentry_prod").session.headers["Authorization"] == "Bearer t0ken"
     monkeypatch.setenv("AIRFLOW_CONN_SENTRY_BAD", json.dumps({"conn_type": "http", "host": "127.0.0.1"}))
     with pytest.raises(ErrorTrackingError, match="'sentry_bad' has no extra.organization"):
