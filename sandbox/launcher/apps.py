@@ -94,7 +94,7 @@ class Apps:
             "RAILS_MAX_THREADS": str(BLUE_PUMA_THREADS),
             "RAILS_LOG_TO_STDOUT": "1",
             # The `release` field of every log line (docs/observability.md "Log lines").
-            "APP_RELEASE": f"rails@{self._source_version(self.rails_dir)}",
+            "APP_RELEASE": self._app_release("blue"),
             **self._sentry_env("blue"),
         })
         return env
@@ -114,7 +114,7 @@ class Apps:
         env["SANDBOX_REDIS_URL"] = self.redis_url
         env["SANDBOX_FLAG_BACKEND"] = cfg.flag_backend
         env["SANDBOX_FLAGS_FILE"] = str(cfg.flags_file)
-        env["APP_RELEASE"] = f"typescript@{self._source_version(self.typescript_dir)}"
+        env["APP_RELEASE"] = self._app_release("green")
         env.update(self._unleash_app_env())
         env.update(self._sentry_env("green"))
         # Green forwards Rails-flagged requests to blue; the pidfile names the state dir in argv.

@@ -60,13 +60,18 @@ class SentryReceiverComponent:
         self._wait_ready("sentry receiver", lambda: http_ok(f"http://{cfg.host}:{cfg.sentry_port}/healthz"),
                          self._log_path("sentry"), pid)
 
+    def _app_release(self, color: str) -> str:
+        """The release a color reports with, the same in its log lines (APP_RELEASE) and its error
+        events (SENTRY_RELEASE), so a log excerpt and a tracker event of one halt name one release."""
+        directory = self.rails_dir if color == "blue" else self.typescript_dir
+        return f"{color}@{self._source_version(directory)}"
+
     def _sentry_env(self, color: str) -> dict[str, str]:
         """What an app reports its exceptions with: its project's DSN, its release (color@source
         version), the environment. Set explicitly, so a DSN in the caller's shell never leaks in."""
-        directory = self.rails_dir if color == "blue" else self.typescript_dir
         env = {
             "SENTRY_DSN": sentry_dsn(self.config.host, self.config.sentry_port, color),
-            "SENTRY_RELEASE": f"{color}@{self._source_version(directory)}",
+            "SENTRY_RELEASE": self._app_release(color),
             "SENTRY_ENVIRONMENT": SENTRY_ENVIRONMENT,
         }
         if color == "green":  # sentry-rails 5.3 could trace too; left at 0 (docs/observability.md)
