@@ -43,7 +43,7 @@ def airflow_sentry_environment(env: dict[str, str] | None = None, sentry_sdk_ins
     """[sentry] sentry_on / sentry_dsn (Airflow 3.2's names) for the sandbox receiver on
     SANDBOX_SENTRY_PORT, or nothing when sentry-sdk is not installed: with sentry_on, Airflow's task
     runner imports sentry_sdk, and every task would die on the ImportError. The project's lock
-    does not carry sentry-sdk today (docs/observability.md), so this switches on where it is added."""
+    carries sentry-sdk; the check keeps a venv built before it was added working."""
     env = os.environ if env is None else env
     if sentry_sdk_installed is None:
         sentry_sdk_installed = importlib.util.find_spec("sentry_sdk") is not None
