@@ -1,6 +1,6 @@
 -- 20261126000001 down: remove the TypeScript shape; the Rails shape is left exactly as blue needs it.
 --
--- Applied by cutover_kit.db.migrations inside ONE transaction with lock_timeout = 2s (by hand:
+-- Applied by cutover_kit.db.migrations inside ONE transaction with lock_timeout = 200ms (by hand:
 -- psql -1 -v ON_ERROR_STOP=1 -f <this file>). Drain green first: it needs these columns.
 -- Nothing is lost: while the expand was live, the triggers wrote every change into the legacy
 -- columns too, including rows green inserted without amount_cents/status. Dropping a column is

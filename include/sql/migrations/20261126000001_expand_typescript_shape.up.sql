@@ -1,6 +1,6 @@
 -- 20261126000001 expand: add the TypeScript rewrite's shape NEXT TO the Rails one (expand/contract).
 --
--- Applied by cutover_kit.db.migrations inside ONE transaction with lock_timeout = 2s (also
+-- Applied by cutover_kit.db.migrations inside ONE transaction with lock_timeout = 200ms (also
 -- runnable by hand: psql -1 -v ON_ERROR_STOP=1 -f <this file>). Every statement is catalog-only
 -- or reads rows without rewriting them, so the exclusive locks are held for milliseconds:
 -- ADD COLUMN without a default (or with a constant one) does not rewrite the table.

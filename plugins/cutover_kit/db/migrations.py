@@ -7,9 +7,14 @@ bookkeeping (insert / delete their version row), so a human can apply one with `
 
 Guarantees of :func:`migrate_up` / :func:`migrate_down`:
 
-* one transaction per call, with ``SET lock_timeout = '2s'``: a migration waiting behind an app's
-  lock gives up after 2 s instead of queueing every app query behind it (retried ``attempts``
-  times, then MigrationError); an advisory lock serialises concurrent runners;
+* one transaction per call, with ``SET lock_timeout = '200ms'``: a migration waiting behind an
+  app's lock gives up after 200 ms instead of queueing every app query behind it (retried
+  ``attempts`` times, then MigrationError); an advisory lock serialises concurrent runners. The
+  timeout is below PostgreSQL's ``deadlock_timeout`` (1 s) on purpose: when a migration and an
+  app transaction wait for each other, the session that waited longest runs the deadlock check
+  and is killed, and with 2 s that was an app's INSERT (seen in a rehearsal: Rails' order
+  validation read ``users``, the migration held ``orders`` and wanted ``users``; the user got a
+  500). At 200 ms the migration always gives up first, and only the migration retries;
 * a version guard: the database must be at ``expected_current``, otherwise nothing is changed and
   MigrationError says "database is at version X, expected Y before applying Z";
 * idempotent on retry: asking for the state the database is already in is a no-op
@@ -24,6 +29,7 @@ written meanwhile in step, and every batch only fills columns that are still NUL
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -40,7 +46,7 @@ from cutover_kit.db.schema_versions import BASE_VERSION, EXPAND_VERSION  # noqa:
 from cutover_kit.paths import REPO_ROOT
 
 MIGRATIONS_DIR = REPO_ROOT / "include" / "sql" / "migrations"
-LOCK_TIMEOUT = "2s"
+LOCK_TIMEOUT = "200ms"  # < deadlock_timeout (1 s): a deadlock with an app always costs the migration, never the app
 STATEMENT_TIMEOUT = "60s"
 # Any constant works; it only has to be the same for every runner.
 ADVISORY_LOCK_KEY = 726_118_402_001
@@ -140,7 +146,7 @@ def _applied_versions(cur: psycopg2.extensions.cursor) -> set[str]:
 
 
 def migrate_up(dsn: str, target_version: str, expected_current: str, *, migrations_dir: Path | str = MIGRATIONS_DIR,
-               attempts: int = 3) -> MigrationReport:
+               attempts: int = 10) -> MigrationReport:
     """Apply every migration after `expected_current` up to `target_version`, in one transaction."""
     migrations = list_migrations(migrations_dir)
     _require_known(migrations, target_version)
@@ -162,7 +168,7 @@ def migrate_up(dsn: str, target_version: str, expected_current: str, *, migratio
 
 
 def migrate_down(dsn: str, version: str, expected_current: str, *, migrations_dir: Path | str = MIGRATIONS_DIR,
-                 attempts: int = 3) -> MigrationReport:
+                 attempts: int = 10) -> MigrationReport:
     """Revert migration `version` (and any applied after it, newest first), in one transaction."""
     migrations = list_migrations(migrations_dir)
     _require_known(migrations, version)
@@ -237,7 +243,9 @@ def _in_transaction(dsn: str, direction: str, version: str,
             conn.rollback()
             cause = error.cause if isinstance(error, _Failed) else error
             if isinstance(cause, _RETRYABLE) and attempt < attempts:
-                time.sleep(0.5 * attempt)
+                # Short, growing, jittered: two runners or a steady stream of app writes do not
+                # meet again in lockstep. The whole budget of the default 10 attempts is ~7 s.
+                time.sleep(min(1.0, 0.1 * attempt) * random.uniform(0.5, 1.5))
                 continue
             if isinstance(cause, psycopg2.errors.LockNotAvailable):
                 raise MigrationError(f"migrate {direction} {version}: a table stayed locked by other sessions for "
@@ -279,7 +287,7 @@ BACKFILL_STEPS: dict[str, tuple[str, str]] = {
 }
 
 
-def backfill(dsn: str, batch_size: int = 5000, max_batches: int | None = None, *, attempts: int = 5) -> BackfillReport:
+def backfill(dsn: str, batch_size: int = 5000, max_batches: int | None = None, *, attempts: int = 10) -> BackfillReport:
     """Fill the expand's new columns of existing rows, `batch_size` ids per short transaction.
 
     Stops after `max_batches` batches if given (re-run to continue; ``report.remaining`` says how
