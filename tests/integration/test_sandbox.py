@@ -506,7 +506,7 @@ def test_cli_status_and_env_describe_the_running_sandbox(sandbox: Sandbox, sandb
     status = cli("status")
     assert status.returncode == 0 and all(json.loads(status.stdout).values()), status.stdout + status.stderr
     # The file flag backend (the default) runs no unleash-server.
-    assert set(json.loads(status.stdout)) == {"postgres", "redis", "webhooks", "alertmanager", "blue_worker", "blue", "green",
+    assert set(json.loads(status.stdout)) == {"postgres", "redis", "webhooks", "alertmanager", "sentry", "blue_worker", "blue", "green",
                                               "haproxy", "prometheus"}
     lines = cli("env").stdout.splitlines()
     exported = {}
@@ -519,7 +519,8 @@ def test_cli_status_and_env_describe_the_running_sandbox(sandbox: Sandbox, sandb
                              ("prometheus_default", "haproxy_default", "postgres_default", "redis_default",
                               "app_blue", "app_green", "app_router", "flagd_default",
                               "app_blue_loadtest", "app_green_loadtest",
-                              "smoke_webhook", "cutover_notifications", "alertmanager_default")}
+                              "smoke_webhook", "cutover_notifications", "alertmanager_default",
+                              "error_tracking_default", "app_logs_blue", "app_logs_green")}
     assert exported["AIRFLOW_CONN_FLAGD_DEFAULT"]["extra"]["path"] == str(sandbox.config.flags_file)
 
 
@@ -534,7 +535,7 @@ def test_up_and_down_are_idempotent_and_leave_no_process(sandbox: Sandbox, no_le
     assert all(sandbox.status().values())
 
     stopped = sandbox.down()
-    assert set(stopped) == {"postgres", "redis", "webhooks", "alertmanager", "blue_worker", "blue", "green", "haproxy",
+    assert set(stopped) == {"postgres", "redis", "webhooks", "alertmanager", "sentry", "blue_worker", "blue", "green", "haproxy",
                             "prometheus"}
     no_leftovers(sandbox.config)
     assert not any(sandbox.status().values())

@@ -342,7 +342,8 @@ def test_up_again_only_verifies_and_down_stops_unleash(unleash_sandbox: Sandbox,
     again = unleash_sandbox.up()
     assert {name: info["pid"] for name, info in again["components"].items()} == pids
     stopped = unleash_sandbox.down()
-    assert set(stopped) == {"postgres", "redis", "unleash", "blue_worker", "blue", "green", "haproxy", "prometheus"}
+    assert set(stopped) == {"postgres", "redis", "unleash", "webhooks", "alertmanager", "sentry", "blue_worker", "blue", "green",
+                            "haproxy", "prometheus"}
     no_leftovers(unleash_sandbox.config)  # no node process, nothing on the Unleash port
-    assert unleash_sandbox.status() == dict.fromkeys(("postgres", "redis", "unleash", "blue_worker", "blue", "green", "haproxy",
-                                                      "prometheus"), False)
+    assert unleash_sandbox.status() == dict.fromkeys(("postgres", "redis", "unleash", "webhooks", "alertmanager", "sentry",
+                                                      "blue_worker", "blue", "green", "haproxy", "prometheus"), False)
