@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from sandbox.served_in_thread import ServedInThread
+
 MAX_BODY_BYTES = 20 * 1024 * 1024  # Sentry's own envelope limit is 200 MB; SDK events are KBs
 COLOR_TAG = "color"
 GROUP_FIELDS = ("error.type", "release", "environment", "project.id")
@@ -347,8 +349,10 @@ def query_events(events: list[ReceivedEvent], params: dict[str, list[str]]) -> d
 # ------------------------------------------------------------------------------------- server
 
 
-class SentryReceiver:
+class SentryReceiver(ServedInThread):
     """``with SentryReceiver(out=path) as sentry: ... sentry.events()``; also the sandbox component."""
+
+    THREAD_NAME = "sentry-receiver"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, out: Path | None = None) -> None:
         self._out = out
@@ -509,24 +513,6 @@ class SentryReceiver:
         """The DSN an SDK reports to project ``project_id`` of this receiver with."""
         host, port = self._server.server_address[:2]
         return f"http://{public_key}@{host}:{port}/{project_id}"
-
-    def start(self) -> SentryReceiver:
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="sentry-receiver", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-
-    def __enter__(self) -> SentryReceiver:
-        return self.start()
-
-    def __exit__(self, *_: Any) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

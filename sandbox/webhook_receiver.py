@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from sandbox.served_in_thread import ServedInThread
+
 MAX_BODY_BYTES = 1024 * 1024
 READBACK_PATH = "/received"
 HEALTH_PATH = "/healthz"
@@ -69,8 +71,10 @@ def select_received(entries: list[dict[str, Any]], path_prefix: str = "", since:
     return selected
 
 
-class WebhookReceiver:
+class WebhookReceiver(ServedInThread):
     """``with WebhookReceiver() as hooks: ... hooks.received`` (list of {path, headers, body})."""
+
+    THREAD_NAME = "webhook-receiver"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, out: Path | None = None, status: int = 200,
                  echo: bool = False) -> None:
@@ -164,24 +168,6 @@ class WebhookReceiver:
         with self._arrived:
             self._arrived.wait_for(lambda: len(self.received) >= count, timeout=timeout)
             return list(self.received)
-
-    def start(self) -> WebhookReceiver:
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="webhook-receiver", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *_: Any) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
